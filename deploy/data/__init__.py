@@ -1,0 +1,1 @@
+"""Datasets from the local data folder (never downloaded) and their spike encodings."""

@@ -1,0 +1,225 @@
+"""The one place that runs Lava networks: always stopped, bounded in time, worker errors surfaced.
+
+lava-nc 0.10.0's own lifecycle has sharp edges (docs/stack.md, section 5): ``stop()`` waits forever after
+an exception inside a ProcessModel or a terminal Ctrl-C, ``run()`` waits forever when a model in the
+middle of a pipeline dies, a started runtime that is never stopped hangs the interpreter at exit, and a
+SIGTERM of the parent orphans the workers and leaks ``/dev/shm``. This module avoids each of them:
+
+* workers are forked with SIGINT ignored (only the parent handles Ctrl-C) and with
+  ``PR_SET_PDEATHSIG`` so that they die with the parent;
+* runs are started non-blocking and waited for by polling, which notices dead workers and timeouts;
+* stopping uses Lava's handshake only when every worker is alive, else terminates the survivors;
+* every runtime started here is stopped on exit from :func:`lava_session` and, as a last resort, at
+  interpreter exit.
+
+Call from the main thread (signal handlers and the parent-death signal are per thread).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+_live_processes: weakref.WeakSet = weakref.WeakSet()
+_fork_hook_registered = False
+
+
+class LavaRunError(RuntimeError):
+    """A Lava run failed; the network has been stopped and its workers cleaned up."""
+
+
+class LavaModelError(LavaRunError):
+    """A Lava worker (ProcessModel or runtime service) died; carries the worker's traceback."""
+
+
+class LavaTimeoutError(LavaRunError):
+    """A Lava run did not finish within its time limit."""
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _register_fork_hook() -> None:
+    global _fork_hook_registered
+    if not _fork_hook_registered and sys.platform.startswith("linux"):
+        os.register_at_fork(after_in_child=_die_with_parent)
+        _fork_hook_registered = True
+
+
+def _runtime(proc: Any):
+    return getattr(proc, "_runtime", None)
+
+
+def _actors(proc: Any) -> list:
+    runtime = _runtime(proc)
+    infrastructure = getattr(runtime, "_messaging_infrastructure", None) if runtime else None
+    return list(infrastructure.actors) if infrastructure is not None else []
+
+
+def _alive(actor: Any) -> bool:
+    try:
+        return actor.exitcode is None
+    except ValueError:  # already closed by Lava
+        return False
+
+
+def worker_exceptions(proc: Any) -> list[tuple[BaseException, str]]:
+    """(exception, traceback text) of every worker that raised; Lava itself only logs these at INFO."""
+    found = []
+    for actor in _actors(proc):
+        try:
+            exc = actor.exception
+        except (ValueError, OSError):  # its pipe is already closed
+            exc = None
+        if exc:
+            found.append(exc)
+    return found
+
+
+def _model_error(proc: Any, what: str) -> LavaModelError:
+    errors = worker_exceptions(proc)
+    if not errors:
+        return LavaModelError(f"{what}: a Lava worker process died without reporting an exception")
+    summary = "; ".join(repr(exc) for exc, _ in errors)
+    return LavaModelError(f"{what}: {summary}\n--- worker traceback ---\n{errors[0][1]}")
+
+
+def stop(proc: Any) -> None:
+    """Stop ``proc``'s runtime whatever state it is in; a no-op when it was never started or is stopped."""
+    runtime = _runtime(proc)
+    if runtime is None or getattr(runtime, "_messaging_infrastructure", None) is None:
+        return
+    _live_processes.discard(proc)
+    actors = _actors(proc)
+    if not runtime._is_started and not any(_alive(a) for a in actors):
+        return
+    if runtime._is_started and not runtime._is_running and all(_alive(a) for a in actors):
+        proc.stop()  # Lava's normal STOP/TERMINATED handshake
+        return
+    _terminate(proc, actors)
+
+
+def _terminate(proc: Any, actors: list) -> None:
+    """Kill the workers and release shared memory without the handshake (which would wait forever)."""
+    for actor in actors:
+        if _alive(actor):
+            actor.terminate()
+    for actor in actors:
+        with contextlib.suppress(ValueError, AssertionError):
+            actor.join(timeout=5)
+            if _alive(actor):
+                actor.kill()
+    runtime = _runtime(proc)
+    runtime._is_started = False
+    runtime._is_running = False
+    with contextlib.suppress(Exception):
+        proc.stop()  # with _is_started False this only shuts down the message infrastructure
+    with contextlib.suppress(Exception):
+        runtime._messaging_infrastructure.stop()
+
+
+def _wait(proc: Any, timeout_s: float | None, what: str) -> None:
+    runtime = _runtime(proc)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    poll_s = 1e-4
+    while True:
+        if any(port.probe() for port in runtime.service_to_runtime):
+            try:
+                proc.wait()  # a reply is waiting: let Lava consume it (raises on worker errors)
+            except RuntimeError as exc:
+                raise _model_error(proc, what) from exc
+            return
+        if not all(_alive(a) for a in _actors(proc)):
+            raise _model_error(proc, what)
+        if deadline is not None and time.monotonic() > deadline:
+            raise LavaTimeoutError(f"{what}: no result after {timeout_s:g} s; the run was stopped")
+        time.sleep(poll_s)
+        poll_s = min(poll_s * 2, 0.02)
+
+
+@contextlib.contextmanager
+def _ignore_sigint_while_forking() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_steps(
+    proc: Any,
+    num_steps: int,
+    run_cfg: Any,
+    *,
+    timeout_s: float | None = 600.0,
+    stop_after: bool = True,
+    what: str = "Lava run",
+) -> None:
+    """Run ``num_steps`` time steps of the network that ``proc`` belongs to.
+
+    On any error (including Ctrl-C and the timeout) the network is stopped before the exception
+    propagates. With ``stop_after=False`` the runtime stays up so that Vars can be read; use
+    :func:`lava_session` to guarantee the final stop.
+    """
+    from lava.magma.core.run_conditions import RunSteps
+
+    _register_fork_hook()
+    try:
+        with _ignore_sigint_while_forking():
+            proc.run(condition=RunSteps(num_steps=num_steps, blocking=False), run_cfg=run_cfg)
+        _live_processes.add(proc)
+        _wait(proc, timeout_s, what)
+    except BaseException:
+        stop(proc)
+        raise
+    if stop_after:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def lava_session(proc: Any) -> Iterator[Any]:
+    """``with lava_session(net): run_steps(net, ..., stop_after=False); read Vars`` - always stopped."""
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+@atexit.register
+def _stop_forgotten_runtimes() -> None:
+    for proc in list(_live_processes):
+        with contextlib.suppress(Exception):
+            stop(proc)
+
+
+def lava_worker_processes() -> list:
+    """Live child processes of this interpreter that Lava started (excluding multiprocessing's tracker)."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    return [c for c in children if _is_lava_worker(c)]
+
+
+def _is_lava_worker(child: Any) -> bool:
+    try:
+        cmdline = " ".join(child.cmdline())
+        return child.is_running() and child.status() != "zombie" and "resource_tracker" not in cmdline
+    except Exception:  # vanished while we looked
+        return False

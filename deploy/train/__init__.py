@@ -1,0 +1,1 @@
+"""SLAYER training: loop, checkpoints, resume, evaluation, DistributedDataParallel."""

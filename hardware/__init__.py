@@ -1,0 +1,1 @@
+"""Resource estimation against edge-hardware budgets (Loihi 2 first)."""
