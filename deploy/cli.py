@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "estimate": ("snndeploy.hardware.cli:estimate", "Estimate neurons, synapses, cores, energy on Loihi 2 and others."),
     "simulate": ("snndeploy.simulate:simulate", "Run the exported Lava network on the CPU backend."),
     "deploy": ("snndeploy.target:deploy", "Run on Loihi 2 (lava-loihi) or write a job bundle for INRC."),
-    "pipeline": ("snndeploy.pipeline:pipeline", "Train/import, prune, export, verify, simulate and estimate in one go."),
+    "pipeline": ("snndeploy.pipeline:pipeline", "Train or import, prune, export, verify, simulate, estimate."),
     "compare": ("snndeploy.pipeline:compare", "Put several pipeline runs side by side."),
 }
 

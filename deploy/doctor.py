@@ -110,7 +110,7 @@ def _human(report: dict[str, Any]) -> str:
     lines += [f"  {k:12s} {v or 'not installed'}" for k, v in report["versions"].items()]
     compat = report["compat"]
     lines.append("compatibility fixes:")
-    lines.append(f"  var_model dataclass defaults: "
+    lines.append("  var_model dataclass defaults: "
                  + (f"{compat['var_model_patched']} rewritten" if compat["var_model_fix_needed"]
                     else "not needed on this Python"))
     lines.append(f"  lava-dl object_detection: {compat['object_detection'] or 'not imported'}"
