@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import multiprocessing
 import os
 import signal
 import sys
@@ -32,6 +33,7 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1
 _live_processes: weakref.WeakSet = weakref.WeakSet()
 _fork_hook_registered = False
+_exit_handler_registered = False
 
 
 class LavaRunError(RuntimeError):
@@ -119,10 +121,12 @@ def _terminate(proc: Any, actors: list) -> None:
         if _alive(actor):
             actor.terminate()
     for actor in actors:
+        # Lava's SystemProcess.join() has no timeout (and closes the process); wait through the base class.
         with contextlib.suppress(ValueError, AssertionError):
-            actor.join(timeout=5)
+            multiprocessing.Process.join(actor, 5)
             if _alive(actor):
                 actor.kill()
+                multiprocessing.Process.join(actor, 5)
     runtime = _runtime(proc)
     runtime._is_started = False
     runtime._is_running = False
@@ -181,6 +185,7 @@ def run_steps(
     from lava.magma.core.run_conditions import RunSteps
 
     _register_fork_hook()
+    _register_exit_handler()
     try:
         with _ignore_sigint_while_forking():
             proc.run(condition=RunSteps(num_steps=num_steps, blocking=False), run_cfg=run_cfg)
@@ -202,11 +207,21 @@ def lava_session(proc: Any) -> Iterator[Any]:
         stop(proc)
 
 
-@atexit.register
 def _stop_forgotten_runtimes() -> None:
     for proc in list(_live_processes):
         with contextlib.suppress(Exception):
             stop(proc)
+
+
+def _register_exit_handler() -> None:
+    # atexit runs handlers last-in first-out: registering after multiprocessing (imported by Lava) makes this
+    # run before multiprocessing joins its non-daemon workers, which would otherwise wait forever.
+    global _exit_handler_registered
+    if not _exit_handler_registered:
+        import multiprocessing.util  # noqa: F401
+
+        atexit.register(_stop_forgotten_runtimes)
+        _exit_handler_registered = True
 
 
 def lava_worker_processes() -> list:

@@ -1,0 +1,50 @@
+"""Shared test fixtures: real data and fixture folders, and a check that no Lava worker outlives a test."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import snndeploy  # noqa: F401  (installs the Lava compatibility hook before any lava import)
+from snndeploy import settings
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = settings.data_dir()
+    if not path.is_dir():
+        pytest.fail(f"data folder {path} not found: set SNNDEPLOY_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    path = settings.fixtures_dir() / "lava-dl"
+    if not path.is_dir():
+        pytest.fail(f"fixtures folder {path} not found: set SNNDEPLOY_FIXTURES")
+    return path
+
+
+def wait_for_no_lava_workers(timeout_s: float = 5.0) -> list:
+    """Lava workers still alive after ``timeout_s`` (normally none)."""
+    from snndeploy.lava_runner import lava_worker_processes
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = lava_worker_processes()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def no_lava_leftovers():
+    """Fails the test if Lava worker processes remain after it."""
+    yield
+    left = wait_for_no_lava_workers()
+    assert not left, f"Lava processes left behind: {[p.pid for p in left]}"
