@@ -1,0 +1,84 @@
+"""Neuron and channel criticality from recorded membrane potentials (Chen et al., arXiv 2311.16141).
+
+``C_i = mean over inputs and time of h((v_i[t] - theta) / theta)`` with a bell-shaped kernel ``h`` peaked at the
+threshold. SLAYER's own surrogate is far too wide for this (its width is ``100 * tau_grad * theta``), so the kernel
+is explicit and configurable; the default, the ATan derivative with alpha = 2, is the spec's proposed default
+(an assumption: the paper's exact formula could not be checked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from snndeploy.prune.graph import reset_state
+
+KERNELS = ("atan", "sigmoid", "gaussian")
+
+
+def kernel(x: torch.Tensor, kind: str = "atan", alpha: float = 2.0) -> torch.Tensor:
+    """Near-threshold kernel on the normalised distance ``x = (v - theta) / theta``; peak at ``x = 0``."""
+    if kind == "atan":
+        return (alpha / 2.0) / (1.0 + (math.pi * alpha * x / 2.0) ** 2)
+    if kind == "sigmoid":
+        s = torch.sigmoid(alpha * x)
+        return alpha * s * (1.0 - s)
+    if kind == "gaussian":
+        return torch.exp(-0.5 * (alpha * x) ** 2)
+    raise ValueError(f"unknown criticality kernel {kind!r}; choose one of {', '.join(KERNELS)}")
+
+
+@contextlib.contextmanager
+def record_voltages(net: nn.Module, indices: Iterable[int],
+                    on_voltage: Callable[[int, torch.Tensor], None]) -> Iterator[None]:
+    """Call ``on_voltage(i, v)`` with the membrane potential of ``net.blocks[i]`` on every forward pass inside."""
+    patched = []
+    for i in indices:
+        neuron = net.blocks[i].neuron
+
+        def dynamics(z, neuron=neuron, i=i):
+            current, voltage = type(neuron).dynamics(neuron, z)
+            on_voltage(i, voltage.detach())
+            return current, voltage
+
+        neuron.dynamics = dynamics  # instance attribute shadows the method; removed below
+        patched.append(neuron)
+    try:
+        yield
+    finally:
+        for neuron in patched:
+            del neuron.dynamics
+
+
+def per_channel_mean(h: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Sum over everything but the channel axis (axis 1), and the number of summed entries per channel."""
+    flat = h.transpose(0, 1).reshape(h.shape[1], -1)
+    return flat.sum(1), flat.shape[1]
+
+
+def criticality(net: nn.Module, indices: list[int], batches: Iterable[torch.Tensor], kind: str = "atan",
+                alpha: float = 2.0) -> dict[int, torch.Tensor]:
+    """Channel criticality ``{block index: tensor[out]}`` of the given blocks on input spike batches (forward only)."""
+    sums: dict[int, torch.Tensor] = {}
+    counts: dict[int, int] = {i: 0 for i in indices}
+    thresholds = {i: float(net.blocks[i].neuron.threshold) for i in indices}
+
+    def on_voltage(i: int, v: torch.Tensor) -> None:
+        total, n = per_channel_mean(kernel((v - thresholds[i]) / thresholds[i], kind, alpha))
+        sums[i] = total if i not in sums else sums[i] + total
+        counts[i] += n
+
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad(), record_voltages(net, indices, on_voltage):
+            for x in batches:
+                net(x)
+                reset_state(net)
+    finally:
+        net.train(was_training)
+    return {i: sums[i] / counts[i] for i in sums}

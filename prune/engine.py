@@ -1,0 +1,334 @@
+"""The mask engine every pruning method uses: prune and regrow weights or channels, keep masks through training.
+
+Unstructured pruning zeroes entries of per-layer weight masks; structured pruning zeroes per-channel gates (one per
+output channel / dense neuron). Masks act inside the forward (:mod:`snndeploy.prune.masks`), so they hold after any
+optimizer step; stored weights keep their values, so regrowth can restore them; the dense gradient ``dL/dW_eff`` can
+be tracked for gradient regrowth, and ``dL/dgate`` of pruned channels stays non-zero. Every call is recorded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from snndeploy.prune import masks as masklib
+from snndeploy.prune.graph import DependencyGraph, PrunableLayer, build_graph
+
+SCOPES = ("global", "layer")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which layers take part: names like ``blocks.2`` or kinds (``dense``, ``conv``), fnmatch patterns allowed."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    exclude_first: bool = False
+    exclude_last: bool = False
+
+    def pick(self, layers: tuple[PrunableLayer, ...]) -> list[PrunableLayer]:
+        def match(layer: PrunableLayer, pats: tuple[str, ...]) -> bool:
+            return any(fnmatch.fnmatch(layer.name, p) or p == layer.kind for p in pats)
+
+        chosen = [lay for lay in layers if (not self.include or match(lay, self.include))
+                  and not match(lay, self.exclude)]
+        if self.exclude_first and layers and layers[0] in chosen:
+            chosen.remove(layers[0])
+        if self.exclude_last and layers and layers[-1] in chosen:
+            chosen.remove(layers[-1])
+        return chosen
+
+
+@dataclass
+class _Snapshot:
+    """Values of the entries pruned by the latest step, so that regrowth can restore them exactly."""
+
+    index: torch.Tensor
+    values: torch.Tensor
+
+
+@dataclass
+class _Layer:
+    info: PrunableLayer
+    block: nn.Module
+    mask: masklib.SynapseMask
+    last_pruned: _Snapshot | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return masklib.stored_weight(self.block.synapse)
+
+
+class PruningEngine:
+    """Masks, gates, pruning, regrowth and records for one network."""
+
+    def __init__(self, net: nn.Module, structured: bool = False, gates: bool = True,
+                 selection: Selection | None = None, input_shape: tuple[int, ...] | None = None):
+        self.net = net
+        self.structured = structured
+        self.graph: DependencyGraph = build_graph(net, input_shape)
+        chosen = (selection or Selection()).pick(self.graph.layers)
+        if structured:  # never prune the network's outputs: only layers whose channels feed another layer
+            chosen = [lay for lay in chosen if self.graph.group(lay.index) is not None]
+        if not chosen:
+            raise ValueError("no prunable layer left after the include/exclude rules")
+        self.layers: list[_Layer] = []
+        for info in chosen:
+            block = net.blocks[info.index]
+            mask = masklib.attach(block.synapse, gate=structured and gates)
+            self.layers.append(_Layer(info, block, mask))
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.records: list[dict] = []
+        self.step = 0
+
+    # ----- bookkeeping -------------------------------------------------------------------------------------------
+    def bind_optimizer(self, optimizer: torch.optim.Optimizer | None) -> None:
+        """Optimizer whose per-entry state is reset for pruned and regrown entries."""
+        self.optimizer = optimizer
+
+    def by_index(self, index: int) -> _Layer:
+        return next(layer for layer in self.layers if layer.info.index == index)
+
+    def record(self, kind: str, **info) -> dict:
+        entry = {"step": self.step, "kind": kind, **info}
+        self.records.append(entry)
+        return entry
+
+    # ----- sparsity ----------------------------------------------------------------------------------------------
+    def weight_sparsity(self) -> float:
+        """Fraction of removed weights over the selected layers (structured: rows and dead input columns count)."""
+        total = sum(layer.mask.mask.numel() for layer in self.layers)
+        alive = sum(int(self.live_weight_mask(layer).sum().item()) for layer in self.layers)
+        return 1.0 - alive / total
+
+    def channel_sparsity(self) -> float:
+        total = sum(layer.mask.channel_mask.numel() for layer in self.layers)
+        alive = sum(int(layer.mask.channel_mask.sum().item()) for layer in self.layers)
+        return 1.0 - alive / total
+
+    def sparsity(self) -> float:
+        """The quantity schedules drive: channel sparsity when structured, else weight sparsity."""
+        return self.channel_sparsity() if self.structured else self.weight_sparsity()
+
+    def live_weight_mask(self, layer: _Layer) -> torch.Tensor:
+        """0/1 tensor of the weights that still carry signal (mask, channel mask and dead inputs from upstream)."""
+        live = layer.mask.mask * layer.mask.channel_mask.view(-1, *([1] * (layer.mask.mask.dim() - 1)))
+        for up in self.layers:
+            group = self.graph.group(up.info.index)
+            if group is not None and group.consumer == layer.info.index:
+                dead = torch.nonzero(up.mask.channel_mask == 0).view(-1)
+                if dead.numel():
+                    live = live.clone()
+                    live[:, self.graph.consumer_columns(group, dead)] = 0
+        return live
+
+    def layer_stats(self) -> list[dict]:
+        stats = []
+        for layer in self.layers:
+            live = self.live_weight_mask(layer)
+            stats.append({"layer": layer.info.name, "kind": layer.info.kind, "weights": live.numel(),
+                          "live_weights": int(live.sum().item()), "sparsity": 1.0 - float(live.mean().item()),
+                          "channels": layer.mask.channel_mask.numel(),
+                          "live_channels": int(layer.mask.channel_mask.sum().item())})
+        return stats
+
+    # ----- unstructured ------------------------------------------------------------------------------------------
+    def prune_weights(self, target: float, scores: dict[int, torch.Tensor], scope: str = "global"
+                      ) -> dict[int, torch.Tensor]:
+        """Prune the lowest-scored live weights until ``target`` weight sparsity; returns newly pruned flat indices."""
+        _check_scope(scope)
+        groups = [self.layers] if scope == "global" else [[layer] for layer in self.layers]
+        chosen: dict[int, torch.Tensor] = {}
+        for group in groups:
+            total = sum(layer.mask.mask.numel() for layer in group)
+            pruned = sum(int((layer.mask.mask == 0).sum().item()) for layer in group)
+            need = int(round(target * total)) - pruned
+            if need <= 0:
+                continue
+            flat = torch.cat([_masked_scores(scores[layer.info.index], layer.mask.mask) for layer in group])
+            picked = torch.topk(flat, need, largest=False, sorted=False).indices
+            chosen.update(_split(picked, [layer.mask.mask.numel() for layer in group], group))
+        for index, flat_idx in chosen.items():
+            self._prune_entries(self.by_index(index), flat_idx)
+        self.record("prune_weights", target=target, scope=scope, sparsity=self.weight_sparsity(),
+                    count={self.by_index(i).info.name: int(v.numel()) for i, v in chosen.items()})
+        return chosen
+
+    def _prune_entries(self, layer: _Layer, flat_idx: torch.Tensor) -> None:
+        weight = layer.weight.detach().reshape(-1)
+        layer.last_pruned = _Snapshot(flat_idx.clone(), weight[flat_idx].clone())
+        layer.mask.mask.view(-1)[flat_idx] = 0.0
+        self._reset_state(layer.weight, flat_idx)
+
+    def regrow_weights(self, selection: dict[int, torch.Tensor], init: str = "restore") -> None:
+        """Re-enable the given flat weight indices; ``restore`` their values from before pruning, or ``zero`` them."""
+        if init not in ("restore", "zero"):
+            raise ValueError(f"regrow init must be 'restore' or 'zero', got {init!r}")
+        for index, flat_idx in selection.items():
+            layer = self.by_index(index)
+            if flat_idx.numel() == 0:
+                continue
+            with torch.no_grad():
+                stored = layer.weight.view(-1)
+                if init == "zero":
+                    stored[flat_idx] = 0.0
+                elif layer.last_pruned is not None:
+                    lookup = {int(k): n for n, k in enumerate(layer.last_pruned.index.tolist())}
+                    pos = [lookup.get(int(k), -1) for k in flat_idx.tolist()]
+                    known = torch.tensor([p >= 0 for p in pos])
+                    if known.any():
+                        stored[flat_idx[known]] = layer.last_pruned.values[torch.tensor(pos)[known]]
+            layer.mask.mask.view(-1)[flat_idx] = 1.0
+            self._reset_state(layer.weight, flat_idx)
+        self.record("regrow_weights", init=init, sparsity=self.weight_sparsity(),
+                    count={self.by_index(i).info.name: int(v.numel()) for i, v in selection.items()})
+
+    # ----- structured --------------------------------------------------------------------------------------------
+    def prune_channels(self, target: float, scores: dict[int, torch.Tensor], scope: str = "global",
+                       min_channels: int = 1) -> dict[int, torch.Tensor]:
+        """Prune the lowest-scored live channels until ``target`` channel sparsity (keeping ``min_channels``)."""
+        _check_scope(scope)
+        groups = [self.layers] if scope == "global" else [[layer] for layer in self.layers]
+        chosen: dict[int, torch.Tensor] = {}
+        for group in groups:
+            total = sum(layer.mask.channel_mask.numel() for layer in group)
+            pruned = sum(int((layer.mask.channel_mask == 0).sum().item()) for layer in group)
+            need = int(round(target * total)) - pruned
+            if need <= 0:
+                continue
+            flats = []
+            for layer in group:
+                s = _masked_scores(scores[layer.info.index], layer.mask.channel_mask)
+                # keep the best min_channels of every layer out of reach
+                keep = torch.topk(s, min(min_channels, s.numel())).indices
+                s = s.clone()
+                s[keep] = float("inf")
+                flats.append(s)
+            flat = torch.cat(flats)
+            need = min(need, int(torch.isfinite(flat).sum().item()))
+            picked = torch.topk(flat, need, largest=False, sorted=False).indices
+            chosen.update(_split(picked, [layer.mask.channel_mask.numel() for layer in group], group))
+        for index, idx in chosen.items():
+            self._prune_channels(self.by_index(index), idx)
+        self.record("prune_channels", target=target, scope=scope, sparsity=self.channel_sparsity(),
+                    channels={self.by_index(i).info.name: sorted(v.tolist()) for i, v in chosen.items()})
+        return chosen
+
+    def _prune_channels(self, layer: _Layer, idx: torch.Tensor) -> None:
+        gate = layer.mask.gate
+        values = gate.detach()[idx].clone() if gate is not None else torch.ones(idx.numel())
+        layer.last_pruned = _Snapshot(idx.clone(), values)
+        layer.mask.channel_mask[idx] = 0.0
+        layer.mask.hold()
+        if gate is not None:
+            self._reset_state(gate, idx)
+        self._zero_norm_bias(layer)
+
+    def regrow_channels(self, selection: dict[int, torch.Tensor], init: str = "restore") -> None:
+        """Re-enable channels; ``restore`` their gate from before pruning, or ``reset`` it to 1."""
+        if init not in ("restore", "reset"):
+            raise ValueError(f"channel regrow init must be 'restore' or 'reset', got {init!r}")
+        for index, idx in selection.items():
+            layer = self.by_index(index)
+            if idx.numel() == 0:
+                continue
+            layer.mask.channel_mask[idx] = 1.0
+            gate = layer.mask.gate
+            if gate is not None:
+                with torch.no_grad():
+                    gate[idx] = 1.0
+                    if init == "restore" and layer.last_pruned is not None:
+                        lookup = {int(k): float(v) for k, v in zip(layer.last_pruned.index.tolist(),
+                                                                   layer.last_pruned.values.tolist(), strict=True)}
+                        for k in idx.tolist():
+                            if k in lookup:
+                                gate[k] = lookup[k]
+                self._reset_state(gate, idx)
+        self.record("regrow_channels", init=init, sparsity=self.channel_sparsity(),
+                    channels={self.by_index(i).info.name: sorted(v.tolist()) for i, v in selection.items()})
+
+    def _zero_norm_bias(self, layer: _Layer) -> None:
+        """A per-channel norm/bias adds to the voltage: a pruned channel must not fire through it."""
+        norm = getattr(layer.block.neuron, "norm", None)
+        if not isinstance(norm, nn.Module):
+            return
+        channels = layer.mask.channel_mask
+        with torch.no_grad():
+            for param in norm.parameters():
+                if param.dim() == 1 and param.numel() == channels.numel():
+                    param.mul_(channels)
+
+    # ----- training hooks ----------------------------------------------------------------------------------------
+    def after_step(self) -> None:
+        """Call after every optimizer step: pruned gates back to exactly 0, norm biases of pruned channels to 0."""
+        for layer in self.layers:
+            layer.mask.hold()
+            if self.structured:
+                self._zero_norm_bias(layer)
+
+    def track_gradients(self, on: bool = True) -> None:
+        for layer in self.layers:
+            layer.mask.track_grad = on
+            layer.mask.dense_grad.zero_()
+
+    def dense_grads(self) -> dict[int, torch.Tensor]:
+        """Accumulated ``dL/dW_eff`` (dense: pruned positions included) since :meth:`track_gradients`."""
+        return {layer.info.index: layer.mask.dense_grad.clone() for layer in self.layers}
+
+    def gate_params(self) -> list[nn.Parameter]:
+        return [layer.mask.gate for layer in self.layers if layer.mask.gate is not None]
+
+    def _reset_state(self, param: torch.Tensor, flat_idx: torch.Tensor) -> None:
+        """Zero the optimizer's per-entry state (momentum, second moment) of the given entries of ``param``."""
+        if self.optimizer is None:
+            return
+        state = self.optimizer.state.get(param, {})
+        for value in state.values():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                value.view(-1)[flat_idx] = 0.0
+
+    # ----- persistence -------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"masks": {layer.info.name: layer.mask.mask.clone() for layer in self.layers},
+                "channel_masks": {layer.info.name: layer.mask.channel_mask.clone() for layer in self.layers},
+                "records": list(self.records), "step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        for layer in self.layers:
+            layer.mask.mask.copy_(state["masks"][layer.info.name])
+            layer.mask.channel_mask.copy_(state["channel_masks"][layer.info.name])
+            layer.mask.hold()
+        self.records = list(state["records"])
+        self.step = int(state["step"])
+
+    def finalize(self) -> None:
+        """Bake masks and gates into plain weights (zeros stay, shapes kept); the engine is done afterwards."""
+        for layer in self.layers:
+            masklib.detach(layer.block.synapse)
+
+
+def _check_scope(scope: str) -> None:
+    if scope not in SCOPES:
+        raise ValueError(f"unknown ranking scope {scope!r}; choose one of {', '.join(SCOPES)}")
+
+
+def _masked_scores(score: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Flat scores with already-pruned entries set to +inf (never picked again)."""
+    flat = score.detach().reshape(-1).to(torch.float64).clone()
+    flat[mask.reshape(-1) == 0] = float("inf")
+    return flat
+
+
+def _split(picked: torch.Tensor, sizes: list[int], group: list[_Layer]) -> dict[int, torch.Tensor]:
+    out = {}
+    start = 0
+    for size, layer in zip(sizes, group, strict=True):
+        sel = picked[(picked >= start) & (picked < start + size)] - start
+        if sel.numel():
+            out[layer.info.index] = torch.sort(sel).values
+        start += size
+    return out

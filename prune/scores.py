@@ -1,0 +1,87 @@
+"""Ranking scores for weights (weight-shaped tensors) and channels (one value per output channel)."""
+
+from __future__ import annotations
+
+import torch
+
+from snndeploy.prune.engine import PruningEngine
+
+
+def weight_magnitude(engine: PruningEngine) -> dict[int, torch.Tensor]:
+    """``|W|`` of the stored weights."""
+    return {layer.info.index: layer.weight.detach().abs() for layer in engine.layers}
+
+
+def weight_random(engine: PruningEngine, generator: torch.Generator) -> dict[int, torch.Tensor]:
+    return {layer.info.index: torch.rand(layer.weight.shape, generator=generator) for layer in engine.layers}
+
+
+def weight_gradient(engine: PruningEngine, grads: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """``|dL/dW|`` of the dense gradient (RigL-style)."""
+    return {i: g.abs() for i, g in grads.items()}
+
+
+def weight_from_channels(engine: PruningEngine, channel: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """Per-weight score = score of the post-synaptic channel, ties broken by ``|w|`` (lexicographic order).
+
+    Returned as ranks (0 = lowest) over all layers together, so that global ranking stays lexicographic.
+    """
+    keys, mags, sizes = [], [], []
+    for layer in engine.layers:
+        w = layer.weight.detach()
+        c = channel[layer.info.index].to(torch.float64)
+        keys.append(c.view(-1, *([1] * (w.dim() - 1))).expand(w.shape).reshape(-1))
+        mags.append(w.abs().reshape(-1).to(torch.float64))
+        sizes.append(w.numel())
+    key, mag = torch.cat(keys), torch.cat(mags)
+    order = torch.sort(mag, stable=True).indices
+    order = order[torch.sort(key[order], stable=True).indices]
+    ranks = torch.empty_like(order, dtype=torch.float64)
+    ranks[order] = torch.arange(order.numel(), dtype=torch.float64)
+    out, start = {}, 0
+    for layer, size in zip(engine.layers, sizes, strict=True):
+        out[layer.info.index] = ranks[start:start + size].view(layer.weight.shape)
+        start += size
+    return out
+
+
+def _row_l1(engine: PruningEngine) -> dict[int, torch.Tensor]:
+    return {layer.info.index: layer.weight.detach().abs().reshape(layer.weight.shape[0], -1).mean(1)
+            for layer in engine.layers}
+
+
+def channel_l1(engine: PruningEngine) -> dict[int, torch.Tensor]:
+    """Filter L1 norm per output channel (Li et al. 2017), divided by fan-in so layers compare globally."""
+    return _row_l1(engine)
+
+
+def channel_scale(engine: PruningEngine, by: str = "gate_l1") -> dict[int, torch.Tensor]:
+    """Channel scale: ``|gate|`` (``gate``) or ``|gate| * mean|W[c]|`` (``gate_l1``: the effective row scale)."""
+    rows = _row_l1(engine)
+    out = {}
+    for layer in engine.layers:
+        gate = layer.mask.gate
+        g = gate.detach().abs() if gate is not None else torch.ones(layer.weight.shape[0])
+        if by == "gate":
+            out[layer.info.index] = g
+        elif by == "gate_l1":
+            out[layer.info.index] = g * rows[layer.info.index]
+        else:
+            raise ValueError(f"unknown channel score {by!r}; choose gate or gate_l1")
+    return out
+
+
+def channel_random(engine: PruningEngine, generator: torch.Generator) -> dict[int, torch.Tensor]:
+    return {layer.info.index: torch.rand(layer.weight.shape[0], generator=generator) for layer in engine.layers}
+
+
+def channel_gradient(engine: PruningEngine) -> dict[int, torch.Tensor]:
+    """``|dL/dgate|`` (stays non-zero for pruned channels: the gate multiplies intact weights)."""
+    out = {}
+    for layer in engine.layers:
+        gate = layer.mask.gate
+        if gate is None or gate.grad is None:
+            raise ValueError(f"{layer.info.name}: no gate gradient (structured pruning with gates and a backward "
+                             "pass are needed)")
+        out[layer.info.index] = gate.grad.detach().abs().clone()
+    return out
