@@ -1,0 +1,126 @@
+"""The export IR: a feed-forward chain of Loihi CUBA layers, the one shape every exporter reads and writes.
+
+SLAYER models, NIR graphs and netx HDF5 files are all converted to a :class:`LoihiNet`; Lava processes,
+netx files, NIR files, ONNX and the reference simulator are all produced from it. Numbers are kept in
+SLAYER's float units (weights = Loihi integer weights / ``W_SCALE``, threshold = ``vThMant`` / ``W_SCALE``,
+bias = Loihi bias mantissa (exponent 6) / ``W_SCALE``) while the decays are Loihi's 12-bit integers
+(``iDecay``, ``vDecay`` out of 4096), exactly as SLAYER itself quantizes them.
+
+Layer ops: ``input`` (an element-wise scale into a neuron layer, SLAYER's ``Input`` block), ``dense``,
+``conv``, ``pool`` (sum pooling with one shared weight). Shapes are ``(C,)`` or ``(C, H, W)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+W_SCALE = 64  # SLAYER weight/threshold scale (1 << 6)
+DECAY_UNITY = 4096  # Loihi 12-bit decay unity
+MAX_VTH_MANT = (1 << 17) - 1  # Loihi's largest threshold mantissa: a neuron that never spikes
+OPS = ("input", "dense", "conv", "pool")
+
+
+@dataclass(frozen=True)
+class Neuron:
+    """Loihi CUBA neuron group: current and voltage decays, threshold, bias; ``spiking=False`` = voltage read-out."""
+
+    i_decay: np.ndarray  # int, 0..4096, shape () or per neuron
+    v_decay: np.ndarray
+    threshold: np.ndarray  # float (vThMant / 64); ignored when spiking is False
+    bias: np.ndarray | None = None  # float, per neuron, per channel or scalar
+    spiking: bool = True
+
+    @property
+    def vth_mant(self) -> np.ndarray:
+        return np.asarray(np.round(np.asarray(self.threshold, dtype=np.float64) * W_SCALE)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One synapse + neuron stage; ``flatten`` means the previous output is flattened (C-major) first."""
+
+    name: str
+    op: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    neuron: Neuron
+    weight: np.ndarray  # dense (out, in); conv (out, in/groups, kh, kw); input/pool: scalar
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    kernel: tuple[int, int] = (1, 1)  # pool only
+    flatten: bool = False
+    recurrent: np.ndarray | None = None  # (out, out) weights from this layer's own spikes
+    delay: np.ndarray | None = None  # per input neuron axonal delay (steps) on this layer's input
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    def dense_weight(self) -> np.ndarray:
+        """The layer's full (out, in) weight as a dense matrix (only for ``dense``)."""
+        return np.asarray(self.weight, dtype=np.float64).reshape(self.size, -1)
+
+
+@dataclass(frozen=True)
+class LoihiNet:
+    """A chain of layers fed by spikes of ``input_shape``; ``dt`` and ``reset`` are documented conventions."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    layers: tuple[Layer, ...]
+    dt: float = 1.0
+    reset: str = "zero"  # Loihi CUBA: v is set to 0 after a spike (no refractory period)
+    time_steps: int | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].out_shape
+
+    def with_layers(self, layers) -> LoihiNet:
+        return replace(self, layers=tuple(layers))
+
+
+def per_neuron(value, shape: tuple[int, ...]) -> np.ndarray:
+    """Broadcast a scalar, per-channel or per-neuron parameter to ``shape`` (channels first)."""
+    arr = np.asarray(value)
+    if arr.size == 1:
+        return np.full(shape, arr.reshape(-1)[0], dtype=arr.dtype)
+    if arr.shape == tuple(shape) or arr.size == int(np.prod(shape)):
+        return arr.reshape(shape)
+    if len(shape) == 3 and arr.size == shape[0]:
+        return np.broadcast_to(arr.reshape(-1, 1, 1), shape).copy()
+    raise ValueError(f"parameter of shape {arr.shape} does not fit neurons of shape {shape}")
+
+
+def to_int_exact(values, scale: int, what: str) -> np.ndarray:
+    """``values * scale`` as integers; raises ValueError if any value is off the Loihi grid."""
+    scaled = np.asarray(values, dtype=np.float64) * scale
+    ints = np.round(scaled)
+    if not np.allclose(scaled, ints, rtol=0, atol=1e-6):
+        worst = float(np.max(np.abs(scaled - ints)))
+        raise ValueError(f"{what} is not on the Loihi grid of 1/{scale} (off by up to {worst / scale:.3g}); "
+                         "quantize the model first")
+    return ints.astype(np.int64)
+
+
+def weight_density(layer: Layer) -> float:
+    w = np.asarray(layer.weight)
+    return float(np.count_nonzero(w)) / max(w.size, 1)
+
+
+def summary(net: LoihiNet) -> list[dict]:
+    """One row per layer: op, shapes, neurons, synapses (non-zero weights), density."""
+    rows = []
+    for layer in net.layers:
+        w = np.asarray(layer.weight)
+        rows.append({"name": layer.name, "op": layer.op, "in": list(layer.in_shape), "out": list(layer.out_shape),
+                     "neurons": layer.size, "weights": int(w.size), "nonzero": int(np.count_nonzero(w)),
+                     "density": round(weight_density(layer), 4), "recurrent": layer.recurrent is not None,
+                     "delay": layer.delay is not None, "spiking": layer.neuron.spiking})
+    return rows

@@ -1,0 +1,276 @@
+"""LoihiNet -> a runnable network of standard Lava processes, in ``fixed_pt`` (Loihi bit-accurate) or ``floating_pt``.
+
+Per layer: a synapse process (``Dense``, or ``Sparse`` when the weight density is below ``sparse_below``;
+``Conv`` for convolutions; pooling and the input scale are ``Conv`` processes with a one-value kernel per
+channel; axonal delays become ``DelayDense``/``DelaySparse`` on the following dense synapse), a ``LIF``
+neuron group (Loihi CUBA: ``du = iDecay - 1`` with Lava's offset of one, ``dv = vDecay``, ``vth = vThMant``,
+bias mantissa with exponent 6) and, for recurrent layers, a second synapse from the group's spikes back
+to its input. Spikes enter through a ``RingBuffer`` source and every layer's spikes leave through a
+``RingBuffer`` sink. Images are Lava's XYC (W, H, C) inside and CHW outside. Every synapse adds one time
+step of delay, exactly like SLAYER's ``delay_shift`` (see docs/export.md for the alignment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import snndeploy  # noqa: F401  (Lava compatibility hook before any lava import)
+from snndeploy.errors import UserError
+from snndeploy.export.ir import DECAY_UNITY, MAX_VTH_MANT, W_SCALE, Layer, LoihiNet, per_neuron, to_int_exact
+
+MODES = ("fixed_pt", "floating_pt")
+DEFAULT_SPARSE_BELOW = 0.3  # weight density under which a dense layer becomes a Lava Sparse process
+MAX_DELAY = 62  # Lava DelayDense/DelaySparse limit (netx clamps to the same)
+
+
+@dataclass
+class LavaLayer:
+    name: str
+    synapse: Any
+    neuron: Any
+    sink: Any
+    recurrent: Any = None
+    synapse_kind: str = ""
+
+
+@dataclass
+class LavaNetwork:
+    """The built processes; ``layers[i].neuron`` is the LIF group of IR layer i (e.g. to set a bias)."""
+
+    net: LoihiNet
+    mode: str
+    steps: int
+    source: Any
+    layers: list[LavaLayer] = field(default_factory=list)
+
+    def run_config(self):
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
+        return Loihi2SimCfg(select_tag=self.mode)
+
+
+@dataclass(frozen=True)
+class LavaRun:
+    """Per-layer recordings in IR layout (C[, H, W], T): spikes always, ``u``/``v`` for probed layers."""
+
+    spikes: list[np.ndarray]
+    u: dict[int, np.ndarray]
+    v: dict[int, np.ndarray]
+    mode: str
+
+
+def xyc(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(shape[::-1]) if len(shape) == 3 else tuple(shape)
+
+
+def to_lava_layout(x: np.ndarray) -> np.ndarray:
+    """(C, H, W, T) -> (W, H, C, T); vectors (C, T) unchanged."""
+    return x.transpose(2, 1, 0, 3) if x.ndim == 4 else x
+
+
+def from_lava_layout(x: np.ndarray) -> np.ndarray:
+    return x.transpose(2, 1, 0, 3) if x.ndim == 4 else x
+
+
+def fit_weights(w_int: np.ndarray, what: str) -> tuple[np.ndarray, int, int]:
+    """Integer weights -> (mantissas, num_weight_bits, weight_exp) that Lava's bit-accurate Dense keeps exactly.
+
+    Lava clips mantissas to 8 bits plus sign and, for mixed-sign matrices, drops the lowest bit; the
+    exponent shifts the accumulated sum. The shift keeps every weight exact or raises ValueError.
+    """
+    w = np.asarray(w_int, dtype=np.int64)
+    lo, hi = int(w.min(initial=0)), int(w.max(initial=0))
+    mixed = lo < 0 < hi
+    lim_lo, lim_hi = (-256, 254) if mixed else ((-255, 0) if hi <= 0 else (0, 255))
+    for shift in range(8, -9, -1):  # weight_exp = -shift
+        scaled = w << shift if shift >= 0 else w >> -shift
+        if shift < 0 and np.any((w & ((1 << -shift) - 1)) != 0):
+            continue
+        if scaled.min(initial=0) < lim_lo or scaled.max(initial=0) > lim_hi:
+            continue
+        if mixed and np.any(scaled & 1):
+            continue
+        return scaled, 8, -shift
+    raise ValueError(f"{what}: integer weights in [{lo}, {hi}] do not fit Loihi's 8-bit synapse exactly")
+
+
+def _synapse_weights(w: np.ndarray, mode: str, what: str) -> dict:
+    if mode == "floating_pt":
+        return {"weights": np.asarray(w, dtype=np.float64)}
+    mant, bits, exp = fit_weights(to_int_exact(w, W_SCALE, what), what)
+    return {"weights": mant, "num_weight_bits": bits, "weight_exp": exp}
+
+
+def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray | None = None):
+    from scipy.sparse import csr_matrix
+
+    params = _synapse_weights(w, mode, what)
+    if delays is not None:
+        delays = np.broadcast_to(np.asarray(delays, dtype=np.int64), w.shape).copy()
+        if sparse:
+            from lava.proc.sparse.process import DelaySparse
+
+            delays[np.asarray(w) == 0] = 0
+            return DelaySparse(weights=csr_matrix(params.pop("weights")), delays=csr_matrix(delays),
+                               max_delay=MAX_DELAY, **params), "DelaySparse"
+        from lava.proc.dense.process import DelayDense
+
+        return DelayDense(delays=delays, max_delay=MAX_DELAY, **params), "DelayDense"
+    if sparse:
+        from lava.proc.sparse.process import Sparse
+
+        return Sparse(weights=csr_matrix(params.pop("weights")), **params), "Sparse"
+    from lava.proc.dense.process import Dense
+
+    return Dense(**params), "Dense"
+
+
+def _conv(weight_oihw: np.ndarray, in_shape, layer: Layer, groups: int, mode: str, what: str):
+    """Lava's Conv does a true convolution on XYC tensors: flip the kernel, reorder to (out, kx, ky, in)."""
+    from lava.proc.conv.process import Conv
+
+    w = np.asarray(weight_oihw, dtype=np.float64)[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
+    w = w if mode == "floating_pt" else to_int_exact(w, W_SCALE, what)
+    return Conv(weight=np.ascontiguousarray(w), input_shape=xyc(in_shape), stride=layer.stride[::-1],
+                padding=layer.padding[::-1], dilation=layer.dilation[::-1], groups=groups), "Conv"
+
+
+def _neuron(layer: Layer, mode: str):
+    from lava.proc.lif.process import LIF
+
+    n, shape = layer.neuron, layer.out_shape
+    i_decay = per_neuron(n.i_decay, shape).astype(np.int64)
+    v_decay = per_neuron(n.v_decay, shape).astype(np.int64)
+    if np.unique(i_decay).size > 1 or np.unique(v_decay).size > 1:
+        raise UserError(f"{layer.name}: per-neuron decays are not supported by Lava's LIF (one value per layer)")
+    bias = np.zeros(shape) if n.bias is None else per_neuron(n.bias, shape).astype(np.float64)
+    bias = to_lava_layout(bias[..., None])[..., 0]
+    vth = np.asarray(n.threshold, dtype=np.float64).reshape(-1)
+    if np.unique(vth).size > 1:
+        raise UserError(f"{layer.name}: per-neuron thresholds are not supported by Lava's LIF")
+    if mode == "floating_pt":
+        return LIF(shape=xyc(shape), du=float(i_decay.flat[0]) / DECAY_UNITY, dv=float(v_decay.flat[0]) / DECAY_UNITY,
+                   vth=float(vth[0]) if n.spiking else float("inf"), bias_mant=bias, bias_exp=0)
+    vth_mant = int(n.vth_mant.reshape(-1)[0]) if n.spiking else MAX_VTH_MANT
+    return LIF(shape=xyc(shape), du=int(i_decay.flat[0]) - 1, dv=int(v_decay.flat[0]), vth=vth_mant,
+               bias_mant=to_int_exact(bias, W_SCALE, f"{layer.name} bias"), bias_exp=6)
+
+
+def _synapse(layer: Layer, mode: str, sparse_below: float, delays: np.ndarray | None):
+    what = f"{layer.name} weights"
+    if layer.op == "dense":
+        w = layer.dense_weight()
+        density = np.count_nonzero(w) / max(w.size, 1)
+        return _dense(w, mode, density < sparse_below, what, delays)
+    if layer.op == "conv":
+        return _conv(layer.weight, layer.in_shape, layer, layer.groups, mode, what)
+    channels = layer.in_shape[0]
+    if layer.op == "pool":
+        k = layer.kernel
+        kernel = np.full((channels, 1, k[0], k[1]), float(np.asarray(layer.weight).reshape(-1)[0]))
+        return _conv(kernel, layer.in_shape, layer, channels, mode, what)
+    if layer.op == "input":
+        scale = float(np.asarray(layer.weight).reshape(-1)[0])
+        if len(layer.in_shape) == 3:
+            return _conv(np.full((channels, 1, 1, 1), scale), layer.in_shape, layer, channels, mode, what)
+        return _dense(np.eye(channels) * scale, mode, True, what)
+    raise UserError(f"{layer.name}: layer op {layer.op!r} has no Lava mapping")
+
+
+def _check_delays(net: LoihiNet) -> None:
+    for i, layer in enumerate(net.layers):
+        if layer.delay is None or not np.any(np.asarray(layer.delay)):
+            continue
+        nxt = net.layers[i + 1] if i + 1 < len(net.layers) else None
+        if nxt is None or nxt.op != "dense":
+            raise UserError(f"{layer.name}: axonal delays are supported only before a dense layer "
+                            "(Lava's Conv has no delay)")
+        if int(np.max(layer.delay)) > MAX_DELAY or int(np.min(layer.delay)) < 0:
+            raise UserError(f"{layer.name}: axonal delays must lie in 0..{MAX_DELAY}")
+
+
+def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
+               sparse_below: float = DEFAULT_SPARSE_BELOW, reset_interval: int | None = None) -> LavaNetwork:
+    """Build the Lava processes of ``net`` fed with ``spikes`` (IR layout ``(*input_shape, T)``).
+
+    ``reset_interval`` (samples of that many steps, back to back): layer i's ``u`` and ``v`` are zeroed
+    every interval, ``i`` steps late, as the sample reaches it through i synapse delays (netx's scheme).
+    """
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    if mode not in MODES:
+        raise UserError(f"unknown Lava mode {mode!r} (use {' or '.join(MODES)})")
+    spikes = np.asarray(spikes)
+    if tuple(spikes.shape[:-1]) != tuple(net.input_shape):
+        raise UserError(f"input of shape {spikes.shape[:-1]} does not match the network input {net.input_shape}")
+    _check_delays(net)
+    steps = int(spikes.shape[-1])
+    source = Source(data=to_lava_layout(spikes.astype(np.float64 if mode == "floating_pt" else np.int64)))
+    lava = LavaNetwork(net=net, mode=mode, steps=steps, source=source)
+    port, port_shape = source.s_out, tuple(net.input_shape)
+    for i, layer in enumerate(net.layers):
+        prev_delay = net.layers[i - 1].delay if i > 0 else None
+        delays = None
+        if prev_delay is not None and np.any(np.asarray(prev_delay)):
+            delays = np.broadcast_to(np.asarray(prev_delay, dtype=np.int64).reshape(1, -1),
+                                     (layer.size, int(np.prod(layer.in_shape))))
+        synapse, kind = _synapse(layer, mode, sparse_below, delays)
+        if len(port_shape) > 1 and (layer.flatten or layer.op == "dense"):
+            port.transpose([2, 1, 0]).flatten().connect(synapse.s_in)  # XYC -> CHW order, then flat
+        else:
+            port.connect(synapse.s_in)
+        neuron = _neuron(layer, mode)
+        synapse.a_out.connect(neuron.a_in)
+        recurrent = None
+        if layer.recurrent is not None:
+            rec_w = np.asarray(layer.recurrent, dtype=np.float64)
+            recurrent, _ = _dense(rec_w, mode, np.count_nonzero(rec_w) / rec_w.size < sparse_below,
+                                  f"{layer.name} recurrent weights")
+            neuron.s_out.connect(recurrent.s_in)
+            recurrent.a_out.connect(neuron.a_in)
+        sink = Sink(shape=neuron.s_out.shape, buffer=steps)
+        neuron.s_out.connect(sink.a_in)
+        lava.layers.append(LavaLayer(layer.name, synapse, neuron, sink, recurrent, kind))
+        if reset_interval:
+            from lava.proc.io.reset import Reset
+
+            for var in (neuron.u, neuron.v):
+                Reset(interval=int(reset_interval), offset=i - 1).connect_var(var)
+        port, port_shape = neuron.s_out, layer.out_shape
+    return lava
+
+
+def run_lava(lava: LavaNetwork, *, probe: tuple[int, ...] = (), timeout_s: float = 600.0) -> LavaRun:
+    """Run all steps; ``probe`` lists layer indices whose ``u`` and ``v`` are read after every step."""
+    from snndeploy import lava_runner
+
+    proc = lava.layers[0].neuron
+    cfg = lava.run_config()
+    u: dict[int, list] = {i: [] for i in probe}
+    v: dict[int, list] = {i: [] for i in probe}
+    with lava_runner.lava_session(proc):
+        if probe:
+            for _ in range(lava.steps):
+                lava_runner.run_steps(proc, 1, cfg, timeout_s=timeout_s, stop_after=False, what="Lava step")
+                for i in probe:
+                    u[i].append(np.array(lava.layers[i].neuron.u.get()))
+                    v[i].append(np.array(lava.layers[i].neuron.v.get()))
+        else:
+            lava_runner.run_steps(proc, lava.steps, cfg, timeout_s=timeout_s, stop_after=False, what="Lava run")
+        spikes = [from_lava_layout(np.array(layer.sink.data.get())) for layer in lava.layers]
+
+    def stack(values: list) -> np.ndarray:
+        return from_lava_layout(np.stack(values, axis=-1))
+
+    return LavaRun(spikes=spikes, u={i: stack(x) for i, x in u.items()}, v={i: stack(x) for i, x in v.items()},
+                   mode=lava.mode)
+
+
+def simulate_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
+                  sparse_below: float = DEFAULT_SPARSE_BELOW, probe: tuple[int, ...] = ()) -> LavaRun:
+    """Build and run ``net`` on ``spikes`` in one call."""
+    return run_lava(build_lava(net, spikes, mode=mode, sparse_below=sparse_below), probe=probe)

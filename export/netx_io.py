@@ -1,0 +1,217 @@
+"""lava-dl netx HDF5 (``.net``) <-> :class:`~snndeploy.export.ir.LoihiNet`.
+
+netx stores Loihi integers: weights and biases in units of 1/64 of SLAYER's, decays out of 4096 and the
+threshold mantissa ``vThMant``. Reading accepts everything lava-dl's SLAYER blocks write (``input``,
+``dense``, ``dense_rec``, ``conv``, ``pool``, ``flatten``) for CUBA/LOIHI neurons; other layer or neuron
+types are named in the error. Writing produces files that netx 0.6 loads (``pool`` layers excepted: netx
+refuses them, snndeploy's own Lava converter runs them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from snndeploy.atomic import atomic_path
+from snndeploy.errors import UserError
+from snndeploy.export.ir import MAX_VTH_MANT, W_SCALE, Layer, LoihiNet, Neuron
+
+CUBA_TYPES = ("CUBA", "LOIHI")
+
+
+def _str(ds) -> str:
+    value = ds[()]
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0]
+    return value.decode("ascii") if isinstance(value, bytes) else str(value)
+
+
+def _pair(ds, default: int) -> tuple[int, int]:
+    if ds is None:
+        return (default, default)
+    arr = np.atleast_1d(np.asarray(ds[()])).astype(int)
+    return (int(arr[0]), int(arr[-1]))
+
+
+def _neuron(group, path: Path, where: str, bias=None) -> Neuron:
+    if "neuron" not in group:  # netx: a layer without neuron is a non-leaky integrator read out by voltage
+        return Neuron(i_decay=np.array(0), v_decay=np.array(0), threshold=np.array(MAX_VTH_MANT / W_SCALE),
+                      bias=bias, spiking=False)
+    cfg = group["neuron"]
+    kind = _str(cfg["type"])
+    if kind not in CUBA_TYPES:
+        raise UserError(f"{where}: neuron type {kind!r} is not supported (only CUBA/LOIHI)", path)
+    vth = np.asarray(cfg["vThMant"][()])
+    return Neuron(i_decay=np.asarray(cfg["iDecay"][()]).astype(np.int64),
+                  v_decay=np.asarray(cfg["vDecay"][()]).astype(np.int64),
+                  threshold=vth.astype(np.float64) / W_SCALE, bias=bias,
+                  spiking=bool(np.all(vth < MAX_VTH_MANT)))
+
+
+def _bias(group) -> np.ndarray | None:
+    return np.asarray(group["bias"][()], dtype=np.float64) / W_SCALE if "bias" in group else None
+
+
+def read_netx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> LoihiNet:
+    """Read a netx HDF5 file; ``input_shape`` (C,) or (C, H, W) is needed only when the file has no input layer."""
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise UserError(f"not a readable netx HDF5 file ({exc.__class__.__name__})", path) from None
+    with f:
+        if "layer" not in f:
+            raise UserError("not a netx network file (no 'layer' group)", path)
+        try:
+            return _read_layers(f, path, input_shape)
+        except KeyError as exc:
+            raise UserError(f"netx file is missing field {exc}", path) from None
+
+
+def _read_layers(f, path: Path, input_shape) -> LoihiNet:
+    group = f["layer"]
+    layers: list[Layer] = []
+    shape = tuple(input_shape) if input_shape else None
+    net_input = shape
+    flatten = False
+    for idx in sorted(group.keys(), key=int):
+        g = group[idx]
+        kind = _str(g["type"])
+        name = f"layer{idx}"
+        if kind == "input":
+            shape = tuple(int(s) for s in g["shape"][()])
+            net_input = shape
+            if "neuron" in g:
+                weight = float(np.asarray(g["weight"][()]).reshape(-1)[0]) / W_SCALE if "weight" in g else 1.0
+                layers.append(Layer(name, "input", shape, shape, _neuron(g, path, name, _bias(g)),
+                                    np.array(weight)))
+            continue
+        if kind == "flatten":
+            flatten = True
+            continue
+        if shape is None:
+            raise UserError(f"{name}: the input shape is unknown (no input layer); pass input_shape", path)
+        out_shape = tuple(int(s) for s in np.atleast_1d(g["shape"][()]))
+        delay = np.asarray(g["delay"][()]).astype(np.int64) if "delay" in g else None
+        if kind in ("dense", "dense_rec"):
+            if "weight/imag" in g:
+                raise UserError(f"{name}: complex dense layers are not supported", path)
+            w = np.asarray(g["weight"][()], dtype=np.float64)
+            w = w.reshape(int(np.prod(out_shape)), -1) / W_SCALE
+            rec = np.asarray(g["weight_rec"][()], dtype=np.float64).reshape(w.shape[0], -1) / W_SCALE \
+                if kind == "dense_rec" else None
+            in_shape = (int(np.prod(shape)),) if (flatten or len(shape) > 1) else shape
+            layers.append(Layer(name, "dense", in_shape, out_shape, _neuron(g, path, name, _bias(g)), w,
+                                flatten=flatten or len(shape) > 1, recurrent=rec, delay=delay))
+        elif kind in ("conv", "pool"):
+            w = np.asarray(g["weight"][()], dtype=np.float64)
+            w = w.reshape(w.shape[:4]) if w.ndim >= 4 else w
+            common = dict(stride=_pair(g.get("stride"), 1), padding=_pair(g.get("padding"), 0),
+                          dilation=_pair(g.get("dilation"), 1), delay=delay)
+            neuron = _neuron(g, path, name, _bias(g))
+            if kind == "conv":
+                layers.append(Layer(name, "conv", shape, out_shape, neuron, w / W_SCALE,
+                                    groups=int(np.asarray(g["groups"][()])) if "groups" in g else 1, **common))
+            else:
+                kernel = _pair(g.get("kernelSize"), 1)
+                layers.append(Layer(name, "pool", shape, out_shape, neuron,
+                                    np.array(float(w.reshape(-1)[0]) / W_SCALE), kernel=kernel, **common))
+        else:
+            raise UserError(f"{name}: netx layer type {kind!r} is not supported", path)
+        flatten = False
+        shape = out_shape
+    if not layers:
+        raise UserError("the network has no layers", path)
+    if net_input is None:
+        raise UserError("the input shape is unknown", path)
+    steps = int(f["simulation/tSample"][()]) if "simulation/tSample" in f else None
+    return LoihiNet(name=path.stem, input_shape=net_input, layers=tuple(layers), time_steps=steps)
+
+
+def _write_neuron(g, neuron: Neuron, size: int) -> None:
+    if not neuron.spiking and int(np.max(neuron.i_decay)) == 0 and int(np.max(neuron.v_decay)) == 0:
+        return  # netx's default for a layer without neuron: a non-leaky integrator, voltage read-out
+    g.create_dataset("neuron/type", data="CUBA")
+    g.create_dataset("neuron/iDecay", data=neuron.i_decay)
+    g.create_dataset("neuron/vDecay", data=neuron.v_decay)
+    g.create_dataset("neuron/vThMant", data=neuron.vth_mant if neuron.spiking else MAX_VTH_MANT)
+    g.create_dataset("neuron/refDelay", data=1)
+    g.create_dataset("neuron/gradedSpike", data=False)
+
+
+def _type(g, kind: str) -> None:
+    g.create_dataset("type", (1,), "S10", [kind.encode("ascii")])
+
+
+def write_netx(net: LoihiNet, path: str | Path, *, force: bool = False) -> Path:
+    """Write ``net`` as a netx HDF5 file (atomically; an existing file only with ``force``)."""
+    path = Path(path)
+    with atomic_path(path, force=force) as tmp, h5py.File(tmp, "w") as f:
+        idx = 0
+        if not net.layers or net.layers[0].op != "input":
+            g = f.create_group(f"layer/{idx}")
+            _type(g, "input")
+            g.create_dataset("shape", data=np.array(net.input_shape))
+            idx += 1
+        for layer in net.layers:
+            if layer.flatten and len(_prev_shape(net, layer)) > 1:
+                g = f.create_group(f"layer/{idx}")
+                _type(g, "flatten")
+                g.create_dataset("shape", data=np.array([int(np.prod(layer.in_shape))]))
+                idx += 1
+            g = f.create_group(f"layer/{idx}")
+            _write_layer(g, layer)
+            idx += 1
+        if net.time_steps:
+            f.create_dataset("simulation/Ts", data=1)
+            f.create_dataset("simulation/tSample", data=int(net.time_steps))
+    return path
+
+
+def _prev_shape(net: LoihiNet, layer: Layer) -> tuple[int, ...]:
+    i = net.layers.index(layer)
+    return net.layers[i - 1].out_shape if i > 0 else net.input_shape
+
+
+def _ints(values) -> np.ndarray:
+    return np.round(np.asarray(values, dtype=np.float64) * W_SCALE).astype(np.float32)
+
+
+def _write_layer(g, layer: Layer) -> None:
+    if layer.neuron.bias is not None:
+        g.create_dataset("bias", data=_ints(np.atleast_1d(layer.neuron.bias)))
+    if layer.op == "input":
+        _type(g, "input")
+        g.create_dataset("shape", data=np.array(layer.out_shape))
+        g.create_dataset("weight", data=_ints(np.atleast_1d(layer.weight)))
+    elif layer.op == "dense":
+        _type(g, "dense_rec" if layer.recurrent is not None else "dense")
+        g.create_dataset("shape", data=np.array(layer.out_shape))
+        w = layer.dense_weight()
+        g.create_dataset("inFeatures", data=w.shape[1])
+        g.create_dataset("outFeatures", data=w.shape[0])
+        g.create_dataset("weight", data=_ints(w))
+        if layer.recurrent is not None:
+            g.create_dataset("weight_rec", data=_ints(layer.recurrent))
+    else:
+        _type(g, layer.op)
+        g.create_dataset("shape", data=np.array(layer.out_shape))
+        g.create_dataset("stride", data=np.array(layer.stride))
+        g.create_dataset("padding", data=np.array(layer.padding))
+        g.create_dataset("dilation", data=np.array(layer.dilation))
+        if layer.op == "conv":
+            w = np.asarray(layer.weight)
+            g.create_dataset("inChannels", data=layer.in_shape[0])
+            g.create_dataset("outChannels", data=layer.out_shape[0])
+            g.create_dataset("kernelSize", data=np.array(w.shape[2:4]))
+            g.create_dataset("groups", data=layer.groups)
+            g.create_dataset("weight", data=_ints(w)[..., None])
+        else:
+            g.create_dataset("kernelSize", data=np.array(layer.kernel))
+            k = layer.kernel
+            g.create_dataset("weight", data=np.full((1, 1, k[0], k[1], 1), _ints(layer.weight), np.float32))
+    if layer.delay is not None:
+        g.create_dataset("delay", data=np.asarray(layer.delay, dtype=np.float32))
+    _write_neuron(g, layer.neuron, layer.size)
