@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup demo test test-all lint
 setup:
-	bash scripts/setup.sh
+	SNNDEPLOY_VENV=$(abspath $(VENV)) bash scripts/setup.sh
 
 demo: setup
 	$(VENV)/bin/snndeploy doctor
