@@ -1,1 +1,4 @@
-"""Datasets from the local data folder (never downloaded) and their spike encodings."""
+"""Datasets from the local data folder (never downloaded) and their spike encodings.
+
+``snndeploy.data.datasets.make_splits(name, ...)`` is the entry point; ``snndeploy.data.readers`` reads the files.
+"""
