@@ -44,6 +44,15 @@ def test_wheel_contains_every_module(tmp_path):
         for module in folder.glob("*.py"):
             assert f"{package.replace('.', '/')}/{module.name}" in names
     assert "snndeploy/cli.py" in names
+    # A normal install (the unpacked wheel first on the path) imports every sub-package from the wheel.
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    packages = sorted(declared_package_folders())
+    code = (f"import importlib, snndeploy; assert snndeploy.__file__.startswith({str(site)!r}), snndeploy.__file__; "
+            f"[importlib.import_module(p) for p in {packages!r}]; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120,
+                            env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
+    assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_code_folders_are_not_importable_by_their_folder_names():
