@@ -1,0 +1,381 @@
+"""LoihiNet <-> NIR graphs (``.nir`` files written and read with the ``nir`` package).
+
+Standard nodes: ``Input``, ``Flatten``, ``Linear``, ``Conv2d``, ``SumPool2d``, ``CubaLIF``, ``Delay``, ``Output``
+(recurrence as a ``Linear`` edge from a neuron node back to itself). NIR neurons are continuous-time; with
+time step ``dt`` (graph metadata) the Loihi CUBA neuron is their forward-Euler discretisation:
+
+* ``tau_syn = dt / (iDecay/4096)``, ``tau_mem = dt / (vDecay/4096)`` (``inf`` for a zero decay);
+* ``r = tau_mem / dt`` and ``w_in = gain * tau_syn / dt`` so that synaptic input reaches ``u`` and ``u`` reaches
+  ``v`` with factor one (``gain`` is the pooling or input-scale weight, 1 after Linear/Conv2d);
+* ``v_leak = bias / (vDecay/4096)`` (the per-step voltage bias), ``v_reset = 0``, spike when ``v > v_threshold``.
+
+The Loihi values themselves (integer decays, threshold mantissa, integer weights with exponent, bias,
+the layer's op and gain) travel in each node's ``metadata['snndeploy']``, so a file written here reads back
+exactly. Graphs from other tools (snnTorch, Norse, sinabs, rockpool) are read from the standard fields;
+``Affine`` bias, ``LIF``, ``IF``, ``AvgPool2d`` and ``Scale`` are mapped too; anything else is named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from snndeploy.atomic import atomic_path
+from snndeploy.errors import UserError
+from snndeploy.export.ir import DECAY_UNITY, W_SCALE, Layer, LoihiNet, Neuron, per_neuron
+
+FORMAT = "snndeploy-loihi-cuba/1"
+KEY = "snndeploy"
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    out = np.full(a.shape, np.inf)
+    np.divide(a, b, out=out, where=b != 0)
+    return out
+
+
+def _plain(meta: dict) -> dict:
+    """nir.write compresses every array: 0-d arrays must be written as plain numbers."""
+    return {k: (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v) for k, v in meta.items()}
+
+
+def _neuron_node(layer: Layer, dt: float, gain: float):
+    import nir
+
+    n, shape = layer.neuron, layer.out_shape
+    du = per_neuron(n.i_decay, shape).astype(np.float64) / DECAY_UNITY
+    dv = per_neuron(n.v_decay, shape).astype(np.float64) / DECAY_UNITY
+    bias = np.zeros(shape) if n.bias is None else per_neuron(n.bias, shape).astype(np.float64)
+    tau_syn, tau_mem = _div(dt, du), _div(dt, dv)
+    threshold = per_neuron(n.threshold, shape).astype(np.float64) if n.spiking else np.full(shape, np.inf)
+    meta = {"i_decay": np.asarray(n.i_decay, dtype=np.int64), "v_decay": np.asarray(n.v_decay, dtype=np.int64),
+            "threshold": np.asarray(n.threshold, dtype=np.float64), "vth_mant": n.vth_mant,
+            "spiking": int(n.spiking), "gain": float(gain), "layer": layer.name, "op": layer.op,
+            "reset": "zero"}
+    if n.bias is not None:
+        meta["bias"] = np.asarray(n.bias, dtype=np.float64)
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=_div(tau_mem, dt), v_leak=_div(bias, dv) * (bias != 0),
+                       v_threshold=threshold, v_reset=np.zeros(shape), w_in=gain * _div(tau_syn, dt),
+                       metadata={KEY: _plain(meta)})
+
+
+def _weight_meta(w: np.ndarray) -> dict:
+    from snndeploy.export.lava_net import fit_weights
+
+    ints = np.round(np.asarray(w, dtype=np.float64) * W_SCALE)
+    meta = {"w_scale": W_SCALE, "weight_int": ints.astype(np.int32),
+            "on_grid": int(np.allclose(ints, np.asarray(w, dtype=np.float64) * W_SCALE, rtol=0, atol=1e-6))}
+    try:
+        _, bits, exp = fit_weights(ints.astype(np.int64), "w")
+        meta.update(num_weight_bits=bits, weight_exp=exp)
+    except ValueError:
+        pass
+    return meta
+
+
+def to_nir(net: LoihiNet):
+    """The NIR graph of ``net`` (standard nodes plus exact Loihi metadata)."""
+    import nir
+
+    nodes: dict = {"input": nir.Input(input_type={"input": np.array(net.input_shape)})}
+    edges: list[tuple[str, str]] = []
+    prev, prev_shape = "input", tuple(net.input_shape)
+    for layer in net.layers:
+        name = layer.name
+        gain = 1.0
+        if len(prev_shape) > 1 and layer.op == "dense":
+            nodes[f"{name}_flatten"] = nir.Flatten(input_type={"input": np.array(prev_shape)}, start_dim=0,
+                                                   end_dim=-1)
+            edges.append((prev, f"{name}_flatten"))
+            prev = f"{name}_flatten"
+        syn = f"{name}_syn"
+        if layer.op == "dense":
+            w = layer.dense_weight().astype(np.float32)
+            nodes[syn] = nir.Linear(weight=w, metadata={KEY: _weight_meta(w)})
+        elif layer.op == "conv":
+            w = np.asarray(layer.weight, dtype=np.float32)
+            nodes[syn] = nir.Conv2d(input_shape=tuple(layer.in_shape[1:]), weight=w, stride=np.array(layer.stride),
+                                    padding=np.array(layer.padding), dilation=np.array(layer.dilation),
+                                    groups=layer.groups, bias=np.zeros(w.shape[0], np.float32),
+                                    metadata={KEY: _weight_meta(w)})
+        elif layer.op == "pool":
+            gain = float(np.asarray(layer.weight).reshape(-1)[0])
+            nodes[syn] = nir.SumPool2d(kernel_size=np.array(layer.kernel), stride=np.array(layer.stride),
+                                       padding=np.array(layer.padding),
+                                       metadata={KEY: {"in_shape": np.array(layer.in_shape),
+                                                       "out_shape": np.array(layer.out_shape)}})
+        else:  # input: an element-wise scale, carried by the neuron's w_in
+            gain = float(np.asarray(layer.weight).reshape(-1)[0])
+            syn = None
+        if syn is not None:
+            edges.append((prev, syn))
+        neuron = f"{name}_lif"
+        nodes[neuron] = _neuron_node(layer, net.dt, gain)
+        edges.append((syn or prev, neuron))
+        prev = neuron
+        if layer.recurrent is not None:
+            r = np.asarray(layer.recurrent, dtype=np.float32)
+            nodes[f"{name}_rec"] = nir.Linear(weight=r, metadata={KEY: {**_weight_meta(r), "recurrent": 1}})
+            edges += [(neuron, f"{name}_rec"), (f"{name}_rec", neuron)]
+        if layer.delay is not None:
+            nodes[f"{name}_delay"] = nir.Delay(delay=np.asarray(layer.delay, dtype=np.float64) * net.dt)
+            edges.append((neuron, f"{name}_delay"))
+            prev = f"{name}_delay"
+        prev_shape = layer.out_shape
+    nodes["output"] = nir.Output(output_type={"output": np.array(prev_shape)})
+    edges.append((prev, "output"))
+    meta = {"format": FORMAT, "name": net.name, "dt": float(net.dt), "reset": net.reset, "w_scale": W_SCALE,
+            "decay_unity": DECAY_UNITY, "spike_condition": "v > v_threshold",
+            "quantize": int(bool(net.meta.get("quantize", True)))}
+    if net.time_steps:
+        meta["time_steps"] = int(net.time_steps)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={KEY: _plain(meta)}, type_check=False)
+
+
+def write_nir(net: LoihiNet, path: str | Path, *, force: bool = False) -> Path:
+    """Write ``net`` as a ``.nir`` file (atomically; an existing file only with ``force``)."""
+    import nir
+
+    graph = to_nir(net)
+    with atomic_path(path, force=force) as tmp:
+        nir.write(tmp, graph)
+    return Path(path)
+
+
+def read_graph(path: str | Path):
+    import nir
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("NIR file not found", path)
+    try:
+        return nir.read(path, type_check=False)
+    except Exception as exc:  # h5py/nir raise many types on corrupt or foreign files
+        raise UserError(f"not a readable NIR file ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+                        path) from None
+
+
+def read_nir(path: str | Path, *, dt: float | None = None) -> LoihiNet:
+    """Read a ``.nir`` file as a LoihiNet (exact for files written here; see :func:`from_nir`)."""
+    path = Path(path)
+    try:
+        return from_nir(read_graph(path), dt=dt, name=path.stem)
+    except UserError as exc:
+        raise UserError(exc.problem, path) from None
+
+
+def load_nir_model(path: str | Path):
+    """A SlayerNet for a ``.nir`` file (used by ``snndeploy.models.load.load_model``)."""
+    from snndeploy.export.slayer_io import to_slayer
+
+    path = Path(path)
+    net = read_nir(path)
+    try:
+        return to_slayer(net)
+    except UserError as exc:
+        raise UserError(exc.problem, path) from None
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def _meta(node) -> dict:
+    meta = getattr(node, "metadata", None) or {}
+    return dict(meta.get(KEY, {})) if isinstance(meta.get(KEY, {}), dict) else {}
+
+
+def _chain(graph) -> list[str]:
+    """Node names from the Input to the Output, following forward edges (recurrent back-edges skipped)."""
+    import nir
+
+    inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
+    if len(inputs) != 1:
+        raise UserError(f"expected one Input node, found {len(inputs)}")
+    succ: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        succ.setdefault(a, []).append(b)
+    order, node, seen = [], inputs[0], set()
+    while True:
+        order.append(node)
+        seen.add(node)
+        nxt = [b for b in succ.get(node, []) if b not in seen and not _is_back_edge(graph, node, b, succ)]
+        if not nxt:
+            break
+        if len(nxt) > 1:
+            raise UserError(f"node {node!r} branches to {nxt}: only chains (plus self-recurrence) are supported")
+        node = nxt[0]
+    return order
+
+
+def _is_back_edge(graph, a: str, b: str, succ: dict) -> bool:
+    """``a -> b`` where b leads straight back to a: a recurrent weight node."""
+    return a in succ.get(b, [])
+
+
+def _shape(arr) -> tuple[int, ...]:
+    return tuple(int(s) for s in np.asarray(arr).reshape(-1))
+
+
+def _neuron_from_nir(node, shape, dt: float, where: str) -> tuple[Neuron, float]:
+    """(Neuron, synaptic gain) of a NIR neuron node."""
+    import nir
+
+    meta = _meta(node)
+    if "i_decay" in meta:
+        bias = meta.get("bias")
+        neuron = Neuron(i_decay=np.asarray(meta["i_decay"]).astype(np.int64),
+                        v_decay=np.asarray(meta["v_decay"]).astype(np.int64),
+                        threshold=np.asarray(meta["threshold"], dtype=np.float64),
+                        bias=None if bias is None else np.asarray(bias, dtype=np.float64),
+                        spiking=bool(meta.get("spiking", 1)))
+        return neuron, float(meta.get("gain", 1.0))
+    v_reset = np.asarray(getattr(node, "v_reset", 0.0) if getattr(node, "v_reset", None) is not None else 0.0)
+    if np.any(v_reset != 0):
+        raise UserError(f"{where}: v_reset != 0 has no Loihi equivalent (Loihi resets the voltage to 0)")
+    if isinstance(node, nir.CubaLIF):
+        du, dv = _div(dt, node.tau_syn), _div(dt, node.tau_mem)
+        gain = np.asarray(node.w_in) * du * np.asarray(node.r) * dv
+        v_leak = np.asarray(node.v_leak, dtype=np.float64)
+    elif isinstance(node, nir.LIF):
+        du, dv = np.ones(shape), _div(dt, node.tau)
+        gain = np.asarray(node.r) * dv
+        v_leak = np.asarray(node.v_leak, dtype=np.float64)
+    elif isinstance(node, nir.IF):
+        du, dv = np.ones(shape), np.zeros(shape)
+        gain, v_leak = np.asarray(node.r, dtype=np.float64), np.zeros(shape)
+    else:
+        raise UserError(f"{where}: NIR node {type(node).__name__} is not a supported neuron (CubaLIF, LIF, IF)")
+    gains = np.unique(np.round(np.asarray(gain, dtype=np.float64), 12))
+    if gains.size != 1:
+        raise UserError(f"{where}: per-neuron input gains (w_in * r * dt / tau) are not supported")
+    i_decay = np.round(np.clip(du, 0, 1) * DECAY_UNITY).astype(np.int64)
+    v_decay = np.round(np.clip(dv, 0, 1) * DECAY_UNITY).astype(np.int64)
+    bias = v_leak * dv
+    threshold = np.asarray(node.v_threshold, dtype=np.float64)
+    return Neuron(i_decay=_squeeze(i_decay), v_decay=_squeeze(v_decay), threshold=_squeeze(threshold),
+                  bias=None if not np.any(bias) else bias, spiking=bool(np.all(np.isfinite(threshold)))), \
+        float(gains[0])
+
+
+def _squeeze(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    return a.reshape(-1)[:1].reshape(()) if np.unique(a).size == 1 else a
+
+
+def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
+    """A LoihiNet for a NIR graph: synapse node(s) then neuron node per layer; unsupported nodes are named."""
+    import nir
+
+    gmeta = _meta(graph)
+    dt = float(gmeta.get("dt", dt if dt is not None else 1.0))
+    order = _chain(graph)
+    nodes = graph.nodes
+    input_shape = _shape(nodes[order[0]].input_type["input"])
+    succ: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        succ.setdefault(a, []).append(b)
+    layers: list[Layer] = []
+    shape = input_shape
+    pending: dict | None = None
+    flattened = False
+    for key in order[1:]:
+        node = nodes[key]
+        where = f"node {key!r}"
+        if isinstance(node, nir.Output):
+            break
+        if isinstance(node, nir.Flatten):
+            flattened = len(shape) > 1
+            shape = (int(np.prod(shape)),)
+            continue
+        if isinstance(node, (nir.Linear, nir.Affine)):
+            w = np.asarray(node.weight, dtype=np.float64)
+            pending = {"op": "dense", "weight": w, "in_shape": (w.shape[1],), "out_shape": (w.shape[0],),
+                       "syn_bias": np.asarray(getattr(node, "bias", 0.0), dtype=np.float64), "name": key}
+            if w.shape[1] != int(np.prod(shape)):
+                raise UserError(f"{where}: weight of shape {w.shape} does not fit the input of shape {shape}")
+            continue
+        if isinstance(node, nir.Conv2d):
+            w = np.asarray(node.weight, dtype=np.float64)
+            stride, padding, dilation = (_pair(node.stride), _pair(node.padding), _pair(node.dilation))
+            out_hw = [(shape[1 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
+                      for i in range(2)]
+            pending = {"op": "conv", "weight": w, "in_shape": shape, "out_shape": (w.shape[0], *out_hw),
+                       "stride": stride, "padding": padding, "dilation": dilation, "groups": int(node.groups),
+                       "syn_bias": np.asarray(node.bias, dtype=np.float64), "name": key}
+            continue
+        if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+            k, stride, padding = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+            out_hw = [(shape[1 + i] + 2 * padding[i] - k[i]) // stride[i] + 1 for i in range(2)]
+            scale = 1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (k[0] * k[1])
+            pending = {"op": "pool", "weight": np.array(scale), "in_shape": shape,
+                       "out_shape": (shape[0], *out_hw), "stride": stride, "padding": padding, "kernel": k,
+                       "syn_bias": np.zeros(1), "name": key}
+            continue
+        if isinstance(node, nir.Scale) and pending is None:
+            pending = {"op": "input", "weight": np.asarray(node.scale, dtype=np.float64), "in_shape": shape,
+                       "out_shape": shape, "syn_bias": np.zeros(1), "name": key}
+            continue
+        if isinstance(node, nir.Delay):
+            if not layers:
+                raise UserError(f"{where}: a Delay before the first neuron layer is not supported")
+            steps = np.asarray(node.delay, dtype=np.float64) / dt
+            if not np.allclose(steps, np.round(steps)):
+                raise UserError(f"{where}: delays are not whole time steps of dt={dt:g}")
+            layers[-1] = replace(layers[-1], delay=np.round(steps).astype(np.int64))
+            continue
+        if isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF)):
+            layers.append(_layer(key, node, pending, shape, dt, nodes, succ, flattened))
+            shape = layers[-1].out_shape
+            pending, flattened = None, False
+            continue
+        raise UserError(f"{where}: NIR node type {type(node).__name__} is not supported by the Loihi export "
+                        "(supported: Input, Flatten, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Scale, "
+                        "CubaLIF, LIF, IF, Delay, Output)")
+    if not layers:
+        raise UserError("the NIR graph has no neuron layers")
+    if pending is not None:
+        raise UserError(f"node {pending['name']!r}: a synapse without a following neuron node is not supported")
+    steps = gmeta.get("time_steps")
+    return LoihiNet(name=str(gmeta.get("name", name)), input_shape=input_shape, layers=tuple(layers), dt=dt,
+                    time_steps=int(steps) if steps is not None else None,
+                    meta={"quantize": bool(gmeta.get("quantize", 1))})
+
+
+def _pair(value) -> tuple[int, int]:
+    arr = np.atleast_1d(np.asarray(value)).astype(int)
+    return (int(arr[0]), int(arr[-1]))
+
+
+def _layer(key, node, pending, shape, dt, nodes, succ, flattened: bool) -> Layer:
+    meta = _meta(node)
+    if pending is None:  # a neuron straight after the input or another neuron: element-wise input layer
+        pending = {"op": "input", "weight": np.array(1.0), "in_shape": shape, "out_shape": shape,
+                   "syn_bias": np.zeros(1), "name": key}
+    out_shape = tuple(pending["out_shape"])
+    neuron, gain = _neuron_from_nir(node, out_shape, dt, f"node {key!r}")
+    weight = pending["weight"]
+    if pending["op"] in ("pool", "input"):
+        weight = np.array(float(np.asarray(weight).reshape(-1)[0]) * gain) if "gain" not in meta else \
+            np.array(float(meta["gain"]))
+    elif gain != 1.0:
+        weight = weight * gain
+    syn_bias = np.asarray(pending["syn_bias"], dtype=np.float64)
+    if np.any(syn_bias):
+        if not np.all(np.asarray(neuron.i_decay) == DECAY_UNITY):
+            raise UserError(f"node {pending['name']!r}: a synaptic bias needs a neuron without current memory "
+                            "(tau_syn = dt) to map onto Loihi's voltage bias")
+        extra = per_neuron(syn_bias * gain, out_shape)
+        neuron = replace(neuron, bias=extra if neuron.bias is None else per_neuron(neuron.bias, out_shape) + extra)
+    recurrent = None
+    for nxt in succ.get(key, []):
+        if key in succ.get(nxt, []):
+            recurrent = np.asarray(nodes[nxt].weight, dtype=np.float64) * gain
+    name = meta.get("layer", pending["name"])
+    return Layer(str(name), pending["op"], tuple(pending["in_shape"]), out_shape, neuron, weight,
+                 stride=pending.get("stride", (1, 1)), padding=pending.get("padding", (0, 0)),
+                 dilation=pending.get("dilation", (1, 1)), groups=pending.get("groups", 1),
+                 kernel=pending.get("kernel", (1, 1)), recurrent=recurrent,
+                 flatten=pending["op"] == "dense" and (flattened or len(shape) > 1))

@@ -1,0 +1,229 @@
+"""SlayerNet (``snndeploy.models``) <-> :class:`~snndeploy.export.ir.LoihiNet`.
+
+Reading never changes the live model (lava-dl's ``export_hdf5`` removes weight normalisation from the
+model it exports; here the normalised weight is computed aside). Weights are taken as the model computes
+with them: weight norm, masks and the 8-bit quantization pre-hook applied. Decays are quantized to Loihi's
+12 bits exactly as SLAYER's CUBA dynamics do. Building a SlayerNet back gives a model without weight norm
+whose raw weights are those effective weights (quantization is idempotent), so both compute the same spikes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from snndeploy.errors import UserError
+from snndeploy.export.ir import DECAY_UNITY, Layer, LoihiNet, Neuron
+
+
+def _effective_weight(synapse) -> torch.Tensor:
+    if hasattr(synapse, "weight_v") and hasattr(synapse, "weight_g"):  # torch weight_norm, computed aside
+        w = torch._weight_norm(synapse.weight_v, synapse.weight_g, 0)
+    else:
+        w = synapse.weight
+    hook = getattr(synapse, "pre_hook_fx", None)
+    return hook(w) if hook is not None else w
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().double().numpy()
+
+
+def _neuron(block, where: str, spiking: bool = True) -> Neuron:
+    from lava.lib.dl.slayer.utils import quantize
+
+    neuron = block.neuron
+    if type(neuron).__module__.rsplit(".", 1)[-1] != "cuba":
+        raise UserError(f"{where}: {type(neuron).__module__}.{type(neuron).__name__} neurons have no Loihi CUBA "
+                        "mapping (only cuba blocks export to NIR/Lava)")
+    if getattr(neuron, "graded_spike", False):
+        raise UserError(f"{where}: graded spikes are not supported by the export")
+    i_decay = _np(quantize(neuron.current_decay.detach().clamp(0, DECAY_UNITY))).astype(np.int64)
+    v_decay = _np(quantize(neuron.voltage_decay.detach().clamp(0, DECAY_UNITY))).astype(np.int64)
+    bias = None
+    norm = getattr(neuron, "norm", None)
+    if norm is not None:
+        if not hasattr(norm, "effective"):
+            raise UserError(f"{where}: neuron norm {type(norm).__name__} is not supported (only a plain bias)")
+        bias = _np(norm.effective())
+    return Neuron(i_decay=i_decay.reshape(-1) if i_decay.size > 1 else i_decay.reshape(()),
+                  v_decay=v_decay.reshape(-1) if v_decay.size > 1 else v_decay.reshape(()),
+                  threshold=np.array(float(neuron.threshold)), bias=bias, spiking=spiking)
+
+
+def _delay(block, where: str) -> np.ndarray | None:
+    delay = getattr(block, "delay", None)
+    if not isinstance(delay, torch.nn.Module):
+        return None
+    values = _np(torch.floor(delay.delay.detach().clamp(0, getattr(delay, "max_delay", 62)))).astype(np.int64)
+    return values.reshape(-1)
+
+
+def from_slayer(model) -> LoihiNet:
+    """The LoihiNet of a SlayerNet (``model.spec`` and ``model.blocks``); unsupported blocks are named."""
+    spec = model.spec
+    shapes = spec.shapes()
+    in_shape = tuple(spec.input_shape)
+    layers: list[Layer] = []
+    flatten = False
+    for i, (bspec, block) in enumerate(zip(spec.blocks, model.blocks, strict=True)):
+        where = f"block {i} ({bspec.kind})"
+        out_shape = tuple(shapes[i])
+        if getattr(block, "delay_shift", True) is False:
+            raise UserError(f"{where}: delay_shift=False has no Lava equivalent (every synapse adds one step)")
+        if bspec.kind == "flatten":
+            flatten = True
+            in_shape = out_shape
+            continue
+        name = f"b{i}_{bspec.kind}"
+        if bspec.kind == "input":
+            if block.neuron is None:
+                continue
+            weight = float(_np(block.pre_hook_fx(block.weight)).reshape(-1)[0]) if block.weight is not None else 1.0
+            neuron = _neuron(block, where)
+            if block.bias is not None and float(block.bias.detach().abs().sum()) != 0.0:
+                if not np.all(neuron.i_decay == DECAY_UNITY):
+                    raise UserError(f"{where}: an input bias with current decay < 1 has no Loihi equivalent")
+                neuron = replace(neuron, bias=_np(block.pre_hook_fx(block.bias)).reshape(-1))
+            layers.append(Layer(name, "input", in_shape, out_shape, neuron, np.array(weight)))
+        elif bspec.kind in ("dense", "affine"):
+            w = _np(_effective_weight(block.synapse)).reshape(out_shape[0], -1)
+            mask = getattr(block, "mask", None)
+            if mask is not None:
+                w = w * _np(mask).reshape(w.shape)
+            neuron = _neuron(block, where, spiking=bspec.kind == "dense")
+            layers.append(Layer(name, "dense", (w.shape[1],), out_shape, neuron, w, flatten=flatten,
+                                delay=_delay(block, where)))
+        elif bspec.kind == "conv":
+            w = _np(_effective_weight(block.synapse))
+            w = w.reshape(w.shape[:4])
+            layers.append(Layer(name, "conv", in_shape, out_shape, _neuron(block, where), w,
+                                stride=(bspec.conv_stride(),) * 2, padding=(bspec.padding,) * 2,
+                                dilation=(bspec.dilation,) * 2, groups=bspec.groups, delay=_delay(block, where)))
+        elif bspec.kind == "pool":
+            w = _np(_effective_weight(block.synapse)).reshape(-1)
+            if np.unique(w).size != 1:
+                raise UserError(f"{where}: a pooling kernel with unequal weights is not sum pooling")
+            layers.append(Layer(name, "pool", in_shape, out_shape, _neuron(block, where), np.array(w[0]),
+                                stride=(bspec.conv_stride(),) * 2, padding=(bspec.padding,) * 2,
+                                dilation=(bspec.dilation,) * 2, kernel=(bspec.kernel,) * 2,
+                                delay=_delay(block, where)))
+        else:
+            raise UserError(f"{where}: block kind {bspec.kind!r} is not supported by the export")
+        flatten = False
+        in_shape = out_shape
+    if not layers:
+        raise UserError(f"model {spec.name!r} has no exportable layers")
+    return LoihiNet(name=spec.name, input_shape=tuple(spec.input_shape), layers=tuple(layers),
+                    time_steps=spec.time_steps, meta={"quantize": bool(spec.quantize)})
+
+
+def _neuron_spec(neuron: Neuron, base):
+    from snndeploy.models.spec import NeuronSpec
+
+    for name, value in (("current decay", neuron.i_decay), ("voltage decay", neuron.v_decay),
+                        ("threshold", neuron.threshold)):
+        if np.unique(np.asarray(value)).size > 1:
+            raise UserError(f"per-neuron {name} cannot be expressed in a SLAYER model spec")
+    base = base or NeuronSpec()
+    threshold = float(np.asarray(neuron.threshold).reshape(-1)[0])
+    return replace(base, kind="cuba", threshold=threshold if neuron.spiking and threshold > 0 else base.threshold,
+                   current_decay=float(np.asarray(neuron.i_decay).reshape(-1)[0]) / DECAY_UNITY,
+                   voltage_decay=float(np.asarray(neuron.v_decay).reshape(-1)[0]) / DECAY_UNITY)
+
+
+def spec_of(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):
+    """The ModelSpec that rebuilds ``net`` as a SlayerNet (unsupported features named)."""
+    from snndeploy.models.spec import BlockSpec, ModelSpec
+
+    blocks = []
+    neurons = []
+    prev_shape = tuple(net.input_shape)
+    for layer in net.layers:
+        if layer.recurrent is not None:
+            raise UserError(f"{layer.name}: recurrent layers cannot be built as a SLAYER model spec yet")
+        if len(prev_shape) > 1 and layer.op == "dense":
+            blocks.append(BlockSpec("flatten"))
+            neurons.append(None)
+        has_bias = layer.neuron.bias is not None and layer.op != "input"
+        if layer.op == "input":
+            block = BlockSpec("input")
+        elif layer.op == "dense":
+            block = BlockSpec("dense" if layer.neuron.spiking else "affine", out=layer.size,
+                              delay=layer.delay is not None, bias=has_bias and layer.neuron.spiking)
+            if not layer.neuron.spiking and layer.neuron.bias is not None:
+                raise UserError(f"{layer.name}: a non-spiking read-out with bias has no SLAYER affine equivalent")
+        else:
+            if len(set(layer.stride)) > 1 or len(set(layer.padding)) > 1 or len(set(layer.dilation)) > 1:
+                raise UserError(f"{layer.name}: non-square stride/padding/dilation is not supported by the spec")
+            kernel = layer.kernel[0] if layer.op == "pool" else int(np.asarray(layer.weight).shape[-1])
+            if layer.op == "conv" and np.asarray(layer.weight).shape[-2] != kernel:
+                raise UserError(f"{layer.name}: non-square kernels are not supported by the spec")
+            block = BlockSpec(layer.op, out=layer.out_shape[0] if layer.op == "conv" else None, kernel=kernel,
+                              stride=layer.stride[0], padding=layer.padding[0], dilation=layer.dilation[0],
+                              groups=layer.groups if layer.op == "conv" else 1, delay=layer.delay is not None,
+                              bias=has_bias)
+        blocks.append(block)
+        neurons.append(_neuron_spec(layer.neuron, base_neuron))
+        prev_shape = layer.out_shape
+    model_neuron = next(n for n in neurons if n is not None)
+    blocks = [b if n is None or n == model_neuron else replace(b, neuron=n) for b, n in zip(blocks, neurons,
+                                                                                              strict=True)]
+    if quantize is None:
+        quantize = bool(net.meta.get("quantize", True))
+    return ModelSpec(name=net.name, input_shape=tuple(net.input_shape), blocks=tuple(blocks),
+                     time_steps=int(net.time_steps or 25), neuron=model_neuron, quantize=quantize)
+
+
+def to_slayer(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):
+    """Build a SlayerNet computing ``net`` (weights loaded; quantization as recorded, else on)."""
+    from snndeploy.models.build import build_model
+
+    spec = spec_of(net, quantize=quantize, base_neuron=base_neuron)
+    model = build_model(spec)
+    layers = iter(net.layers)
+    with torch.no_grad():
+        for bspec, block in zip(spec.blocks, model.blocks, strict=True):
+            if bspec.kind == "flatten":
+                continue
+            layer = next(layers)
+            _load(block, bspec, layer)
+    return model
+
+
+def _tensor(a, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=like.dtype).reshape(like.shape)
+
+
+def _load(block, bspec, layer: Layer) -> None:
+    if bspec.kind == "input":
+        block.weight.data = _tensor(np.asarray(layer.weight).reshape(1), block.weight)
+        if layer.neuron.bias is not None:
+            bias = np.asarray(layer.neuron.bias).reshape(-1)
+            if bias.size != 1:
+                raise UserError(f"{layer.name}: a per-neuron input bias cannot be expressed in the SLAYER Input block")
+            block.bias.data = _tensor(bias, block.bias)
+        return
+    synapse = block.synapse
+    if bspec.kind == "pool":
+        synapse.weight.data = torch.full_like(synapse.weight, float(np.asarray(layer.weight).reshape(-1)[0]))
+    else:
+        synapse.weight.data = _tensor(layer.weight, synapse.weight)
+    if bspec.bias and layer.neuron.bias is not None:
+        norm = block.neuron.norm
+        norm.value.data = _tensor(np.broadcast_to(np.asarray(layer.neuron.bias).reshape(-1), norm.value.shape)
+                                  if np.asarray(layer.neuron.bias).size == 1 else
+                                  np.asarray(layer.neuron.bias).reshape(-1)[:norm.value.numel()]
+                                  if np.asarray(layer.neuron.bias).size == norm.value.numel() else
+                                  _per_channel(layer), norm.value)
+    if bspec.delay and layer.delay is not None:
+        block.delay.delay.data = _tensor(layer.delay, block.delay.delay)
+
+
+def _per_channel(layer: Layer) -> np.ndarray:
+    bias = np.asarray(layer.neuron.bias, dtype=np.float64).reshape(layer.out_shape[0], -1)
+    if not np.all(bias == bias[:, :1]):
+        raise UserError(f"{layer.name}: a per-neuron conv bias cannot be expressed in SLAYER (per channel only)")
+    return bias[:, 0]
