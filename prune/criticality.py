@@ -61,17 +61,29 @@ def per_channel_mean(h: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def criticality(net: nn.Module, indices: list[int], batches: Iterable[torch.Tensor], kind: str = "atan",
-                alpha: float = 2.0) -> dict[int, torch.Tensor]:
-    """Channel criticality ``{block index: tensor[out]}`` of the given blocks on input spike batches (forward only)."""
+                alpha: float = 2.0, rates: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
+    """Channel criticality ``{block index: tensor[out]}`` of the given blocks on input spike batches (forward only).
+
+    When ``rates`` is a dict it is filled with the mean input spike rate per input channel of each block.
+    """
     sums: dict[int, torch.Tensor] = {}
     counts: dict[int, int] = {i: 0 for i in indices}
     thresholds = {i: float(net.blocks[i].neuron.threshold) for i in indices}
+    rate_sums: dict[int, list] = {i: [0.0, 0] for i in indices}
 
     def on_voltage(i: int, v: torch.Tensor) -> None:
         total, n = per_channel_mean(kernel((v - thresholds[i]) / thresholds[i], kind, alpha))
         sums[i] = total if i not in sums else sums[i] + total
         counts[i] += n
 
+    handles = []
+    if rates is not None:
+        for i in indices:
+            def pre(_m, args, i=i):
+                total, n = per_channel_mean((args[0] != 0).to(torch.float32))
+                rate_sums[i][0] = rate_sums[i][0] + total
+                rate_sums[i][1] += n
+            handles.append(net.blocks[i].synapse.register_forward_pre_hook(pre))
     was_training = net.training
     net.eval()
     try:
@@ -81,4 +93,8 @@ def criticality(net: nn.Module, indices: list[int], batches: Iterable[torch.Tens
                 reset_state(net)
     finally:
         net.train(was_training)
+        for h in handles:
+            h.remove()
+    if rates is not None:
+        rates.update({i: rate_sums[i][0] / max(rate_sums[i][1], 1) for i in indices if rate_sums[i][1]})
     return {i: sums[i] / counts[i] for i in sums}

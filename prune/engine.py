@@ -84,6 +84,8 @@ class PruningEngine:
         self.optimizer: torch.optim.Optimizer | None = None
         self.records: list[dict] = []
         self.step = 0
+        self._state_owners: dict = {}  # name -> object with state_dict / load_state_dict (a method's optimizer)
+        self._pending_state: dict = {}  # loaded state whose owner has not attached yet
 
     # ----- bookkeeping -------------------------------------------------------------------------------------------
     def bind_optimizer(self, optimizer: torch.optim.Optimizer | None) -> None:
@@ -292,10 +294,22 @@ class PruningEngine:
                 value.view(-1)[flat_idx] = 0.0
 
     # ----- persistence -------------------------------------------------------------------------------------------
+    def attach_state(self, name: str, owner) -> bool:
+        """Save ``owner.state_dict()`` with the engine's state; True if a loaded state was handed to it now."""
+        self._state_owners[name] = owner
+        pending = self._pending_state.pop(name, None)
+        if pending is not None:
+            owner.load_state_dict(pending)
+        return pending is not None
+
     def state_dict(self) -> dict:
-        return {"masks": {layer.info.name: layer.mask.mask.clone() for layer in self.layers},
-                "channel_masks": {layer.info.name: layer.mask.channel_mask.clone() for layer in self.layers},
-                "records": list(self.records), "step": self.step}
+        state = {"masks": {layer.info.name: layer.mask.mask.clone() for layer in self.layers},
+                 "channel_masks": {layer.info.name: layer.mask.channel_mask.clone() for layer in self.layers},
+                 "records": list(self.records), "step": self.step}
+        owned = {**self._pending_state, **{k: v.state_dict() for k, v in self._state_owners.items()}}
+        if owned:
+            state["owners"] = owned
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         for layer in self.layers:
@@ -304,6 +318,11 @@ class PruningEngine:
             layer.mask.hold()
         self.records = list(state["records"])
         self.step = int(state["step"])
+        for name, owned in state.get("owners", {}).items():
+            if name in self._state_owners:
+                self._state_owners[name].load_state_dict(owned)
+            else:
+                self._pending_state[name] = owned
 
     def finalize(self) -> None:
         """Bake masks and gates into plain weights (zeros stay, shapes kept); the engine is done afterwards."""

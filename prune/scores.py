@@ -45,6 +45,21 @@ def weight_from_channels(engine: PruningEngine, channel: dict[int, torch.Tensor]
     return out
 
 
+def weight_post_times(engine: PruningEngine, channel: dict[int, torch.Tensor],
+                      rates: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
+    """``C_i * |w_ij|`` (``rates`` None) or ``C_i * r_j`` with ``r_j`` the pre-synaptic rate of input channel j."""
+    out = {}
+    for layer in engine.layers:
+        w = layer.weight.detach()
+        c = channel[layer.info.index].view(-1, *([1] * (w.dim() - 1)))
+        if rates is None:
+            out[layer.info.index] = c * w.abs()
+        else:
+            r = rates[layer.info.index].view(1, -1, *([1] * (w.dim() - 2)))
+            out[layer.info.index] = (c * r).expand(w.shape)
+    return out
+
+
 def _row_l1(engine: PruningEngine) -> dict[int, torch.Tensor]:
     return {layer.info.index: layer.weight.detach().abs().reshape(layer.weight.shape[0], -1).mean(1)
             for layer in engine.layers}

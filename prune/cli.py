@@ -1,0 +1,123 @@
+"""``snndeploy prune MODEL --method M --sparsity S [--structured] --data D --out DIR``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+from snndeploy.cli_support import emit, json_option
+from snndeploy.errors import UserError
+
+METHOD_NAMES = ("criticality", "magnitude", "gmp", "imp", "random", "slimming", "l1filter")
+OUTPUTS = ("prune_report.json", "prune_report.png", "model.pt", "spec.yaml")
+
+
+def _human(result: dict) -> str:
+    r = result["report"]
+    lines = [f"{r['method']} ({'structured' if r['structured'] else 'unstructured'}) -> {result['out']}",
+             f"  accuracy       {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f}",
+             f"  sparsity       weights {r['sparsity']['weights']:.4f}, channels {r['sparsity']['channels']:.4f}",
+             f"  live weights   {r['model']['live_weights']} of {r['model']['weights']}; "
+             f"neurons {r['model']['neurons']}",
+             f"  SynOps/sample  {r['synops_per_sample']['total']:.0f}",
+             f"  cost           {r['cost']['epochs']} epochs, {r['cost']['optimizer_steps']} optimizer steps, "
+             f"{r['cost']['wall_s']:.1f} s"]
+    for layer in r["sparsity"]["per_layer"]:
+        lines.append(f"    {layer['layer']:<10} {layer['kind']:<6} sparsity {layer['sparsity']:.4f}  "
+                     f"channels {layer['live_channels']}/{layer['channels']}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--method", "method_name", type=click.Choice(METHOD_NAMES), required=True, help="Pruning method.")
+@click.option("--sparsity", type=float, required=True,
+              help="Target sparsity: fraction of weights (unstructured) or channels (--structured) removed.")
+@click.option("--structured", is_flag=True, help="Prune whole channels/neurons and shrink the model physically.")
+@click.option("--data", "dataset", required=True, help="Dataset for fine-tuning and evaluation (e.g. mnist, nmnist).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Method config YAML (hyperparameters; defaults are the method's).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option("--force", is_flag=True, help="Start over, replacing a previous run in --out.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--subset", type=int, help="Use only this many training samples.")
+@click.option("--test-subset", type=int, help="Use only this many test samples.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@json_option
+def prune(model: str, method_name: str, sparsity: float, structured: bool, dataset: str, out_dir: str,
+          config_path: str | None, resume: bool, force: bool, batch_size: int, subset: int | None,
+          test_subset: int | None, no_progress: bool, as_json: bool) -> None:
+    """Prune MODEL (spec YAML, training checkpoint or netx HDF5) to --sparsity with --method, fine-tuning on --data."""
+    from snndeploy.prune.methods import get_method
+
+    method = get_method(method_name)
+    if method.structured is True and not structured:
+        structured = True  # slimming and L1-filter pruning remove channels by definition
+    if not 0.0 <= sparsity < 1.0:
+        raise UserError(f"--sparsity must be in [0, 1), got {sparsity}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    out = Path(out_dir)
+    from snndeploy.prune.config import load_config
+
+    config = load_config(method.config_class, config_path)
+    _check_out(out, resume, force)
+    from snndeploy.models.load import load_model
+
+    net = load_model(model)
+    result = run_prune(net, method, config, sparsity, structured, dataset, out, source=str(model), resume=resume,
+                       batch_size=batch_size, subset=subset, test_subset=test_subset, progress=not no_progress,
+                       quiet=as_json)
+    emit(result, as_json, _human)
+
+
+def _check_out(out: Path, resume: bool, force: bool) -> None:
+    from snndeploy.prune.runner import STATE_FILE
+
+    previous = [name for name in (STATE_FILE, *OUTPUTS) if (out / name).exists()]
+    if resume and force:
+        raise UserError("--resume and --force exclude each other")
+    if previous and not resume and not force:
+        raise UserError(f"already holds a pruning run ({', '.join(previous)}); pass --resume to continue it "
+                        "or --force to start over", out)
+    if force:
+        for name in (STATE_FILE, *OUTPUTS):
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
+def run_prune(net, method, config, sparsity: float, structured: bool, dataset: str, out: Path, *, source: str,
+              resume: bool = False, batch_size: int = 64, subset: int | None = None, test_subset: int | None = None,
+              progress: bool = True, quiet: bool = False) -> dict:
+    """Run one pruning job and write its outputs into ``out``; returns the result dict the CLI prints."""
+    import torch
+
+    from snndeploy.prune.finetune import DatasetTrainer
+    from snndeploy.prune.report import write_report
+    from snndeploy.prune.runner import Runner, RunSpec
+    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
+
+    if method.structured is False and structured:
+        raise UserError(f"method {method.name} has no structured mode")
+    torch.manual_seed(config.seed)
+    trainer = DatasetTrainer(dataset, net, batch_size=batch_size, subset=subset, test_subset=test_subset,
+                             seed=config.seed, progress=progress)
+    say = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
+    runner = Runner(RunSpec(method, config, sparsity, structured, source), net, trainer, out, progress=say)
+    result = runner.run(resume=resume)
+    paths = write_report(result.report, out)
+    ckpt = make_checkpoint(result.net, epoch=result.report["cost"]["epochs"],
+                           extra={"pruning": {"method": method.name, "target_sparsity": sparsity,
+                                              "structured": structured}})
+    paths["model"] = save_checkpoint(out / "model.pt", ckpt)
+    if getattr(result.net, "spec", None) is not None:
+        from snndeploy.models.spec import save_spec
+
+        paths["spec"] = save_spec(result.net.spec, out / "spec.yaml")
+    return {"out": str(out), "files": {k: str(v) for k, v in paths.items()}, "report": result.report}

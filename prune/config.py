@@ -1,0 +1,181 @@
+"""Method configuration: frozen dataclasses with the spec's proposed defaults, read from YAML with clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from snndeploy.errors import UserError
+from snndeploy.prune.criticality import KERNELS
+from snndeploy.prune.engine import SCOPES
+from snndeploy.prune.schedules import SCHEDULES
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Hyperparameters shared by every method (each method's class sets its own defaults)."""
+
+    schedule: str = "one_shot"  # one_shot | cubic | linear | iterative
+    steps: int = 1  # pruning steps (cubic / linear)
+    rate: float = 0.2  # iterative: fraction of the remaining weights removed per step
+    epochs_per_step: int = 1  # fine-tuning epochs after each pruning step
+    lr: float = 1e-3  # fine-tuning learning rate (Adam)
+    scope: str = "global"  # global | layer ranking
+    include: tuple[str, ...] = ()  # layer names (blocks.2) or kinds (dense, conv); fnmatch patterns
+    exclude: tuple[str, ...] = ()
+    exclude_first: bool = False
+    exclude_last: bool = False
+    min_channels: int = 1  # structured: channels every layer keeps
+    seed: int = 0
+    eval_each_step: bool = True
+
+
+@dataclass(frozen=True)
+class CriticalityConfig(PruneConfig):
+    """Chen et al. 2023 pruning-regeneration; defaults are the spec's proposed ones (section 7, items 1-4)."""
+
+    schedule: str = "cubic"
+    steps: int = 5
+    epochs_per_step: int = 40
+    delta: float = 0.5  # over-prune margin as a fraction of this step's sparsity increase
+    regen: str = "criticality"  # criticality | gradient | random | none (ablations)
+    weight_score: str = "post"  # per-weight criticality: post (C_i, ties by |w|) | post_magnitude | post_rate
+    kernel: str = "atan"  # near-threshold kernel on (v - theta) / theta
+    alpha: float = 2.0
+    calib_batches: int = 10  # training batches for criticality (and gradient) estimates
+    regrow_init: str = "restore"  # restore pre-pruning values | zero
+    channel_score: str = "gate_l1"  # structured prune criterion: gate | gate_l1 (|gate| * mean |W[c]|)
+    l1: float = 0.0  # structured: L1 penalty on channel gates during fine-tuning (network slimming style)
+
+
+@dataclass(frozen=True)
+class MagnitudeConfig(PruneConfig):
+    """One-shot global magnitude pruning, then fine-tuning."""
+
+    epochs_per_step: int = 10
+
+
+@dataclass(frozen=True)
+class GMPConfig(PruneConfig):
+    """Gradual magnitude pruning (Zhu & Gupta 2017): cubic schedule, fine-tuning between steps."""
+
+    schedule: str = "cubic"
+    steps: int = 5
+    epochs_per_step: int = 2
+
+
+@dataclass(frozen=True)
+class IMPConfig(PruneConfig):
+    """Iterative magnitude pruning with rewinding (lottery ticket): 20 % of the remaining weights per round."""
+
+    schedule: str = "iterative"
+    rate: float = 0.2
+    epochs_per_step: int = 10
+    rewind: str = "start"  # start: rewind surviving weights to the model as loaded | none
+
+
+@dataclass(frozen=True)
+class RandomConfig(PruneConfig):
+    epochs_per_step: int = 10
+
+
+@dataclass(frozen=True)
+class SlimmingConfig(PruneConfig):
+    """Network slimming on channel gates: L1-penalised training, prune the smallest gates, fine-tune."""
+
+    l1: float = 1e-4
+    sparsity_epochs: int = 5
+    epochs_per_step: int = 5
+
+
+@dataclass(frozen=True)
+class L1FilterConfig(PruneConfig):
+    """L1-norm filter pruning (Li et al. 2017): per-layer smallest ||W[c]||_1, then fine-tune."""
+
+    scope: str = "layer"
+    epochs_per_step: int = 5
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "schedule": SCHEDULES, "scope": SCOPES, "regen": ("criticality", "gradient", "random", "none"),
+    "kernel": KERNELS, "weight_score": ("post", "post_magnitude", "post_rate"),
+    "regrow_init": ("restore", "zero"), "channel_score": ("gate", "gate_l1"),
+    "rewind": ("start", "none"),
+}
+RANGES: dict[str, tuple[float, float]] = {
+    "steps": (1, 1000), "rate": (1e-6, 0.999), "epochs_per_step": (0, 100000), "lr": (1e-12, 10.0),
+    "min_channels": (1, 1 << 20), "delta": (0.0, 10.0), "alpha": (1e-6, 1e6), "calib_batches": (1, 100000),
+    "l1": (0.0, 10.0), "sparsity_epochs": (0, 100000),
+}
+
+
+def config_from_dict(cls: type, data: Mapping[str, Any] | None, where: str | Path | None = None) -> PruneConfig:
+    """A validated config of class ``cls``; unknown keys, wrong types and out-of-range values are UserErrors."""
+    data = dict(data or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserError(f"unknown method config key(s) {', '.join(map(str, unknown))}; known: {', '.join(fields)}",
+                        where)
+    values = {}
+    for key, value in data.items():
+        values[key] = _coerce(key, value, getattr(cls(), key), where)
+    return cls(**values)
+
+
+def _coerce(key: str, value: Any, default: Any, where: str | Path | None) -> Any:
+    def bad(expect: str) -> UserError:
+        return UserError(f"method config '{key}' must be {expect}, got {value!r}", where)
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of layer names or kinds")
+        return tuple(value)
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        if isinstance(default, int) and not float(value).is_integer():
+            raise bad("an integer")
+        lo, hi = RANGES.get(key, (float("-inf"), float("inf")))
+        if not lo <= value <= hi:
+            raise bad(f"within [{lo:g}, {hi:g}]")
+        return int(value) if isinstance(default, int) else float(value)
+    if isinstance(default, str):
+        choices = CHOICES.get(key)
+        if not isinstance(value, str) or (choices and value not in choices):
+            raise bad("one of " + ", ".join(choices) if choices else "a string")
+        return value
+    return value
+
+
+def load_config(cls: type, path: str | Path | None) -> PruneConfig:
+    """Read a method config YAML (a mapping of the method's keys); None gives the defaults."""
+    if path is None:
+        return cls()
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("method config not found", path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UserError(f"method config is not valid YAML ({str(exc).splitlines()[0]})", path) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise UserError("a method config must be a YAML mapping of keys to values", path)
+    return config_from_dict(cls, data, path)
+
+
+def config_to_dict(config: PruneConfig) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

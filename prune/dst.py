@@ -1,0 +1,488 @@
+"""Sparse-from-scratch training on the mask engine: Erdos-Renyi masks, periodic rewiring, SET and RigL.
+
+A dynamic-sparse run is a list of rounds (see :class:`snndeploy.prune.methods.Round`): round 0 draws the
+Erdos-Renyi masks, every later round rewires (prune by magnitude, regrow at zero) and each round then trains
+``epochs_per_step`` epochs, so the mask changes every ``epochs_per_step`` epochs. With ``select_best`` one last
+round without training evaluates every trained iteration on the validation split and restores the best one.
+
+Rewiring works on *scope units*: one row per output neuron (``neuron``), one layer (``layer``) or all layers
+together (``global``). The regrowth scores are: random (SET), ``|dL/dW|`` of the dense gradient (RigL) and the
+momentum (exponential average) of the dense gradient (SNFS; the PQ method of :mod:`snndeploy.prune.pq`). Dense
+gradients are those of the effective weight ``W * mask``, so pruned positions get one too (engine tracker).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from snndeploy.errors import UserError
+from snndeploy.prune import config as cfglib
+from snndeploy.prune.engine import PruningEngine
+from snndeploy.prune.methods import Method, Round, register
+
+INIT_KINDS = ("er", "erk", "uniform")
+MOMENTUM_SOURCES = ("calibration", "training")
+AT_TARGET = ("freeze", "hold")
+SCOPES = ("neuron", "layer", "global")  # rewiring scope units
+
+
+# ----- Erdos-Renyi initialisation ------------------------------------------------------------------------------------
+
+def er_raw(shape: tuple[int, ...], kind: str) -> float:
+    """Unnormalised density of a ``[out, in, kh, kw, ...]`` tensor: ER ``(in+out)/(in*out)``, ERK adds the kernel."""
+    out, inp = shape[0], shape[1]
+    kernel = [s for s in shape[2:] if s > 1]
+    if kind == "uniform":
+        return 1.0
+    if kind == "er":
+        return (inp + out) / (inp * out)
+    if kind == "erk":
+        return (inp + out + sum(kernel)) / (inp * out * math.prod(kernel))
+    raise ValueError(f"unknown sparse init {kind!r}; choose one of {', '.join(INIT_KINDS)}")
+
+
+def er_densities(shapes: list[tuple[int, ...]], density: float, kind: str = "er") -> list[float]:
+    """Per-layer densities proportional to :func:`er_raw` whose weighted mean is ``density`` (capped at 1)."""
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density must be in (0, 1], got {density}")
+    sizes = [math.prod(s) for s in shapes]
+    raw = [er_raw(s, kind) for s in shapes]
+    dense: set[int] = set()
+    while True:  # layers whose share would exceed 1 become dense, the rest share what is left
+        budget = density * sum(sizes) - sum(sizes[i] for i in dense)
+        weight = sum(raw[i] * sizes[i] for i in range(len(shapes)) if i not in dense)
+        eps = budget / weight if weight > 0 else 0.0
+        over = [i for i in range(len(shapes)) if i not in dense and eps * raw[i] > 1.0]
+        if not over:
+            return [1.0 if i in dense else eps * raw[i] for i in range(len(shapes))]
+        dense.add(max(over, key=lambda i: raw[i]))
+
+
+# ----- exact pruning and regrowth through the engine's public API --------------------------------------------------
+
+def prune_exact(engine: PruningEngine, selection: dict[int, torch.Tensor]) -> None:
+    """Prune exactly the given live flat indices (per engine layer index)."""
+    count = sum(int(v.numel()) for v in selection.values())
+    if count == 0:
+        return
+    total = sum(layer.mask.mask.numel() for layer in engine.layers)
+    pruned = sum(int((layer.mask.mask == 0).sum().item()) for layer in engine.layers)
+    scores = {}
+    for layer in engine.layers:  # chosen entries score -1, other live ones 0: the lowest `count` are the chosen
+        s = torch.zeros(layer.mask.mask.numel(), dtype=torch.float64)
+        idx = selection.get(layer.info.index)
+        if idx is not None and idx.numel():
+            if bool((layer.mask.mask.view(-1)[idx] == 0).any()):
+                raise ValueError(f"{layer.info.name}: cannot prune an entry that is already pruned")
+            s[idx] = -1.0
+        scores[layer.info.index] = s.view(layer.mask.mask.shape)
+    engine.prune_weights((pruned + count) / total, scores, scope="global")
+
+
+@dataclass
+class Group:
+    """Engine layers that form scope units together, and how their tensors become rows (one row per unit)."""
+
+    layers: list[int]
+    scope: str
+
+    def rows(self, tensors: dict[int, torch.Tensor]) -> torch.Tensor:
+        if self.scope == "neuron":
+            t = tensors[self.layers[0]]
+            return t.reshape(t.shape[0], -1)
+        return torch.cat([tensors[i].reshape(-1) for i in self.layers]).unsqueeze(0)
+
+    def split(self, chosen: torch.Tensor, engine: PruningEngine) -> dict[int, torch.Tensor]:
+        """Per-layer flat indices of the ``True`` entries of a row-shaped boolean tensor."""
+        flat = chosen.reshape(-1)
+        out, start = {}, 0
+        for i in self.layers:
+            size = engine.by_index(i).mask.mask.numel()
+            idx = torch.nonzero(flat[start:start + size]).view(-1)
+            if idx.numel():
+                out[i] = idx
+            start += size
+        return out
+
+
+def groups(engine: PruningEngine, scope: str) -> list[Group]:
+    if scope not in SCOPES:
+        raise ValueError(f"unknown rewiring scope {scope!r}; choose one of {', '.join(SCOPES)}")
+    indices = [layer.info.index for layer in engine.layers]
+    return [Group(indices, scope)] if scope == "global" else [Group([i], scope) for i in indices]
+
+
+def pick_per_row(score: torch.Tensor, eligible: torch.Tensor, counts: torch.Tensor, largest: bool) -> torch.Tensor:
+    """Boolean tensor marking, in every row, the ``counts[row]`` eligible entries with the lowest (highest) score."""
+    s = score.to(torch.float64).clone()
+    s = s if not largest else -s
+    s[~eligible] = float("inf")
+    order = torch.argsort(s, dim=1, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(s.shape[1]).expand_as(order).contiguous())
+    counts = torch.minimum(counts.to(torch.long), eligible.sum(1))
+    return (rank < counts.view(-1, 1)) & eligible
+
+
+def masks(engine: PruningEngine) -> dict[int, torch.Tensor]:
+    return {layer.info.index: layer.mask.mask.detach().clone() for layer in engine.layers}
+
+
+def weights(engine: PruningEngine) -> dict[int, torch.Tensor]:
+    return {layer.info.index: layer.weight.detach().clone() for layer in engine.layers}
+
+
+# ----- gradient and momentum scores ---------------------------------------------------------------------------------
+
+class MomentumTracker:
+    """Exponential average of the per-batch dense gradient of every engine layer (SNFS momentum).
+
+    The engine's tracker sums ``dL/dW_eff`` into ``mask.dense_grad``; at the next training forward (and at
+    :meth:`flush`) that sum is one batch's gradient and is folded into the average, so it works both for
+    calibration batches and during training. ``value`` is bias-corrected.
+    """
+
+    def __init__(self, engine: PruningEngine, beta: float = 0.9):
+        self.engine = engine
+        self.beta = beta
+        self.avg = {layer.info.index: torch.zeros_like(layer.mask.mask) for layer in engine.layers}
+        self.batches = 0
+        self._handles = []
+
+    def start(self) -> MomentumTracker:
+        self.engine.track_gradients(True)
+        for layer in self.engine.layers:
+            self._handles.append(layer.mask.register_forward_hook(self._on_forward))
+        return self
+
+    def _on_forward(self, _module: nn.Module, _inputs, _output) -> None:
+        if torch.is_grad_enabled():
+            self.flush()
+
+    def flush(self) -> None:
+        grads = [layer.mask.dense_grad for layer in self.engine.layers]
+        if not any(bool(g.any()) for g in grads):
+            return
+        for layer, g in zip(self.engine.layers, grads, strict=True):
+            avg = self.avg[layer.info.index]
+            avg.mul_(self.beta).add_(g, alpha=1.0 - self.beta)
+            g.zero_()
+        self.batches += 1
+
+    def stop(self) -> None:
+        self.flush()
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.engine.track_gradients(False)
+
+    def value(self) -> dict[int, torch.Tensor]:
+        correction = 1.0 - self.beta ** self.batches if self.batches else 1.0
+        return {i: a / correction for i, a in self.avg.items()}
+
+
+def calibration_momentum(ctx, batches: int, beta: float) -> dict[int, torch.Tensor]:
+    """Momentum of the dense gradient over ``batches`` training batches at the current weights."""
+    tracker = MomentumTracker(ctx.engine, beta).start()
+    try:
+        ctx.accumulate_gradients(batches)
+    finally:
+        tracker.stop()
+    ctx.net.zero_grad(set_to_none=True)
+    return tracker.value()
+
+
+def dense_gradient(ctx, batches: int) -> dict[int, torch.Tensor]:
+    """Dense ``dL/dW_eff`` summed over ``batches`` training batches (RigL)."""
+    ctx.engine.track_gradients(True)
+    try:
+        ctx.accumulate_gradients(batches)
+        grads = ctx.engine.dense_grads()
+    finally:
+        ctx.engine.track_gradients(False)
+    ctx.net.zero_grad(set_to_none=True)
+    return grads
+
+
+# ----- configuration -----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SparseConfig(cfglib.PruneConfig):
+    """Shared by the sparse-from-scratch methods (PQ, fixed ratio, SET, RigL)."""
+
+    iterations: int = 10  # trained iterations; the mask is rewired between them
+    epochs_per_step: int = 20  # Epoch_frequency: training epochs per iteration (spec 7 item 12)
+    scope: str = "layer"
+    init: str = "er"  # er | erk | uniform: per-layer density allocation of the random initial masks
+    init_density: float = 0.5  # PQ / fixed ratio: density of iteration 1 (SET / RigL use 1 - --sparsity)
+    select_best: bool = True  # restore the iteration with the best validation accuracy at the end
+    exclude_regrow_pruned: bool = True  # weights pruned in a rewiring are not regrown in the same rewiring
+
+    def __post_init__(self) -> None:
+        checks = [(self.iterations >= 1, "iterations must be >= 1"),
+                  (self.init in INIT_KINDS, f"init must be one of {', '.join(INIT_KINDS)}"),
+                  (0.0 < self.init_density <= 1.0, "init_density must be in (0, 1]"),
+                  (self.scope in SCOPES, f"scope must be one of {', '.join(SCOPES)}")]
+        for ok, problem in checks:
+            if not ok:
+                raise UserError(f"method config: {problem}")
+
+
+@dataclass(frozen=True)
+class SETConfig(SparseConfig):
+    """SET (Mocanu et al. 2018): drop the ``zeta`` smallest weights of each layer, regrow as many at random."""
+
+    zeta: float = 0.3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.zeta < 1.0:
+            raise UserError("method config: zeta must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class RigLConfig(SparseConfig):
+    """RigL (Evci et al. 2020): drop a cosine-decayed fraction by magnitude, regrow by |dense gradient|."""
+
+    init: str = "erk"
+    alpha: float = 0.3  # drop fraction at the first rewiring
+    end_fraction: float = 0.75  # no rewiring after this fraction of the iterations
+    grad_batches: int = 1  # batches whose dense gradient scores regrowth
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (0.0 <= self.alpha < 1.0 and 0.0 < self.end_fraction <= 1.0 and self.grad_batches >= 1):
+            raise UserError("method config: alpha must be in [0, 1), end_fraction in (0, 1], grad_batches >= 1")
+
+
+# ----- the method base -----------------------------------------------------------------------------------------------
+
+@dataclass
+class _RunState:
+    """Per-run memory of a dynamic-sparse method (kept on the runner's context)."""
+
+    best_accuracy: float = -1.0
+    best_iteration: int = -1
+    best_state: dict | None = None
+    validated: list = field(default_factory=list)
+    at_target: bool = False
+
+
+def run_state(ctx) -> _RunState:
+    state = getattr(ctx, "_sparse_state", None)
+    if state is None:
+        state = _RunState()
+        ctx._sparse_state = state
+    return state
+
+
+def validation_accuracy(ctx) -> float:
+    """Accuracy on the validation split of the runner's data (never the test set)."""
+    trainer = ctx.trainer
+    if hasattr(trainer, "validate"):
+        return float(trainer.validate(ctx.net)["accuracy"])
+    val = getattr(getattr(trainer, "splits", None), "val", None)
+    if val is None or len(val) == 0:
+        raise UserError("best-iteration selection needs a validation split; set select_best: false")
+    from snndeploy.train.loop import evaluate
+
+    return float(evaluate(ctx.net, val, config=trainer.config, device="cpu")["accuracy"])
+
+
+def layer_report(engine: PruningEngine, p: float = 0.5, q: float = 1.0) -> list[dict]:
+    """Density and PQ index (over the active weights) of every layer."""
+    from snndeploy.prune.pq import layer_pq  # pq builds on this module
+
+    out = []
+    for layer in engine.layers:
+        mask = layer.mask.mask
+        out.append({"layer": layer.info.name, "density": float(mask.mean().item()),
+                    "active": int(mask.sum().item()),
+                    "pq_index": layer_pq(layer.weight, mask, p, q)})
+    return out
+
+
+def density(engine: PruningEngine) -> float:
+    return 1.0 - engine.weight_sparsity()
+
+
+class SparseMethod(Method):
+    """Base of the sparse-from-scratch methods: ER init, rewiring rounds, best-iteration selection."""
+
+    structured = False
+    config_class = SparseConfig
+
+    def rounds(self, config: SparseConfig, target: float) -> list[Round]:
+        plan = [Round(i, target, config.epochs_per_step) for i in range(config.iterations)]
+        if config.select_best:
+            plan.append(Round(config.iterations, target, 0))
+        return plan
+
+    def initial_density(self, config: SparseConfig, target: float) -> float:
+        return config.init_density
+
+    def prune(self, ctx, config: SparseConfig, rnd: Round) -> dict:
+        if rnd.index == 0:
+            info = self.initialise(ctx, config, self.initial_density(config, rnd.target))
+        else:
+            info = self.validate(ctx, config, rnd.index - 1)
+            if rnd.index >= config.iterations:
+                info.update(self.select(ctx))
+            else:
+                info.update(self.rewire(ctx, config, rnd))
+        info["density"] = density(ctx.engine)
+        info["layers"] = layer_report(ctx.engine, *self.pq_params(config))
+        return info
+
+    def pq_params(self, config) -> tuple[float, float]:
+        return getattr(config, "p", 0.5), getattr(config, "q", 1.0)
+
+    # ----- steps ---------------------------------------------------------------------------------------------------
+    def initialise(self, ctx, config: SparseConfig, target_density: float) -> dict:
+        """Random masks with Erdos-Renyi per-layer densities (exact counts per layer)."""
+        engine = ctx.engine
+        shapes = [tuple(layer.mask.mask.shape) for layer in engine.layers]
+        dens = er_densities(shapes, target_density, config.init)
+        selection = {}
+        for layer, d in zip(engine.layers, dens, strict=True):
+            n = layer.mask.mask.numel()
+            keep = min(n, max(1, int(round(d * n))))
+            order = torch.randperm(n, generator=ctx.generator)
+            live = layer.mask.mask.view(-1)[order[keep:]] != 0
+            selection[layer.info.index] = torch.sort(order[keep:][live]).values
+        prune_exact(engine, selection)
+        engine.record("sparse_init", kind=config.init, density=density(engine))
+        return {"step": "init", "init": config.init}
+
+    def validate(self, ctx, config: SparseConfig, iteration: int) -> dict:
+        if not config.select_best:
+            return {}
+        state = run_state(ctx)
+        accuracy = validation_accuracy(ctx)
+        state.validated.append((iteration, accuracy))
+        if accuracy > state.best_accuracy:
+            state.best_accuracy, state.best_iteration = accuracy, iteration
+            state.best_state = {k: v.detach().clone() for k, v in ctx.net.state_dict().items()}
+        return {"validated_iteration": iteration, "val_accuracy": accuracy}
+
+    def select(self, ctx) -> dict:
+        """Restore the iteration with the best validation accuracy (weights and masks)."""
+        state = run_state(ctx)
+        if state.best_state is not None:
+            ctx.net.load_state_dict(state.best_state)
+            ctx.engine.after_step()
+        ctx.engine.record("select_best", iteration=state.best_iteration, val_accuracy=state.best_accuracy,
+                          candidates=[i for i, _ in state.validated])
+        return {"step": "select", "selected_iteration": state.best_iteration,
+                "selected_val_accuracy": state.best_accuracy,
+                "candidates": [i for i, _ in state.validated]}
+
+    def rewire(self, ctx, config: SparseConfig, rnd: Round) -> dict:
+        raise NotImplementedError
+
+    # ----- shared rewiring ----------------------------------------------------------------------------------------
+    def apply(self, ctx, config: SparseConfig, prune_counts: dict[int, torch.Tensor],
+              regrow_counts: Callable[[dict[int, torch.Tensor]], dict[int, torch.Tensor]],
+              grow_score: Callable[[], dict[int, torch.Tensor]], min_density: float = 0.0) -> dict:
+        """Prune ``prune_counts`` (per group, per row) smallest-|w| active weights, then regrow at zero.
+
+        ``regrow_counts`` turns the pruned counts (per group, per row) into regrowth counts; ``grow_score`` is
+        called after pruning. A last pass regrows the best-scored positions of all layers until the overall
+        density is at least ``min_density`` (the target-density stop).
+        """
+        engine = ctx.engine
+        gs = groups(engine, config.scope)
+        before, w = masks(engine), weights(engine)
+        pruned_sel: dict[int, torch.Tensor] = {}
+        pruned_rows: dict[int, torch.Tensor] = {}
+        for n, g in enumerate(gs):
+            chosen = pick_per_row(g.rows(w).abs(), g.rows(before) != 0, prune_counts[n], largest=False)
+            pruned_rows[n] = chosen.sum(1)
+            pruned_sel.update(g.split(chosen, engine))
+        prune_exact(engine, pruned_sel)
+        grow, score = regrow_counts(pruned_rows), grow_score()
+        after = masks(engine)
+        regrow_sel: dict[int, torch.Tensor] = {}
+        for n, g in enumerate(gs):
+            eligible = g.rows(after) == 0
+            if config.exclude_regrow_pruned:
+                eligible &= g.rows(before) == 0
+            regrow_sel.update(g.split(pick_per_row(g.rows(score), eligible, grow[n], largest=True), engine))
+        engine.regrow_weights(regrow_sel, init="zero")
+        topped = self.top_up(engine, score, min_density, before if config.exclude_regrow_pruned else None)
+        return {"step": "rewire", "pruned": sum(int(v.numel()) for v in pruned_sel.values()),
+                "regrown": sum(int(v.numel()) for v in regrow_sel.values()) + topped}
+
+    @staticmethod
+    def top_up(engine: PruningEngine, score: dict[int, torch.Tensor], min_density: float,
+               before: dict[int, torch.Tensor] | None) -> int:
+        """Regrow the best-scored inactive positions of all layers until the density reaches ``min_density``."""
+        total = sum(layer.mask.mask.numel() for layer in engine.layers)
+        need = int(math.ceil(min_density * total - 1e-9)) - sum(int(layer.mask.mask.sum()) for layer in engine.layers)
+        if need <= 0:
+            return 0
+        g = Group([layer.info.index for layer in engine.layers], "global")
+        eligible = g.rows(masks(engine)) == 0
+        if before is not None and int((eligible & (g.rows(before) == 0)).sum()) >= need:
+            eligible &= g.rows(before) == 0  # prefer positions that were not just pruned
+        chosen = pick_per_row(g.rows(score), eligible, torch.tensor([need]), largest=True)
+        selection = g.split(chosen, engine)
+        engine.regrow_weights(selection, init="zero")
+        return sum(int(v.numel()) for v in selection.values())
+
+
+@register
+class SETMethod(SparseMethod):
+    """SET: every ``epochs_per_step`` epochs drop ``zeta`` of each layer's weights by magnitude, regrow randomly."""
+
+    name = "set"
+    config_class = SETConfig
+
+    def initial_density(self, config, target):
+        return _constant_density(self.name, target)
+
+    def rewire(self, ctx, config, rnd):
+        counts = drop_counts(ctx.engine, config.scope, config.zeta)
+        return self.apply(ctx, config, counts, lambda pruned: pruned,
+                          lambda: {layer.info.index: torch.rand(layer.mask.mask.shape, generator=ctx.generator)
+                                   for layer in ctx.engine.layers}) | {"drop_fraction": config.zeta}
+
+
+@register
+class RigLMethod(SparseMethod):
+    """RigL: drop a cosine-decayed fraction by magnitude, regrow where the dense gradient is largest."""
+
+    name = "rigl"
+    config_class = RigLConfig
+
+    def initial_density(self, config, target):
+        return _constant_density(self.name, target)
+
+    def rewire(self, ctx, config, rnd):
+        end = config.end_fraction * config.iterations
+        fraction = 0.5 * config.alpha * (1.0 + math.cos(math.pi * rnd.index / end)) if rnd.index < end else 0.0
+        counts = drop_counts(ctx.engine, config.scope, fraction)
+        return self.apply(ctx, config, counts, lambda pruned: pruned,
+                          lambda: {i: g.abs() for i, g in dense_gradient(ctx, config.grad_batches).items()}
+                          ) | {"drop_fraction": fraction}
+
+
+def drop_counts(engine: PruningEngine, scope: str, fraction: float) -> dict[int, torch.Tensor]:
+    """``floor(fraction * active)`` per scope unit."""
+    current = masks(engine)
+    out = {}
+    for n, g in enumerate(groups(engine, scope)):
+        active = (g.rows(current) != 0).sum(1)
+        out[n] = torch.floor(active.to(torch.float64) * fraction).to(torch.long)
+    return out
+
+
+def _constant_density(name: str, target: float) -> float:
+    if not 0.0 < target < 1.0:
+        raise UserError(f"{name} keeps a constant sparsity: give --sparsity in (0, 1)")
+    return 1.0 - target

@@ -1,0 +1,87 @@
+"""Fine-tuning and evaluation for pruning, through snndeploy.train's loop (callbacks keep the masks in place)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from snndeploy.train.loop import Callback, TrainConfig, Trainer, evaluate, make_loss
+
+
+class Backend(Protocol):
+    """What the runner needs from data and training (:class:`DatasetTrainer` implements it)."""
+
+    def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def test_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def train_epochs(self, net: nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
+                     after_step: Callable[[], None], seed_offset: int = 0) -> int: ...
+
+    def evaluate(self, net: nn.Module) -> dict: ...
+
+    def accumulate_gradients(self, net: nn.Module, batches: int) -> None: ...
+
+
+class _AfterStep(Callback):
+    def __init__(self, fn: Callable[[], None]):
+        self.fn = fn
+        self.steps = 0
+
+    def after_step(self, trainer: Trainer, step: int) -> None:
+        self.fn()
+        self.steps += 1
+
+
+class DatasetTrainer:
+    """A dataset from snndeploy.data, fine-tuned and evaluated with snndeploy.train."""
+
+    def __init__(self, dataset: str, net: nn.Module, *, batch_size: int = 64, subset: int | None = None,
+                 test_subset: int | None = None, seed: int = 0, progress: bool = True, lr: float = 1e-3,
+                 loss: str = "spike_rate", threads: int = 2):
+        from snndeploy.data.datasets import make_splits
+
+        spec = net.spec
+        self.splits = make_splits(dataset, time_steps=spec.time_steps, seed=seed, subset=subset,
+                                  test_subset=test_subset, input_shape=tuple(spec.input_shape))
+        self.config = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, seed=seed, loss=loss, threads=threads,
+                                  device="cpu")
+        self.progress = progress
+        self._train_iter: Iterator | None = None
+
+    def _loader(self, dataset, shuffle: bool, seed: int = 0) -> torch.utils.data.DataLoader:
+        generator = torch.Generator().manual_seed(seed) if shuffle else None
+        return torch.utils.data.DataLoader(dataset, batch_size=self.config.batch_size, shuffle=shuffle,
+                                           generator=generator, num_workers=0)
+
+    def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless shuffled training batches (calibration for criticality and gradient scores)."""
+        seed = self.config.seed * 7919 + 17
+        return itertools.chain.from_iterable(self._loader(self.splits.train, True, seed + k)
+                                             for k in itertools.count())
+
+    def test_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return iter(self._loader(self.splits.test, False))
+
+    def train_epochs(self, net: nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
+                     after_step: Callable[[], None], seed_offset: int = 0) -> int:
+        """Train ``epochs`` epochs with snndeploy.train (shuffling seeded by ``seed_offset``); returns the steps."""
+        hook = _AfterStep(after_step)
+        config = dataclasses.replace(self.config, epochs=epochs, seed=self.config.seed * 1009 + seed_offset)
+        trainer = Trainer(net, config, callbacks=[hook], optimizer=optimizer, log=None, progress=self.progress)
+        trainer.fit(self.splits.train)
+        return hook.steps
+
+    def evaluate(self, net: nn.Module) -> dict:
+        return evaluate(net, self.splits.test, config=self.config, device="cpu", progress=self.progress)
+
+    def accumulate_gradients(self, net: nn.Module, batches: int) -> None:
+        loss_fn = make_loss(self.config)
+        net.train()
+        for x, y in itertools.islice(self.train_batches(), batches):
+            loss_fn(net(x), y).backward()

@@ -1,0 +1,360 @@
+"""Grad R (Chen et al., IJCAI 2021): joint learning of connectivity and weights by gradient rewiring.
+
+Every prunable synapse weight gets a fixed sign ``s`` and a hidden strength ``theta``; the synapse uses
+``w = s * max(theta, 0)``, so ``theta <= 0`` means the connection is absent. The strength follows the *redefined*
+gradient ``s * dL/dw`` (the Heaviside factor of the true gradient dropped), so absent synapses keep learning and regrow
+when ``theta`` turns positive; a Laplace prior centred at ``mu = ln(2(1 - p)) / alpha`` pulls strengths below zero
+(spec: ``shared/docs/pruning-methods.md`` section 4, checked against the authors' ``gradrewire.py``).
+
+On the shared engine: the engine's mask of a layer *is* the connectivity ``theta > 0`` and the stored weight holds
+``s * theta`` (the authors' "hidden parameter"), so ``stored * mask = s * max(theta, 0)`` exactly, pruned strengths
+keep their (negative) value, and reports, resume, export and resource estimates see an ordinary masked network.
+:class:`RewiringAdam` also runs Deep R and soft Deep R (:mod:`snndeploy.prune.deepr`) on the same representation.
+Weight normalisation is folded into the plain weight when the engine attaches its mask (the spec's
+``weight_norm=False``); the Loihi 8-bit quantiser (``pre_hook_fx``) acts after the reparametrisation, so
+:func:`connectivity` reports the fraction of live synapses before and after quantisation. Parameters outside the
+engine's selection (neuron parameters, biases, delays, excluded layers) get plain Adam in the same optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from snndeploy.errors import UserError
+from snndeploy.prune import config as cfglib
+from snndeploy.prune.engine import PruningEngine
+from snndeploy.prune.methods import Method, Round, register
+
+RULES = ("gradr", "deepr", "soft_deepr")
+STATE_NAME = "rewiring"
+
+
+def prior_center(alpha: float, target: float) -> float:
+    """``mu`` of the Laplace(mu, 1/alpha) prior whose mass below 0 equals the target sparsity ``p`` (p >= 0.5)."""
+    if not 0.5 <= target < 1.0:
+        raise ValueError(f"Grad R needs a target sparsity p in [0.5, 1) (mu = ln(2(1-p))/alpha <= 0), got {target}")
+    if alpha <= 0:
+        raise ValueError(f"the prior strength alpha must be > 0, got {alpha}")
+    return math.log(2.0 * (1.0 - target)) / alpha
+
+
+def soft_floor(alpha: float, temperature: float, target: float) -> float | None:
+    """Soft Deep R's lower bound on strengths, ``-T^2 p / (2 alpha (1 - p))`` (None: unbounded)."""
+    if alpha <= 0 or target >= 1:
+        return None
+    return -(0.5 * temperature ** 2 * target) / (alpha * (1.0 - target))
+
+
+@dataclass(frozen=True)
+class RewiringHyper:
+    """The update rule and its constants (one set for all rewired layers)."""
+
+    rule: str = "gradr"  # gradr | deepr | soft_deepr
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    alpha: float = 1e-3  # Grad R: Laplace prior strength; Deep R: L1 penalty
+    target: float = 0.95  # Grad R: p of the prior; Deep R: maximal dormant fraction per layer
+    temperature: float = 0.0  # Deep R noise scale (the authors' T = sqrt(2 T_paper)); 0 as in their code
+    rewire_value: float = 1e-8  # Deep R: |w| of a reactivated connection (sign kept; authors: +eps)
+    log_every: int = 10  # optimizer steps between connectivity-trajectory points
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"unknown rewiring rule {self.rule!r}; choose one of {', '.join(RULES)}")
+
+
+class RewiringAdam(torch.optim.Optimizer):
+    """Adam with the rewiring rule on the engine's masked synapse weights and plain Adam on ``others``.
+
+    The Adam moments of a rewired tensor are computed from the ordinary gradient ``dL/dw`` at *every* position
+    (the engine's dense gradient, so absent synapses are included); :meth:`step` then updates the hidden parameter
+    ``s * theta`` (the stored weight) and the engine mask ``theta > 0`` (Deep R: ``w != 0``).
+    """
+
+    def __init__(self, engine: PruningEngine, others: Iterable[nn.Parameter], hyper: RewiringHyper,
+                 seed: int = 0, start: bool = True):
+        self.engine = engine
+        self.hyper = hyper
+        self.layers = list(engine.layers)
+        rewired = [layer.weight for layer in self.layers]
+        ids = {id(p) for p in rewired}
+        plain = [p for p in others if p.requires_grad and id(p) not in ids]
+        groups = [{"params": rewired, "rewire": True}]
+        if plain:
+            groups.append({"params": plain, "rewire": False})
+        super().__init__(groups, {"lr": hyper.lr, "betas": hyper.betas, "eps": hyper.eps})
+        self.generator = torch.Generator().manual_seed(seed)
+        self.mu = prior_center(hyper.alpha, hyper.target) if hyper.rule == "gradr" and hyper.alpha > hyper.eps \
+            else None
+        self.floor = soft_floor(hyper.alpha, hyper.temperature, hyper.target) if hyper.rule == "soft_deepr" else None
+        self.steps = 0
+        self.trajectory: list[list[float]] = []
+        engine.track_gradients(True)
+        if start:
+            self.start()
+
+    # ----- state -------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Fix the signs and hidden strengths from the current weights (a resumed run loads its state instead)."""
+        for layer in self.layers:
+            self._init_layer(layer)
+        self.log_point()
+
+    def _init_layer(self, layer) -> None:
+        """Sign and hidden strength from the current weights: ``theta = |w|`` where live, 0 where already pruned."""
+        state = self.state[layer.weight]
+        if state:
+            return
+        w = layer.weight.detach()
+        mask = layer.mask.mask
+        state["step"] = 0
+        state["exp_avg"] = torch.zeros_like(w)
+        state["exp_avg_sq"] = torch.zeros_like(w)
+        state["sign"] = torch.sign(w)
+        with torch.no_grad():
+            if self.hyper.rule == "deepr":  # dormant connections hold exactly 0
+                w.mul_(mask)
+            else:  # stored = s * theta; an already pruned entry starts at theta = 0 (absent, free to regrow)
+                w.copy_(state["sign"] * w.abs() * mask)
+            mask.copy_(self._live(layer))
+
+    def _live(self, layer) -> torch.Tensor:
+        w, sign = layer.weight.detach(), self.state[layer.weight]["sign"]
+        live = (w != 0) if self.hyper.rule == "deepr" else (sign * w > 0)
+        return live.to(layer.mask.mask.dtype)
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["rewiring"] = {"generator": self.generator.get_state(), "steps": self.steps,
+                             "trajectory": [list(p) for p in self.trajectory]}
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        extra = state_dict.pop("rewiring")
+        super().load_state_dict(state_dict)
+        self.generator.set_state(extra["generator"])
+        self.steps = int(extra["steps"])
+        self.trajectory = [list(p) for p in extra["trajectory"]]
+        for layer in self.layers:
+            layer.mask.mask.copy_(self._live(layer))
+
+    # ----- update ------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            if group["rewire"]:
+                for layer in self.layers:
+                    if layer.weight.grad is not None:
+                        self._rewire(layer, group)
+                    layer.mask.dense_grad.zero_()
+            else:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self._adam(p, group)
+        self.steps += 1
+        if self.steps % self.hyper.log_every == 0:
+            self.log_point()
+        return loss
+
+    def _moments(self, p: torch.Tensor, grad: torch.Tensor, group: dict) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Update Adam's moments; returns (exp_avg, denominator, bias-corrected step size)."""
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        beta1, beta2 = group["betas"]
+        state["step"] += 1
+        t = state["step"]
+        state["exp_avg"].mul_(beta1).add_(grad, alpha=1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
+        return state["exp_avg"], denom, group["lr"] / (1 - beta1 ** t)
+
+    def _adam(self, p: nn.Parameter, group: dict) -> None:
+        m, denom, step = self._moments(p, p.grad, group)
+        p.addcdiv_(m, denom, value=-step)
+
+    def _rewire(self, layer, group: dict) -> None:
+        w = layer.weight.data
+        mask = layer.mask.mask
+        sign = self.state[layer.weight]["sign"]
+        grad = layer.mask.dense_grad  # dL/dw_eff at every position (dense)
+        m, denom, step = self._moments(layer.weight, grad, group)
+        h = self.hyper
+        if h.rule == "gradr":
+            theta_before = sign * w
+            # theta <- theta - s * Delta: the redefined gradient, also for absent synapses (s^2 keeps s = 0 at 0)
+            w.addcdiv_(m * sign * sign, denom, value=-step)
+            if self.mu is not None:  # prior step, not divided by Adam's denominator; sign taken before this step
+                w.add_(sign * torch.sign(theta_before - self.mu), alpha=-h.alpha * step)
+        elif h.rule == "soft_deepr":
+            active = mask
+            w.addcdiv_(m * active, denom, value=-step)
+            w.add_(sign * active, alpha=-h.alpha * step)
+            if h.temperature > 0:
+                w.add_(self._noise(w), alpha=h.temperature * math.sqrt(step))
+            theta = sign * w
+            if self.floor is not None:
+                theta.clamp_(min=self.floor)
+            w.copy_(sign * theta)
+        else:  # deepr
+            active = mask
+            w.addcdiv_(m * active, denom, value=-step)
+            w.add_(sign * active, alpha=-h.alpha * step)
+            if h.temperature > 0:
+                w.add_(self._noise(w) * active, alpha=h.temperature * math.sqrt(step))
+            w.copy_(sign * torch.clamp(sign * w * active, min=0.0))  # a connection that changed sign dies
+            self._reactivate(w, sign)
+        mask.copy_(self._live(layer))
+
+    def _noise(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(like.shape, generator=self.generator).to(like.device, like.dtype)
+
+    def _reactivate(self, w: torch.Tensor, sign: torch.Tensor) -> None:
+        """Deep R: while a layer has more dormant connections than ``target``, wake random dormant ones."""
+        dormant = (w == 0).to(w.dtype)
+        frac = float(dormant.sum()) / w.numel()
+        if frac <= self.hyper.target:
+            return
+        prob = (frac - self.hyper.target) / frac
+        draw = torch.rand(w.shape, generator=self.generator).to(w.device) < prob
+        wake = draw & (dormant > 0) & (sign != 0)  # a zero-sign entry can never carry a weight
+        w[wake] = sign[wake] * self.hyper.rewire_value
+
+    # ----- connectivity ------------------------------------------------------------------------------------------
+    def log_point(self) -> None:
+        self.trajectory.append([self.steps, connectivity(self.engine)["connectivity"]])
+
+
+def connectivity(engine: PruningEngine) -> dict:
+    """Fraction of live synapses over the engine's layers, of the effective weights and after ``pre_hook_fx``.
+
+    ``quantized`` counts the weights the Loihi 8-bit quantiser keeps non-zero (small weights round to 0).
+    """
+    layers, total, live, live_q = [], 0, 0, 0
+    with torch.no_grad():
+        for layer in engine.layers:
+            synapse = layer.block.synapse
+            w = synapse.weight  # effective weight (mask applied)
+            hook = getattr(synapse, "_pre_hook_fx", None)
+            wq = hook(w) if hook is not None else w
+            n, a, q = w.numel(), int((w != 0).sum()), int((wq != 0).sum())
+            layers.append({"layer": layer.info.name, "weights": n, "connectivity": a / n, "quantized": q / n})
+            total, live, live_q = total + n, live + a, live_q + q
+    return {"connectivity": live / total, "quantized": live_q / total, "per_layer": layers}
+
+
+# ----- the method ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GradRConfig(cfglib.PruneConfig):
+    """Grad R: train ``epochs`` epochs with the rewiring optimizer; the target sparsity is the prior's ``p``.
+
+    The inherited ``schedule``, ``steps``, ``rate``, ``epochs_per_step`` and ``scope`` do not apply (connectivity is
+    learned, not scheduled). ``epochs_per_round``: a resume point and a history entry after each such block.
+    """
+
+    epochs: int = 10
+    epochs_per_round: int = 1
+    lr: float = 1e-3
+    alpha: float = 1e-3  # Laplace prior strength (the authors' -penalty); sweep it for the accuracy-connectivity curve
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+
+
+def _check_common(config) -> None:
+    if config.epochs < 1 or config.epochs_per_round < 1 or config.log_every < 1:
+        raise UserError("epochs, epochs_per_round and log_every must be >= 1")
+    if not (0 <= config.beta1 < 1 and 0 <= config.beta2 < 1) or config.eps <= 0:
+        raise UserError("beta1 and beta2 must be within [0, 1) and eps > 0")
+    if config.alpha < 0:
+        raise UserError(f"alpha must be >= 0, got {config.alpha}")
+
+
+_OPTIMIZERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class RewiringState:
+    """The engine-side holder of the optimizer state, so that the runner's resume state carries it."""
+
+    def __init__(self, optimizer: RewiringAdam):
+        self.optimizer = optimizer
+
+    def state_dict(self) -> dict:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)
+
+
+@register
+class GradRMethod(Method):
+    """Gradient rewiring: prune and regrow continuously during one training run, no fine-tuning stage."""
+
+    name = "gradr"
+    config_class = GradRConfig
+    structured = False
+    rule = "gradr"
+
+    def hyper(self, config, target: float) -> RewiringHyper:
+        return RewiringHyper(rule=self.rule, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
+                             alpha=config.alpha, target=target, log_every=config.log_every)
+
+    def check_target(self, target: float) -> None:
+        if not 0.5 <= target < 1.0:
+            raise UserError(f"Grad R needs --target-sparsity within [0.5, 1) (the prior's centre "
+                            f"ln(2(1-p))/alpha must be <= 0), got {target}")
+
+    def rounds(self, config, target: float) -> list[Round]:
+        self.check_target(target)
+        count = math.ceil(config.epochs / config.epochs_per_round)
+        return [Round(i, target, 0) for i in range(count)]  # the epochs run inside prune()
+
+    def optimizer(self, ctx, config, target: float) -> RewiringAdam:
+        """The run's optimizer, made once per engine (its state is saved and restored with the engine's)."""
+        engine = ctx.engine
+        if engine not in _OPTIMIZERS:
+            opt = RewiringAdam(engine, ctx.net.parameters(), self.hyper(config, target), seed=config.seed,
+                               start=False)
+            _OPTIMIZERS[engine] = opt
+            if not engine.attach_state(STATE_NAME, RewiringState(opt)):
+                opt.start()
+        return _OPTIMIZERS[engine]
+
+    def prune(self, ctx, config, rnd: Round) -> dict:
+        opt = self.optimizer(ctx, config, rnd.target)
+        engine = ctx.engine
+        epochs = min(config.epochs_per_round, config.epochs - rnd.index * config.epochs_per_round)
+        first = len(opt.trajectory)
+        before = {layer.info.index: layer.mask.mask.clone() for layer in engine.layers}
+        steps = ctx.trainer.train_epochs(ctx.net, opt, epochs, engine.after_step)
+        cost = getattr(ctx, "cost", None)
+        if cost is not None:
+            cost.epochs += epochs
+            cost.optimizer_steps += steps
+        pruned = sum(int(((before[lay.info.index] == 1) & (lay.mask.mask == 0)).sum()) for lay in engine.layers)
+        regrown = sum(int(((before[lay.info.index] == 0) & (lay.mask.mask == 1)).sum()) for lay in engine.layers)
+        conn = connectivity(engine)
+        engine.record(self.name, epochs=epochs, connectivity=conn["connectivity"],
+                      connectivity_quantized=conn["quantized"], pruned=pruned, regrown=regrown)
+        return {"epochs": epochs, "optimizer_steps": steps, "connectivity": conn["connectivity"],
+                "connectivity_quantized": conn["quantized"], "pruned": pruned, "regrown": regrown,
+                "per_layer_connectivity": conn["per_layer"], "trajectory": opt.trajectory[first:]}

@@ -1,0 +1,217 @@
+"""Pruning methods on the one engine, and their registry (a method registers itself; nothing else changes).
+
+A method turns a target sparsity into rounds (prune [+ regenerate], then fine-tune), and prunes one round at a time
+through a :class:`Context` (the engine, the network and access to data: see :mod:`snndeploy.prune.runner`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from snndeploy.prune import config as cfglib
+from snndeploy.prune import criticality as critlib
+from snndeploy.prune import schedules, scores
+from snndeploy.prune.engine import PruningEngine
+
+
+@dataclass(frozen=True)
+class Round:
+    """One pruning step: reach ``target``, then fine-tune ``epochs`` (with an optional L1 penalty on gates)."""
+
+    index: int
+    target: float
+    epochs: int
+    l1: float = 0.0
+    rewind: bool = False
+    prune: bool = True
+
+
+class Context(Protocol):
+    engine: PruningEngine
+    net: nn.Module
+    generator: torch.Generator
+
+    def calibration_inputs(self, batches: int) -> list[torch.Tensor]: ...
+
+    def accumulate_gradients(self, batches: int) -> None: ...
+
+
+class Method:
+    """Base: a name, a config class, whether it prunes channels, and how to plan and run rounds."""
+
+    name = ""
+    config_class: type = cfglib.PruneConfig
+    structured: bool | None = None  # None: both; True/False: only that mode
+    needs_gradients = False
+
+    def rounds(self, config: cfglib.PruneConfig, target: float) -> list[Round]:
+        targets = schedules.make(config.schedule, target, steps=config.steps, rate=config.rate)
+        return [Round(i, t, config.epochs_per_step, l1=getattr(config, "l1", 0.0)) for i, t in enumerate(targets)]
+
+    def prune(self, ctx: Context, config: cfglib.PruneConfig, rnd: Round) -> dict:
+        raise NotImplementedError
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a method available to ``snndeploy prune --method NAME``."""
+    METHODS[cls.name] = cls()
+    return cls
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise KeyError(f"unknown pruning method {name!r}; choose one of {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+# ----- shared pruning primitives -------------------------------------------------------------------------------
+
+def prune_by(ctx: Context, config: cfglib.PruneConfig, target: float,
+             weight_score: Callable[[], dict], channel_score: Callable[[], dict]) -> dict:
+    engine = ctx.engine
+    if engine.structured:
+        chosen = engine.prune_channels(target, channel_score(), config.scope, config.min_channels)
+    else:
+        chosen = engine.prune_weights(target, weight_score(), config.scope)
+    return {"pruned": int(sum(v.numel() for v in chosen.values()))}
+
+
+def _top_among(chosen: dict[int, torch.Tensor], score: dict[int, torch.Tensor], count: int) -> dict[int, torch.Tensor]:
+    """The ``count`` best-scored entries among the just-pruned ``chosen`` (flat indices per layer)."""
+    if count <= 0 or not chosen:
+        return {}
+    keys = sorted(chosen)
+    values = torch.cat([score[i].reshape(-1).to(torch.float64)[chosen[i]] for i in keys])
+    owner = torch.cat([torch.full((chosen[i].numel(),), n) for n, i in enumerate(keys)])
+    flat = torch.cat([chosen[i] for i in keys])
+    top = torch.topk(values, min(count, values.numel())).indices
+    return {i: torch.sort(flat[top][owner[top] == n]).values for n, i in enumerate(keys)
+            if bool((owner[top] == n).any())}
+
+
+# ----- methods -------------------------------------------------------------------------------------------------
+
+@register
+class MagnitudeMethod(Method):
+    """One-shot global magnitude pruning (structured: channel scale |gate| * mean |W[c]|) and fine-tuning."""
+
+    name = "magnitude"
+    config_class = cfglib.MagnitudeConfig
+
+    def prune(self, ctx, config, rnd):
+        return prune_by(ctx, config, rnd.target, lambda: scores.weight_magnitude(ctx.engine),
+                        lambda: scores.channel_scale(ctx.engine))
+
+
+@register
+class GMPMethod(MagnitudeMethod):
+    name = "gmp"
+    config_class = cfglib.GMPConfig
+
+
+@register
+class RandomMethod(Method):
+    name = "random"
+    config_class = cfglib.RandomConfig
+
+    def prune(self, ctx, config, rnd):
+        return prune_by(ctx, config, rnd.target, lambda: scores.weight_random(ctx.engine, ctx.generator),
+                        lambda: scores.channel_random(ctx.engine, ctx.generator))
+
+
+@register
+class IMPMethod(MagnitudeMethod):
+    """Iterative magnitude pruning; after each prune the surviving weights are rewound (lottery-ticket style)."""
+
+    name = "imp"
+    config_class = cfglib.IMPConfig
+
+    def rounds(self, config, target):
+        return [Round(r.index, r.target, r.epochs, rewind=config.rewind == "start")
+                for r in super().rounds(config, target)]
+
+
+@register
+class SlimmingMethod(Method):
+    """Network slimming on channel gates: an L1-penalised training round, then prune the smallest gates."""
+
+    name = "slimming"
+    config_class = cfglib.SlimmingConfig
+    structured = True
+
+    def rounds(self, config, target):
+        train = Round(0, 0.0, config.sparsity_epochs, l1=config.l1, prune=False)
+        return [train] + [Round(r.index + 1, r.target, r.epochs) for r in super().rounds(config, target)]
+
+    def prune(self, ctx, config, rnd):
+        return prune_by(ctx, config, rnd.target, lambda: {}, lambda: scores.channel_scale(ctx.engine, by="gate"))
+
+
+@register
+class L1FilterMethod(Method):
+    name = "l1filter"
+    config_class = cfglib.L1FilterConfig
+    structured = True
+
+    def prune(self, ctx, config, rnd):
+        return prune_by(ctx, config, rnd.target, lambda: {}, lambda: scores.channel_l1(ctx.engine))
+
+
+@register
+class CriticalityMethod(Method):
+    """Prune by magnitude (channel scale) past the target, regenerate the most critical just-pruned structures."""
+
+    name = "criticality"
+    config_class = cfglib.CriticalityConfig
+    needs_gradients = True
+
+    def prune(self, ctx, config, rnd):
+        engine = ctx.engine
+        structured = engine.structured
+        indices = [layer.info.index for layer in engine.layers]
+        regen_score = None
+        if config.regen == "criticality":  # measured before pruning: a pruned channel's voltage says nothing
+            rates: dict | None = {} if config.weight_score == "post_rate" else None
+            crit = critlib.criticality(ctx.net, indices, ctx.calibration_inputs(config.calib_batches),
+                                       config.kernel, config.alpha, rates=rates)
+            if structured:
+                regen_score = crit
+            elif config.weight_score == "post":
+                regen_score = scores.weight_from_channels(engine, crit)
+            else:
+                regen_score = scores.weight_post_times(engine, crit, rates)
+        elif config.regen == "gradient":
+            engine.track_gradients(True)
+            ctx.accumulate_gradients(config.calib_batches)
+            engine.track_gradients(False)
+            regen_score = (scores.channel_gradient(engine) if structured
+                           else scores.weight_gradient(engine, engine.dense_grads()))
+        current = engine.sparsity()
+        margin = 0.0 if config.regen == "none" else config.delta * max(rnd.target - current, 0.0)
+        over = min(rnd.target + margin, 0.999)
+        if structured:
+            total = sum(layer.mask.channel_mask.numel() for layer in engine.layers)
+            chosen = engine.prune_channels(over, scores.channel_scale(engine, config.channel_score), config.scope,
+                                           config.min_channels)
+        else:
+            total = sum(layer.mask.mask.numel() for layer in engine.layers)
+            chosen = engine.prune_weights(over, scores.weight_magnitude(engine), config.scope)
+        excess = int(round(engine.sparsity() * total)) - int(round(rnd.target * total))
+        if config.regen == "random":
+            regen_score = (scores.channel_random(engine, ctx.generator) if structured
+                           else scores.weight_random(engine, ctx.generator))
+        regrown = _top_among(chosen, regen_score, excess) if regen_score is not None else {}
+        if structured:
+            engine.regrow_channels(regrown, init="restore")
+        else:
+            engine.regrow_weights(regrown, init=config.regrow_init)
+        return {"over_target": over, "pruned": int(sum(v.numel() for v in chosen.values())),
+                "regrown": int(sum(v.numel() for v in regrown.values())), "regen": config.regen}

@@ -1,0 +1,48 @@
+"""``prune_report.json`` and its plot: accuracy against sparsity over the rounds, and per-layer sparsity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from snndeploy.atomic import atomic_path, write_json
+
+
+def write_report(report: dict, out: Path) -> dict[str, Path]:
+    """Write ``OUT/prune_report.json`` and ``OUT/prune_report.png``; returns their paths."""
+    out = Path(out)
+    json_path = write_json(out / "prune_report.json", report)
+    png_path = plot_report(report, out / "prune_report.png")
+    return {"report": json_path, "plot": png_path}
+
+
+def plot_report(report: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    points = [(0.0, report["accuracy_before"])] + [(h["sparsity"], h["accuracy"]) for h in report["history"]
+                                                   if "accuracy" in h]
+    ax1.plot([p[0] for p in points], [p[1] for p in points], "o-")
+    for n, (s, a) in enumerate(points):
+        ax1.annotate(str(n), (s, a), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    kind = "channel" if report["structured"] else "weight"
+    ax1.set_xlabel(f"{kind} sparsity")
+    ax1.set_ylabel("test accuracy")
+    ax1.set_title(f"{report['method']}: accuracy per round (0 = dense)")
+    ax1.grid(alpha=0.3)
+    layers = report["sparsity"]["per_layer"]
+    names = [layer["layer"] for layer in layers]
+    ax2.bar(names, [layer["sparsity"] for layer in layers], label="weights")
+    if report["structured"]:
+        ax2.plot(names, [1 - layer["live_channels"] / layer["channels"] for layer in layers], "ro", label="channels")
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("sparsity")
+    ax2.set_title(f"per layer (overall {report['sparsity']['weights']:.3f})")
+    ax2.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)

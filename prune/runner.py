@@ -1,0 +1,252 @@
+"""One pruning run: rounds of prune [+ regenerate] and fine-tune, with a resume state after every round.
+
+Resume: after each round ``OUT/prune_state.pt`` holds the network (stored weights, masks, gates), the engine records,
+the cost so far and the RNG state, so a run killed at any point continues from the last finished round and produces
+the same masks as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from snndeploy.errors import UserError
+from snndeploy.prune import config as cfglib
+from snndeploy.prune.cost import CostMeter, model_stats, synops_per_sample
+from snndeploy.prune.engine import PruningEngine, Selection
+from snndeploy.prune.finetune import Backend
+from snndeploy.prune.methods import Method, Round
+from snndeploy.prune.shrink import shrink
+
+STATE_FILE = "prune_state.pt"
+STATE_FORMAT = "snndeploy-prune-state"
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines a run (a resumed run must match it)."""
+
+    method: Method
+    config: cfglib.PruneConfig
+    target: float
+    structured: bool
+    source: str
+
+    def identity(self) -> dict:
+        return {"method": self.method.name, "config": cfglib.config_to_dict(self.config), "target": self.target,
+                "structured": self.structured, "source": self.source}
+
+
+@dataclass
+class Context:
+    """What methods see: the engine, the network, a seeded generator and the training data."""
+
+    engine: PruningEngine
+    net: nn.Module
+    generator: torch.Generator
+    trainer: Backend
+    cost: CostMeter
+
+    def calibration_inputs(self, batches: int) -> list[torch.Tensor]:
+        self.cost.calibration_batches += batches
+        return [x for x, _ in itertools.islice(self.trainer.train_batches(), batches)]
+
+    def accumulate_gradients(self, batches: int) -> None:
+        self.cost.calibration_batches += batches
+        self.net.zero_grad(set_to_none=True)
+        self.trainer.accumulate_gradients(self.net, batches)
+
+
+@dataclass
+class RunResult:
+    report: dict
+    net: nn.Module
+    state_path: Path
+    history: list[dict] = field(default_factory=list)
+
+
+def _soft_threshold(engine: PruningEngine, amount: float) -> None:
+    """Proximal L1 step on the channel gates (network slimming on gates)."""
+    with torch.no_grad():
+        for gate in engine.gate_params():
+            gate.copy_(torch.sign(gate) * torch.clamp(gate.abs() - amount, min=0.0))
+
+
+def _non_mask_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()
+            if not (k.endswith(".mask") or k.endswith(".channel_mask"))}
+
+
+def _rng_state() -> dict:
+    from snndeploy.train.checkpoint import rng_state
+
+    return rng_state()
+
+
+def _set_rng(state: dict) -> None:
+    from snndeploy.train.checkpoint import set_rng_state
+
+    set_rng_state(state)
+
+
+class Runner:
+    """Runs a method on a network with a trainer; writes the resume state into ``out``."""
+
+    def __init__(self, spec: RunSpec, net: nn.Module, trainer: Backend, out: Path,
+                 progress: Callable[[str], None] | None = None):
+        self.spec = spec
+        self.net = net
+        self.trainer = trainer
+        self.out = Path(out)
+        self.progress = progress or (lambda _msg: None)
+        cfg = spec.config
+        selection = Selection(tuple(cfg.include), tuple(cfg.exclude), cfg.exclude_first, cfg.exclude_last)
+        try:
+            self.engine = PruningEngine(net, structured=spec.structured, selection=selection)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        self.rounds: list[Round] = spec.method.rounds(cfg, spec.target)
+        self.cost = CostMeter()
+        self.history: list[dict] = []
+        self.start_state = _non_mask_state(net)
+        self.accuracy_before: float | None = None
+        self.next_round = 0
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+
+    # ----- state ---------------------------------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.out / STATE_FILE
+
+    def save_state(self) -> None:
+        from snndeploy.atomic import atomic_path
+
+        state = {"format": STATE_FORMAT, "identity": self.spec.identity(), "next_round": self.next_round,
+                 "net": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+                 "engine": self.engine.state_dict(), "cost": self.cost.to_dict(), "history": self.history,
+                 "start_state": self.start_state, "accuracy_before": self.accuracy_before, "rng": _rng_state(),
+                 "generator": self.generator.get_state()}
+        self.out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.state_path) as tmp:
+            torch.save(state, tmp)
+
+    def load_state(self) -> None:
+        path = self.state_path
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise UserError(f"cannot read the resume state ({type(exc).__name__})", path) from exc
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise UserError("not a pruning resume state", path)
+        if state["identity"] != self.spec.identity():
+            diff = sorted(k for k, v in self.spec.identity().items() if state["identity"].get(k) != v)
+            raise UserError(f"the saved run differs from this command in: {', '.join(diff)}; "
+                            "use the same arguments, or --force to start over", path)
+        self.net.load_state_dict(state["net"])
+        self.engine.load_state_dict(state["engine"])
+        self.cost = CostMeter.from_dict(state["cost"])
+        self.history = list(state["history"])
+        self.start_state = state["start_state"]
+        self.accuracy_before = state["accuracy_before"]
+        self.next_round = int(state["next_round"])
+        self.generator.set_state(state["generator"])
+        _set_rng(state["rng"])
+
+    # ----- run -----------------------------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> RunResult:
+        if resume and self.state_path.is_file():
+            self.load_state()
+            self.progress(f"resuming at round {self.next_round + 1}/{len(self.rounds)}")
+        else:
+            torch.manual_seed(self.spec.config.seed)
+            self.accuracy_before = self.trainer.evaluate(self.net)["accuracy"]
+            self.save_state()
+        ctx = Context(self.engine, self.net, self.generator, self.trainer, self.cost)
+        for rnd in self.rounds[self.next_round:]:
+            self._round(ctx, rnd)
+            self.next_round = rnd.index + 1
+            self.save_state()
+        return self.finish()
+
+    def _round(self, ctx: Context, rnd: Round) -> None:
+        cfg, method = self.spec.config, self.spec.method
+        self.cost.start()
+        t0 = time.perf_counter()
+        info: dict[str, Any] = {}
+        if rnd.prune:
+            info = method.prune(ctx, cfg, rnd)
+            if rnd.rewind:
+                self.net.load_state_dict(self.start_state, strict=False)
+                self.engine.after_step()
+        self.engine.step += 1
+        steps = self._finetune(rnd)
+        self.cost.epochs += rnd.epochs
+        self.cost.optimizer_steps += steps
+        self.cost.stop()
+        entry = {"round": rnd.index, "target": rnd.target, "sparsity": self.engine.sparsity(),
+                 "weight_sparsity": self.engine.weight_sparsity(), "epochs": rnd.epochs, "optimizer_steps": steps,
+                 "wall_s": time.perf_counter() - t0, **info}
+        if cfg.eval_each_step or rnd.index == self.rounds[-1].index:
+            entry["accuracy"] = self.trainer.evaluate(self.net)["accuracy"]
+        self.history.append(entry)
+        self.progress(f"round {rnd.index + 1}/{len(self.rounds)}: sparsity {entry['sparsity']:.4f}"
+                      + (f", accuracy {entry['accuracy']:.4f}" if "accuracy" in entry else ""))
+
+    def _finetune(self, rnd: Round) -> int:
+        if rnd.epochs <= 0:
+            return 0
+        lr = self.spec.config.lr
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.engine.bind_optimizer(optimizer)
+
+        def after_step() -> None:
+            if rnd.l1 > 0:
+                _soft_threshold(self.engine, lr * rnd.l1)
+            self.engine.after_step()
+
+        steps = self.trainer.train_epochs(self.net, optimizer, rnd.epochs, after_step, seed_offset=rnd.index)
+        self.engine.bind_optimizer(None)
+        return steps
+
+    # ----- result --------------------------------------------------------------------------------------------------
+    def finish(self) -> RunResult:
+        keep = None
+        if self.spec.structured:
+            keep = {layer.info.index: torch.nonzero(layer.mask.channel_mask).view(-1) for layer in self.engine.layers}
+        engine_stats = self.engine.layer_stats()
+        weight_sparsity, channel_sparsity = self.engine.weight_sparsity(), self.engine.channel_sparsity()
+        records = list(self.engine.records)
+        self.engine.finalize()
+        if keep is not None:
+            shrink(self.net, self.engine.graph, keep)
+        accuracy_after = self.history[-1].get("accuracy") if self.history else None
+        if accuracy_after is None:
+            accuracy_after = self.trainer.evaluate(self.net)["accuracy"]
+        synops = synops_per_sample(self.net, [x for x, _ in self.trainer.test_batches()])
+        report = {
+            "method": self.spec.method.name, "target_sparsity": self.spec.target, "structured": self.spec.structured,
+            "source": self.spec.source, "config": cfglib.config_to_dict(self.spec.config),
+            "spec": _spec_dict(self.net),
+            "accuracy_before": self.accuracy_before, "accuracy_after": accuracy_after,
+            "sparsity": {"weights": weight_sparsity, "channels": channel_sparsity, "per_layer": engine_stats},
+            "model": model_stats(self.net), "synops_per_sample": synops,
+            "cost": self.cost.to_dict(), "history": self.history, "records": records,
+        }
+        return RunResult(report, self.net, self.state_path, self.history)
+
+
+def _spec_dict(net: nn.Module) -> dict | None:
+    spec = getattr(net, "spec", None)
+    if spec is None or not dataclasses.is_dataclass(spec):
+        return None
+    from snndeploy.models.spec import spec_to_dict
+
+    return spec_to_dict(spec)
