@@ -1,0 +1,54 @@
+"""``snndeploy estimate``: neurons, synapses, cores, chips, energy and latency against hardware budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from snndeploy.cli_support import CommandExit, emit, json_option
+
+
+@click.command("estimate")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", "targets", multiple=True, default=("loihi2",), show_default=True,
+              help="Target name (akida, loihi1, loihi2, speck, spinnaker2, truenorth, xylo) or a profile YAML; "
+                   "repeat to compare targets side by side.")
+@click.option("--budget", help="Budget to fit: a YAML file (cores, chips, neurons, synapses) or inline "
+              "cores=N[,chips=M].")
+@click.option("--system", help="Fit a named system of the target instead of one chip (e.g. kapoho_point).")
+@click.option("--activity", type=click.Path(dir_okay=False), help="Activity JSON of a recorded run "
+              "(snndeploy-activity/1) for SynOps, NeuroBench workload metrics, energy and latency.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG of cores and utilization.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --plot file.")
+@json_option
+def estimate(model: str, targets: tuple[str, ...], budget: str | None, system: str | None, activity: str | None,
+             plot_path: str | None, force: bool, as_json: bool) -> None:
+    """Estimate MODEL (.nir, netx .net/.h5, checkpoint .pt or spec .yaml) on one or more targets.
+
+    Exit code 0: fits every target's budget; 1: does not fit at least one; 2: bad input.
+    """
+    from snndeploy.errors import UserError
+    from snndeploy.hardware.activity import read_activity
+    from snndeploy.hardware.budget import parse_budget
+    from snndeploy.hardware.estimate import NO_FIT
+    from snndeploy.hardware.estimate import estimate as run_estimate
+    from snndeploy.hardware.load import load_layers
+    from snndeploy.hardware.profile import load_profile
+    from snndeploy.hardware.report import plot, render
+
+    if plot_path and Path(plot_path).exists() and not force:
+        raise UserError("exists; pass --force to overwrite it", plot_path)
+    if budget and system:
+        raise UserError("give either --budget or --system, not both")
+    profiles = [load_profile(t) for t in targets]
+    user_budget = parse_budget(budget) if budget else None
+    recorded = read_activity(activity) if activity else None
+    layers = load_layers(model)
+    result = run_estimate(layers, profiles, user_budget, recorded, system, model=Path(model).name)
+    verdicts = [t.verdict for t in result.pop("_targets")]
+    if plot_path:
+        result["plot"] = str(plot(result, plot_path, force=force))
+    emit(result, as_json, render)
+    if NO_FIT in verdicts:
+        raise CommandExit(1)

@@ -1,0 +1,278 @@
+"""Per-layer description of a spiking network, extracted from a NIR graph, with sparse-aware counts.
+
+A *layer* is one synapse stage (Affine/Linear, Conv2d, SumPool2d/AvgPool2d, Scale) followed by its neuron
+stage (CubaLIF, LIF, IF, ...). Counts follow the NIR weights: a synapse exists where a weight is non-zero.
+Dense weights may be numpy arrays or scipy.sparse matrices; convolutions are counted per kernel tap and
+per valid output position without unrolling them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from snndeploy.errors import UserError
+from snndeploy.hardware.weightbits import WeightBits, weight_bits
+
+DENSE_NODES = ("Affine", "Linear")
+POOL_NODES = ("SumPool2d", "AvgPool2d")
+NEURON_NODES = ("CubaLIF", "LIF", "IF", "CubaLI", "LI", "I", "Threshold")
+PASS_NODES = ("Input", "Output", "Flatten", "Delay")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One synapse + neuron stage and what it needs, independent of any hardware."""
+
+    name: str
+    op: str  # dense | conv | pool | input (one synapse per neuron)
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    neuron: str  # NIR neuron node type, or "none" for a non-spiking read-out
+    synapses: int  # connections, zero weights included
+    synapses_nonzero: int
+    weights_stored: int  # parameters held (shared conv kernels count once)
+    weights_nonzero: int
+    fan_in_max: int  # non-zero inputs of the most-connected neuron
+    fan_in_mean: float
+    in_fanout_max: int  # non-zero targets of the most-connected input neuron
+    in_fanout_mean: float
+    bits: WeightBits
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    groups: int = 1
+    in_fanout: np.ndarray | None = field(default=None, repr=False, compare=False)  # per input neuron (dense)
+
+    @property
+    def neurons(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @property
+    def in_neurons(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.in_shape[0])
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.out_shape[0])
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    arr = np.atleast_1d(np.asarray(value)).astype(int).ravel()
+    if arr.size == 1:
+        return int(arr[0]), int(arr[0])
+    if arr.size == 2:
+        return int(arr[0]), int(arr[1])
+    raise UserError(f"NIR {name} must be one or two integers, got {value!r}")
+
+
+def _valid_taps(size_in: int, size_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
+    """For each kernel offset, how many output positions read an in-bounds input through it."""
+    out = np.arange(size_out)[:, None] * stride - pad + np.arange(k)[None, :] * dil
+    return ((out >= 0) & (out < size_in)).sum(axis=0)
+
+
+def _out_size(size: int, k: int, stride: int, pad: int, dil: int) -> int:
+    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
+
+
+def _conv_padding(padding, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0
+        if padding == "same":
+            return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=True))  # type: ignore[return-value]
+        raise UserError(f"NIR Conv2d padding {padding!r} is not supported (use integers, 'same' or 'valid')")
+    return _pair(padding, "padding")
+
+
+def _dense(name: str, weight, in_shape: tuple[int, ...], neuron: str) -> Layer:
+    if hasattr(weight, "tocsr"):
+        csr = weight.tocsr()
+        csr.eliminate_zeros()
+        n_out, n_in = csr.shape
+        row_nz = np.diff(csr.indptr)
+        col_nz = np.bincount(csr.indices, minlength=n_in)
+        nonzero = int(csr.nnz)
+    else:
+        w = np.asarray(weight)
+        if w.ndim != 2:
+            raise UserError(f"NIR node {name!r}: dense weight must be 2-D (out, in), got shape {w.shape}")
+        n_out, n_in = w.shape
+        mask = w != 0
+        row_nz = mask.sum(axis=1)
+        col_nz = mask.sum(axis=0)
+        nonzero = int(row_nz.sum())
+    if int(np.prod(in_shape)) != n_in:
+        raise UserError(f"NIR node {name!r}: weight takes {n_in} inputs but receives shape {in_shape}")
+    return Layer(name, "dense", in_shape, (n_out,), neuron, n_out * n_in, nonzero, n_out * n_in, nonzero,
+                 int(row_nz.max(initial=0)), nonzero / max(n_out, 1), int(col_nz.max(initial=0)),
+                 nonzero / max(n_in, 1), weight_bits(weight), in_fanout=col_nz.astype(np.int64))
+
+
+def _conv(name: str, node, in_shape: tuple[int, ...], neuron: str) -> Layer:
+    w = np.asarray(node.weight)
+    if w.ndim != 4 or len(in_shape) != 3:
+        raise UserError(f"NIR node {name!r}: Conv2d needs a (out, in/groups, kh, kw) weight and a (C, H, W) input")
+    c_out, c_in_g, kh, kw = w.shape
+    groups = int(node.groups)
+    if c_in_g * groups != in_shape[0]:
+        raise UserError(f"NIR node {name!r}: Conv2d expects {c_in_g * groups} input channels, gets {in_shape[0]}")
+    stride, dil = _pair(node.stride, "stride"), _pair(node.dilation, "dilation")
+    pad = _conv_padding(node.padding, (kh, kw), dil)
+    h_out = _out_size(in_shape[1], kh, stride[0], pad[0], dil[0])
+    w_out = _out_size(in_shape[2], kw, stride[1], pad[1], dil[1])
+    rows = _valid_taps(in_shape[1], h_out, kh, stride[0], pad[0], dil[0])
+    cols = _valid_taps(in_shape[2], w_out, kw, stride[1], pad[1], dil[1])
+    positions = np.outer(rows, cols)  # output positions served by each kernel tap
+    mask = w != 0
+    nonzero = int((mask.sum(axis=(0, 1)) * positions).sum())
+    synapses = int(c_out * c_in_g * positions.sum())
+    n_out, n_in = c_out * h_out * w_out, int(np.prod(in_shape))
+    per_out = mask.sum(axis=(1, 2, 3))  # interior neurons of each output channel
+    per_in = mask.sum(axis=(2, 3))  # (c_out, c_in/g): taps from one input channel into each output channel
+    # An interior input neuron reaches every non-zero tap of its group's output channels (stride 1 bound).
+    fanout_max = int(per_in.reshape(groups, c_out // groups, c_in_g).sum(axis=1).max(initial=0))
+    return Layer(name, "conv", in_shape, (c_out, h_out, w_out), neuron, synapses, nonzero, int(w.size),
+                 int(mask.sum()), int(per_out.max(initial=0)), nonzero / max(n_out, 1), fanout_max,
+                 nonzero / max(n_in, 1), weight_bits(w), (kh, kw), stride, groups)
+
+
+def _pool(name: str, node, in_shape: tuple[int, ...], neuron: str) -> Layer:
+    if len(in_shape) != 3:
+        raise UserError(f"NIR node {name!r}: pooling needs a (C, H, W) input, gets {in_shape}")
+    kernel, stride = _pair(node.kernel_size, "kernel_size"), _pair(node.stride, "stride")
+    pad = _pair(node.padding, "padding")
+    h_out = _out_size(in_shape[1], kernel[0], stride[0], pad[0], 1)
+    w_out = _out_size(in_shape[2], kernel[1], stride[1], pad[1], 1)
+    rows = _valid_taps(in_shape[1], h_out, kernel[0], stride[0], pad[0], 1)
+    cols = _valid_taps(in_shape[2], w_out, kernel[1], stride[1], pad[1], 1)
+    synapses = int(in_shape[0] * rows.sum() * cols.sum())
+    n_out = in_shape[0] * h_out * w_out
+    fanout = int(np.ceil(kernel[0] / stride[0]) * np.ceil(kernel[1] / stride[1]))
+    weight = np.ones(1) * float(np.prod(kernel)) ** (-1.0 if node.__class__.__name__ == "AvgPool2d" else 0.0)
+    return Layer(name, "pool", in_shape, (in_shape[0], h_out, w_out), neuron, synapses, synapses, 1, 1,
+                 int(np.prod(kernel)), synapses / max(n_out, 1), fanout, synapses / max(int(np.prod(in_shape)), 1),
+                 weight_bits(weight), kernel, stride, in_shape[0])
+
+
+def _scale(name: str, node, in_shape: tuple[int, ...], neuron: str) -> Layer:
+    w = np.broadcast_to(np.asarray(node.scale, dtype=float), in_shape)
+    nonzero = int(np.count_nonzero(w))
+    n = int(np.prod(in_shape))
+    return Layer(name, "input", in_shape, in_shape, neuron, n, nonzero, int(np.asarray(node.scale).size),
+                 int(np.count_nonzero(node.scale)), 1, nonzero / max(n, 1), 1, nonzero / max(n, 1), weight_bits(w),
+                 groups=int(in_shape[0]))
+
+
+def _topological(graph) -> list[str]:
+    preds: dict[str, list[str]] = {name: [] for name in graph.nodes}
+    succs: dict[str, list[str]] = {name: [] for name in graph.nodes}
+    for src, dst in graph.edges:
+        src, dst = src.split(".")[0], dst.split(".")[0]
+        if src not in preds or dst not in preds:
+            raise UserError(f"NIR edge {src} -> {dst} names a node that is not in the graph")
+        preds[dst].append(src)
+        succs[src].append(dst)
+    for name, p in preds.items():
+        if len(p) > 1 or len(succs[name]) > 1:
+            raise UserError(f"NIR node {name!r} has {len(p)} inputs and {len(succs[name])} outputs: the estimator "
+                            "handles feed-forward chains (no branches, merges or recurrence) for now")
+    order = [n for n, p in preds.items() if not p]
+    if len(order) != 1:
+        raise UserError(f"NIR graph must have exactly one input node, found {len(order)}")
+    while succs[order[-1]]:
+        nxt = succs[order[-1]][0]
+        if nxt in order:
+            raise UserError(f"NIR graph has a recurrent connection into {nxt!r}: not supported by the estimator yet")
+        order.append(nxt)
+    if len(order) != len(graph.nodes):
+        raise UserError("NIR graph is not one connected chain from its input to its output")
+    return order
+
+
+def _input_shape(node) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in np.atleast_1d(np.asarray(node.input_type["input"])).ravel())
+    if not shape or any(s <= 0 for s in shape):
+        raise UserError(f"NIR Input node has an unusable shape {shape}")
+    return shape
+
+
+def layers_from_nir(graph) -> tuple[Layer, ...]:
+    """The network's layers in order, from a feed-forward ``nir.NIRGraph``."""
+    order = _topological(graph)
+    shape: tuple[int, ...] | None = None
+    pending: tuple[str, object, tuple[int, ...]] | None = None
+    layers: list[Layer] = []
+
+    def flush(neuron: str, label: str | None = None) -> None:
+        nonlocal pending, shape
+        name, node, in_shape = pending  # type: ignore[misc]
+        name = label or name
+        kind = type(node).__name__
+        if kind in DENSE_NODES:
+            layer = _dense(name, node.weight, in_shape, neuron)
+        elif kind == "Conv2d":
+            layer = _conv(name, node, in_shape, neuron)
+        elif kind in POOL_NODES:
+            layer = _pool(name, node, in_shape, neuron)
+        else:
+            layer = _scale(name, node, in_shape, neuron)
+        layers.append(layer)
+        shape, pending = layer.out_shape, None
+
+    for name in order:
+        node = graph.nodes[name]
+        kind = type(node).__name__
+        if kind == "Input":
+            shape = _input_shape(node)
+        elif kind == "Flatten":
+            if pending is not None:
+                flush("none")
+            shape = (int(np.prod(shape)),)
+        elif kind in DENSE_NODES + POOL_NODES + ("Conv2d", "Scale"):
+            if pending is not None:
+                flush("none")
+            pending = (name, node, shape)
+        elif kind in NEURON_NODES:
+            if pending is None:
+                pending = (name, _Identity(), shape)
+            flush(kind, _layer_label(node))
+        elif kind in ("Output", "Delay"):
+            if kind == "Output" and pending is not None:
+                flush("none")
+        else:
+            raise UserError(f"NIR node {name!r} of type {kind} is not supported by the estimator")
+    if not layers:
+        raise UserError("NIR graph has no synapse or neuron layers")
+    return tuple(layers)
+
+
+def _layer_label(node) -> str | None:
+    """The layer name snndeploy's exporter stores in a neuron node's metadata, if any."""
+    meta = getattr(node, "metadata", None) or {}
+    label = meta.get("snndeploy", {}).get("layer") if isinstance(meta.get("snndeploy"), dict) else None
+    return None if label is None else str(label)
+
+
+class _Identity:
+    """A neuron stage with no weight node before it: its inputs arrive one-to-one."""
+
+    scale = np.ones(1)
+
+
+def totals(layers: Iterable[Layer]) -> dict[str, int]:
+    layers = tuple(layers)
+    return {
+        "layers": len(layers),
+        "neurons": sum(lay.neurons for lay in layers),
+        "synapses": sum(lay.synapses for lay in layers),
+        "synapses_nonzero": sum(lay.synapses_nonzero for lay in layers),
+        "weights_stored": sum(lay.weights_stored for lay in layers),
+        "weights_nonzero": sum(lay.weights_nonzero for lay in layers),
+    }
