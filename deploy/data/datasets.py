@@ -139,11 +139,14 @@ class SpikeDataset(torch.utils.data.Dataset):
     """Samples as spike (or current) tensors ``[*input_shape, T]`` and integer labels."""
 
     def __init__(self, arrays: Arrays, index: np.ndarray, *, info: DataInfo, time_steps: int, encoding: str,
-                 input_shape: tuple[int, ...], max_rate: float = 1.0):
+                 input_shape: tuple[int, ...], max_rate: float = 1.0, fixed_seed: int | None = None):
         self.x, self.y = arrays.x, arrays.y
         self.index = np.asarray(index, dtype=np.int64)
         self.info, self.time_steps, self.encoding = info, time_steps, encoding
         self.input_shape, self.max_rate = tuple(input_shape), max_rate
+        # Evaluation sets encode every sample the same way each time (seeded per sample); training sets
+        # draw fresh spikes from torch's global RNG every epoch.
+        self.fixed_seed = fixed_seed
 
     def __len__(self) -> int:
         return len(self.index)
@@ -161,7 +164,11 @@ class SpikeDataset(torch.utils.data.Dataset):
         value = torch.from_numpy(self.x[j]).reshape(*self.input_shape, 1)
         if self.encoding == "current":
             return value.expand(*self.input_shape, self.time_steps).contiguous(), label
-        return (torch.rand(*self.input_shape, self.time_steps) < value * self.max_rate).float(), label
+        generator = None
+        if self.fixed_seed is not None:
+            generator = torch.Generator().manual_seed(self.fixed_seed * 1_000_003 + int(j))
+        noise = torch.rand(*self.input_shape, self.time_steps, generator=generator)
+        return (noise < value * self.max_rate).float(), label
 
 
 @dataclass(frozen=True)
@@ -207,8 +214,8 @@ def make_splits(name: str, *, time_steps: int | None = None, encoding: str = "ra
     if test_subset is not None:
         test_idx = test_idx[:test_subset]
 
-    def ds(arrays: Arrays, idx: np.ndarray) -> SpikeDataset:
+    def ds(arrays: Arrays, idx: np.ndarray, fixed: bool) -> SpikeDataset:
         return SpikeDataset(arrays, idx, info=info, time_steps=time_steps, encoding=encoding, input_shape=shape,
-                            max_rate=max_rate)
+                            max_rate=max_rate, fixed_seed=seed if fixed else None)
 
-    return Splits(ds(train, train_idx), ds(train, val_idx), ds(test, test_idx), info)
+    return Splits(ds(train, train_idx, False), ds(train, val_idx, True), ds(test, test_idx, True), info)

@@ -1,0 +1,197 @@
+"""``snndeploy train`` and ``snndeploy evaluate``.
+
+``train SPEC --data NAME --epochs N --out DIR`` trains a model spec (or fine-tunes a checkpoint or an
+imported netx network) on a local dataset, printing per-epoch loss, accuracy and spike rate and writing
+``DIR/checkpoint.pt``, ``DIR/best.pt``, ``DIR/metrics.json`` and ``DIR/spec.yaml``; ``--resume`` continues from
+``DIR/checkpoint.pt``. Under ``torchrun --nproc-per-node K -m snndeploy.cli train ...`` it trains with
+DistributedDataParallel. ``evaluate MODEL --data NAME`` reports test accuracy and spike rates.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from snndeploy.cli_support import emit, json_option
+from snndeploy.errors import UserError
+
+_data_options = [
+    click.option("--data", "data_name", required=True, help="Dataset: mnist, fashion-mnist, nmnist-small, mnist1d, "
+                                                           "uci-digits."),
+    click.option("--encoding", type=click.Choice(["rate", "current"]), default="rate", show_default=True,
+                 help="How static images become input over the model's time steps (ignored for event data)."),
+    click.option("--max-rate", type=float, default=1.0, show_default=True,
+                 help="Rate encoding: spike probability per step of a white pixel."),
+    click.option("--test-subset", type=int, default=None, help="Use only the first N test samples."),
+    click.option("--batch-size", type=int, default=32, show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights, splits, encoding, shuffling."),
+    click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads."),
+    click.option("--device", default="auto", show_default=True, help="auto (GPU when present), cpu, cuda, cuda:1."),
+]
+
+
+def data_options(fn):
+    for option in reversed(_data_options):
+        fn = option(fn)
+    return fn
+
+
+def _prepare_threads(threads: int, seed: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def _check_out(out: Path, resume: bool, force: bool) -> None:
+    if resume:
+        if not (out / "checkpoint.pt").is_file():
+            raise UserError("--resume: no checkpoint.pt in the output folder", out)
+        return
+    if out.exists() and any(out.iterdir()) and not force:
+        raise UserError("output folder exists and is not empty; pass --resume to continue or --force to replace",
+                        out)
+
+
+def _human(result: dict[str, Any]) -> str:
+    test = result.get("test")
+    lines = [f"trained {result['model']} on {result['data']} for {result['epochs']} epochs "
+             f"({result['seconds_per_epoch']:.1f} s/epoch) -> {result['out']}"]
+    if test:
+        lines.append(f"test accuracy {100 * test['accuracy']:.2f}%  loss {test['loss']:.4f}  "
+                     f"spike rate {test['spike_rate']:.4f}  ({test['samples']} samples)")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--epochs", type=int, required=True, help="Total number of epochs (a resumed run continues up to it).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder for checkpoints and metrics.json.")
+@data_options
+@click.option("--subset", type=int, default=None, help="Train on N samples (validation gets N/5).")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+              help="Share of the training data held out for validation (0: none).")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--loss", type=click.Choice(["spike_rate", "spike_max", "cross_entropy"]), default="spike_rate",
+              show_default=True, help="SLAYER SpikeRate / SpikeMax, or cross entropy on the mean output.")
+@click.option("--true-rate", type=float, default=0.2, show_default=True, help="SpikeRate target, correct class.")
+@click.option("--false-rate", type=float, default=0.03, show_default=True, help="SpikeRate target, other classes.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+@click.option("--force", is_flag=True, help="Replace a non-empty output folder.")
+@click.option("--no-test", is_flag=True, help="Skip the final test-set evaluation.")
+@json_option
+def train(spec: Path, epochs: int, out: Path, data_name: str, encoding: str, max_rate: float,
+          test_subset: int | None, batch_size: int, seed: int, threads: int, device: str, subset: int | None,
+          val_fraction: float, lr: float, loss: str, true_rate: float, false_rate: float, resume: bool,
+          force: bool, no_test: bool, as_json: bool) -> None:
+    """Train SPEC (a model spec YAML, a checkpoint or a netx .net) on a local dataset."""
+    from snndeploy.train import distributed
+
+    distributed.setup()
+    try:
+        result = run_training(spec, epochs=epochs, out=out, data_name=data_name, encoding=encoding,
+                              max_rate=max_rate, test_subset=test_subset, batch_size=batch_size, seed=seed,
+                              threads=threads, device=device, subset=subset, val_fraction=val_fraction, lr=lr,
+                              loss=loss, true_rate=true_rate, false_rate=false_rate, resume=resume, force=force,
+                              test=not no_test, progress=not as_json, log=None if as_json else click.echo)
+    finally:
+        distributed.teardown()
+    if result is not None:
+        emit(result, as_json, _human)
+
+
+def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding: str = "rate",
+                 max_rate: float = 1.0, test_subset: int | None = None, batch_size: int = 32, seed: int = 0,
+                 threads: int = 2, device: str = "auto", subset: int | None = None, val_fraction: float = 0.1,
+                 lr: float = 1e-3, loss: str = "spike_rate", true_rate: float = 0.2, false_rate: float = 0.03,
+                 resume: bool = False, force: bool = False, test: bool = True, progress: bool = True,
+                 log=print, callbacks=()) -> dict[str, Any] | None:
+    """The ``train`` command as a function (returns the summary on rank 0, None on other DDP ranks)."""
+    from snndeploy.data.datasets import make_splits
+    from snndeploy.models.load import load_model
+    from snndeploy.models.spec import save_spec
+    from snndeploy.train import distributed
+    from snndeploy.train.loop import CHECKPOINT, TrainConfig, Trainer, evaluate, write_metrics
+
+    out = Path(out)
+    if distributed.is_main():
+        _check_out(out, resume, force)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, true_rate=true_rate,
+                         false_rate=false_rate, seed=seed, threads=threads, device=device)
+    _prepare_threads(threads, seed)
+    model = load_model(spec)
+    net_spec = model.spec
+    splits = make_splits(data_name, time_steps=net_spec.time_steps, encoding=encoding, seed=seed,
+                         val_fraction=val_fraction, subset=subset, test_subset=test_subset,
+                         input_shape=net_spec.input_shape, max_rate=max_rate)
+    if splits.info.num_classes > net_spec.num_outputs:
+        raise UserError(f"{net_spec.name} has {net_spec.num_outputs} outputs but {splits.info.name} has "
+                        f"{splits.info.num_classes} classes", spec)
+    # Each rank draws different encodings/dropout; DDP broadcasts rank 0's initial weights.
+    _prepare_threads(threads, seed + distributed.rank())
+    trainer = Trainer(model, config, callbacks=callbacks, log=log, progress=progress)
+    if resume:
+        trainer.resume(out / CHECKPOINT)
+    elif distributed.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        save_spec(net_spec, out / "spec.yaml")
+    distributed.barrier()
+    start = time.perf_counter()
+    history = trainer.fit(splits.train, splits.val, out_dir=out)
+    elapsed = time.perf_counter() - start
+    test_metrics = evaluate(trainer.model, splits.test, config=config, device=trainer.device) if test else None
+    if not distributed.is_main():
+        return None
+    run = {"data": splits.info.name, "encoding": encoding, "subset": subset, "val_fraction": val_fraction,
+           "train_samples": len(splits.train), "val_samples": len(splits.val), "test_samples": len(splits.test),
+           "source": str(spec)}
+    write_metrics(out, trainer, {"run": run, "test": test_metrics})
+    epoch_seconds = [m["seconds"] for m in history] or [0.0]
+    return {"model": net_spec.name, "data": splits.info.name, "out": str(out), "epochs": trainer.epoch,
+            "seconds": round(elapsed, 3), "seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
+            "last_epoch": history[-1] if history else None, "test": test_metrics,
+            "checkpoint": str(out / CHECKPOINT), "world_size": distributed.world_size()}
+
+
+@click.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@data_options
+@json_option
+def evaluate(model_path: Path, data_name: str, encoding: str, max_rate: float, test_subset: int | None,
+             batch_size: int, seed: int, threads: int, device: str, as_json: bool) -> None:
+    """Test accuracy, loss and spike rates of MODEL (a checkpoint, netx .net or spec) on a dataset's test set."""
+    result = run_evaluation(model_path, data_name=data_name, encoding=encoding, max_rate=max_rate,
+                            test_subset=test_subset, batch_size=batch_size, seed=seed, threads=threads,
+                            device=device, progress=not as_json)
+    emit(result, as_json, lambda r: (f"{r['model']} on {r['data']} test ({r['samples']} samples): accuracy "
+                                     f"{100 * r['accuracy']:.2f}%  loss {r['loss']:.4f}  spike rate "
+                                     f"{r['spike_rate']:.4f}\nper-block spike rates: " + ", ".join(
+                                         f"{k}: {v:.4f}" for k, v in r["block_spike_rates"].items())))
+
+
+def run_evaluation(model_path: Path, *, data_name: str, encoding: str = "rate", max_rate: float = 1.0,
+                   test_subset: int | None = None, batch_size: int = 128, seed: int = 0, threads: int = 2,
+                   device: str = "auto", progress: bool = False) -> dict[str, Any]:
+    from snndeploy.data.datasets import make_splits
+    from snndeploy.models.load import load_model
+    from snndeploy.train.loop import TrainConfig, pick_device
+    from snndeploy.train.loop import evaluate as evaluate_model
+
+    _prepare_threads(threads, seed)
+    model = load_model(model_path)
+    splits = make_splits(data_name, time_steps=model.spec.time_steps, encoding=encoding, seed=seed,
+                         test_subset=test_subset, input_shape=model.spec.input_shape, max_rate=max_rate)
+    config = TrainConfig(seed=seed, threads=threads, device=device, eval_batch_size=batch_size)
+    target = pick_device(device)
+    metrics = evaluate_model(model.to(target), splits.test, config=config, device=target, progress=progress)
+    return {"model": model.spec.name, "source": str(model_path), "data": splits.info.name, **metrics}
