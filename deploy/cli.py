@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="snndeploy", standalone_mode=False)
+        code = cli.main(args=args, prog_name="snndeploy", standalone_mode=False)
+        if isinstance(code, int):  # a command left through CommandExit (click returns its code here)
+            return code
     except UserError as exc:
         if debug:
             traceback.print_exc()
