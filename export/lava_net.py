@@ -62,6 +62,13 @@ class LavaRun:
     mode: str
 
 
+def import_lava() -> None:
+    """Import Lava's runtime now: it sets the 'fork' start method at import time, which fails once anything
+    (a tqdm progress bar creates a multiprocessing lock) has fixed the multiprocessing context."""
+    import lava.magma.core.process.process  # noqa: F401
+    import lava.proc.io  # noqa: F401
+
+
 def xyc(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(shape[::-1]) if len(shape) == 3 else tuple(shape)
 

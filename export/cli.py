@@ -1,0 +1,207 @@
+"""``snndeploy export`` and ``snndeploy verify``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from snndeploy.cli_support import CommandExit, emit, json_option
+from snndeploy.errors import UserError
+
+TARGETS = ("nir", "lava", "netx", "onnx")
+NETX_SUFFIXES = (".net", ".h5", ".hdf5")
+
+
+def load_source(path: str | Path, *, need_model: bool = True):
+    """(torch model or None, LoihiNet) for a model file: spec, checkpoint, netx HDF5, NIR, or a Lava export folder."""
+    from snndeploy.export.nir_io import read_nir
+    from snndeploy.export.slayer_io import from_slayer, to_slayer
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError("model file not found", path)
+    if path.is_dir():
+        if not (path / "network.nir").is_file():
+            raise UserError("not a snndeploy Lava export folder (no network.nir)", path)
+        path = path / "network.nir"
+    if path.suffix.lower() == ".nir":
+        net = read_nir(path)
+        return (_model_or_error(to_slayer, net, path) if need_model else None), net
+    from snndeploy.models.load import load_model
+
+    try:
+        model = load_model(path)
+    except UserError:
+        if path.suffix.lower() not in NETX_SUFFIXES:
+            raise
+        from snndeploy.export.netx_io import read_netx  # layers the SLAYER importer refuses (e.g. pool)
+
+        net = read_netx(path)
+        return (_model_or_error(to_slayer, net, path) if need_model else None), net
+    return model, from_slayer(model)
+
+
+def _model_or_error(to_slayer, net, path: Path):
+    try:
+        return to_slayer(net)
+    except UserError as exc:
+        raise UserError(f"cannot rebuild a torch model for verification: {exc.problem}", path) from None
+
+
+def _verify_inputs(net, inputs: str | None, samples: int, steps: int | None, rate: float, seed: int):
+    from snndeploy.export.verify import load_inputs, sample_inputs
+
+    if inputs:
+        return load_inputs(inputs, net.input_shape)
+    return sample_inputs(net.input_shape, int(steps or net.time_steps or 25), samples, rate, seed)
+
+
+def _run_verify(model, net, opts: dict[str, Any]):
+    from snndeploy.export.verify import verify
+
+    x = _verify_inputs(net, opts["inputs"], opts["samples"], opts["steps"], opts["rate"], opts["seed"])
+    return verify(model, net, x, mode=opts["mode"], probe=opts["probe"], sparse_below=opts["sparse_below"],
+                  progress=not opts["as_json"])
+
+
+def _lava_description(net, sparse_below: float) -> dict:
+    """What the Lava converter builds for ``net`` (processes per layer and their Loihi parameters)."""
+    import numpy as np
+
+    from snndeploy.export.ir import summary
+
+    rows = summary(net)
+    for row, layer in zip(rows, net.layers, strict=True):
+        if layer.op == "dense":
+            row["synapse"] = "Sparse" if row["density"] < sparse_below else "Dense"
+        elif layer.op == "input":
+            row["synapse"] = "Conv" if len(layer.in_shape) == 3 else "Sparse"
+        else:
+            row["synapse"] = "Conv"
+        row["neuron"] = {"process": "LIF", "du": int(np.asarray(layer.neuron.i_decay).reshape(-1)[0]) - 1,
+                         "dv": int(np.asarray(layer.neuron.v_decay).reshape(-1)[0]),
+                         "vth": int(layer.neuron.vth_mant.reshape(-1)[0]) if layer.neuron.spiking else None,
+                         "bias_exp": 6}
+    return {"layers": rows, "sparse_below": sparse_below, "rebuild": "snndeploy.export.lava_net.build_lava("
+            "snndeploy.export.nir_io.read_nir('network.nir'), spikes)"}
+
+
+def _write(net, target: str, out: Path, force: bool, sparse_below: float) -> dict:
+    from snndeploy.atomic import atomic_dir
+
+    if target == "nir":
+        from snndeploy.export.nir_io import write_nir
+
+        write_nir(net, out, force=force)
+        return {}
+    if target == "netx":
+        from snndeploy.export.netx_io import write_netx
+
+        write_netx(net, out, force=force)
+        pools = [layer.name for layer in net.layers if layer.op == "pool"]
+        return {"note": f"netx 0.6 cannot load pool layers {pools}; snndeploy's Lava converter runs them"} \
+            if pools else {}
+    if target == "onnx":
+        from snndeploy.export.onnx_export import export_onnx
+
+        export_onnx(net, out, force=force)
+        return {}
+    from snndeploy.export.nir_io import write_nir
+
+    with atomic_dir(out, force=force) as tmp:
+        write_nir(net, tmp / "network.nir", force=True)
+        (tmp / "lava.json").write_text(json.dumps(_lava_description(net, sparse_below), indent=2) + "\n")
+    return {}
+
+
+def _verify_options(f):
+    from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, MODES
+
+    options = [
+        click.option("--mode", type=click.Choice(MODES), default="fixed_pt", show_default=True,
+                     help="Lava precision: Loihi bit-accurate fixed point, or floats."),
+        click.option("--sparse-below", type=click.FloatRange(0, 1.01), default=DEFAULT_SPARSE_BELOW,
+                     show_default=True, help="Use Lava Sparse for dense layers with a weight density below this."),
+        click.option("--inputs", type=click.Path(dir_okay=False), default=None,
+                     help="Input spikes (.npy, (N, *input_shape, T)); default: sampled Bernoulli spikes."),
+        click.option("--samples", type=click.IntRange(1), default=2, show_default=True),
+        click.option("--steps", type=click.IntRange(1), default=None, help="Steps per sample (default: spec's T)."),
+        click.option("--rate", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+                     help="Spike probability of sampled inputs."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--probe", is_flag=True, help="Also compare current u and voltage v of every layer."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _human_export(result: dict) -> str:
+    lines = [f"exported {result['model']} -> {result['out']} ({result['to']}, {result['seconds']:.2f} s)"]
+    for row in result["layers"]:
+        lines.append(f"  {row['name']:<16} {row['op']:<6} {str(tuple(row['in'])):>16} -> {str(tuple(row['out'])):<14}"
+                     f" density {row['density']:.3f}")
+    if result.get("note"):
+        lines.append(f"  note: {result['note']}")
+    if result.get("verify_text"):
+        lines.append(result["verify_text"])
+    return "\n".join(lines)
+
+
+@click.command("export")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--to", "target", type=click.Choice(TARGETS), required=True, help="Output format.")
+@click.option("--out", type=click.Path(), required=True, help="Output file (a folder for --to lava).")
+@click.option("--verify", "do_verify", is_flag=True, help="Run torch and Lava on inputs and compare spike for spike.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@_verify_options
+@json_option
+def export(model: str, target: str, out: str, do_verify: bool, force: bool, as_json: bool, **opts: Any) -> None:
+    """Export MODEL (spec, checkpoint, netx HDF5 or NIR) to NIR, a Lava network, netx HDF5 or ONNX."""
+    out_path = Path(out)
+    if out_path.exists() and not force:
+        raise UserError("exists; pass --force to overwrite it", out_path)
+    start = time.perf_counter()
+    torch_model, net = load_source(model, need_model=do_verify)
+    extra = _write(net, target, out_path, force, opts["sparse_below"])
+    from snndeploy.export.ir import summary
+
+    result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path),
+                              "seconds": time.perf_counter() - start, "layers": summary(net), **extra}
+    agree = True
+    if do_verify:
+        from snndeploy.export.verify import describe
+
+        report = _run_verify(torch_model, net, {**opts, "as_json": as_json})
+        result["verify"] = report.to_dict()
+        result["verify_text"] = describe(report)
+        agree = report.agree
+    if as_json:
+        result.pop("verify_text", None)
+    emit(result, as_json, _human_export)
+    if not agree:
+        raise CommandExit(1)
+
+
+@click.command("verify")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("exported", type=click.Path())
+@_verify_options
+@json_option
+def verify(model: str, exported: str, as_json: bool, **opts: Any) -> None:
+    """Compare the torch MODEL with the Lava network of EXPORTED (.nir, netx HDF5 or a Lava export folder)."""
+    from snndeploy.export.verify import describe
+
+    torch_model, own = load_source(model)
+    _, net = load_source(exported, need_model=False)
+    if tuple(own.input_shape) != tuple(net.input_shape):
+        raise UserError(f"input shapes differ: {own.input_shape} vs {net.input_shape}", exported)
+    report = _run_verify(torch_model, net, {**opts, "as_json": as_json})
+    result = {"model": model, "exported": exported, **report.to_dict()}
+    emit(result, as_json, lambda r: describe(report))
+    if not report.agree:
+        raise CommandExit(1)

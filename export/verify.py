@@ -1,0 +1,204 @@
+"""Verification as a feature: run the torch (SLAYER) model and the Lava network on the same inputs and compare
+spikes, and optionally current ``u`` and voltage ``v``, layer by layer and step by step.
+
+Alignment (docs/export.md): SLAYER's ``delay_shift`` delays each block's *output* by one step, while each Lava
+synapse delays its layer's *input* by one step. Both agree once SLAYER sees one extra zero step at the start:
+with ``x_ext = [0, x]``, Lava layer i's spikes at step t equal SLAYER block i's output at step t + 1, and its
+internal states (``u``; ``v`` where no spike reset it; a non-spiking read-out's voltage) at step t equal SLAYER's
+at step t (states are not delay-shifted).
+In ``fixed_pt`` the comparison is exact (Loihi integers: ``u`` and ``v`` are SLAYER values x 4096); in
+``floating_pt`` spikes are counted and the voltage compared with a tolerance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from snndeploy.errors import UserError
+from snndeploy.export.ir import LoihiNet
+from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, build_lava, import_lava, run_lava
+
+S_SCALE = 4096  # SLAYER state scale: Loihi u, v = SLAYER u, v * 4096
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The first disagreement: sample, layer, time step, neuron index (C[, H, W]), variable, both values."""
+
+    sample: int
+    layer: int
+    layer_name: str
+    step: int
+    neuron: tuple[int, ...]
+    variable: str
+    torch_value: float
+    lava_value: float
+
+
+@dataclass(frozen=True)
+class LayerAgreement:
+    name: str
+    variable: str
+    torch_spikes: float
+    lava_spikes: float
+    mismatches: int
+    compared: int
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    agree: bool
+    mode: str
+    samples: int
+    steps: int
+    layers: list[LayerAgreement]
+    first: Divergence | None
+    alignment: str = ("SLAYER input gets one leading zero step; Lava spikes of layer i at step t == SLAYER block i "
+                      "at t+1; u, v and read-out voltage at t == SLAYER's at t")
+    synapses: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sample_inputs(shape: tuple[int, ...], steps: int, samples: int, rate: float, seed: int) -> np.ndarray:
+    """Bernoulli spike inputs ``(samples, *shape, steps)``."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((samples, *shape, steps)) < rate).astype(np.float32)
+
+
+def load_inputs(path, shape: tuple[int, ...]) -> np.ndarray:
+    """Spike inputs from a ``.npy`` file: ``(*shape, T)`` or ``(N, *shape, T)``."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read input spikes ({exc.__class__.__name__})", path) from None
+    if tuple(x.shape[:-1]) == tuple(shape):
+        x = x[None]
+    if tuple(x.shape[1:-1]) != tuple(shape):
+        raise UserError(f"input of shape {x.shape} does not fit the model input {shape} (+ time last)", path)
+    return x.astype(np.float32)
+
+
+def torch_reference(model, x: np.ndarray, probe: bool = False):
+    """Per exported layer: SLAYER outputs on ``[0, x]`` and, with ``probe``, SLAYER current and voltage."""
+    from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
+    from lava.lib.dl.slayer.utils import quantize
+
+    x_ext = np.concatenate([np.zeros_like(x[..., :1]), x], axis=-1)
+    with torch.no_grad():
+        inp = torch.as_tensor(x_ext)[None]
+        _, outs = model(inp, return_all=True)
+        spikes, currents, voltages = [], [], []
+        prev = inp
+        for bspec, block, out in zip(model.spec.blocks, model.blocks, outs, strict=True):
+            if bspec.kind == "flatten" or (bspec.kind == "input" and block.neuron is None):
+                prev = out
+                continue
+            spikes.append(out[0].numpy())
+            if probe:
+                neuron = block.neuron
+                if bspec.kind == "input":  # the export moves the input bias to the voltage (iDecay 4096 only)
+                    z = prev * block.pre_hook_fx(block.weight) if block.weight is not None else prev
+                else:
+                    z = block.synapse(prev)
+                current = leaky_integrator.dynamics(z, quantize(neuron.current_decay), torch.zeros(1),
+                                                    neuron.s_scale)
+                if bspec.kind == "input":
+                    biased = current + block.pre_hook_fx(block.bias) if block.bias is not None else current
+                else:
+                    biased = neuron.norm(current) if getattr(neuron, "norm", None) is not None else current
+                voltage = leaky_integrator.dynamics(
+                    biased, quantize(neuron.voltage_decay), torch.zeros(1), neuron.s_scale,
+                    neuron.threshold + neuron.threshold_eps if bspec.kind != "affine" else None)
+                currents.append(current[0].numpy())
+                voltages.append(voltage[0].numpy())
+            prev = out
+    return spikes, currents, voltages
+
+
+def _first_mismatch(a: np.ndarray, b: np.ndarray, tol: float) -> tuple[int, ...] | None:
+    bad = np.argwhere(np.abs(a - b) > tol)
+    if bad.size == 0:
+        return None
+    keys = [bad[:, k] for k in range(bad.shape[1] - 2, -1, -1)] + [bad[:, -1]]  # time is the primary key
+    return tuple(int(i) for i in bad[np.lexsort(keys)[0]])
+
+
+def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: bool = False,
+           sparse_below: float = DEFAULT_SPARSE_BELOW, progress: bool = False) -> VerifyReport:
+    """Compare ``model`` (SlayerNet) with the Lava network of ``net`` on ``inputs`` ``(N, *shape, T)``."""
+    import_lava()  # before the first progress bar (see import_lava)
+    model = model.eval()
+    n_layers = len(net.layers)
+    exact = mode == "fixed_pt"
+    tol = 0.0 if exact else 1e-3
+    stats = [[0.0, 0.0, 0, 0] for _ in range(n_layers)]
+    variables = ["spikes" if layer.neuron.spiking else "v" for layer in net.layers]
+    first: Divergence | None = None
+    synapses: list[str] = []
+    steps = int(inputs.shape[-1])
+    for s in tqdm(range(inputs.shape[0]), desc="verify", disable=not progress, unit="sample"):
+        x = inputs[s]
+        readouts = tuple(i for i, layer in enumerate(net.layers) if not layer.neuron.spiking)
+        probes = tuple(range(n_layers)) if probe else readouts
+        lava = build_lava(net, x, mode=mode, sparse_below=sparse_below)
+        synapses = [layer.synapse_kind for layer in lava.layers]
+        run = run_lava(lava, probe=probes)
+        t_spk, t_cur, t_volt = torch_reference(model, x, probe=probe)
+        if len(t_spk) != n_layers:
+            raise UserError(f"the model has {len(t_spk)} neuron layers but the exported network has {n_layers}")
+        for i in range(n_layers):
+            checks = []
+            if net.layers[i].neuron.spiking:
+                checks.append(("spikes", t_spk[i][..., 1:], run.spikes[i], 0.0))
+            else:
+                scale = S_SCALE if exact else 1.0
+                checks.append(("v", t_spk[i][..., :steps] * scale, run.v[i], tol * scale))
+            if probe:
+                scale = S_SCALE if exact else 1.0
+                cur = t_cur[i][..., :steps]  # internal states are not delay-shifted: same step
+                checks.append(("u", cur * scale, run.u[i], tol * scale))
+                if net.layers[i].neuron.spiking:  # Lava's v is after the reset; compare where nothing spiked
+                    volt = np.where(run.spikes[i] > 0, run.v[i], t_volt[i][..., :steps] * scale)
+                    checks.append(("v", volt, run.v[i], tol * scale))
+            for var, ref, got, var_tol in checks:
+                if var == variables[i]:
+                    st = stats[i]
+                    st[0] += float(np.sum(ref)) if var == "spikes" else 0.0
+                    st[1] += float(np.sum(got)) if var == "spikes" else 0.0
+                    mism = int(np.sum(np.abs(ref - got) > (var_tol if exact or var == "spikes" else 1e-2)))
+                    st[2] += mism
+                    st[3] += int(ref.size)
+                if not exact and var != "spikes":
+                    continue  # floating_pt: SLAYER rounds its states to 1/4096 every step, Lava floats do not
+                where = _first_mismatch(ref, got, var_tol)
+                if where is not None and (first is None or (s, where[-1], i) < (first.sample, first.step,
+                                                                                 first.layer)):
+                    first = Divergence(s, i, net.layers[i].name, where[-1], where[:-1], var,
+                                       float(ref[where]), float(got[where]))
+    layers = [LayerAgreement(layer.name, variables[i], *stats[i]) for i, layer in enumerate(net.layers)]
+    agree = first is None if exact else all(la.mismatches == 0 for la in layers if la.variable == "spikes")
+    return VerifyReport(agree=agree, mode=mode, samples=int(inputs.shape[0]), steps=steps, layers=layers,
+                        first=first, synapses=synapses)
+
+
+def describe(report: VerifyReport) -> str:
+    """A short human-readable verdict."""
+    lines = [f"{'AGREE' if report.agree else 'DIVERGE'}: torch vs Lava {report.mode}, {report.samples} sample(s) "
+             f"x {report.steps} steps"]
+    for la, syn in zip(report.layers, report.synapses or [""] * len(report.layers), strict=False):
+        lines.append(f"  {la.name:<16} {syn:<12} {la.variable:<6} torch {la.torch_spikes:>9.0f}  "
+                     f"lava {la.lava_spikes:>9.0f}  mismatches {la.mismatches}/{la.compared}")
+    if report.first is not None:
+        d = report.first
+        lines.append(f"  first divergence: sample {d.sample}, layer {d.layer} ({d.layer_name}), step {d.step}, "
+                     f"neuron {d.neuron}, {d.variable}: torch {d.torch_value:g} vs lava {d.lava_value:g}")
+    return "\n".join(lines)
