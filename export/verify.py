@@ -124,6 +124,21 @@ def torch_reference(model, x: np.ndarray, probe: bool = False):
     return spikes, currents, voltages
 
 
+def delayed(spikes: np.ndarray, delay: np.ndarray | None) -> np.ndarray:
+    """A layer's spikes as SLAYER reports them after its axonal delay (Lava applies it in the next synapse)."""
+    if delay is None or not np.any(delay):
+        return spikes
+    d = np.asarray(delay, dtype=np.int64).reshape(-1)
+    flat = spikes.reshape(-1, spikes.shape[-1]) if d.size > 1 else spikes.reshape(1, -1)
+    if d.size != flat.shape[0] and d.size * (flat.shape[0] // max(d.size, 1)) == flat.shape[0]:
+        d = np.repeat(d, flat.shape[0] // d.size)  # per-channel delays of a conv layer
+    out = np.zeros_like(flat)
+    for n in range(flat.shape[0]):
+        k = int(d[n] if d.size > 1 else d[0])
+        out[n, k:] = flat[n, :flat.shape[1] - k]
+    return out.reshape(spikes.shape)
+
+
 def _first_mismatch(a: np.ndarray, b: np.ndarray, tol: float) -> tuple[int, ...] | None:
     bad = np.argwhere(np.abs(a - b) > tol)
     if bad.size == 0:
@@ -158,7 +173,7 @@ def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", 
         for i in range(n_layers):
             checks = []
             if net.layers[i].neuron.spiking:
-                checks.append(("spikes", t_spk[i][..., 1:], run.spikes[i], 0.0))
+                checks.append(("spikes", t_spk[i][..., 1:], delayed(run.spikes[i], net.layers[i].delay), 0.0))
             else:
                 scale = S_SCALE if exact else 1.0
                 checks.append(("v", t_spk[i][..., :steps] * scale, run.v[i], tol * scale))

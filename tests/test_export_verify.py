@@ -1,0 +1,113 @@
+"""SLAYER -> (NIR) -> Lava fixed_pt has zero spike error against the quantized SLAYER model: the fixtures, a conv +
+pool + bias + delay network, unstructured pruning (Sparse) and structured shrink; divergences are located."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import snndeploy  # noqa: F401
+from snndeploy.export.nir_io import read_nir, write_nir
+from snndeploy.export.slayer_io import from_slayer
+from snndeploy.export.verify import describe, sample_inputs, verify
+
+NETX = {"tinynet": "tiny.net", "oxford": "network.net", "mnist-mlp-128": "network.net",
+        "mnist-mlp-512": "network.net"}
+
+
+def fixture_model(fixtures_dir, name):
+    from snndeploy.models.netx_import import import_netx
+
+    return import_netx(fixtures_dir / name / NETX[name]).eval()
+
+
+def inputs_for(fixtures_dir, name, shape, steps=20, samples=1):
+    if name == "oxford":  # its own spikes (the dense-cuba golden input is oxford's first-layer input)
+        return np.load(fixtures_dir / "dense-cuba" / "in.npy")[None, :, 200:200 + 3 * steps].astype(np.float32)
+    return sample_inputs(shape, steps, samples, 0.3, 0)
+
+
+@pytest.mark.parametrize("name", sorted(NETX))
+def test_fixture_slayer_nir_lava_zero_spike_error(fixtures_dir, tmp_path, name, no_lava_leftovers):
+    model = fixture_model(fixtures_dir, name)
+    net = read_nir(write_nir(from_slayer(model), tmp_path / "m.nir"))  # through the .nir file
+    x = inputs_for(fixtures_dir, name, net.input_shape)
+    report = verify(model, net, x, probe=name == "mnist-mlp-512")
+    assert report.agree, describe(report)
+    assert report.first is None
+    assert sum(la.torch_spikes for la in report.layers) > 0
+    assert all(la.mismatches == 0 for la in report.layers)
+
+
+def test_divergence_names_layer_step_neuron_and_variable(fixtures_dir, no_lava_leftovers):
+    model = fixture_model(fixtures_dir, "mnist-mlp-128")
+    net = from_slayer(model)
+    broken = replace(net.layers[1], neuron=replace(net.layers[1].neuron, threshold=net.layers[1].neuron.threshold
+                                                   * 0.5))
+    net = net.with_layers([net.layers[0], broken, net.layers[2]])
+    report = verify(model, net, sample_inputs(net.input_shape, 20, 1, 0.3, 0))
+    assert not report.agree
+    assert report.first.layer == 1 and report.first.variable == "spikes"
+    assert report.layers[0].mismatches == 0 and report.layers[1].mismatches > 0
+    assert (report.first.torch_value, report.first.lava_value) == (0.0, 1.0)
+    assert "first divergence: sample 0, layer 1" in describe(report)
+
+
+def _conv_pool_model():
+    from snndeploy.models.build import build_model
+    from snndeploy.models.spec import spec_from_dict
+
+    torch.manual_seed(0)
+    spec = spec_from_dict({
+        "name": "convpool", "input_shape": [2, 12, 12], "time_steps": 20,
+        "neuron": {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.05},
+        "blocks": [{"kind": "conv", "out": 6, "kernel": 3, "padding": 1, "bias": True}, {"kind": "pool", "kernel": 2},
+                   {"kind": "flatten"}, {"kind": "dense", "out": 20, "delay": True}, {"kind": "dense", "out": 5}]})
+    model = build_model(spec)
+    with torch.no_grad():
+        model.blocks[0].synapse.weight.mul_(3)
+        model.blocks[0].neuron.norm.value.data = torch.linspace(-0.2, 0.3, 6)
+        model.blocks[3].delay.delay.data = torch.randint(0, 4, (20,)).float()
+    return model.eval()
+
+
+def test_conv_pool_bias_delay_network_is_exact_with_probes(no_lava_leftovers):
+    """netx refuses pooling and drops conv delays; our converter runs this whole network bit-exactly."""
+    model = _conv_pool_model()
+    net = from_slayer(model)
+    assert [layer.op for layer in net.layers] == ["conv", "pool", "dense", "dense"]
+    report = verify(model, net, sample_inputs(net.input_shape, 16, 1, 0.3, 1), probe=True)
+    assert report.agree, describe(report)
+    assert report.synapses == ["Conv", "Conv", "Dense", "DelayDense"]
+    assert all(la.torch_spikes > 0 for la in report.layers)
+
+
+def test_unstructured_pruning_uses_sparse_processes_and_stays_exact(fixtures_dir, no_lava_leftovers):
+    from snndeploy.prune.engine import PruningEngine
+    from snndeploy.prune.scores import weight_magnitude
+
+    model = fixture_model(fixtures_dir, "mnist-mlp-128")
+    engine = PruningEngine(model)
+    engine.prune_weights(0.85, weight_magnitude(engine), scope="layer")
+    engine.finalize()
+    net = from_slayer(model)
+    assert max(float(np.mean(np.asarray(layer.weight) != 0)) for layer in net.layers) < 0.3
+    report = verify(model, net, sample_inputs(net.input_shape, 20, 1, 0.4, 0))
+    assert report.agree, describe(report)
+    assert report.synapses == ["Sparse", "Sparse", "Sparse"]
+
+
+def test_structured_shrink_exports_the_smaller_network_exactly(fixtures_dir, no_lava_leftovers):
+    from snndeploy.prune.graph import build_graph
+    from snndeploy.prune.shrink import shrink
+
+    model = fixture_model(fixtures_dir, "mnist-mlp-128")
+    shrink(model, build_graph(model, (784,)), {0: torch.arange(0, 128, 2), 1: torch.arange(40)})
+    net = from_slayer(model)
+    assert [layer.out_shape for layer in net.layers] == [(64,), (40,), (10,)]
+    assert net.layers[1].weight.shape == (40, 64)
+    report = verify(model, net, sample_inputs(net.input_shape, 20, 1, 0.4, 0))
+    assert report.agree, describe(report)
