@@ -10,6 +10,7 @@ voltage ``v{i}`` for a non-spiking read-out), then the new state in the input or
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,9 @@ def export_onnx(net: LoihiNet, path: str | Path, *, force: bool = False, opset: 
     names_in = ["x", *step.state_names()]
     names_out = [*step.output_names(), *[f"{n}_next" for n in step.state_names()]]
     dynamic = {name: {0: "batch"} for name in names_in + names_out}
-    with atomic_path(path, force=force) as tmp:
+    with atomic_path(path, force=force) as tmp, warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in torch 2.9+; the dynamo one needs onnxscript (not installed)
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(step, (x, *state), str(tmp), input_names=names_in, output_names=names_out,
                           dynamic_axes=dynamic, opset_version=opset, dynamo=False)
         onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
