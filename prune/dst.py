@@ -270,7 +270,7 @@ class _RunState:
     best_iteration: int = -1
     best_state: dict | None = None
     validated: list = field(default_factory=list)
-    at_target: bool = False
+    tracker: MomentumTracker | None = None  # training-time momentum (momentum_source: training)
 
 
 def run_state(ctx) -> _RunState:
@@ -356,7 +356,7 @@ class SparseMethod(Method):
             live = layer.mask.mask.view(-1)[order[keep:]] != 0
             selection[layer.info.index] = torch.sort(order[keep:][live]).values
         prune_exact(engine, selection)
-        engine.record("sparse_init", kind=config.init, density=density(engine))
+        engine.record("sparse_init", init=config.init, density=density(engine))
         return {"step": "init", "init": config.init}
 
     def validate(self, ctx, config: SparseConfig, iteration: int) -> dict:
@@ -467,8 +467,10 @@ class RigLMethod(SparseMethod):
         end = config.end_fraction * config.iterations
         fraction = 0.5 * config.alpha * (1.0 + math.cos(math.pi * rnd.index / end)) if rnd.index < end else 0.0
         counts = drop_counts(ctx.engine, config.scope, fraction)
-        return self.apply(ctx, config, counts, lambda pruned: pruned,
-                          lambda: {i: g.abs() for i, g in dense_gradient(ctx, config.grad_batches).items()}
+        if fraction <= 0.0:
+            return {"step": "rewire", "pruned": 0, "regrown": 0, "drop_fraction": 0.0}
+        grads = dense_gradient(ctx, config.grad_batches)  # at the weights before the drop, as RigL does
+        return self.apply(ctx, config, counts, lambda pruned: pruned, lambda: {i: g.abs() for i, g in grads.items()}
                           ) | {"drop_fraction": fraction}
 
 

@@ -25,7 +25,6 @@ from snndeploy.prune import dst
 from snndeploy.prune.methods import register
 
 
-
 def _power_mean(a: torch.Tensor, mask: torch.Tensor, s: float, d: torch.Tensor) -> torch.Tensor:
     total = (a.pow(s) * mask).sum(-1)
     return (total / d.clamp(min=1)).pow(1.0 / s)
