@@ -80,7 +80,6 @@ class RewiringAdam(torch.optim.Optimizer):
 
     def __init__(self, engine: PruningEngine, others: Iterable[nn.Parameter], hyper: RewiringHyper,
                  seed: int = 0, start: bool = True):
-        self.engine = engine
         self.hyper = hyper
         self.layers = list(engine.layers)
         rewired = [layer.weight for layer in self.layers]
@@ -236,25 +235,25 @@ class RewiringAdam(torch.optim.Optimizer):
 
     # ----- connectivity ------------------------------------------------------------------------------------------
     def log_point(self) -> None:
-        self.trajectory.append([self.steps, connectivity(self.engine)["connectivity"]])
+        self.trajectory.append([self.steps, connectivity(self.layers)["connectivity"]])
 
 
-def connectivity(engine: PruningEngine) -> dict:
-    """Fraction of live synapses over the engine's layers, of the effective weights and after ``pre_hook_fx``.
+def connectivity(layers) -> dict:
+    """Fraction of live synapses over the engine's layers (``engine.layers``), before and after ``pre_hook_fx``.
 
     ``quantized`` counts the weights the Loihi 8-bit quantiser keeps non-zero (small weights round to 0).
     """
-    layers, total, live, live_q = [], 0, 0, 0
+    per_layer, total, live, live_q = [], 0, 0, 0
     with torch.no_grad():
-        for layer in engine.layers:
+        for layer in layers:
             synapse = layer.block.synapse
             w = synapse.weight  # effective weight (mask applied)
             hook = getattr(synapse, "_pre_hook_fx", None)
             wq = hook(w) if hook is not None else w
             n, a, q = w.numel(), int((w != 0).sum()), int((wq != 0).sum())
-            layers.append({"layer": layer.info.name, "weights": n, "connectivity": a / n, "quantized": q / n})
+            per_layer.append({"layer": layer.info.name, "weights": n, "connectivity": a / n, "quantized": q / n})
             total, live, live_q = total + n, live + a, live_q + q
-    return {"connectivity": live / total, "quantized": live_q / total, "per_layer": layers}
+    return {"connectivity": live / total, "quantized": live_q / total, "per_layer": per_layer}
 
 
 # ----- the method ----------------------------------------------------------------------------------------------
@@ -292,19 +291,6 @@ def _check_common(config) -> None:
 _OPTIMIZERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-class RewiringState:
-    """The engine-side holder of the optimizer state, so that the runner's resume state carries it."""
-
-    def __init__(self, optimizer: RewiringAdam):
-        self.optimizer = optimizer
-
-    def state_dict(self) -> dict:
-        return self.optimizer.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state)
-
-
 @register
 class GradRMethod(Method):
     """Gradient rewiring: prune and regrow continuously during one training run, no fine-tuning stage."""
@@ -335,7 +321,7 @@ class GradRMethod(Method):
             opt = RewiringAdam(engine, ctx.net.parameters(), self.hyper(config, target), seed=config.seed,
                                start=False)
             _OPTIMIZERS[engine] = opt
-            if not engine.attach_state(STATE_NAME, RewiringState(opt)):
+            if not engine.attach_state(STATE_NAME, opt):
                 opt.start()
         return _OPTIMIZERS[engine]
 
@@ -345,14 +331,14 @@ class GradRMethod(Method):
         epochs = min(config.epochs_per_round, config.epochs - rnd.index * config.epochs_per_round)
         first = len(opt.trajectory)
         before = {layer.info.index: layer.mask.mask.clone() for layer in engine.layers}
-        steps = ctx.trainer.train_epochs(ctx.net, opt, epochs, engine.after_step)
+        steps = ctx.trainer.train_epochs(ctx.net, opt, epochs, engine.after_step, seed_offset=rnd.index)
         cost = getattr(ctx, "cost", None)
         if cost is not None:
             cost.epochs += epochs
             cost.optimizer_steps += steps
         pruned = sum(int(((before[lay.info.index] == 1) & (lay.mask.mask == 0)).sum()) for lay in engine.layers)
         regrown = sum(int(((before[lay.info.index] == 0) & (lay.mask.mask == 1)).sum()) for lay in engine.layers)
-        conn = connectivity(engine)
+        conn = connectivity(engine.layers)
         engine.record(self.name, epochs=epochs, connectivity=conn["connectivity"],
                       connectivity_quantized=conn["quantized"], pruned=pruned, regrown=regrown)
         return {"epochs": epochs, "optimizer_steps": steps, "connectivity": conn["connectivity"],
