@@ -123,12 +123,17 @@ def config_from_dict(cls: type, data: Mapping[str, Any] | None, where: str | Pat
         raise UserError(f"unknown method config key(s) {', '.join(map(str, unknown))}; known: {', '.join(fields)}",
                         where)
     values = {}
+    own = getattr(cls, "choices", {})  # a config class may widen or narrow a key's choices (e.g. pq's scope)
     for key, value in data.items():
-        values[key] = _coerce(key, value, getattr(cls(), key), where)
-    return cls(**values)
+        values[key] = _coerce(key, value, getattr(cls(), key), where, own.get(key))
+    try:
+        return cls(**values)
+    except UserError as exc:  # cross-key checks in a class's __post_init__: name the file
+        raise UserError(exc.problem, where) from exc
 
 
-def _coerce(key: str, value: Any, default: Any, where: str | Path | None) -> Any:
+def _coerce(key: str, value: Any, default: Any, where: str | Path | None,
+            choices: tuple[str, ...] | None = None) -> Any:
     def bad(expect: str) -> UserError:
         return UserError(f"method config '{key}' must be {expect}, got {value!r}", where)
 
@@ -152,7 +157,7 @@ def _coerce(key: str, value: Any, default: Any, where: str | Path | None) -> Any
             raise bad(f"within [{lo:g}, {hi:g}]")
         return int(value) if isinstance(default, int) else float(value)
     if isinstance(default, str):
-        choices = CHOICES.get(key)
+        choices = choices or CHOICES.get(key)
         if not isinstance(value, str) or (choices and value not in choices):
             raise bad("one of " + ", ".join(choices) if choices else "a string")
         return value
