@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -215,6 +216,7 @@ def dense_gradient(ctx, batches: int) -> dict[int, torch.Tensor]:
 class SparseConfig(cfglib.PruneConfig):
     """Shared by the sparse-from-scratch methods (PQ, fixed ratio, SET, RigL)."""
 
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"scope": SCOPES, "init": INIT_KINDS}
     iterations: int = 10  # trained iterations; the mask is rewired between them
     epochs_per_step: int = 20  # Epoch_frequency: training epochs per iteration (spec 7 item 12)
     scope: str = "layer"

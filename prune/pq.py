@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -99,6 +100,9 @@ class PQConfig(dst.SparseConfig):
     mask is frozen (``at_target: freeze``) or keeps being rewired at that density (``hold``).
     """
 
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {**dst.SparseConfig.choices, "regrow": REGROW,
+                                                      "momentum_source": dst.MOMENTUM_SOURCES,
+                                                      "at_target": dst.AT_TARGET}
     scope: str = "neuron"  # neuron | layer | global scope units
     p: float = 0.5
     q: float = 1.0

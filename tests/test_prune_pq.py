@@ -332,3 +332,25 @@ def test_configs_and_registry():
         pq.PQConfig(regrow="all")
     plan = get_method("pq").rounds(pq.PQConfig(), 0.0)
     assert len(plan) == 11 and sum(r.epochs for r in plan) == 200 and plan[-1].epochs == 0
+
+
+def test_config_files(tmp_path):
+    from snndeploy.prune import config as cfglib
+
+    good = tmp_path / "pq.yaml"
+    good.write_text("scope: layer\niterations: 3\nregrow: same\ngamma: 2\n")
+    cfg = cfglib.load_config(pq.PQConfig, good)
+    assert (cfg.scope, cfg.iterations, cfg.regrow, cfg.gamma) == ("layer", 3, "same", 2.0)
+    for text, needle in (("scope: channel\n", "'scope' must be one of neuron, layer, global"),
+                         ("momentum_source: adam\n", "'momentum_source' must be one of calibration, training"),
+                         ("p: 2\n", "0 < p < q")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(UserError, match=needle) as err:
+            cfglib.load_config(pq.PQConfig, bad)
+        assert str(bad) in str(err.value)
+    neuron = tmp_path / "neuron.yaml"
+    neuron.write_text("scope: neuron\n")
+    assert cfglib.load_config(dst.SETConfig, neuron).scope == "neuron"
+    with pytest.raises(UserError, match="'scope' must be one of global, layer"):
+        cfglib.load_config(cfglib.MagnitudeConfig, neuron)  # the other methods keep their scopes
