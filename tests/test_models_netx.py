@@ -131,3 +131,37 @@ def test_load_model_dispatches_on_suffix(tmp_path: Path):
     (tmp_path / "broken.net").write_bytes(b"not hdf5 at all")
     with pytest.raises(UserError, match="cannot read as HDF5"):
         load_model(tmp_path / "broken.net")
+
+
+@pytest.mark.lava
+def test_tinynet_conv_bias_and_input_layer_match_netx():
+    """tiny.net: input layer driven through its bias mantissa (lava-dl's golden input_bias.npy), two strided
+    convolutions with biases. Lava's input layer fires one step earlier than SLAYER's (the bias acts from
+    step 0, SLAYER's Input block is followed by its one-step delay), so every layer is compared with that shift."""
+    from lava.lib.dl import netx
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+
+    from snndeploy import lava_runner
+
+    path = FIXTURES / "tinynet" / "tiny.net"
+    bias_mant = np.load(FIXTURES / "tinynet" / "input_bias.npy")  # (X, Y, C) = (16, 16, 3)
+    steps = 16
+    lava_net = netx.hdf5.Network(net_config=str(path))
+    lava_net.in_layer.neuron.bias_mant.init = bias_mant
+    sinks = []
+    for layer in lava_net.layers:
+        sinks.append(Sink(shape=layer.out.shape, buffer=steps))
+        layer.out.connect(sinks[-1].a_in)
+    with lava_runner.lava_session(lava_net):
+        lava_runner.run_steps(lava_net, steps, Loihi2SimCfg(select_tag="fixed_pt"), timeout_s=120,
+                              stop_after=False, what="tinynet netx run")
+        lava = [s.data.get().transpose(2, 1, 0, 3) for s in sinks]  # XYC -> CHW
+    net = import_netx(path)
+    net.blocks[0].weight.data[:] = 1.0  # feed the golden bias mantissas unchanged
+    net.blocks[0].bias.data[:] = 0.0
+    x = torch.as_tensor(bias_mant.transpose(2, 1, 0) / 64, dtype=torch.float32)[None, ..., None]
+    ours = _slayer_layer_spikes(net, x.expand(-1, -1, -1, -1, steps).numpy()[0])
+    for i, (a, b) in enumerate(zip(ours, lava, strict=True)):
+        assert b.sum() > 0, f"layer {i} is silent"
+        assert np.abs(a[..., 1:] - b[..., :-1]).sum() == 0, f"tinynet layer {i} differs"

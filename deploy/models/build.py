@@ -5,6 +5,8 @@ and netx work on it unchanged. What snndeploy adds:
 
 * shapes are fixed at build time (neuron shapes, delays, flatten), so a state dict loads before any forward;
 * ``quantize: false`` replaces lava-dl's 8-bit weight pre-hook with an identity that still descales for export;
+* an ``input`` block quantizes its (graded) input, weight and bias to integer bias mantissas, which is how
+  Loihi and netx drive an input layer (lava-dl's own default would round them to the 8-bit weight grid);
 * ``bias: true`` gives a block a per-neuron bias through the neuron's ``norm`` hook (:class:`NeuronBias`),
   which is where lava-dl's hdf5 export and Loihi put it (added to the voltage every step).
 """
@@ -38,6 +40,19 @@ class FloatWeights:
 
     def __call__(self, weight: torch.Tensor, descale: bool = False) -> torch.Tensor:
         return weight * self.w_scale if descale else weight
+
+
+class BiasMantissa:
+    """Input-block pre-hook: Loihi feeds an input layer through the integer bias mantissa, not 8-bit weights."""
+
+    def __init__(self, w_scale: int = W_SCALE):
+        self.w_scale = w_scale
+
+    def __call__(self, value: torch.Tensor, descale: bool = False) -> torch.Tensor:
+        from lava.lib.dl.slayer.utils import quantize
+
+        value = quantize(value, step=1 / self.w_scale)
+        return value * self.w_scale if descale else value
 
 
 class NeuronBias(nn.Module):
@@ -143,8 +158,7 @@ def build_block(block: BlockSpec, neuron: NeuronSpec, in_shape: tuple[int, ...],
         module = mod.Flatten()
     elif kind == "input":
         module = mod.Input(neuron_kwargs(neuron, quantize=quantize), weight=1.0, bias=0.0)
-        if not quantize:
-            module.pre_hook_fx = FloatWeights()
+        module.pre_hook_fx = BiasMantissa() if quantize else FloatWeights()
     elif kind == "affine":
         if neuron.kind == "sigma_delta":
             module = mod.Output(neuron_kwargs(neuron), in_neurons=in_shape[0], out_neurons=block.out,

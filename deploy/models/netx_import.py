@@ -13,7 +13,8 @@ Supported layers: input (with or without neurons), dense, conv, flatten; a dense
 (a non-spiking readout) becomes an ``affine`` block. CUBA/LOIHI neurons only (sigma-delta and resonate-and-fire
 hdf5 layers are reported as unsupported). With ``quantize`` on, the imported model runs the same fixed-point
 arithmetic as netx's ``fixed_pt`` Lava models, one time step of delay per layer included
-(tests/test_models_netx.py compares both spike for spike).
+(tests/test_models_netx.py compares every layer spike for spike on oxford, mnist-mlp-128 and tinynet; a netx
+input layer is driven through its bias from step 0, so with one the Lava run is one step ahead of SLAYER).
 """
 
 from __future__ import annotations

@@ -1,0 +1,52 @@
+"""Accuracy and seconds per epoch of the example specs, trained with `snndeploy train` (run_training).
+
+Usage: .venv/bin/python benchmarks/train_accuracy.py CASE [--epochs N] [--subset N] [--test-subset N]
+CASE: mnist_mlp | nmnist_cnn | fashion_cnn.
+Writes benchmarks/results/train_<case>.json and the run folder benchmarks/results/runs/<case>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = {
+    # spec, dataset, training options (everything else: the CLI defaults)
+    "mnist_mlp": ("examples/mnist_mlp.yaml", "mnist", {"encoding": "rate", "epochs": 3}),
+    "nmnist_cnn": ("examples/nmnist_cnn.yaml", "nmnist-small", {"epochs": 20, "val_fraction": 0.0}),
+    "fashion_cnn": ("examples/fashion_cnn.yaml", "fashion-mnist", {"encoding": "current", "epochs": 1}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("case", choices=list(CASES))
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--subset", type=int, default=None, help="train on N samples only")
+    parser.add_argument("--test-subset", type=int, default=None, help="test on the first N test samples only")
+    args = parser.parse_args()
+    from snndeploy.train.cli import run_training
+
+    spec, data, options = CASES[args.case]
+    options = dict(options)
+    epochs = args.epochs or options.pop("epochs")
+    options.pop("epochs", None)
+    out = ROOT / "benchmarks" / "results" / "runs" / args.case
+    start = time.perf_counter()
+    options.update({k: v for k, v in (("subset", args.subset), ("test_subset", args.test_subset)) if v is not None})
+    result = run_training(ROOT / spec, epochs=epochs, out=out, data_name=data, threads=args.threads, force=True,
+                          progress=False, **options)
+    result["wall_seconds"] = round(time.perf_counter() - start, 1)
+    result["options"] = {"spec": spec, "data": data, "epochs": epochs, **options, "threads": args.threads}
+    path = ROOT / "benchmarks" / "results" / f"train_{args.case}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"| {args.case} | {data} | {epochs} | {100 * result['test']['accuracy']:.2f} % "
+          f"| {result['seconds_per_epoch']:.1f} | {result['test']['spike_rate']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
