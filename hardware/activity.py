@@ -117,6 +117,27 @@ def write_activity(activity: Activity, path: str | Path, *, force: bool = True) 
     return write_json(path, activity.to_dict(), force=force)
 
 
+def record_layer(name: str, spikes) -> LayerActivity:
+    """Mean activity per inference of one layer from its outputs ``[N, *shape, T]`` (numpy or torch)."""
+    x = np.asarray(spikes.detach().cpu().numpy() if hasattr(spikes, "detach") else spikes)
+    samples = x.shape[0]
+    flat = x.reshape(samples, -1, x.shape[-1])
+    nonzero = flat != 0
+    per = nonzero.sum(axis=(0, 2), dtype=np.float64) / samples
+    graded = bool(np.any(nonzero & (flat != 1)))
+    return LayerActivity(name, int(per.size), float(per.sum()), graded, tuple(per.tolist()))
+
+
+def activity_from_spikes(inputs, layer_outputs: list, *, names: list[str] | None = None, source: str = "lava",
+                         model: str = "") -> Activity:
+    """An :class:`Activity` from recorded arrays ``[N, *shape, T]``: the input and every neuron layer's output
+    (what ``simulate`` records from a Lava run, or a torch run's ``return_all`` outputs)."""
+    shape = np.shape(inputs)
+    names = names or [str(i) for i in range(len(layer_outputs))]
+    return Activity(source, model, int(shape[0]), int(shape[-1]), record_layer("input", inputs),
+                    tuple(record_layer(n, out) for n, out in zip(names, layer_outputs, strict=True)))
+
+
 def activity_from_torch(net, inputs, *, model: str = "", source: str = "torch") -> Activity:
     """Run ``net(inputs, return_all=True)`` (a SlayerNet) and record mean spikes per inference per layer.
 
@@ -126,19 +147,10 @@ def activity_from_torch(net, inputs, *, model: str = "", source: str = "torch") 
 
     with torch.no_grad():
         _, outputs = net(inputs, return_all=True)
-    samples, steps = int(inputs.shape[0]), int(inputs.shape[-1])
-
-    def record(name: str, x) -> LayerActivity:
-        flat = x.detach().reshape(samples, -1, x.shape[-1])
-        nonzero = (flat != 0).to(torch.float64)
-        per = nonzero.sum(dim=(0, 2)) / samples
-        graded = bool(((flat != 0) & (flat != 1)).any())
-        return LayerActivity(name, int(per.numel()), float(per.sum()), graded, tuple(per.tolist()))
-
-    layers = [record(str(i), out) for i, (block, out) in enumerate(zip(net.blocks, outputs, strict=True))
-              if getattr(block, "neuron", None) is not None]
-    return Activity(source, model or getattr(getattr(net, "spec", None), "name", ""), samples, steps,
-                    record("input", inputs), tuple(layers))
+    kept = [(str(i), out) for i, (block, out) in enumerate(zip(net.blocks, outputs, strict=True))
+            if getattr(block, "neuron", None) is not None]
+    return activity_from_spikes(inputs, [out for _, out in kept], names=[n for n, _ in kept], source=source,
+                                model=model or getattr(getattr(net, "spec", None), "name", ""))
 
 
 def static_metrics(layers: tuple[Layer, ...]) -> dict[str, Any]:
@@ -161,6 +173,15 @@ def _in_synops(layer: Layer, source: LayerActivity) -> float:
     return source.spikes * layer.in_fanout_mean
 
 
+def _own_synops(layer: Layer, own: LayerActivity) -> float:
+    """Synaptic operations of a recurrent layer's own spikes arriving back at it."""
+    if not layer.recurrent or layer.recurrent_fanout is None:
+        return 0.0
+    if own.spikes_per_neuron is not None and len(own.spikes_per_neuron) == layer.recurrent_fanout.size:
+        return float(np.dot(np.asarray(own.spikes_per_neuron), layer.recurrent_fanout))
+    return own.spikes * float(layer.recurrent_fanout.mean())
+
+
 def workload_metrics(layers: tuple[Layer, ...], activity: Activity) -> dict[str, Any]:
     """Per-layer and total synaptic operations, neuron updates, spikes and activation sparsity per inference."""
     if len(activity.layers) != len(layers):
@@ -172,7 +193,7 @@ def workload_metrics(layers: tuple[Layer, ...], activity: Activity) -> dict[str,
             raise UserError(f"activity layer {i} ({act.name}) has {act.neurons} neurons, model layer "
                             f"{layer.name} has {layer.neurons}")
         source = activity.input if i == 0 else activity.layers[i - 1]
-        effective = act.synops if act.synops is not None else _in_synops(layer, source)
+        effective = act.synops if act.synops is not None else _in_synops(layer, source) + _own_synops(layer, act)
         rows.append({"layer": layer.name, "spikes_in": source.spikes, "spikes_out": act.spikes,
                      "synops_effective": effective, "synops_dense": float(layer.synapses * steps),
                      "input_graded": source.graded, "neuron_updates": float(layer.neurons * steps),

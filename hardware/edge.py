@@ -20,7 +20,7 @@ from snndeploy.hardware.profile import Profile
 def truenorth(layer: Layer, profile: Profile) -> Placement:
     """256 x 256 binary crossbar per core: neuron tiles x axon tiles of the fan-in (a lower bound past 256)."""
     neurons, axons = profile.value("core.neurons"), profile.value("core.axons")
-    fan_in = layer.in_neurons if layer.op == "dense" else max(layer.fan_in_max, 1)
+    fan_in = layer.axons_in if layer.op == "dense" else max(layer.fan_in_max, 1)
     cores = math.ceil(layer.neurons / neurons) * math.ceil(fan_in / axons)
     usage = {"Neurons": min(layer.neurons, neurons), "Axons": min(fan_in, axons)}
     budget = {"Neurons": neurons, "Axons": axons}

@@ -154,7 +154,11 @@ def layer_table(layers: tuple[Layer, ...]) -> list[dict[str, Any]]:
             "fan_in_mean": round(lay.fan_in_mean, 3),
             "fan_out_max": nxt.in_fanout_max if nxt else 0,
             "fan_out_mean": round(nxt.in_fanout_mean, 3) if nxt else 0.0,
+            "axons_in": lay.axons_in, "recurrent": lay.recurrent,
             "weight_bits": lay.bits.bits, "weight_signed": lay.bits.signed, "weight_bits_basis": lay.bits.basis,
+            # stored at the layer's weight bits (+ sign bit for mixed signs): dense format / non-zeros only
+            "weight_memory_bytes": math.ceil(lay.weights_stored * (lay.bits.bits + lay.bits.signed) / 8),
+            "weight_memory_bytes_nonzero": math.ceil(lay.weights_nonzero * (lay.bits.bits + lay.bits.signed) / 8),
         })
     return rows
 

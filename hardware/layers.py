@@ -9,7 +9,7 @@ per valid output position without unrolling them.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -44,6 +44,8 @@ class Layer:
     stride: tuple[int, int] = (1, 1)
     groups: int = 1
     in_fanout: np.ndarray | None = field(default=None, repr=False, compare=False)  # per input neuron (dense)
+    recurrent: bool = False  # the layer's own spikes come back through recurrent synapses (counted above)
+    recurrent_fanout: np.ndarray | None = field(default=None, repr=False, compare=False)  # per own neuron
 
     @property
     def neurons(self) -> int:
@@ -52,6 +54,11 @@ class Layer:
     @property
     def in_neurons(self) -> int:
         return int(np.prod(self.in_shape))
+
+    @property
+    def axons_in(self) -> int:
+        """Distinct presynaptic neurons: the inputs, plus the layer's own neurons when it is recurrent."""
+        return self.in_neurons + (self.neurons if self.recurrent else 0)
 
     @property
     def in_channels(self) -> int:
@@ -94,19 +101,23 @@ def _conv_padding(padding, kernel: tuple[int, int], dilation: tuple[int, int]) -
 def _dense(name: str, weight, in_shape: tuple[int, ...], neuron: str) -> Layer:
     if hasattr(weight, "tocsr"):
         csr = weight.tocsr()
-        csr.eliminate_zeros()
         n_out, n_in = csr.shape
-        row_nz = np.diff(csr.indptr)
-        col_nz = np.bincount(csr.indices, minlength=n_in)
-        nonzero = int(csr.nnz)
+        stored = csr.data != 0
+        if stored.all():  # the usual case: no explicit zeros, so the structure alone gives the counts
+            row_nz, col_nz = np.diff(csr.indptr), np.bincount(csr.indices, minlength=n_in)
+        else:
+            rows = np.repeat(np.arange(n_out), np.diff(csr.indptr))
+            row_nz = np.bincount(rows[stored], minlength=n_out)
+            col_nz = np.bincount(csr.indices[stored], minlength=n_in)
+        nonzero = int(row_nz.sum())
     else:
         w = np.asarray(weight)
         if w.ndim != 2:
             raise UserError(f"NIR node {name!r}: dense weight must be 2-D (out, in), got shape {w.shape}")
         n_out, n_in = w.shape
         mask = w != 0
-        row_nz = mask.sum(axis=1)
-        col_nz = mask.sum(axis=0)
+        row_nz = np.add.reduce(mask, axis=1, dtype=np.int64)
+        col_nz = np.add.reduce(mask, axis=0, dtype=np.int64)
         nonzero = int(row_nz.sum())
     if int(np.prod(in_shape)) != n_in:
         raise UserError(f"NIR node {name!r}: weight takes {n_in} inputs but receives shape {in_shape}")
@@ -170,7 +181,8 @@ def _scale(name: str, node, in_shape: tuple[int, ...], neuron: str) -> Layer:
                  groups=int(in_shape[0]))
 
 
-def _topological(graph) -> list[str]:
+def _topological(graph) -> tuple[list[str], dict[str, str]]:
+    """Node names from the input to the output, and {neuron node: its recurrent weight node}."""
     preds: dict[str, list[str]] = {name: [] for name in graph.nodes}
     succs: dict[str, list[str]] = {name: [] for name in graph.nodes}
     for src, dst in graph.edges:
@@ -179,11 +191,19 @@ def _topological(graph) -> list[str]:
             raise UserError(f"NIR edge {src} -> {dst} names a node that is not in the graph")
         preds[dst].append(src)
         succs[src].append(dst)
+    recurrent: dict[str, str] = {}
+    for name, node in graph.nodes.items():  # a dense node fed by a neuron node and feeding it back
+        if type(node).__name__ in DENSE_NODES and len(preds[name]) == 1 and succs[name] == preds[name]:
+            owner = preds[name][0]
+            recurrent[owner] = name
+            preds[owner].remove(name)
+            succs[owner].remove(name)
+            preds[name], succs[name] = [], []
     for name, p in preds.items():
         if len(p) > 1 or len(succs[name]) > 1:
             raise UserError(f"NIR node {name!r} has {len(p)} inputs and {len(succs[name])} outputs: the estimator "
                             "handles feed-forward chains (no branches, merges or recurrence) for now")
-    order = [n for n, p in preds.items() if not p]
+    order = [n for n, p in preds.items() if not p and n not in recurrent.values()]
     if len(order) != 1:
         raise UserError(f"NIR graph must have exactly one input node, found {len(order)}")
     while succs[order[-1]]:
@@ -191,9 +211,23 @@ def _topological(graph) -> list[str]:
         if nxt in order:
             raise UserError(f"NIR graph has a recurrent connection into {nxt!r}: not supported by the estimator yet")
         order.append(nxt)
-    if len(order) != len(graph.nodes):
+    if len(order) + len(recurrent) != len(graph.nodes):
         raise UserError("NIR graph is not one connected chain from its input to its output")
-    return order
+    return order, recurrent
+
+
+def _with_recurrent(layer: Layer, weight) -> Layer:
+    """Add a layer's recurrent (neurons x neurons) synapses to its counts."""
+    rec = _dense(f"{layer.name} (recurrent)", weight, (layer.neurons,), layer.neuron)
+    if rec.neurons != layer.neurons:
+        raise UserError(f"NIR recurrent weight of {layer.name!r} must be {layer.neurons} x {layer.neurons}")
+    bits = max(layer.bits, rec.bits, key=lambda b: (b.bits + int(b.signed)))
+    return replace(layer, synapses=layer.synapses + rec.synapses,
+                   synapses_nonzero=layer.synapses_nonzero + rec.synapses_nonzero,
+                   weights_stored=layer.weights_stored + rec.weights_stored,
+                   weights_nonzero=layer.weights_nonzero + rec.weights_nonzero,
+                   fan_in_max=layer.fan_in_max + rec.fan_in_max, fan_in_mean=layer.fan_in_mean + rec.fan_in_mean,
+                   bits=bits, recurrent=True, recurrent_fanout=rec.in_fanout)
 
 
 def _input_shape(node) -> tuple[int, ...]:
@@ -204,13 +238,13 @@ def _input_shape(node) -> tuple[int, ...]:
 
 
 def layers_from_nir(graph) -> tuple[Layer, ...]:
-    """The network's layers in order, from a feed-forward ``nir.NIRGraph``."""
-    order = _topological(graph)
+    """The network's layers in order, from a feed-forward ``nir.NIRGraph`` (self-recurrent layers allowed)."""
+    order, recurrent = _topological(graph)
     shape: tuple[int, ...] | None = None
     pending: tuple[str, object, tuple[int, ...]] | None = None
     layers: list[Layer] = []
 
-    def flush(neuron: str, label: str | None = None) -> None:
+    def flush(neuron: str, label: str | None = None, owner: str = "") -> None:
         nonlocal pending, shape
         name, node, in_shape = pending  # type: ignore[misc]
         name = label or name
@@ -223,6 +257,8 @@ def layers_from_nir(graph) -> tuple[Layer, ...]:
             layer = _pool(name, node, in_shape, neuron)
         else:
             layer = _scale(name, node, in_shape, neuron)
+        if owner in recurrent:
+            layer = _with_recurrent(layer, graph.nodes[recurrent[owner]].weight)
         layers.append(layer)
         shape, pending = layer.out_shape, None
 
@@ -242,7 +278,7 @@ def layers_from_nir(graph) -> tuple[Layer, ...]:
         elif kind in NEURON_NODES:
             if pending is None:
                 pending = (name, _Identity(), shape)
-            flush(kind, _layer_label(node))
+            flush(kind, _layer_label(node), name)
         elif kind in ("Output", "Delay"):
             if kind == "Output" and pending is not None:
                 flush("none")

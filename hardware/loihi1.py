@@ -40,8 +40,10 @@ def _core_bits(layer: Layer, n: int, profile: Profile) -> tuple[float, str]:
     idx_bits = min(int(profile.value("packing.index_bits_max")), max(6, math.ceil(math.log2(max(n, 2)))))
     share = n / layer.neurons
     if layer.op == "dense":
-        dense = layer.in_neurons * axon_bits(n, w_bits, block, header, word)
+        dense = layer.axons_in * axon_bits(n, w_bits, block, header, word)
         fanout = layer.in_fanout if layer.in_fanout is not None else np.full(layer.in_neurons, layer.in_fanout_mean)
+        if layer.recurrent_fanout is not None:
+            fanout = np.concatenate([fanout, layer.recurrent_fanout])
         per_axon = np.ceil(fanout * share)
         full, rest = np.divmod(per_axon, block)
         sparse = float((full * np.ceil((block * (w_bits + idx_bits) + header) / word) * word
@@ -61,7 +63,7 @@ def place(layer: Layer, profile: Profile) -> Placement:
              f"{profile.cite('core.synapse_bits')}]")
     n_total = layer.neurons
     parts = max(1, math.ceil(n_total / budget["Compartments"]))
-    fan_in = layer.in_neurons if layer.op == "dense" else None
+    fan_in = layer.axons_in if layer.op == "dense" else None
     if fan_in is not None and fan_in > budget["AxonsIn"]:
         return Placement(layer.name, None, None, None, "AxonsIn", False, basis, budget=budget,
                          problem=f"fan-in {fan_in} exceeds {int(budget['AxonsIn'])} input axons per core")

@@ -51,7 +51,7 @@ def dense_cores(fan_in: int, neurons: int, profile: Profile) -> tuple[int, int, 
 
 def _dense(layer: Layer, profile: Profile) -> Placement:
     budget = _budgets(profile)
-    fan_in, n = layer.in_neurons, layer.neurons
+    fan_in, n = layer.axons_in, layer.neurons
     basis = (f"dense: SynMem = fan-in x ceil(n / {profile.value('packing.dense_slots_point')}) units per core, split "
              f"by violation ratio [{profile.cite('packing.dense_slots_point')}]; range = section 3.2 band "
              f"[{profile.cite('packing.dense_slots_per_unit')}]")

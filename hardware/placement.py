@@ -36,7 +36,9 @@ class Placement:
             "layer": self.layer, "cores": self.cores, "cores_range": [self.cores_low, self.cores_high],
             "tile": self.tile, "binding": self.binding, "feasible": self.feasible, "problem": self.problem,
             "usage_per_core": self.usage, "budget_per_core": self.budget,
-            "utilization": {k: round(v, 4) for k, v in self.utilization.items()}, "basis": self.basis,
+            "utilization": {k: round(v, 4) for k, v in self.utilization.items()},
+            "headroom": None if not self.utilization else round(1 - max(self.utilization.values()), 4),
+            "basis": self.basis,
         }
 
 
