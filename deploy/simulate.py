@@ -1,0 +1,717 @@
+"""``snndeploy simulate``: run an exported network on Lava's CPU backend over one or many samples.
+
+The model is converted to a :class:`~snndeploy.export.ir.LoihiNet` and built once per chunk of samples with
+:func:`snndeploy.export.lava_net.build_lava`. Samples run back to back; layer i's current and voltage are
+zeroed every ``T`` steps exactly when sample k starts to reach it (Lava adds one step per synapse, so that is
+``i`` steps after the sample enters), which makes each sample's spikes equal those of a separate run of that
+sample (exact for layers without bias; a bias-driven hidden layer misses the bias it would have integrated
+during the first ``i`` steps). Per sample, layer i's spikes at local steps ``t <= i`` still belong to the
+previous sample (a separate run has none there) and are left out of the outputs; they are real activity and
+stay in the activity counts.
+
+Lava transfers Var data element by element (about 15-20 us per value), so reading every layer's spike raster
+costs more than running a small network; the read-out time is reported apart from the run time. Feeding a
+running network new input the same way is slower still, so a long input is split into chunks, each built,
+run and stopped on its own (``chunk_steps``); their fixed start/stop cost is reported separately.
+
+Activity (``activity.json``, the estimator's schema ``snndeploy-activity/1``, see docs/architecture.md) follows the
+NeuroBench definitions in docs/hardware.md: synaptic operations are effective accumulates, one per incoming
+spike and non-zero synapse; neuron updates are every neuron at every step (Loihi updates all compartments).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from snndeploy.errors import UserError
+from snndeploy.export.ir import Layer, LoihiNet
+
+ACTIVITY_SCHEMA = "snndeploy-activity/1"  # snndeploy.hardware.activity.SCHEMA (checked by the tests)
+PRECISIONS = {"fixed": "fixed_pt", "float": "floating_pt"}
+DEFAULT_CHUNK_STEPS = 20_000  # steps per Lava build; also bounded by MAX_CHUNK_VALUES input values
+MAX_CHUNK_VALUES = 1 << 23  # input values held by one build's source (int64: 64 MiB)
+COUNT_SCALE = 64  # fixed_pt LIF: v grows by a_in << 6
+MAX_COUNT_VTH = (1 << 17) - 1  # the counter never reaches it within DEFAULT_CHUNK_STEPS spikes per neuron
+NETX_SUFFIXES = (".net", ".h5", ".hdf5")
+NIR_SUFFIXES = (".nir",)
+TORCH_SUFFIXES = (".yaml", ".yml", ".pt", ".pth", ".ckpt")
+
+
+# ----------------------------------------------------------------------------------------------- the model
+
+
+def _netx_input_shape(path: Path) -> tuple[int, ...] | None:
+    """The input shape of a netx file without an input layer, where its first layer tells (dense: fan-in)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            first = f["layer"][sorted(f["layer"].keys(), key=int)[0]]
+            kind = first["type"][()]
+            kind = kind.reshape(-1)[0] if isinstance(kind, np.ndarray) else kind
+            kind = kind.decode("ascii") if isinstance(kind, bytes) else str(kind)
+            if kind in ("dense", "dense_rec"):
+                return (int(np.asarray(first["weight"]).shape[-1]),)
+    except (OSError, KeyError, IndexError, ValueError):
+        return None
+    return None
+
+
+def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None) -> LoihiNet:
+    """A LoihiNet from anything the exporter reads: netx HDF5, NIR, a model spec or a training checkpoint.
+
+    ``input_shape`` is used only by netx files without an input layer whose first layer is a convolution.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("model file not found", path)
+    suffix = path.suffix.lower()
+    if suffix in NETX_SUFFIXES:
+        from snndeploy.export.netx_io import read_netx
+
+        return read_netx(path, input_shape=_netx_input_shape(path) or input_shape)
+    if suffix in NIR_SUFFIXES:
+        from snndeploy.export.nir_io import read_nir
+
+        return read_nir(path)
+    if suffix in TORCH_SUFFIXES:
+        from snndeploy.export.slayer_io import from_slayer
+        from snndeploy.models.load import load_model
+
+        return from_slayer(load_model(path))
+    raise UserError(f"unknown model file type {suffix or '(none)'!r}; expected netx ({', '.join(NETX_SUFFIXES)}), "
+                    f"NIR (.nir), a spec (.yaml) or a checkpoint (.pt)", path)
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Binary spike inputs ``(N, *input_shape, T)`` (uint8), optional integer labels, and where they came from."""
+
+    spikes: np.ndarray
+    labels: np.ndarray | None
+    source: str
+
+    @property
+    def samples(self) -> int:
+        return int(self.spikes.shape[0])
+
+    @property
+    def steps(self) -> int:
+        return int(self.spikes.shape[-1])
+
+
+def _binary(x: np.ndarray, where: str, path: Path | None) -> np.ndarray:
+    """Spikes as uint8 0/1; event counts above one become one spike (a Loihi spike carries no count)."""
+    x = np.asarray(x)
+    if x.dtype == bool:
+        return x.astype(np.uint8)
+    if not np.issubdtype(x.dtype, np.number):
+        raise UserError(f"{where}: expected numbers, got {x.dtype}", path)
+    if np.any(x < 0) or not np.all(np.isfinite(x)):
+        raise UserError(f"{where}: spike inputs must be non-negative", path)
+    return (x > 0).astype(np.uint8)
+
+
+def fit_input_shape(x: np.ndarray, shape: tuple[int, ...], *, batched: bool | None = None,
+                    path: Path | None = None) -> np.ndarray:
+    """``(*shape, T)`` or ``(N, *shape, T)`` (or the same number of values per step) -> ``(N, *shape, T)``."""
+    size = math.prod(shape)
+    if batched is None:
+        single = x.ndim >= 2 and math.prod(x.shape[:-1]) == size and (x.ndim - 1 == len(shape) or x.ndim == 2)
+        batched = not single
+    if not batched:
+        x = x[None]
+    if x.ndim < 3 or math.prod(x.shape[1:-1]) != size:
+        raise UserError(f"input of shape {tuple(x.shape)} does not fit the network input {shape} "
+                        "(expected (*shape, T) or (N, *shape, T))", path)
+    return x.reshape(x.shape[0], *shape, x.shape[-1])
+
+
+def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
+    """``.npy`` spikes, or ``.npz`` with ``x`` (or ``spikes``) and optional ``y`` (or ``labels``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("input file not found", path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read input spikes ({type(exc).__name__})", path) from None
+    labels = None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            key = next((k for k in ("x", "spikes", "inputs") if k in data.files), None)
+            if key is None:
+                raise UserError(f".npz input needs an 'x' (or 'spikes') array; found {data.files}", path)
+            x = data[key]
+            label_key = next((k for k in ("y", "labels") if k in data.files), None)
+            labels = None if label_key is None else np.asarray(data[label_key]).astype(np.int64).reshape(-1)
+    else:
+        x = data
+    x = fit_input_shape(_binary(x, "input", path), shape, path=path)
+    if labels is not None and labels.size != x.shape[0]:
+        raise UserError(f"{labels.size} labels for {x.shape[0]} samples", path)
+    return Inputs(x, labels, str(path))
+
+
+def dataset_inputs(name: str, shape: tuple[int, ...], *, samples: int, steps: int, seed: int = 0,
+                   max_rate: float = 1.0) -> Inputs:
+    """The first ``samples`` test samples of a dataset as spikes: events binned, images rate-coded (fixed seed)."""
+    from snndeploy.data.datasets import load_arrays
+
+    if samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
+    _, test, info = load_arrays(name, time_steps=steps)
+    count = min(samples, len(test.y))
+    if info.kind == "events":
+        x = test.x[:count]
+    else:
+        rng = np.random.default_rng(seed)
+        values = np.asarray(test.x[:count], dtype=np.float32)[..., None]
+        x = rng.random((*values.shape[:-1], steps)) < np.clip(values * max_rate, 0, 1)
+    x = fit_input_shape(_binary(x, info.name, None), shape, batched=True)
+    return Inputs(x, np.asarray(test.y[:count]).astype(np.int64), f"dataset {info.name} (test, first {count})")
+
+
+def with_steps(inputs: Inputs, steps: int | None) -> Inputs:
+    """Cut or zero-pad every sample to ``steps`` time steps."""
+    if steps is None or steps == inputs.steps:
+        return inputs
+    if steps < 1:
+        raise UserError(f"--steps must be at least 1, got {steps}")
+    x = inputs.spikes[..., :steps]
+    if x.shape[-1] < steps:
+        pad = np.zeros((*x.shape[:-1], steps - x.shape[-1]), dtype=x.dtype)
+        x = np.concatenate([x, pad], axis=-1)
+    return Inputs(x, inputs.labels, inputs.source)
+
+
+# ----------------------------------------------------------------------------------------------- activity
+
+
+def _valid_taps(size_in: int, size_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
+    """``(k, size_in)``: whether input position x reaches an output through kernel tap j."""
+    x = np.arange(size_in)[None, :]
+    j = np.arange(k)[:, None]
+    num = x + pad - j * dil
+    out = num // stride
+    return (num % stride == 0) & (out >= 0) & (out < size_out)
+
+
+def fan_out(layer: Layer) -> np.ndarray:
+    """Non-zero synapses leaving each input neuron of ``layer`` (IR layout of its input, flattened)."""
+    if layer.op == "dense":
+        return np.count_nonzero(layer.dense_weight(), axis=0).astype(np.int64)
+    if layer.op == "input":
+        nonzero = int(np.count_nonzero(np.asarray(layer.weight)))
+        return np.full(math.prod(layer.in_shape), nonzero, dtype=np.int64)
+    c_in, h_in, w_in = layer.in_shape
+    _, h_out, w_out = layer.out_shape
+    if layer.op == "pool":
+        kh, kw = layer.kernel
+        per_tap = np.full((c_in, kh, kw), int(np.count_nonzero(np.asarray(layer.weight))), dtype=np.int64)
+    else:  # conv: per input channel and tap, the output channels (of its group) with a non-zero weight
+        w = np.asarray(layer.weight) != 0
+        c_out, c_grp, kh, kw = w.shape
+        per_tap = np.zeros((c_in, kh, kw), dtype=np.int64)
+        out_per_group = c_out // layer.groups
+        for g in range(layer.groups):
+            block = w[g * out_per_group:(g + 1) * out_per_group].sum(axis=0)  # (c_grp, kh, kw)
+            per_tap[g * c_grp:(g + 1) * c_grp] = block
+    vy = _valid_taps(h_in, h_out, kh, layer.stride[0], layer.padding[0], layer.dilation[0]).astype(np.int64)
+    vx = _valid_taps(w_in, w_out, kw, layer.stride[1], layer.padding[1], layer.dilation[1]).astype(np.int64)
+    return np.einsum("cij,iy,jx->cyx", per_tap, vy, vx).reshape(-1)
+
+
+def synapses(layer: Layer) -> int:
+    """Connections of ``layer`` with a non-zero weight (the dense-ops count per input step is ``in x out``)."""
+    return int(fan_out(layer).sum())
+
+
+@dataclass
+class LayerCounts:
+    """Totals over the whole run: spikes per neuron, effective synaptic operations in, neuron updates."""
+
+    name: str
+    op: str
+    neurons: int
+    synapses: int
+    per_neuron: np.ndarray
+    synops: int = 0
+    recurrent_synops: int = 0
+    neuron_updates: int = 0
+
+    @property
+    def spikes(self) -> int:
+        return int(self.per_neuron.sum())
+
+
+class ActivityCounter:
+    """Accumulates per-layer activity from per-neuron spike counts of each chunk."""
+
+    def __init__(self, net: LoihiNet):
+        self.net = net
+        self.fan_out = [fan_out(layer) for layer in net.layers]
+        self.rec_fan_out = [None if layer.recurrent is None else
+                            np.count_nonzero(np.asarray(layer.recurrent), axis=0).astype(np.int64)
+                            for layer in net.layers]
+        self.layers = [LayerCounts(layer.name, layer.op, layer.size, int(self.fan_out[i].sum()),
+                                   np.zeros(layer.size, dtype=np.int64)) for i, layer in enumerate(net.layers)]
+        self.input_per_neuron = np.zeros(math.prod(net.input_shape), dtype=np.int64)
+        self.steps = 0
+
+    def add(self, input_counts: np.ndarray, layer_counts: list[np.ndarray], steps: int) -> None:
+        """``input_counts``: spikes per input neuron; ``layer_counts[i]``: spikes per neuron of layer i (IR order)."""
+        self.steps += steps
+        incoming = input_counts.reshape(-1).astype(np.int64)
+        self.input_per_neuron += incoming
+        for i, counts in enumerate(layer_counts):
+            act = self.layers[i]
+            counts = counts.reshape(-1).astype(np.int64)
+            act.synops += int(incoming @ self.fan_out[i])
+            if self.rec_fan_out[i] is not None:
+                act.recurrent_synops += int(counts @ self.rec_fan_out[i])
+            act.per_neuron += counts
+            act.neuron_updates += act.neurons * steps
+            incoming = counts
+
+    def to_dict(self, *, samples: int, steps_per_sample: int, model: str, precision: str) -> dict[str, Any]:
+        """The activity file (schema of :mod:`snndeploy.hardware.activity`): means per sample, plus run totals."""
+        per = max(samples, 1)
+        layers = []
+        for i, act in enumerate(self.layers):
+            layer = self.net.layers[i]
+            layers.append({
+                "name": act.name, "neurons": act.neurons, "spikes": act.spikes / per, "graded": False,
+                "spikes_per_neuron": (act.per_neuron / per).tolist(),
+                "synops": (act.synops + act.recurrent_synops) / per,
+                "neuron_updates": act.neuron_updates / per,
+                "index": i, "op": act.op, "shape": list(layer.out_shape), "spiking": bool(layer.neuron.spiking),
+                "synapses": act.synapses, "rate": act.spikes / max(act.neurons * self.steps, 1),
+                "totals": {"spikes": act.spikes, "synops": act.synops, "recurrent_synops": act.recurrent_synops,
+                           "neuron_updates": act.neuron_updates},
+            })
+        in_spikes = int(self.input_per_neuron.sum())
+        return {"schema": ACTIVITY_SCHEMA, "source": "lava", "model": model, "network": self.net.name,
+                "precision": precision, "backend": "lava-cpu (Loihi2SimCfg)", "samples": samples,
+                "time_steps": steps_per_sample, "steps": self.steps,
+                "counting": "means per sample; synops = incoming spikes x non-zero synapses (effective ACs), "
+                            "neuron_updates = neurons x steps; counted over the whole back-to-back run",
+                "input": {"name": "input", "neurons": int(self.input_per_neuron.size), "spikes": in_spikes / per,
+                          "graded": False, "spikes_per_neuron": (self.input_per_neuron / per).tolist(),
+                          "shape": list(self.net.input_shape)},
+                "layers": layers,
+                "totals": {"spikes": sum(a.spikes for a in self.layers) / per,
+                           "synops": sum(a.synops + a.recurrent_synops for a in self.layers) / per,
+                           "neuron_updates": sum(a.neuron_updates for a in self.layers) / per}}
+
+
+# ----------------------------------------------------------------------------------------------- running
+
+
+@dataclass
+class Timing:
+    """Seconds: building processes, first step (compile + start), stepping, Var reads, stopping; summed over chunks."""
+
+    build_s: float = 0.0
+    start_s: float = 0.0
+    run_s: float = 0.0
+    read_s: float = 0.0
+    stop_s: float = 0.0
+    chunks: int = 0
+    run_steps: int = 0  # steps timed in run_s (each chunk's first step is in start_s)
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.run_steps / self.run_s if self.run_s > 0 else float("nan")
+
+    @property
+    def overhead_s(self) -> float:
+        """The fixed cost of starting and stopping runs (build, compile, start, stop)."""
+        return self.build_s + self.start_s + self.stop_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "steps_per_s": self.steps_per_s, "overhead_s": self.overhead_s,
+                "overhead_per_chunk_s": self.overhead_s / max(self.chunks, 1)}
+
+
+@dataclass
+class SimResult:
+    """Per-sample output spikes ``(N, *out, T)``, probes by layer index, activity and timing."""
+
+    net: LoihiNet
+    mode: str
+    output: np.ndarray
+    probes: dict[int, dict[str, np.ndarray]]
+    activity: ActivityCounter
+    timing: Timing
+    steps: int
+    samples: int
+    layer_spikes: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def predictions(self) -> np.ndarray:
+        """Class per sample: most output spikes (ties: lowest index); a voltage read-out: highest summed voltage."""
+        out_layer = len(self.net.layers) - 1
+        if not self.net.layers[out_layer].neuron.spiking and "v" in self.probes.get(out_layer, {}):
+            scores = self.probes[out_layer]["v"].reshape(self.samples, -1, self.steps).sum(axis=-1)
+        else:
+            scores = self.output.reshape(self.samples, -1, self.steps).sum(axis=-1)
+        return np.argmax(scores, axis=1)
+
+
+def resolve_layers(net: LoihiNet, names: tuple[str, ...] | list[str]) -> tuple[int, ...]:
+    """Layer indices for names or indices (negative counts from the end)."""
+    found = []
+    for name in names:
+        text = str(name)
+        idx = next((i for i, layer in enumerate(net.layers) if layer.name == text), None)
+        if idx is None:
+            try:
+                idx = int(text)
+            except ValueError:
+                idx = None
+            if idx is not None and -len(net.layers) <= idx < len(net.layers):
+                idx %= len(net.layers)
+            else:
+                idx = None
+        if idx is None:
+            choices = ", ".join(f"{i}:{layer.name}" for i, layer in enumerate(net.layers))
+            raise UserError(f"no layer {text!r} to probe; layers are {choices}")
+        found.append(idx)
+    return tuple(dict.fromkeys(found))
+
+
+def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = DEFAULT_CHUNK_STEPS) -> int:
+    """Samples per Lava build: bounded by ``chunk_steps`` and by the source's memory."""
+    by_steps = max(1, chunk_steps // steps)
+    by_memory = max(1, MAX_CHUNK_VALUES // max(steps * input_size, 1))
+    return max(1, min(samples, by_steps, by_memory))
+
+
+def _add_resets(lava, steps: int) -> None:
+    """Zero layer i's u and v after Lava step ``k*steps + i + 1``: the last step before sample k reaches it."""
+    from lava.proc.io.reset import Reset
+
+    for i, layer in enumerate(lava.layers):
+        for var in (layer.neuron.u, layer.neuron.v):
+            Reset(interval=int(steps), offset=i).connect_var(var)
+
+
+def _attach_counter(neuron, layer: Layer, mode: str):
+    """A never-spiking integrator behind ``neuron`` whose voltage counts each neuron's spikes (read once per run).
+
+    Reading a spike raster back from Lava costs ~15-20 us per value, so hidden layers are counted in place:
+    an identity ``Sparse`` synapse into a ``LIF`` with full current decay and no voltage decay accumulates
+    ``64 x`` spikes (fixed_pt) or the spikes (floating_pt) in ``v``. The count lags one step (the synapse).
+    """
+    from lava.proc.lif.process import LIF
+    from lava.proc.sparse.process import Sparse
+    from scipy.sparse import identity
+
+    n = layer.size
+    port = neuron.s_out
+    if len(layer.out_shape) == 3:
+        port = port.transpose([2, 1, 0]).flatten()  # Lava's W, H, C -> C, H, W order (as the IR counts)
+    if mode == "fixed_pt":
+        syn = Sparse(weights=identity(n, dtype=np.int64, format="csr"), num_weight_bits=8, weight_exp=0)
+        counter = LIF(shape=(n,), du=4095, dv=0, vth=MAX_COUNT_VTH, bias_mant=0, bias_exp=0)
+    else:
+        syn = Sparse(weights=identity(n, dtype=np.float64, format="csr"))
+        counter = LIF(shape=(n,), du=1.0, dv=0.0, vth=float("inf"))
+    port.connect(syn.s_in)
+    syn.a_out.connect(counter.a_in)
+    return counter
+
+
+def _read_count(counter, mode: str) -> np.ndarray:
+    v = np.array(counter.v.get(), dtype=np.float64)
+    return np.round(v / (COUNT_SCALE if mode == "fixed_pt" else 1.0)).astype(np.int64)
+
+
+def _split(raster: np.ndarray, samples: int, steps: int, layer: int) -> np.ndarray:
+    """(…, samples*steps) -> (samples, …, steps) with the previous sample's tail (local steps <= layer) removed."""
+    x = raster.reshape(*raster.shape[:-1], samples, steps)
+    x = np.moveaxis(x, -2, 0).copy()
+    if samples > 1:
+        x[1:, ..., :layer + 1] = 0
+    return x
+
+
+def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], probes: tuple[int, ...],
+               timing: Timing, timeout_s: float | None, sparse_below: float, advance: Callable[[int], None]):
+    """Build, run and stop one chunk ``x`` ``(n, *shape, T)``.
+
+    Returns (spike rasters of the ``keep`` layers ``(*shape, n*T)``, spikes per neuron of every layer, u/v probes).
+    One extra step with no input runs last, so that the counters take in the spikes of the final step.
+    """
+    from snndeploy import lava_runner
+    from snndeploy.export.lava_net import build_lava, from_lava_layout
+
+    n, steps = x.shape[0], x.shape[-1]
+    total = n * steps
+    flat = np.concatenate([*x, np.zeros_like(x[0][..., :1])], axis=-1)  # samples back to back, one idle step
+    t0 = time.perf_counter()
+    lava = build_lava(net, flat, mode=mode, sparse_below=sparse_below)
+    if n > 1:
+        _add_resets(lava, steps)
+    counters = {i: _attach_counter(layer.neuron, net.layers[i], mode)
+                for i, layer in enumerate(lava.layers) if i not in keep}
+    proc, cfg = lava.layers[0].neuron, lava.run_config()
+    timing.build_s += time.perf_counter() - t0
+    u: dict[int, list] = {i: [] for i in probes}
+    v: dict[int, list] = {i: [] for i in probes}
+    what = f"Lava {mode} run of {net.name}"
+
+    def read_probes() -> None:
+        t = time.perf_counter()
+        for i in probes:
+            u[i].append(np.array(lava.layers[i].neuron.u.get()))
+            v[i].append(np.array(lava.layers[i].neuron.v.get()))
+        timing.read_s += time.perf_counter() - t
+
+    def run(count: int) -> None:
+        t = time.perf_counter()
+        lava_runner.run_steps(proc, count, cfg, timeout_s=timeout_s, stop_after=False, what=what)
+        timing.run_s += time.perf_counter() - t
+        timing.run_steps += count
+
+    with lava_runner.lava_session(proc):
+        t = time.perf_counter()
+        lava_runner.run_steps(proc, 1, cfg, timeout_s=timeout_s, stop_after=False, what=what)
+        timing.start_s += time.perf_counter() - t
+        if probes:
+            read_probes()
+        done = 1
+        for k in range(n):
+            while done < (k + 1) * steps:
+                count = 1 if probes else (k + 1) * steps - done
+                run(count)
+                done += count
+                if probes:
+                    read_probes()
+            advance(1)
+        run(1)  # the idle step
+        t = time.perf_counter()
+        rasters = {i: from_lava_layout(np.array(lava.layers[i].sink.data.get()))[..., :total] for i in keep}
+        counts = [rasters[i].sum(axis=-1) if i in rasters else _read_count(counters[i], mode)
+                  for i in range(len(net.layers))]
+        timing.read_s += time.perf_counter() - t
+        t = time.perf_counter()
+    timing.stop_s += time.perf_counter() - t
+    timing.chunks += 1
+
+    def stack(values: list) -> np.ndarray:
+        return from_lava_layout(np.stack(values, axis=-1))
+
+    probed = {i: {"u": _split(stack(u[i])[..., :total], n, steps, i), "v": _split(stack(v[i])[..., :total], n,
+                                                                                   steps, i)} for i in probes}
+    return rasters, counts, probed
+
+
+def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: tuple[int, ...] = (),
+                 record: tuple[int, ...] = (), timeout_s: float | None = 600.0,
+                 chunk_steps: int = DEFAULT_CHUNK_STEPS, sparse_below: float | None = None, progress: bool = False,
+                 on_chunk: Callable[[int], None] | None = None) -> SimResult:
+    """Run ``inputs`` ``(N, *net.input_shape, T)`` through ``net`` on Lava's CPU backend, sample by sample.
+
+    ``probe``: layer indices whose spikes, current ``u`` and voltage ``v`` are kept per sample (``u``/``v`` cost
+    one Var read per step); ``record``: layers whose spikes alone are kept (``result.layer_spikes``). A voltage
+    read-out output layer is probed automatically. ``on_chunk(samples_done)`` is called after each chunk (whose
+    run is already stopped). Every run is stopped on success, error, timeout and Ctrl-C (``snndeploy.lava_runner``).
+    """
+    from tqdm import tqdm
+
+    from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, MODES
+
+    if mode not in MODES:
+        raise UserError(f"unknown precision {mode!r}")
+    inputs = np.asarray(inputs)
+    if inputs.ndim < 2 or tuple(inputs.shape[1:-1]) != tuple(net.input_shape):
+        raise UserError(f"inputs of shape {inputs.shape} do not fit (N, *{tuple(net.input_shape)}, T)")
+    samples, steps = int(inputs.shape[0]), int(inputs.shape[-1])
+    if samples < 1 or steps < 1:
+        raise UserError("no input samples or no time steps to simulate")
+    out_layer = len(net.layers) - 1
+    uv_probes = tuple(sorted(set(probe) | ({out_layer} if not net.layers[out_layer].neuron.spiking else set())))
+    keep = tuple(sorted(set(probe) | set(record) | {out_layer}))
+    _import_lava()  # before the progress bar creates a multiprocessing lock
+    per_chunk = chunk_samples(samples, steps, math.prod(net.input_shape), chunk_steps)
+    counter = ActivityCounter(net)
+    timing = Timing()
+    kept: dict[int, list[np.ndarray]] = {i: [] for i in keep}
+    probed: dict[int, dict[str, list[np.ndarray]]] = {i: {"u": [], "v": []} for i in uv_probes}
+    bar = tqdm(total=samples, desc=f"simulate {net.name}", unit="sample", disable=not progress, leave=False)
+    try:
+        for start in range(0, samples, per_chunk):
+            x = inputs[start:start + per_chunk]
+            rasters, counts, chunk_probes = _run_chunk(
+                net, x, mode, keep, uv_probes, timing, timeout_s,
+                DEFAULT_SPARSE_BELOW if sparse_below is None else sparse_below, bar.update)
+            counter.add(x.sum(axis=(0, -1), dtype=np.int64), counts, x.shape[0] * steps)
+            for i in keep:
+                kept[i].append(_split(rasters[i].astype(np.uint8), x.shape[0], steps, i))
+            for i, values in chunk_probes.items():
+                probed[i]["u"].append(values["u"])
+                probed[i]["v"].append(values["v"])
+            if on_chunk is not None:
+                on_chunk(start + x.shape[0])
+    finally:
+        bar.close()
+    layer_spikes = {i: np.concatenate(parts, axis=0) for i, parts in kept.items()}
+    probes_out = {i: {k: np.concatenate(v, axis=0) for k, v in d.items()} for i, d in probed.items()}
+    for i in probe:
+        probes_out.setdefault(i, {})["spikes"] = layer_spikes[i]
+    return SimResult(net=net, mode=mode, output=layer_spikes[out_layer], probes=probes_out, activity=counter,
+                     timing=timing, steps=steps, samples=samples, layer_spikes=layer_spikes)
+
+
+def _import_lava() -> None:
+    """Lava sets the 'fork' start method when its runtime is imported; that must happen before tqdm's lock."""
+    import lava.magma.core.process.process  # noqa: F401
+    import lava.proc.io  # noqa: F401
+
+
+# ----------------------------------------------------------------------------------------------- the command
+
+
+def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
+    """The JSON-able summary of a simulation (also written as ``result.json``)."""
+    out: dict[str, Any] = {
+        "model": model, "network": result.net.name, "precision": result.mode, "backend": "lava-cpu (Loihi2SimCfg)",
+        "input": inputs.source, "samples": result.samples, "steps_per_sample": result.steps,
+        "output_shape": list(result.net.output_shape), "output_spikes": int(result.output.sum()),
+        "layers": [{"index": i, "name": layer.name, "op": layer.op, "neurons": layer.size,
+                    "spikes": result.activity.layers[i].spikes} for i, layer in enumerate(result.net.layers)],
+        "timing": result.timing.to_dict(),
+        "samples_per_s": None,
+    }
+    total = result.timing.overhead_s + result.timing.run_s + result.timing.read_s
+    out["samples_per_s"] = result.samples / total if total > 0 else None
+    if inputs.labels is not None:
+        pred = result.predictions()
+        out["accuracy"] = float(np.mean(pred == inputs.labels))
+        out["correct"] = int(np.sum(pred == inputs.labels))
+    return out
+
+
+def write_outputs(out: Path, result: SimResult, inputs: Inputs, summary: dict[str, Any], *, force: bool) -> Path:
+    """``output.npy``, ``probe_<layer>_{spikes,u,v}.npy``, labels/predictions, ``activity.json``, ``result.json``."""
+    from snndeploy.atomic import atomic_dir, write_json
+
+    with atomic_dir(out, force=force) as tmp:
+        np.save(tmp / "output.npy", result.output)
+        for i, values in result.probes.items():
+            for key, arr in values.items():
+                np.save(tmp / f"probe_{result.net.layers[i].name}_{key}.npy", arr)
+        if inputs.labels is not None:
+            np.save(tmp / "labels.npy", inputs.labels)
+            np.save(tmp / "predictions.npy", result.predictions())
+        write_json(tmp / "activity.json", activity_dict(result, summary["model"]))
+        write_json(tmp / "result.json", {**summary, "files": sorted(p.name for p in tmp.iterdir())
+                                         + ["result.json"]})
+    return out
+
+
+def activity_dict(result: SimResult, model: str) -> dict[str, Any]:
+    return result.activity.to_dict(samples=result.samples, steps_per_sample=result.steps, model=model,
+                                   precision=result.mode)
+
+
+def prepare(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
+            seed: int = 0, max_rate: float = 1.0) -> tuple[LoihiNet, Inputs]:
+    """The network and its inputs for the ``simulate`` and ``deploy`` commands."""
+    if (input_path is None) == (dataset is None):
+        raise UserError("give exactly one of --input FILE or --dataset NAME")
+    hint = None
+    if dataset is not None:
+        from snndeploy.data.datasets import dataset_info
+
+        hint = dataset_info(dataset).shape
+    net = load_net(model, input_shape=hint)
+    if input_path is not None:
+        inputs = load_input_file(input_path, net.input_shape)
+        if samples is not None:
+            inputs = Inputs(inputs.spikes[:samples], None if inputs.labels is None else inputs.labels[:samples],
+                            inputs.source)
+        return net, with_steps(inputs, steps)
+    from snndeploy.data.datasets import dataset_info
+
+    steps = int(steps or net.time_steps or dataset_info(dataset).time_steps)
+    return net, dataset_inputs(dataset, net.input_shape, samples=samples or 100, steps=steps, seed=seed,
+                               max_rate=max_rate)
+
+
+def _human(result: dict[str, Any]) -> str:
+    t = result["timing"]
+    lines = [f"simulated {result['network']} ({result['precision']}, Lava CPU): {result['samples']} sample(s) x "
+             f"{result['steps_per_sample']} steps, {result['output_spikes']} output spikes"]
+    if "accuracy" in result:
+        lines.append(f"  accuracy {result['accuracy']:.4f} ({result['correct']}/{result['samples']})")
+    lines.append(f"  {t['steps_per_s']:.0f} steps/s while running; fixed overhead {t['overhead_s']:.2f} s "
+                 f"(build {t['build_s']:.2f}, compile+start {t['start_s']:.2f}, stop {t['stop_s']:.2f}) over "
+                 f"{t['chunks']} run(s); reading spikes back {t['read_s']:.2f} s")
+    for row in result["layers"]:
+        lines.append(f"  {row['index']:>2} {row['name']:<16} {row['op']:<6} {row['neurons']:>7} neurons "
+                     f"{row['spikes']:>9} spikes")
+    if result.get("out"):
+        lines.append(f"  wrote {result['out']}")
+    return "\n".join(lines)
+
+
+@click.command("simulate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--input", "input_path", type=click.Path(path_type=Path),
+              help="Spike inputs: .npy (*shape, T) or (N, *shape, T); .npz with x and optional labels y.")
+@click.option("--dataset", help="A local dataset (test split): mnist, fashion-mnist, nmnist-small, ...")
+@click.option("--samples", type=int, help="How many samples (default: all in --input, 100 from --dataset).")
+@click.option("--steps", type=int, help="Time steps per sample (default: the input's, the model's or the dataset's).")
+@click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fixed", show_default=True,
+              help="fixed: Loihi bit-accurate integers; float: floating point.")
+@click.option("--probe", "probes", multiple=True, help="Layer (name or index) whose spikes, u and v are saved.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write output spikes, probes, activity.json here.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
+@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
+              help="Seconds one Lava run call may take before it is stopped.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rate encoding of --dataset images.")
+@click.option("--max-rate", type=float, default=1.0, show_default=True, help="Spike probability of a white pixel.")
+@click.option("--chunk-steps", type=int, default=DEFAULT_CHUNK_STEPS, show_default=True,
+              help="Steps per Lava build (long inputs are run in several builds).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def simulate(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
+             precision: str, probes: tuple[str, ...], out: Path | None, force: bool, timeout_s: float, seed: int,
+             max_rate: float, chunk_steps: int, as_json: bool) -> None:
+    """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
+    from snndeploy.cli_support import emit
+
+    if out is not None and out.exists() and not force:
+        raise UserError("exists; pass --force to overwrite it", out)
+    if timeout_s <= 0 or chunk_steps < 1:
+        raise UserError("--timeout and --chunk-steps must be positive")
+    net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate)
+    probe_idx = resolve_layers(net, probes)
+    try:
+        result = simulate_net(net, inputs.spikes, mode=PRECISIONS[precision], probe=probe_idx, timeout_s=timeout_s,
+                              chunk_steps=chunk_steps, progress=not as_json)
+    except _lava_errors() as exc:
+        raise click.ClickException(str(exc)) from exc
+    summary = summarize(result, inputs, str(model))
+    if out is not None:
+        write_outputs(out, result, inputs, summary, force=force)
+        summary["out"] = str(out)
+    emit(summary, as_json, _human)
+
+
+def _lava_errors() -> tuple[type[BaseException], ...]:
+    from snndeploy.lava_runner import LavaRunError
+
+    return (LavaRunError,)
