@@ -490,3 +490,13 @@ def _constant_density(name: str, target: float) -> float:
     if not 0.0 < target < 1.0:
         raise UserError(f"{name} keeps a constant sparsity: give --sparsity in (0, 1)")
     return 1.0 - target
+
+
+def with_scope(method: Method, config: cfglib.PruneConfig, scope: str | None) -> cfglib.PruneConfig:
+    """``config`` with its ``scope`` replaced by the CLI's ``--scope`` (checked like a config-file key)."""
+    if scope is None:
+        return config
+    try:
+        return cfglib.config_from_dict(type(config), {**cfglib.config_to_dict(config), "scope": scope})
+    except UserError as exc:
+        raise UserError(f"--scope {scope} does not fit --method {method.name}: {exc.problem}") from exc

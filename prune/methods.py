@@ -97,6 +97,14 @@ def _top_among(chosen: dict[int, torch.Tensor], score: dict[int, torch.Tensor], 
             if bool((owner[top] == n).any())}
 
 
+def _excess(group: list, structured: bool, target: float) -> int:
+    """How many entries of ``group`` are pruned beyond ``target``."""
+    masks = [layer.mask.channel_mask if structured else layer.mask.mask for layer in group]
+    total = sum(m.numel() for m in masks)
+    pruned = sum(int((m == 0).sum().item()) for m in masks)
+    return pruned - int(round(target * total))
+
+
 # ----- methods -------------------------------------------------------------------------------------------------
 
 @register
@@ -198,17 +206,21 @@ class CriticalityMethod(Method):
         margin = 0.0 if config.regen == "none" else config.delta * max(rnd.target - current, 0.0)
         over = min(rnd.target + margin, 0.999)
         if structured:
-            total = sum(layer.mask.channel_mask.numel() for layer in engine.layers)
             chosen = engine.prune_channels(over, scores.channel_scale(engine, config.channel_score), config.scope,
                                            config.min_channels)
         else:
-            total = sum(layer.mask.mask.numel() for layer in engine.layers)
             chosen = engine.prune_weights(over, scores.weight_magnitude(engine), config.scope)
-        excess = int(round(engine.sparsity() * total)) - int(round(rnd.target * total))
         if config.regen == "random":
             regen_score = (scores.channel_random(engine, ctx.generator) if structured
                            else scores.weight_random(engine, ctx.generator))
-        regrown = _top_among(chosen, regen_score, excess) if regen_score is not None else {}
+        regrown: dict[int, torch.Tensor] = {}
+        if regen_score is not None:
+            # regrow back down to the target: over all layers (global ranking) or within each layer
+            groups = [engine.layers] if config.scope == "global" else [[layer] for layer in engine.layers]
+            for group in groups:
+                excess = _excess(group, structured, rnd.target)
+                part = {layer.info.index: chosen[layer.info.index] for layer in group if layer.info.index in chosen}
+                regrown.update(_top_among(part, regen_score, excess))
         if structured:
             engine.regrow_channels(regrown, init="restore")
         else:

@@ -21,7 +21,11 @@ def plot_report(report: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    over_time = [h for h in report["history"] if "live_channels" in h]  # methods that change width during training
+    fig, axes = plt.subplots(1, 3 if over_time else 2, figsize=(16 if over_time else 11, 4))
+    ax1, ax2 = axes[0], axes[1]
+    if over_time:
+        _plot_channels(axes[2], over_time)
     points = [(0.0, report["accuracy_before"])] + [(h["sparsity"], h["accuracy"]) for h in report["history"]
                                                    if "accuracy" in h]
     ax1.plot([p[0] for p in points], [p[1] for p in points], "o-")
@@ -46,3 +50,17 @@ def plot_report(report: dict, path: Path) -> Path:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def _plot_channels(ax, history: list[dict]) -> None:
+    """Live channels of every layer over training (a step per round, from the epoch the round starts)."""
+    xs = [h.get("epoch", h["round"]) for h in history]
+    end = xs[-1] + max(history[-1].get("epochs", 1), 1)
+    for name in history[0]["live_channels"]:
+        ys = [h["live_channels"][name] for h in history]
+        ax.step(xs + [end], ys + [ys[-1]], where="post", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("live channels")
+    ax.set_title("channels per layer over training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)

@@ -194,6 +194,9 @@ class Runner:
         entry = {"round": rnd.index, "target": rnd.target, "sparsity": self.engine.sparsity(),
                  "weight_sparsity": self.engine.weight_sparsity(), "epochs": rnd.epochs, "optimizer_steps": steps,
                  "wall_s": time.perf_counter() - t0, **info}
+        gates = self.engine.gate_params()
+        if gates:
+            entry["mean_abs_gate"] = float(torch.cat([g.detach().abs() for g in gates]).mean())
         if cfg.eval_each_step or rnd.index == self.rounds[-1].index:
             entry["accuracy"] = self.trainer.evaluate(self.net)["accuracy"]
         self.history.append(entry)

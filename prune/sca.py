@@ -15,8 +15,8 @@ to ``s(t) (1 + f(t))`` and regrows the highest-``G`` pruned channels back to ``s
 shrinks the network physically. The readout layer's outputs are never pruned (the engine only selects layers whose
 channels feed another layer).
 
-Statistics are accumulated by hooks during the runner's own training epochs and kept in an engine record, so that
-a resumed run continues with the same numbers. Everything here runs on :class:`snndeploy.prune.engine.PruningEngine`.
+Statistics are accumulated by hooks during the runner's own training epochs and attached to the engine state, so
+that a resumed run continues with the same numbers. Everything runs on :class:`snndeploy.prune.engine.PruningEngine`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from snndeploy.prune.criticality import per_channel_mean, record_voltages
 from snndeploy.prune.engine import SCOPES, PruningEngine
 from snndeploy.prune.methods import Method, Round, register
 
-OBSERVE = "sca_observe"
+STATE_NAME = "sca"
 UPDATE = "sca_update"
 RAMPS = ("cubic", "linear")
 GATE_INITS = ("reset", "restore")
@@ -69,9 +69,15 @@ class SCAConfig(cfglib.PruneConfig):
             raise bad("epochs_per_step and calib_batches must be >= 1, warmup_epochs >= 0")
         if not 0.0 < self.ramp_end <= 1.0 or not 0.0 <= self.regrow_fraction <= 1.0:
             raise bad("ramp_end must be in (0, 1] and regrow_fraction in [0, 1]")
-        if self.warmup_epochs + self.epochs_per_step > round(self.ramp_end * self.epochs):
+        if self.warmup_epochs + self.epochs_per_step > _last_epoch(self):
             raise bad(f"no structure update fits: warmup_epochs ({self.warmup_epochs}) + epochs_per_step "
-                      f"({self.epochs_per_step}) must be <= ramp_end * epochs ({self.ramp_end} * {self.epochs})")
+                      f"({self.epochs_per_step}) must be <= min(ramp_end * epochs, epochs - 1) "
+                      f"({self.ramp_end} * {self.epochs})")
+
+
+def _last_epoch(config: SCAConfig) -> int:
+    """Latest epoch boundary an update may use: the ramp end, and at least one epoch of training after it."""
+    return min(round(config.ramp_end * config.epochs), config.epochs - 1)
 
 
 # ----- schedule ----------------------------------------------------------------------------------------------------
@@ -90,7 +96,7 @@ class Phase:
 def update_epochs(config: SCAConfig) -> list[int]:
     """Epoch boundaries at which the structure is updated (the last one reaches the final target)."""
     t0, dt = config.warmup_epochs, config.epochs_per_step
-    n = max(1, (round(config.ramp_end * config.epochs) - t0) // dt)
+    n = max(1, (_last_epoch(config) - t0) // dt)
     return [t0 + k * dt for k in range(1, n + 1)]
 
 
@@ -126,71 +132,78 @@ def plan(config: SCAConfig, final: float) -> list[Phase]:
 
 # ----- statistics --------------------------------------------------------------------------------------------------
 
-class ActivityObserver:
-    """Accumulates per-channel ``sum |U|`` (membrane potential) and ``sum |dL/dgate|`` over training passes.
+class ChannelTracker:
+    """Per-channel ``sum |U|`` (membrane potential) and ``sum |dL/dgate|`` of the engine's layers since a start.
 
-    Only passes with gradients enabled count (training, gradient calibration), not evaluation. The sums are
-    mirrored into ``entry`` (an engine record) after every pass, so the resume state carries them.
+    While observing, hooks add every pass with gradients enabled (training, gradient calibration), not evaluation.
+    The tracker is attached to the engine's state, so the runner's resume state carries the sums.
     """
 
-    def __init__(self, engine: PruningEngine, entry: dict):
+    def __init__(self, engine: PruningEngine):
         self.engine = engine
-        self.entry = entry
+        self.round: int | None = None
+        self.sizes = {layer.info.index: layer.mask.channel_mask.numel() for layer in engine.layers}
         self.names = {layer.info.index: layer.info.name for layer in engine.layers}
-        self.activity = {i: torch.zeros(layer.mask.channel_mask.numel(), dtype=torch.float64)
-                         for i, layer in ((lay.info.index, lay) for lay in engine.layers)}
-        self.act_n = dict.fromkeys(self.activity, 0)
-        self.grad = {i: torch.zeros_like(a) for i, a in self.activity.items()}
-        self.grad_n = dict.fromkeys(self.activity, 0)
-        entry["layers"] = {name: {} for name in self.names.values()}
-        for i in self.activity:
-            self._mirror(i)
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(record_voltages(engine.net, list(self.activity), self._on_voltage))
-        for layer in engine.layers:
-            if layer.mask.gate is None:
-                raise ValueError(f"{layer.info.name}: SCA needs channel gates (structured engine with gates)")
-            handle = layer.mask.gate.register_hook(lambda g, i=layer.info.index: self._on_grad(i, g))
-            self._stack.callback(handle.remove)
+        self._clear()
+        self._stack: contextlib.ExitStack | None = None
 
-    def _mirror(self, i: int) -> None:
-        self.entry["layers"][self.names[i]] = {
-            "activity_sum": self.activity[i].tolist(), "activity_count": self.act_n[i],
-            "gate_grad_sum": self.grad[i].tolist(), "gate_grad_batches": self.grad_n[i]}
+    def _clear(self) -> None:
+        self.activity = {i: torch.zeros(n, dtype=torch.float64) for i, n in self.sizes.items()}
+        self.act_n = dict.fromkeys(self.sizes, 0)
+        self.grad = {i: torch.zeros(n, dtype=torch.float64) for i, n in self.sizes.items()}
+        self.grad_n = dict.fromkeys(self.sizes, 0)
+
+    def start(self, round_index: int) -> None:
+        """Forget earlier sums and observe from now on (for the update after round ``round_index``)."""
+        self.stop()
+        self._clear()
+        self.round = round_index
+        stack = contextlib.ExitStack()
+        stack.enter_context(record_voltages(self.engine.net, list(self.sizes), self._on_voltage))
+        for layer in self.engine.layers:
+            if layer.mask.gate is None:
+                stack.close()
+                raise ValueError(f"{layer.info.name}: SCA needs channel gates (a structured engine with gates)")
+            handle = layer.mask.gate.register_hook(lambda g, i=layer.info.index: self._on_grad(i, g))
+            stack.callback(handle.remove)
+        self._stack = stack
+
+    def stop(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
 
     def _on_voltage(self, i: int, voltage: torch.Tensor) -> None:
-        if not torch.is_grad_enabled():
-            return
-        total, n = per_channel_mean(voltage.abs())
-        self.activity[i] += total.detach().to("cpu", torch.float64)
-        self.act_n[i] += n
-        self._mirror(i)
+        if torch.is_grad_enabled():
+            total, n = per_channel_mean(voltage.abs())
+            self.activity[i] += total.detach().to("cpu", torch.float64)
+            self.act_n[i] += n
 
     def _on_grad(self, i: int, grad: torch.Tensor) -> None:
         self.grad[i] += grad.detach().abs().to("cpu", torch.float64)
         self.grad_n[i] += 1
-        self._mirror(i)
 
-    def close(self) -> None:
-        self._stack.close()
+    def stats(self, round_index: int) -> ChannelStats | None:
+        """Mean statistics observed for round ``round_index``; None if it saw no training pass."""
+        if self.round != round_index or any(self.act_n[i] == 0 or self.grad_n[i] == 0 for i in self.sizes):
+            return None
+        return ChannelStats({i: self.activity[i] / self.act_n[i] for i in self.sizes},
+                            {i: self.grad[i] / self.grad_n[i] for i in self.sizes})
 
+    def state_dict(self) -> dict:
+        return {"round": self.round, "layers": {
+            self.names[i]: {"activity_sum": self.activity[i].clone(), "activity_count": self.act_n[i],
+                            "gate_grad_sum": self.grad[i].clone(), "gate_grad_batches": self.grad_n[i]}
+            for i in self.sizes}}
 
-_OBSERVERS: weakref.WeakKeyDictionary[PruningEngine, ActivityObserver] = weakref.WeakKeyDictionary()
-
-
-def observe(engine: PruningEngine, round_index: int) -> ActivityObserver:
-    """Start accumulating statistics for the next update (stops any previous observer of this engine)."""
-    stop_observing(engine)
-    entry = engine.record(OBSERVE, round=round_index)
-    observer = ActivityObserver(engine, entry)
-    _OBSERVERS[engine] = observer
-    return observer
-
-
-def stop_observing(engine: PruningEngine) -> None:
-    observer = _OBSERVERS.pop(engine, None)
-    if observer is not None:
-        observer.close()
+    def load_state_dict(self, state: dict) -> None:
+        self.round = state["round"]
+        for i, name in self.names.items():
+            data = state["layers"][name]
+            self.activity[i] = data["activity_sum"].clone().to(torch.float64)
+            self.act_n[i] = int(data["activity_count"])
+            self.grad[i] = data["gate_grad_sum"].clone().to(torch.float64)
+            self.grad_n[i] = int(data["gate_grad_batches"])
 
 
 @dataclass(frozen=True)
@@ -201,24 +214,34 @@ class ChannelStats:
     gate_grad: dict[int, torch.Tensor]
 
 
-def stats_from_record(engine: PruningEngine, entry: dict) -> ChannelStats | None:
-    """Mean statistics from an observation record; None when it saw no training pass."""
-    activity, grad = {}, {}
-    for layer in engine.layers:
-        data = entry.get("layers", {}).get(layer.info.name)
-        if not data or data["activity_count"] == 0 or data["gate_grad_batches"] == 0:
-            return None
-        activity[layer.info.index] = torch.tensor(data["activity_sum"], dtype=torch.float64) / data["activity_count"]
-        grad[layer.info.index] = torch.tensor(data["gate_grad_sum"], dtype=torch.float64) / data["gate_grad_batches"]
-    return ChannelStats(activity, grad)
+_TRACKERS: weakref.WeakKeyDictionary[PruningEngine, ChannelTracker] = weakref.WeakKeyDictionary()
+
+
+def tracker(engine: PruningEngine) -> ChannelTracker:
+    """The engine's tracker (made and attached to the engine state on first use; a resumed state is loaded)."""
+    found = _TRACKERS.get(engine)
+    if found is None:
+        found = _TRACKERS[engine] = ChannelTracker(engine)
+        engine.attach_state(STATE_NAME, found)
+    return found
+
+
+def observe(engine: PruningEngine, round_index: int) -> ChannelTracker:
+    """Start accumulating statistics for the update that follows round ``round_index``."""
+    found = tracker(engine)
+    found.start(round_index)
+    return found
+
+
+def stop_observing(engine: PruningEngine) -> None:
+    found = _TRACKERS.get(engine)
+    if found is not None:
+        found.stop()
 
 
 def latest_stats(engine: PruningEngine, round_index: int) -> ChannelStats | None:
     """Statistics observed during round ``round_index`` (None if that round observed nothing)."""
-    for entry in reversed(engine.records):
-        if entry.get("kind") == OBSERVE and entry.get("round") == round_index:
-            return stats_from_record(engine, entry)
-    return None
+    return tracker(engine).stats(round_index)
 
 
 # ----- one structure update ----------------------------------------------------------------------------------------
