@@ -16,7 +16,7 @@ TARGETS = ("nir", "lava", "netx", "onnx")
 NETX_SUFFIXES = (".net", ".h5", ".hdf5")
 
 
-def load_source(path: str | Path, *, need_model: bool = True):
+def load_source(path: str | Path, *, need_model: bool = True, dt: float | None = None):
     """(torch model or None, LoihiNet) for a model file: spec, checkpoint, netx HDF5, NIR, or a Lava export folder."""
     from snndeploy.export.nir_io import read_nir
     from snndeploy.export.slayer_io import from_slayer, to_slayer
@@ -29,7 +29,7 @@ def load_source(path: str | Path, *, need_model: bool = True):
             raise UserError("not a snndeploy Lava export folder (no network.nir)", path)
         path = path / "network.nir"
     if path.suffix.lower() == ".nir":
-        net = read_nir(path)
+        net = read_nir(path, dt=dt)
         return (_model_or_error(to_slayer, net, path) if need_model else None), net
     from snndeploy.models.load import load_model
 
@@ -134,6 +134,8 @@ def _verify_options(f):
                      help="Spike probability of sampled inputs."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--probe", is_flag=True, help="Also compare current u and voltage v of every layer."),
+        click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Time step of a NIR graph that does not record one (other tools' graphs)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -166,7 +168,7 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, as_j
     if out_path.exists() and not force:
         raise UserError("exists; pass --force to overwrite it", out_path)
     start = time.perf_counter()
-    torch_model, net = load_source(model, need_model=do_verify)
+    torch_model, net = load_source(model, need_model=do_verify, dt=opts["dt"])
     extra = _write(net, target, out_path, force, opts["sparse_below"])
     from snndeploy.export.ir import summary
 
@@ -196,8 +198,8 @@ def verify(model: str, exported: str, as_json: bool, **opts: Any) -> None:
     """Compare the torch MODEL with the Lava network of EXPORTED (.nir, netx HDF5 or a Lava export folder)."""
     from snndeploy.export.verify import describe
 
-    torch_model, own = load_source(model)
-    _, net = load_source(exported, need_model=False)
+    torch_model, own = load_source(model, dt=opts["dt"])
+    _, net = load_source(exported, need_model=False, dt=opts["dt"])
     if tuple(own.input_shape) != tuple(net.input_shape):
         raise UserError(f"input shapes differ: {own.input_shape} vs {net.input_shape}", exported)
     report = _run_verify(torch_model, net, {**opts, "as_json": as_json})

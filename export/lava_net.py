@@ -56,7 +56,7 @@ class LavaNetwork:
 class LavaRun:
     """Per-layer recordings in IR layout (C[, H, W], T): spikes always, ``u``/``v`` for probed layers."""
 
-    spikes: list[np.ndarray]
+    spikes: list[np.ndarray | None]  # None for layers built without a sink (record="output")
     u: dict[int, np.ndarray]
     v: dict[int, np.ndarray]
     mode: str
@@ -200,17 +200,21 @@ def _check_delays(net: LoihiNet) -> None:
 
 
 def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
-               sparse_below: float = DEFAULT_SPARSE_BELOW, reset_interval: int | None = None) -> LavaNetwork:
+               sparse_below: float = DEFAULT_SPARSE_BELOW, reset_interval: int | None = None,
+               record: str = "all") -> LavaNetwork:
     """Build the Lava processes of ``net`` fed with ``spikes`` (IR layout ``(*input_shape, T)``).
 
     ``reset_interval`` (samples of that many steps, back to back): layer i's ``u`` and ``v`` are zeroed
     every interval, ``i`` steps late, as the sample reaches it through i synapse delays (netx's scheme).
+    ``record``: ``all`` puts a spike sink on every layer, ``output`` only on the last (one process less per layer).
     """
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
     if mode not in MODES:
         raise UserError(f"unknown Lava mode {mode!r} (use {' or '.join(MODES)})")
+    if record not in ("all", "output"):
+        raise UserError(f"unknown record option {record!r} (use all or output)")
     spikes = np.asarray(spikes)
     if tuple(spikes.shape[:-1]) != tuple(net.input_shape):
         raise UserError(f"input of shape {spikes.shape[:-1]} does not match the network input {net.input_shape}")
@@ -239,8 +243,10 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                                   f"{layer.name} recurrent weights")
             neuron.s_out.connect(recurrent.s_in)
             recurrent.a_out.connect(neuron.a_in)
-        sink = Sink(shape=neuron.s_out.shape, buffer=steps)
-        neuron.s_out.connect(sink.a_in)
+        sink = None
+        if record == "all" or i == len(net.layers) - 1:
+            sink = Sink(shape=neuron.s_out.shape, buffer=steps)
+            neuron.s_out.connect(sink.a_in)
         lava.layers.append(LavaLayer(layer.name, synapse, neuron, sink, recurrent, kind))
         if reset_interval:
             from lava.proc.io.reset import Reset
@@ -268,7 +274,8 @@ def run_lava(lava: LavaNetwork, *, probe: tuple[int, ...] = (), timeout_s: float
                     v[i].append(np.array(lava.layers[i].neuron.v.get()))
         else:
             lava_runner.run_steps(proc, lava.steps, cfg, timeout_s=timeout_s, stop_after=False, what="Lava run")
-        spikes = [from_lava_layout(np.array(layer.sink.data.get())) for layer in lava.layers]
+        spikes = [from_lava_layout(np.array(layer.sink.data.get())) if layer.sink is not None else None
+                  for layer in lava.layers]
 
     def stack(values: list) -> np.ndarray:
         return from_lava_layout(np.stack(values, axis=-1))

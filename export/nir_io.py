@@ -270,7 +270,13 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
     import nir
 
     gmeta = _meta(graph)
-    dt = float(gmeta.get("dt", dt if dt is not None else 1.0))
+    if "dt" in gmeta:
+        dt = float(gmeta["dt"])
+    elif dt is None:
+        if any(isinstance(n, (nir.CubaLIF, nir.LIF)) for n in graph.nodes.values()):
+            raise UserError("the graph does not record its time step: pass dt (--dt); snnTorch, SpikingJelly and "
+                            "the NIR paper graphs use 1e-4")
+        dt = 1.0
     order = _chain(graph)
     nodes = graph.nodes
     input_shape = _shape(nodes[order[0]].input_type["input"])
@@ -290,29 +296,10 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
             flattened = len(shape) > 1
             shape = (int(np.prod(shape)),)
             continue
-        if isinstance(node, (nir.Linear, nir.Affine)):
-            w = np.asarray(node.weight, dtype=np.float64)
-            pending = {"op": "dense", "weight": w, "in_shape": (w.shape[1],), "out_shape": (w.shape[0],),
-                       "syn_bias": np.asarray(getattr(node, "bias", 0.0), dtype=np.float64), "name": key}
-            if w.shape[1] != int(np.prod(shape)):
-                raise UserError(f"{where}: weight of shape {w.shape} does not fit the input of shape {shape}")
-            continue
-        if isinstance(node, nir.Conv2d):
-            w = np.asarray(node.weight, dtype=np.float64)
-            stride, padding, dilation = (_pair(node.stride), _pair(node.padding), _pair(node.dilation))
-            out_hw = [(shape[1 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
-                      for i in range(2)]
-            pending = {"op": "conv", "weight": w, "in_shape": shape, "out_shape": (w.shape[0], *out_hw),
-                       "stride": stride, "padding": padding, "dilation": dilation, "groups": int(node.groups),
-                       "syn_bias": np.asarray(node.bias, dtype=np.float64), "name": key}
-            continue
-        if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
-            k, stride, padding = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
-            out_hw = [(shape[1 + i] + 2 * padding[i] - k[i]) // stride[i] + 1 for i in range(2)]
-            scale = 1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (k[0] * k[1])
-            pending = {"op": "pool", "weight": np.array(scale), "in_shape": shape,
-                       "out_shape": (shape[0], *out_hw), "stride": stride, "padding": padding, "kernel": k,
-                       "syn_bias": np.zeros(1), "name": key}
+        synapse = _synapse_node(node, key, shape, where)
+        if synapse is not None:
+            pending = synapse if pending is None else _compose(pending, synapse, where)
+            shape = tuple(synapse["out_shape"])
             continue
         if isinstance(node, nir.Scale) and pending is None:
             pending = {"op": "input", "weight": np.asarray(node.scale, dtype=np.float64), "in_shape": shape,
@@ -342,6 +329,74 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
     return LoihiNet(name=str(gmeta.get("name", name)), input_shape=input_shape, layers=tuple(layers), dt=dt,
                     time_steps=int(steps) if steps is not None else None,
                     meta={"quantize": bool(gmeta.get("quantize", 1))})
+
+
+def _synapse_node(node, key: str, shape: tuple[int, ...], where: str) -> dict | None:
+    """The pending-synapse description of a Linear/Affine/Conv2d/SumPool2d/AvgPool2d node (None for others)."""
+    import nir
+
+    if isinstance(node, (nir.Linear, nir.Affine)):
+        w = np.asarray(node.weight, dtype=np.float64)
+        if w.shape[1] != int(np.prod(shape)):
+            raise UserError(f"{where}: weight of shape {w.shape} does not fit the input of shape {shape}")
+        return {"op": "dense", "weight": w, "in_shape": (w.shape[1],), "out_shape": (w.shape[0],),
+                "syn_bias": np.asarray(getattr(node, "bias", 0.0), dtype=np.float64), "name": key}
+    if isinstance(node, nir.Conv2d):
+        w = np.asarray(node.weight, dtype=np.float64)
+        stride, padding, dilation = (_pair(node.stride), _pair(node.padding), _pair(node.dilation))
+        if isinstance(node.padding, str):
+            raise UserError(f"{where}: string padding {node.padding!r} is not supported")
+        out_hw = [(shape[1 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
+                  for i in range(2)]
+        return {"op": "conv", "weight": w, "in_shape": shape, "out_shape": (w.shape[0], *out_hw),
+                "stride": stride, "padding": padding, "dilation": dilation, "groups": int(node.groups),
+                "syn_bias": np.asarray(node.bias, dtype=np.float64), "name": key}
+    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+        k, stride, padding = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+        out_hw = [(shape[1 + i] + 2 * padding[i] - k[i]) // stride[i] + 1 for i in range(2)]
+        scale = 1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (k[0] * k[1])
+        return {"op": "pool", "weight": np.array(scale), "in_shape": shape, "out_shape": (shape[0], *out_hw),
+                "stride": stride, "padding": padding, "kernel": k, "syn_bias": np.zeros(1), "name": key}
+    return None
+
+
+def _pool_matrix(first: dict) -> np.ndarray:
+    """The (C*Ho*Wo, C*H*W) matrix of a sum pooling (zero padding) times its weight."""
+    c, h, w = first["in_shape"]
+    _, ho, wo = first["out_shape"]
+    (kh, kw), (sh, sw), (ph, pw) = first["kernel"], first["stride"], first["padding"]
+    mat = np.zeros((c * ho * wo, c * h * w))
+    for ch in range(c):
+        for y in range(ho):
+            for x in range(wo):
+                for a in range(kh):
+                    for b in range(kw):
+                        iy, ix = y * sh - ph + a, x * sw - pw + b
+                        if 0 <= iy < h and 0 <= ix < w:
+                            mat[(ch * ho + y) * wo + x, (ch * h + iy) * w + ix] = 1.0
+    return mat * float(np.asarray(first["weight"]).reshape(-1)[0])
+
+
+def _compose(first: dict, second: dict, where: str) -> dict:
+    """Two synapse nodes with no neuron between them, as one: sum pooling followed by Conv2d or Linear (sinabs)."""
+    if first["op"] != "pool" or np.any(first["syn_bias"]):
+        raise UserError(f"{where}: {first['name']!r} then {second['name']!r} without a neuron between them: only "
+                        "sum/average pooling followed by Conv2d or Linear can be merged")
+    if second["op"] == "dense":
+        return {**second, "weight": second["weight"] @ _pool_matrix(first), "in_shape": (int(np.prod(
+            first["in_shape"])),), "name": f"{first['name']}+{second['name']}"}
+    k, s, p = first["kernel"], first["stride"], first["padding"]
+    c, h, w = first["in_shape"]
+    exact = k == s and p == (0, 0) and h % k[0] == 0 and w % k[1] == 0 and second["dilation"] == (1, 1)
+    if second["op"] != "conv" or not exact:
+        raise UserError(f"{where}: pooling {first['name']!r} followed by {second['name']!r} can be merged only "
+                        "for non-overlapping pooling without padding on an input it divides, then a Conv2d")
+    weight = np.repeat(np.repeat(second["weight"], k[0], axis=2), k[1], axis=3)
+    weight = weight * float(np.asarray(first["weight"]).reshape(-1)[0])
+    return {**second, "weight": weight, "in_shape": first["in_shape"],
+            "stride": (second["stride"][0] * k[0], second["stride"][1] * k[1]),
+            "padding": (second["padding"][0] * k[0], second["padding"][1] * k[1]),
+            "name": f"{first['name']}+{second['name']}"}
 
 
 def _pair(value) -> tuple[int, int]:

@@ -1,0 +1,103 @@
+"""NIR graphs written by other tools (sinabs, snnTorch, Norse; tests/data/nir): mapped exactly, or refused by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import snndeploy  # noqa: F401
+from snndeploy.errors import UserError
+from snndeploy.export.nir_io import read_graph, read_nir
+
+DATA = Path(__file__).parent / "data" / "nir"
+
+
+def simulate_nir(graph, x: np.ndarray) -> list[np.ndarray]:
+    """An independent, delay-free float64 simulation of a feed-forward NIR graph with IF neurons (sinabs style:
+    ``v += r I``, spike if ``v > threshold``, reset to 0); returns every IF node's spikes ``(*shape, T)``."""
+    succ = dict(graph.edges)
+    order, key = [], succ["input"]
+    while key != "output":
+        order.append(key)
+        key = succ[key]
+    state, outs = {}, {k: [] for k in order if isinstance(graph.nodes[k], nir.IF)}
+
+    def t64(a):
+        return torch.as_tensor(np.asarray(a), dtype=torch.float64)
+
+    for t in range(x.shape[-1]):
+        h = t64(x[..., t])[None]
+        for k in order:
+            n = graph.nodes[k]
+            if isinstance(n, nir.Conv2d):
+                h = F.conv2d(h, t64(n.weight), t64(n.bias), stride=tuple(n.stride), padding=tuple(n.padding),
+                             dilation=tuple(n.dilation), groups=n.groups)
+            elif isinstance(n, nir.SumPool2d):
+                h = F.avg_pool2d(h, tuple(n.kernel_size), tuple(n.stride), tuple(n.padding)) * np.prod(n.kernel_size)
+            elif isinstance(n, nir.Flatten):
+                h = h.reshape(1, -1)
+            elif isinstance(n, nir.Affine):
+                h = h @ t64(n.weight).T + t64(n.bias)
+            elif isinstance(n, nir.IF):
+                v = state.get(k, torch.zeros_like(h)) + t64(n.r).reshape(h.shape[1:]) * h
+                s = (v > t64(n.v_threshold).reshape(h.shape[1:])).double()
+                state[k] = v * (1 - s)
+                h = s
+                outs[k].append(s[0].numpy())
+    return [np.stack(outs[k], -1) for k in outs]
+
+
+def test_sinabs_cnn_maps_with_pooling_merged_and_computes_the_same_spikes():
+    """Pooling followed by a conv/linear without a neuron between them is merged into one synapse; the step
+    model of the converted network equals the NIR graph simulated directly, layer i lagging i + 1 steps
+    (one synapse delay per layer)."""
+    from snndeploy.export.onnx_export import StepNet, run_steps_torch
+
+    graph = read_graph(DATA / "cnn_sinabs.nir")
+    net = read_nir(DATA / "cnn_sinabs.nir")
+    assert [layer.op for layer in net.layers] == ["conv", "conv", "conv", "dense", "dense"]
+    assert net.layers[2].stride == (2, 2) and np.shape(net.layers[2].weight) == (8, 16, 6, 6)
+    x = (np.random.default_rng(0).random((1, 2, 34, 34, 25)) < 0.15).astype(np.float32)
+    ref = simulate_nir(graph, x[0].astype(np.float64))
+    got = [o[0].numpy() for o in run_steps_torch(StepNet(net), torch.as_tensor(x))]
+    assert all(r.sum() > 0 for r in ref)
+    for i, (r, g) in enumerate(zip(ref, got, strict=True)):
+        assert np.array_equal(g[..., i + 1:], r[..., :-(i + 1)]), i
+
+
+@pytest.mark.slow
+def test_sinabs_cnn_runs_in_lava_floating_pt(no_lava_leftovers):
+    """The same graph on Lava processes (netx can run neither its pooling nor floating_pt); slow: Lava's CPU
+    convolution takes about 2 s per step here."""
+    from snndeploy.export.lava_net import simulate_lava
+
+    graph = read_graph(DATA / "cnn_sinabs.nir")
+    x = (np.random.default_rng(1).random((2, 34, 34, 12)) < 0.15).astype(np.float64)
+    ref = simulate_nir(graph, x)
+    run = simulate_lava(read_nir(DATA / "cnn_sinabs.nir"), x, mode="floating_pt")
+    for i, (r, s) in enumerate(zip(ref, run.spikes, strict=True)):
+        assert np.array_equal(s[..., i + 1:], r[..., :-(i + 1)]), i
+
+
+def test_snntorch_braille_needs_dt_and_names_the_synaptic_bias():
+    with pytest.raises(UserError, match="pass dt"):
+        read_nir(DATA / "braille_noDelay_bias_zero.nir")
+    with pytest.raises(UserError, match="fc1.*synaptic bias"):
+        read_nir(DATA / "braille_noDelay_bias_zero.nir", dt=1e-4)
+
+
+def test_norse_lif_graph_maps_to_one_dense_layer():
+    net = read_nir(DATA / "lif_norse.nir", dt=1e-4)
+    graph = read_graph(DATA / "lif_norse.nir")
+    lif = graph.nodes["1"]
+    layer = net.layers[0]
+    assert layer.op == "dense" and layer.out_shape == (1,)
+    assert int(layer.neuron.i_decay) == 4096
+    assert int(layer.neuron.v_decay) == int(np.round(1e-4 / float(np.ravel(lif.tau)[0]) * 4096))
+    gain = float(np.ravel(lif.r)[0]) * 1e-4 / float(np.ravel(lif.tau)[0])
+    assert np.allclose(layer.weight, np.asarray(graph.nodes["0"].weight) * gain)
