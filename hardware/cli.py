@@ -29,24 +29,16 @@ def estimate(model: str, targets: tuple[str, ...], budget: str | None, system: s
     Exit code 0: fits every target's budget; 1: does not fit at least one; 2: bad input.
     """
     from snndeploy.errors import UserError
-    from snndeploy.hardware.activity import read_activity
-    from snndeploy.hardware.budget import parse_budget
+    from snndeploy.hardware import estimate_model
     from snndeploy.hardware.estimate import NO_FIT
-    from snndeploy.hardware.estimate import estimate as run_estimate
-    from snndeploy.hardware.load import load_layers
-    from snndeploy.hardware.profile import load_profile
     from snndeploy.hardware.report import plot, render
 
     if plot_path and Path(plot_path).exists() and not force:
         raise UserError("exists; pass --force to overwrite it", plot_path)
     if budget and system:
         raise UserError("give either --budget or --system, not both")
-    profiles = [load_profile(t) for t in targets]
-    user_budget = parse_budget(budget) if budget else None
-    recorded = read_activity(activity) if activity else None
-    layers = load_layers(model)
-    result = run_estimate(layers, profiles, user_budget, recorded, system, model=Path(model).name)
-    verdicts = [t.verdict for t in result.pop("_targets")]
+    result = estimate_model(model, targets, budget, activity, system)
+    verdicts = [t["verdict"] for t in result["targets"]]
     if plot_path:
         result["plot"] = str(plot(result, plot_path, force=force))
     emit(result, as_json, render)
