@@ -10,7 +10,7 @@ import click
 from snndeploy.cli_support import emit, json_option
 from snndeploy.errors import UserError
 
-METHOD_NAMES = ("criticality", "magnitude", "gmp", "imp", "random", "slimming", "l1filter")
+METHOD_NAMES = ("criticality", "magnitude", "gmp", "imp", "random", "slimming", "l1filter", "sca")
 OUTPUTS = ("prune_report.json", "prune_report.png", "model.pt", "spec.yaml")
 METHOD_NAMES += ("pq", "fixed", "set", "rigl")  # sparse from scratch: snndeploy.prune.pq and .dst
 SCOPE_NAMES = ("neuron", "layer", "global")
@@ -39,8 +39,10 @@ def _human(result: dict) -> str:
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--method", "method_name", type=click.Choice(METHOD_NAMES), required=True, help="Pruning method.")
-@click.option("--sparsity", type=float, required=True,
+@click.option("--sparsity", type=float,
               help="Target sparsity: fraction of weights (unstructured) or channels (--structured) removed.")
+@click.option("--keep-channels", type=float,
+              help="Fraction of channels/neurons to keep: the same as --structured --sparsity 1-F.")
 @click.option("--structured", is_flag=True, help="Prune whole channels/neurons and shrink the model physically.")
 @click.option("--data", "dataset", required=True, help="Dataset for fine-tuning and evaluation (e.g. mnist, nmnist).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
@@ -56,13 +58,22 @@ def _human(result: dict) -> str:
 @click.option("--test-subset", type=int, help="Use only this many test samples.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
-def prune(model: str, method_name: str, sparsity: float, structured: bool, dataset: str, out_dir: str,
-          config_path: str | None, resume: bool, force: bool, batch_size: int, subset: int | None,
-          test_subset: int | None, no_progress: bool, as_json: bool) -> None:
+def prune(model: str, method_name: str, sparsity: float | None, keep_channels: float | None, structured: bool,
+          dataset: str, out_dir: str, config_path: str | None, resume: bool, force: bool, batch_size: int,
+          subset: int | None, test_subset: int | None, no_progress: bool, as_json: bool) -> None:
     """Prune MODEL (spec YAML, training checkpoint or netx HDF5) to --sparsity with --method, fine-tuning on --data."""
     import snndeploy.prune.pq  # noqa: F401  (registers --method pq, fixed, set, rigl)
+    from snndeploy.prune import sca  # noqa: F401  (registers --method sca)
     from snndeploy.prune.methods import get_method
 
+    if keep_channels is not None:
+        if sparsity is not None:
+            raise UserError("give --sparsity or --keep-channels, not both")
+        if not 0.0 < keep_channels <= 1.0:
+            raise UserError(f"--keep-channels must be in (0, 1], got {keep_channels}")
+        sparsity, structured = 1.0 - keep_channels, True
+    if sparsity is None:
+        raise UserError("--sparsity (or --keep-channels) is required")
     method = get_method(method_name)
     if method.structured is True and not structured:
         structured = True  # slimming and L1-filter pruning remove channels by definition
