@@ -165,3 +165,16 @@ def test_tinynet_conv_bias_and_input_layer_match_netx():
     for i, (a, b) in enumerate(zip(ours, lava, strict=True)):
         assert b.sum() > 0, f"layer {i} is silent"
         assert np.abs(a[..., 1:] - b[..., :-1]).sum() == 0, f"tinynet layer {i} differs"
+
+
+def test_load_model_reads_nir_through_snndeploy_export(tmp_path: Path):
+    """A .nir written by snndeploy.export loads back (lazily, through load_model) with the same behaviour."""
+    from snndeploy.export.nir_io import write_nir
+    from snndeploy.export.slayer_io import from_slayer
+
+    original = import_netx(FIXTURES / "oxford" / "network.net")
+    write_nir(from_slayer(original), tmp_path / "oxford.nir")
+    loaded = load_model(tmp_path / "oxford.nir")
+    spikes = _oxford_spikes(200)
+    for a, b in zip(_slayer_layer_spikes(original, spikes), _slayer_layer_spikes(loaded, spikes), strict=True):
+        assert np.array_equal(a, b)

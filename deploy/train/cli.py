@@ -82,8 +82,9 @@ def _human(result: dict[str, Any]) -> str:
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
               help="Share of the training data held out for validation (0: none).")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
-@click.option("--loss", type=click.Choice(["spike_rate", "spike_max", "cross_entropy"]), default="spike_rate",
-              show_default=True, help="SLAYER SpikeRate / SpikeMax, or cross entropy on the mean output.")
+@click.option("--loss", type=click.Choice(["auto", "spike_rate", "spike_max", "cross_entropy"]), default="auto",
+              show_default=True, help="SLAYER SpikeRate / SpikeMax, or cross entropy on the mean output; auto: "
+                                      "spike_rate, or cross_entropy for an affine (voltage) readout.")
 @click.option("--true-rate", type=float, default=0.2, show_default=True, help="SpikeRate target, correct class.")
 @click.option("--false-rate", type=float, default=0.03, show_default=True, help="SpikeRate target, other classes.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
@@ -113,7 +114,7 @@ def train(spec: Path, epochs: int, out: Path, data_name: str, encoding: str, max
 def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding: str = "rate",
                  max_rate: float = 1.0, test_subset: int | None = None, batch_size: int = 32, seed: int = 0,
                  threads: int = 2, device: str = "auto", subset: int | None = None, val_fraction: float = 0.1,
-                 lr: float = 1e-3, loss: str = "spike_rate", true_rate: float = 0.2, false_rate: float = 0.03,
+                 lr: float = 1e-3, loss: str = "auto", true_rate: float = 0.2, false_rate: float = 0.03,
                  resume: bool = False, force: bool = False, test: bool = True, progress: bool = True,
                  log=print, callbacks=()) -> dict[str, Any] | None:
     """The ``train`` command as a function (returns the summary on rank 0, None on other DDP ranks)."""
@@ -126,11 +127,13 @@ def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding
     out = Path(out)
     if distributed.is_main():
         _check_out(out, resume, force)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, true_rate=true_rate,
-                         false_rate=false_rate, seed=seed, threads=threads, device=device)
     _prepare_threads(threads, seed)
     model = load_model(spec)
     net_spec = model.spec
+    if loss == "auto":
+        loss = "cross_entropy" if net_spec.blocks[-1].kind == "affine" else "spike_rate"
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, true_rate=true_rate,
+                         false_rate=false_rate, seed=seed, threads=threads, device=device)
     splits = make_splits(data_name, time_steps=net_spec.time_steps, encoding=encoding, seed=seed,
                          val_fraction=val_fraction, subset=subset, test_subset=test_subset,
                          input_shape=net_spec.input_shape, max_rate=max_rate)
