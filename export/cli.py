@@ -160,20 +160,30 @@ def _human_export(result: dict) -> str:
 @click.option("--out", type=click.Path(), required=True, help="Output file (a folder for --to lava).")
 @click.option("--verify", "do_verify", is_flag=True, help="Run torch and Lava on inputs and compare spike for spike.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--quantize", "do_quantize", is_flag=True,
+              help="Scale and round float weights onto Loihi's 8-bit grid, layer by layer (other tools' graphs).")
 @_verify_options
 @json_option
-def export(model: str, target: str, out: str, do_verify: bool, force: bool, as_json: bool, **opts: Any) -> None:
+def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_quantize: bool, as_json: bool,
+           **opts: Any) -> None:
     """Export MODEL (spec, checkpoint, netx HDF5 or NIR) to NIR, a Lava network, netx HDF5 or ONNX."""
     out_path = Path(out)
     if out_path.exists() and not force:
         raise UserError("exists; pass --force to overwrite it", out_path)
     start = time.perf_counter()
     torch_model, net = load_source(model, need_model=do_verify, dt=opts["dt"])
+    if do_quantize:
+        from snndeploy.export.quantize import quantize_net
+
+        net, rows = quantize_net(net)
+        opts["quantize_report"] = rows
     extra = _write(net, target, out_path, force, opts["sparse_below"])
     from snndeploy.export.ir import summary
 
     result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path),
                               "seconds": time.perf_counter() - start, "layers": summary(net), **extra}
+    if do_quantize:
+        result["quantize"] = opts.pop("quantize_report")
     agree = True
     if do_verify:
         from snndeploy.export.verify import describe

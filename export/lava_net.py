@@ -229,18 +229,27 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
         if prev_delay is not None and np.any(np.asarray(prev_delay)):
             delays = np.broadcast_to(np.asarray(prev_delay, dtype=np.int64).reshape(1, -1),
                                      (layer.size, int(np.prod(layer.in_shape))))
-        synapse, kind = _synapse(layer, mode, sparse_below, delays)
+        try:
+            synapse, kind = _synapse(layer, mode, sparse_below, delays)
+        except ValueError as exc:  # weights off the Loihi grid or beyond 8 bits
+            raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
         if len(port_shape) > 1 and (layer.flatten or layer.op == "dense"):
             port.transpose([2, 1, 0]).flatten().connect(synapse.s_in)  # XYC -> CHW order, then flat
         else:
             port.connect(synapse.s_in)
-        neuron = _neuron(layer, mode)
+        try:
+            neuron = _neuron(layer, mode)
+        except ValueError as exc:
+            raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
         synapse.a_out.connect(neuron.a_in)
         recurrent = None
         if layer.recurrent is not None:
             rec_w = np.asarray(layer.recurrent, dtype=np.float64)
-            recurrent, _ = _dense(rec_w, mode, np.count_nonzero(rec_w) / rec_w.size < sparse_below,
-                                  f"{layer.name} recurrent weights")
+            try:
+                recurrent, _ = _dense(rec_w, mode, np.count_nonzero(rec_w) / rec_w.size < sparse_below,
+                                      f"{layer.name} recurrent weights")
+            except ValueError as exc:
+                raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
             neuron.s_out.connect(recurrent.s_in)
             recurrent.a_out.connect(neuron.a_in)
         sink = None

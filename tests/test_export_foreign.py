@@ -101,3 +101,33 @@ def test_norse_lif_graph_maps_to_one_dense_layer():
     assert int(layer.neuron.v_decay) == int(np.round(1e-4 / float(np.ravel(lif.tau)[0]) * 4096))
     gain = float(np.ravel(lif.r)[0]) * 1e-4 / float(np.ravel(lif.tau)[0])
     assert np.allclose(layer.weight, np.asarray(graph.nodes["0"].weight) * gain)
+
+
+def test_quantize_puts_a_float_graph_on_the_loihi_grid(no_lava_leftovers):
+    """A float NIR graph (random Affine + CubaLIF) quantized layer by layer runs in Lava fixed_pt with nearly the
+    float network's activity; quantized SLAYER layers are left untouched."""
+    from snndeploy.export.lava_net import simulate_lava
+    from snndeploy.export.nir_io import from_nir
+    from snndeploy.export.quantize import quantize_net
+
+    rng = np.random.default_rng(4)
+    n_in, n_hid = 40, 30
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": np.array([n_in])}),
+               "fc": nir.Linear(weight=rng.normal(0.15, 0.3, size=(n_hid, n_in))),
+               "lif": nir.CubaLIF(tau_syn=np.full(n_hid, 2e-3), tau_mem=np.full(n_hid, 1e-2),
+                                  r=np.full(n_hid, 1e-2 / 1e-3), v_leak=np.zeros(n_hid),
+                                  v_threshold=np.full(n_hid, 1.3), w_in=np.full(n_hid, 2e-3 / 1e-3)),
+               "output": nir.Output(output_type={"output": np.array([n_hid])})},
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    net = from_nir(graph, dt=1e-3)
+    with pytest.raises(UserError, match="Loihi grid"):
+        simulate_lava(net, np.zeros((n_in, 2)))
+    quantized, report = quantize_net(net)
+    assert report[0]["changed"] and report[0]["max_weight_error"] < 0.01
+    x = (rng.random((n_in, 200)) < 0.2).astype(np.float64)
+    fixed = simulate_lava(quantized, x).spikes[0].sum()
+    floating = simulate_lava(net, x, mode="floating_pt").spikes[0].sum()
+    assert floating > 50 and abs(fixed - floating) / floating < 0.1
+    again, report2 = quantize_net(quantized)
+    assert not report2[0]["changed"] and np.array_equal(again.layers[0].weight, quantized.layers[0].weight)
