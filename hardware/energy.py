@@ -104,5 +104,6 @@ def energy_latency(profile: Profile, placements: tuple[Placement, ...], metrics:
     else:
         out["energy_uj"] = out["dynamic_uj"]
         if static is None or not static.known:
-            out["unknown"].append("static power not published: energy is the dynamic part only")
+            why = f" ({static.note})" if static is not None and static.note else ""
+            out["unknown"].append(f"static power not published{why}: energy is the dynamic part only")
     return out

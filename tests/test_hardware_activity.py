@@ -67,3 +67,33 @@ def test_recurrent_layer_synapses_and_synops_are_counted():
                                    "layers": [{"neurons": 3, "spikes": 4, "spikes_per_neuron": [4, 0, 0]}]})
     # input: 1 spike x 2 targets + 2 spikes x 2 targets; recurrent: 4 spikes of neuron 0 x 1 target
     assert workload_metrics((layer,), activity)["synops_effective"] == 6 + 4
+
+
+def test_energy_and_latency_ranges_by_hand():
+    from snndeploy.hardware.estimate import estimate_target
+    from snndeploy.hardware.profile import load_profile
+
+    one = np.ones(3)
+    w = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    nodes = {"input": nir.Input({"input": np.array([2])}), "w": nir.Linear(w),
+             "n": nir.CubaLIF(tau_syn=one, tau_mem=one, r=one, v_leak=0 * one, v_threshold=one),
+             "output": nir.Output({"output": np.array([3])})}
+    layers = layers_from_nir(nir.NIRGraph(nodes, [("input", "w"), ("w", "n"), ("n", "output")], type_check=False))
+    activity = activity_from_dict({"schema": SCHEMA, "samples": 1, "time_steps": 10,
+                                   "input": {"neurons": 2, "spikes": 5, "spikes_per_neuron": [2, 3]},
+                                   "layers": [{"neurons": 3, "spikes": 4}]})
+    profile = load_profile("loihi1")
+    est = estimate_target(layers, profile, activity=activity)
+    synops, updates, spikes = 2 * 2 + 3 * 2, 3 * 10, 4  # input spikes x non-zero fan-out; 3 neurons x 10 steps
+    e_syn, e_neu, e_spk = (profile.value(f"energy_pj.{k}") for k in ("synaptic_op", "neuron_update", "spike_out"))
+    t_syn, t_neu, t_bar = (profile.value(f"timing_ns.{k}") for k in ("synaptic_op", "neuron_update", "barrier"))
+    p_static = profile.value("power_w.static_per_chip")
+    for end in (0, 1):
+        dynamic_pj = synops * e_syn[end] + updates * e_neu[end] + spikes * e_spk[end]
+        step_ns = synops / 10 * t_syn[end] + 3 * t_neu[end] + t_bar[end]  # one core holds the layer
+        latency_ms = 10 * step_ns * 1e-6
+        assert est.energy["latency_ms"][end] == pytest.approx(latency_ms)
+        assert est.energy["energy_uj"][end] == pytest.approx(dynamic_pj * 1e-6 + p_static * latency_ms * 1e3)
+    assert est.energy["note"].startswith("estimates")
+    unknown = estimate_target(layers, load_profile("speck"), activity=activity).energy
+    assert unknown["energy_uj"] is None and any("not published" in u for u in unknown["unknown"])
