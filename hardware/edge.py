@@ -58,7 +58,9 @@ def speck(layers: tuple[Layer, ...], profile: Profile) -> list[Placement]:
     kmem_cap = [int(v) for v in profile.value("core.kernel_memory")]
     nmem_cap = [int(v) for v in profile.value("core.neuron_memory")]
     basis = f"DYNAP-CNN memories per core, bipartite layer-to-core matching [{profile.cite('core.kernel_memory')}]"
-    needs = [speck_memory(lay) if lay.op != "pool" else None for lay in layers]
+    # sum pooling rides on the previous core; a leading input layer is the chip's input stage (DVS / events in)
+    needs = [None if lay.op == "pool" or (i == 0 and lay.op == "input") else speck_memory(lay)
+             for i, lay in enumerate(layers)]
     rows = [i for i, need in enumerate(needs) if need is not None]
     fits = np.array([[needs[i][0] <= k and needs[i][1] <= n for k, n in zip(kmem_cap, nmem_cap, strict=True)]
                      for i in rows], dtype=bool).reshape(len(rows), len(kmem_cap))
@@ -66,7 +68,8 @@ def speck(layers: tuple[Layer, ...], profile: Profile) -> list[Placement]:
     out = []
     for layer, need in zip(layers, needs, strict=True):
         if need is None:
-            out.append(Placement(layer.name, 0, 0, 0, "none", True, "sum pooling runs inside the previous core"))
+            where = "sum pooling runs inside the previous core" if layer.op == "pool" else "chip input stage"
+            out.append(Placement(layer.name, 0, 0, 0, "none", True, where))
             continue
         r = rows.index(layers.index(layer))
         core = int(match[r]) if len(match) else -1

@@ -126,6 +126,20 @@ def _dense(name: str, weight, in_shape: tuple[int, ...], neuron: str) -> Layer:
                  nonzero / max(n_in, 1), weight_bits(weight), in_fanout=col_nz.astype(np.int64))
 
 
+def _conv_fanout_max(mask: np.ndarray, groups: int, stride: tuple[int, int], dil: tuple[int, int]) -> int:
+    """Targets of the most-connected interior input neuron: with stride s, an input position is reached only
+    by the taps whose offset has its residue modulo s, so take the best residue class per input channel."""
+    c_out, c_in_g, kh, kw = mask.shape
+    grouped = mask.reshape(groups, c_out // groups, c_in_g, kh, kw).sum(axis=1)  # (groups, c_in/g, kh, kw)
+    rows, cols = (np.arange(kh) * dil[0]) % stride[0], (np.arange(kw) * dil[1]) % stride[1]
+    best = 0
+    for ry in np.unique(rows):
+        for rx in np.unique(cols):
+            taps = grouped[:, :, rows == ry][:, :, :, cols == rx]
+            best = max(best, int(taps.sum(axis=(2, 3)).max(initial=0)))
+    return best
+
+
 def _conv(name: str, node, in_shape: tuple[int, ...], neuron: str) -> Layer:
     w = np.asarray(node.weight)
     if w.ndim != 4 or len(in_shape) != 3:
@@ -146,9 +160,7 @@ def _conv(name: str, node, in_shape: tuple[int, ...], neuron: str) -> Layer:
     synapses = int(c_out * c_in_g * positions.sum())
     n_out, n_in = c_out * h_out * w_out, int(np.prod(in_shape))
     per_out = mask.sum(axis=(1, 2, 3))  # interior neurons of each output channel
-    per_in = mask.sum(axis=(2, 3))  # (c_out, c_in/g): taps from one input channel into each output channel
-    # An interior input neuron reaches every non-zero tap of its group's output channels (stride 1 bound).
-    fanout_max = int(per_in.reshape(groups, c_out // groups, c_in_g).sum(axis=1).max(initial=0))
+    fanout_max = _conv_fanout_max(mask, groups, stride, dil)
     return Layer(name, "conv", in_shape, (c_out, h_out, w_out), neuron, synapses, nonzero, int(w.size),
                  int(mask.sum()), int(per_out.max(initial=0)), nonzero / max(n_out, 1), fanout_max,
                  nonzero / max(n_in, 1), weight_bits(w), (kh, kw), stride, groups)

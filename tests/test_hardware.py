@@ -248,3 +248,16 @@ def test_other_targets_report_limits_and_unknowns(mnist_layers, oxford_layers):
     assert spinn.cores is None and spinn.verdict == "unknown"
     truenorth = estimate_target(mnist_layers, load_profile("truenorth"))
     assert [p.cores for p in truenorth.placements] == [4, 1, 1]  # ceil(128/256) x ceil(784/256) crossbars
+
+
+def test_conv_fanout_respects_stride_and_speck_memory_by_hand():
+    from snndeploy.hardware.edge import speck_memory
+
+    w = np.ones((5, 2, 3, 3))
+    strided = layers_from_nir(chain((2, 13, 13), [("c", conv(w, stride=2)), ("n", lif((5, 6, 6)))]))[0]
+    # an interior input pixel is reached by 2 x 2 of the 3 x 3 taps (offsets 0 and 2 share residue 0) per output channel
+    assert strided.in_fanout_max == 5 * 4
+    dense = layers_from_nir(chain((2, 8, 8), [("c", conv(w)), ("n", lif((5, 6, 6)))]))[0]
+    assert dense.in_fanout_max == 5 * 9
+    # sinabs rule: kernel c_in * 2^(ceil log2 9 + ceil log2 5) = 2 * 16 * 8; neurons 5 * 2^3 * 2^3 (6 -> 8)
+    assert speck_memory(strided) == (256, 320)
