@@ -12,8 +12,8 @@ from snndeploy.cli_support import CommandExit, emit, json_option
 @click.command("estimate")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", "targets", multiple=True, default=("loihi2",), show_default=True,
-              help="Target name (akida, loihi1, loihi2, speck, spinnaker2, truenorth, xylo) or a profile YAML; "
-                   "repeat to compare targets side by side.")
+              help="Target name (akida, loihi1, loihi2, speck, spinnaker2, truenorth, xylo, xylo_audio3, xylo_imu) "
+                   "or a profile YAML; repeat to compare targets side by side.")
 @click.option("--budget", help="Budget to fit: a YAML file (cores, chips, neurons, synapses) or inline "
               "cores=N[,chips=M].")
 @click.option("--system", help="Fit a named system of the target instead of one chip (e.g. kapoho_point).")
@@ -26,7 +26,8 @@ def estimate(model: str, targets: tuple[str, ...], budget: str | None, system: s
              plot_path: str | None, force: bool, as_json: bool) -> None:
     """Estimate MODEL (.nir, netx .net/.h5, checkpoint .pt or spec .yaml) on one or more targets.
 
-    Exit code 0: fits every target's budget; 1: does not fit at least one; 2: bad input.
+    Exit code 0: fits every target's budget (or the fit is unknown, for targets that publish no per-core
+    capacity); 1: does not fit at least one target; 2: bad input.
     """
     from snndeploy.errors import UserError
     from snndeploy.hardware import estimate_model

@@ -37,7 +37,7 @@ REQUIRED: dict[str, dict[str, str]] = {
     "speck": {"core.kernel_memory": "list", "core.neuron_memory": "list", "core.bias_memory": "posint",
               "limits.max_channels": "posint", "limits.max_kernel": "posint", "limits.weight_bits": "posint"},
     "xylo": {"limits.input_channels": "posint", "limits.hidden_neurons": "posint", "limits.output_neurons": "posint",
-             "limits.max_fanout": "posint", "limits.weight_bits": "posint"},
+             "limits.max_fanout": "posint"},
     "spinnaker2": {"chip.cores": "posint", "core.sram_kb": "pos"},
     "akida": {"chip.cores": "posint", "limits.fc_max_inputs": "posint", "limits.fc_weight_bits_max": "posint"},
 }

@@ -12,7 +12,7 @@ from snndeploy.errors import UserError
 from snndeploy.hardware.budget import parse_budget
 from snndeploy.hardware.profile import builtin_names, load_profile, profile_from_dict
 
-SHIPPED = ("akida", "loihi1", "loihi2", "speck", "spinnaker2", "truenorth", "xylo")
+SHIPPED = ("akida", "loihi1", "loihi2", "speck", "spinnaker2", "truenorth", "xylo", "xylo_audio3", "xylo_imu")
 
 
 def raw(name: str) -> dict:
