@@ -53,7 +53,7 @@ class SCAConfig(cfglib.PruneConfig):
     epochs_per_step: int = 1  # update period in epochs (delta T)
     regrow_fraction: float = 0.3  # alpha_r: regrown channels per update = f(t) * pruned target, cosine-decayed
     regrow_gate: str = "reset"  # gate of a regrown channel: reset to 1 | restore its value before pruning
-    calib_batches: int = 10  # batches for scores when no training pass was observed (e.g. warmup_epochs 0)
+    calib_batches: int = 10  # batches for scores when no training pass was observed before an update
 
     def __post_init__(self) -> None:
         def bad(problem: str) -> UserError:

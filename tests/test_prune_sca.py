@@ -224,3 +224,32 @@ def test_config_errors_are_one_line_user_errors():
     with pytest.raises(UserError, match="unknown method config key"):
         config_from_dict(sca.SCAConfig, {"momentum": 0.9})
     assert config_from_dict(sca.SCAConfig, {"scope": "global", "epochs": 10}).scope == "global"
+
+
+def test_global_scope_ranks_on_per_layer_zscores(nmnist):
+    net = cnn(seed=3)
+    engine = PruningEngine(net, structured=True)
+    x = batch(nmnist.train)
+    labels = torch.tensor([nmnist.train[i][1] for i in range(16)])
+    sca.observe(engine, 0)
+    torch.nn.functional.cross_entropy(net(x).mean(-1), labels).backward()
+    sca.stop_observing(engine)
+    stats = sca.latest_stats(engine, 0)
+    sca.update(engine, stats, target=0.5, regrow=0.0, scope="global", min_channels=2)
+    total = sum(layer.mask.channel_mask.numel() for layer in engine.layers)
+    assert sum(int((layer.mask.channel_mask == 0).sum()) for layer in engine.layers) == round(0.5 * total)
+    z = {layer.info.index: sca.zscore(stats.activity[layer.info.index],
+                                      torch.ones(layer.mask.channel_mask.numel(), dtype=torch.bool))
+         for layer in engine.layers}
+    pruned = torch.cat([z[lay.info.index][lay.mask.channel_mask == 0] for lay in engine.layers])
+    kept = torch.cat([z[lay.info.index][lay.mask.channel_mask == 1] for lay in engine.layers])
+    protected = {(lay.info.index, int(c)) for lay in engine.layers
+                 for c in torch.topk(stats.activity[lay.info.index], 2).indices}
+    free = torch.cat([z[lay.info.index][torch.tensor([lay.mask.channel_mask[c] == 1 and (lay.info.index, c)
+                                                      not in protected for c in range(lay.mask.channel_mask.numel())])]
+                      for lay in engine.layers])
+    assert float(pruned.max()) <= float(free.min()) and kept.numel() == total - pruned.numel()
+    assert all(int(layer.mask.channel_mask.sum()) >= 2 for layer in engine.layers)
+    # regrowth in global scope brings the total back to the target by z-scored gate gradient
+    sca.update(engine, stats, target=0.25, regrow=0.0, scope="global")
+    assert sum(int((layer.mask.channel_mask == 0).sum()) for layer in engine.layers) == round(0.25 * total)
