@@ -1,0 +1,194 @@
+"""SCA against structured baselines: accuracy vs fraction of channels kept, with params, SynOps and Loihi 2 cores.
+
+Usage: .venv/bin/python benchmarks/prune_sca.py [--cases nmnist fashion] [--keep 0.5 0.3 0.2]
+       [--methods sca criticality slimming l1filter] [--epochs 3] [--dense-epochs N] [--time-steps T]
+       [--subset N] [--test-subset N] [--runs DIR] [--results DIR]
+
+Every case starts from one dense network (the example spec, trained here for ``--dense-epochs`` on the same training
+subset) and gives every method the same budget of ``--epochs`` training epochs through ``snndeploy prune``'s
+``run_prune`` (structured: the final model is physically shrunk). Each final model is exported to NIR and estimated
+on the Loihi 2 profile by :mod:`snndeploy.hardware`. Runs are kept under ``benchmarks/results/runs/prune_sca/`` and
+reused, so an interrupted benchmark continues. Writes ``benchmarks/results/prune_sca.{json,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import snndeploy  # noqa: F401  (Lava compatibility hook first)
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "benchmarks" / "results" / "runs" / "prune_sca"
+CASES = {  # spec, dataset, training / test samples, dense epochs, time steps (None: the spec's); bounded for the
+    # shared 2-core machine: N-MNIST runs at T = 10 instead of the spec's 30 (300 ms binned into 10 frames)
+    "nmnist": ("examples/nmnist_cnn.yaml", "nmnist-small", 200, 100, 6, 10),
+    "fashion": ("examples/fashion_cnn.yaml", "fashion-mnist", 400, 200, 4, None),
+}
+
+
+def method_config(name: str, epochs: int):
+    """Each method's own defaults, with the training budget set to ``epochs`` epochs in total."""
+    from snndeploy.prune import config as cfglib
+    from snndeploy.prune.sca import SCAConfig
+
+    common = {"eval_each_step": False, "seed": 0}
+    if name == "sca":
+        return SCAConfig(epochs=epochs, warmup_epochs=0, **common)
+    if name == "criticality":
+        return cfglib.CriticalityConfig(steps=epochs, epochs_per_step=1, calib_batches=2, **common)
+    if name == "slimming":
+        return cfglib.SlimmingConfig(sparsity_epochs=1, epochs_per_step=epochs - 1, **common)
+    if name == "l1filter":
+        return cfglib.L1FilterConfig(epochs_per_step=epochs, **common)
+    raise ValueError(name)
+
+
+def dense_model(case: str, args) -> tuple[Path, dict]:
+    """Train (or reuse) the dense starting point of a case; returns its checkpoint and test accuracy."""
+    from snndeploy.data.datasets import make_splits
+    from snndeploy.models.build import build_model
+    from snndeploy.models.spec import load_spec
+    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
+    from snndeploy.train.loop import TrainConfig, Trainer, evaluate
+
+    spec_path, data, subset, test_subset, dense_epochs, steps = CASES[case]
+    out = args.runs / case
+    path = out / "dense.pt"
+    info_path = out / "dense.json"
+    if path.is_file() and info_path.is_file():
+        return path, json.loads(info_path.read_text())
+    spec = load_spec(ROOT / spec_path)
+    spec = dataclasses.replace(spec, time_steps=args.time_steps or steps or spec.time_steps)
+    torch.manual_seed(0)
+    net = build_model(spec)
+    splits = make_splits(data, time_steps=spec.time_steps, seed=0, subset=args.subset or subset,
+                         test_subset=args.test_subset or test_subset, input_shape=tuple(spec.input_shape))
+    epochs = args.dense_epochs or dense_epochs
+    config = TrainConfig(epochs=epochs, batch_size=args.batch_size, threads=1, device="cpu", seed=0)
+    start = time.perf_counter()
+    Trainer(net, config, log=print, progress=False).fit(splits.train)
+    info = {"epochs": epochs, "train_seconds": round(time.perf_counter() - start, 1),
+            "accuracy": evaluate(net, splits.test, config=config, device="cpu")["accuracy"],
+            "time_steps": spec.time_steps}
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, make_checkpoint(net, epoch=epochs))
+    info_path.write_text(json.dumps(info, indent=2))
+    return path, info
+
+
+def loihi2_cores(model_path: Path) -> int | None:
+    from snndeploy.hardware.estimate import estimate_target
+    from snndeploy.hardware.load import load_layers
+    from snndeploy.hardware.profile import load_profile
+
+    return estimate_target(load_layers(model_path), load_profile("loihi2")).cores
+
+
+def run_one(case: str, method_name: str, keep: float, dense: Path, args) -> dict:
+    from snndeploy.models.load import load_model
+    from snndeploy.prune import sca  # noqa: F401  (registers the method)
+    from snndeploy.prune.cli import run_prune
+    from snndeploy.prune.methods import get_method
+
+    out = args.runs / case / f"{method_name}_keep{int(round(100 * keep))}"
+    report_path = out / "prune_report.json"
+    if not report_path.is_file():
+        method = get_method(method_name)
+        config = method_config(method_name, args.epochs)
+        run_prune(load_model(dense), method, config, 1.0 - keep, True, CASES[case][1], out, source=str(dense),
+                  resume=(out / "prune_state.pt").is_file(), batch_size=args.batch_size,
+                  subset=args.subset or CASES[case][2], test_subset=args.test_subset or CASES[case][3], progress=False,
+                  quiet=True)
+    report = json.loads(report_path.read_text())
+    return {"case": case, "method": method_name, "keep": keep, "accuracy_before": report["accuracy_before"],
+            "accuracy": report["accuracy_after"], "channels": report["sparsity"]["channels"],
+            "params": report["model"]["weights"], "synops": report["synops_per_sample"]["total"],
+            "loihi2_cores": loihi2_cores(out / "model.pt"), "wall_s": report["cost"]["wall_s"],
+            "widths": [b["out"] for b in report["spec"]["blocks"] if b["kind"] in ("conv", "dense")]}
+
+
+def dense_row(case: str, dense: Path, info: dict, args) -> dict:
+    from snndeploy.data.datasets import make_splits
+    from snndeploy.models.load import load_model
+    from snndeploy.prune.cost import model_stats, synops_per_sample
+
+    net = load_model(dense)
+    splits = make_splits(CASES[case][1], time_steps=net.spec.time_steps, seed=0, subset=args.subset or CASES[case][2],
+                         test_subset=args.test_subset or CASES[case][3], input_shape=tuple(net.spec.input_shape))
+    loader = torch.utils.data.DataLoader(splits.test, batch_size=args.batch_size)
+    return {"case": case, "method": "dense", "keep": 1.0, "accuracy_before": info["accuracy"],
+            "accuracy": info["accuracy"], "channels": 0.0, "params": model_stats(net)["weights"],
+            "synops": synops_per_sample(net, [x for x, _ in loader])["total"], "loihi2_cores": loihi2_cores(dense),
+            "wall_s": info["train_seconds"], "widths": [b.out for b in net.spec.blocks if b.kind in ("conv", "dense")]}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = sorted({r["case"] for r in rows})
+    fig, axes = plt.subplots(1, len(cases), figsize=(5.5 * len(cases), 4), squeeze=False)
+    for ax, case in zip(axes[0], cases, strict=True):
+        dense = next((r for r in rows if r["case"] == case and r["method"] == "dense"), None)
+        for method in sorted({r["method"] for r in rows if r["case"] == case and r["method"] != "dense"}):
+            pts = sorted((r["keep"], r["accuracy"]) for r in rows if r["case"] == case and r["method"] == method)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=method)
+        if dense:
+            ax.axhline(dense["accuracy"], color="k", ls="--", lw=1, label="dense")
+        ax.set_xlabel("fraction of channels kept")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(case)
+        ax.invert_xaxis()
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--keep", nargs="+", type=float, default=[0.5, 0.3, 0.2])
+    parser.add_argument("--methods", nargs="+", default=["sca", "criticality", "slimming", "l1filter"])
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs per pruning run (every method)")
+    parser.add_argument("--dense-epochs", type=int, default=None)
+    parser.add_argument("--time-steps", type=int, default=None)
+    parser.add_argument("--subset", type=int, default=None, help="training samples (default: per case)")
+    parser.add_argument("--test-subset", type=int, default=None, help="test samples (default: per case)")
+    parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--runs", type=Path, default=RUNS, help="folder of the (reused) runs")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for case in args.cases:
+        dense, info = dense_model(case, args)
+        rows.append(dense_row(case, dense, info, args))
+        for keep in args.keep:
+            for method in args.methods:
+                rows.append(run_one(case, method, keep, dense, args))
+                r = rows[-1]
+                print(f"{case} {method} keep {keep}: acc {r['accuracy']:.3f} params {r['params']} "
+                      f"synops {r['synops']:.0f} cores {r['loihi2_cores']} widths {r['widths']}", flush=True)
+    results = args.results
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    (results / "prune_sca.json").write_text(json.dumps({"options": options, "rows": rows}, indent=2) + "\n")
+    plot(rows, results / "prune_sca.png")
+    print("| case | method | channels kept | accuracy | params | SynOps/sample | Loihi 2 cores | widths |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['method']} | {100 * r['keep']:.0f} % | {100 * r['accuracy']:.1f} % | {r['params']} "
+              f"| {r['synops']:.0f} | {r['loihi2_cores']} | {'-'.join(map(str, r['widths']))} |")
+
+
+if __name__ == "__main__":
+    main()
