@@ -521,13 +521,14 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
 def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: tuple[int, ...] = (),
                  record: tuple[int, ...] = (), timeout_s: float | None = 600.0,
                  chunk_steps: int = DEFAULT_CHUNK_STEPS, sparse_below: float | None = None, progress: bool = False,
-                 on_chunk: Callable[[int], None] | None = None) -> SimResult:
+                 on_sample: Callable[[int], None] | None = None) -> SimResult:
     """Run ``inputs`` ``(N, *net.input_shape, T)`` through ``net`` on Lava's CPU backend, sample by sample.
 
     ``probe``: layer indices whose spikes, current ``u`` and voltage ``v`` are kept per sample (``u``/``v`` cost
     one Var read per step); ``record``: layers whose spikes alone are kept (``result.layer_spikes``). A voltage
-    read-out output layer is probed automatically. ``on_chunk(samples_done)`` is called after each chunk (whose
-    run is already stopped). Every run is stopped on success, error, timeout and Ctrl-C (``snndeploy.lava_runner``).
+    read-out output layer is probed automatically. ``on_sample(samples_done)`` is called after each sample, while
+    the run is paused (an exception there stops the run like any other). Every run is stopped on success, error,
+    timeout and Ctrl-C (``snndeploy.lava_runner``).
     """
     from tqdm import tqdm
 
@@ -551,20 +552,26 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     kept: dict[int, list[np.ndarray]] = {i: [] for i in keep}
     probed: dict[int, dict[str, list[np.ndarray]]] = {i: {"u": [], "v": []} for i in uv_probes}
     bar = tqdm(total=samples, desc=f"simulate {net.name}", unit="sample", disable=not progress, leave=False)
+    done = [0]
+
+    def advance(count: int) -> None:
+        bar.update(count)
+        done[0] += count
+        if on_sample is not None:
+            on_sample(done[0])
+
     try:
         for start in range(0, samples, per_chunk):
             x = inputs[start:start + per_chunk]
             rasters, counts, chunk_probes = _run_chunk(
                 net, x, mode, keep, uv_probes, timing, timeout_s,
-                DEFAULT_SPARSE_BELOW if sparse_below is None else sparse_below, bar.update)
+                DEFAULT_SPARSE_BELOW if sparse_below is None else sparse_below, advance)
             counter.add(x.sum(axis=(0, -1), dtype=np.int64), counts, x.shape[0] * steps)
             for i in keep:
                 kept[i].append(_split(rasters[i].astype(np.uint8), x.shape[0], steps, i))
             for i, values in chunk_probes.items():
                 probed[i]["u"].append(values["u"])
                 probed[i]["v"].append(values["v"])
-            if on_chunk is not None:
-                on_chunk(start + x.shape[0])
     finally:
         bar.close()
     layer_spikes = {i: np.concatenate(parts, axis=0) for i, parts in kept.items()}
