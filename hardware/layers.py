@@ -98,13 +98,23 @@ def _conv_padding(padding, kernel: tuple[int, int], dilation: tuple[int, int]) -
     return _pair(padding, "padding")
 
 
+def _column_counts(csr) -> np.ndarray:
+    """Entries per column of a CSR matrix: a ones-row times its structure (scipy's C++ scatter-add, about twice
+    as fast as ``np.bincount``, which first widens the int32 indices)."""
+    import scipy.sparse as sp
+
+    dtype = np.float32 if csr.shape[0] < 2**24 else np.float64  # exact integer counts
+    structure = sp.csr_matrix((np.ones(csr.nnz, dtype=dtype), csr.indices, csr.indptr), shape=csr.shape)
+    return np.rint(np.ones(csr.shape[0], dtype=dtype) @ structure).astype(np.int64)
+
+
 def _dense(name: str, weight, in_shape: tuple[int, ...], neuron: str) -> Layer:
     if hasattr(weight, "tocsr"):
         csr = weight.tocsr()
         n_out, n_in = csr.shape
         stored = csr.data != 0
         if stored.all():  # the usual case: no explicit zeros, so the structure alone gives the counts
-            row_nz, col_nz = np.diff(csr.indptr), np.bincount(csr.indices, minlength=n_in)
+            row_nz, col_nz = np.diff(csr.indptr), _column_counts(csr)
         else:
             rows = np.repeat(np.arange(n_out), np.diff(csr.indptr))
             row_nz = np.bincount(rows[stored], minlength=n_out)
