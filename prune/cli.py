@@ -13,11 +13,16 @@ from snndeploy.errors import UserError
 METHOD_NAMES = ("criticality", "magnitude", "gmp", "imp", "random", "slimming", "l1filter", "sca")
 OUTPUTS = ("prune_report.json", "prune_report.png", "model.pt", "spec.yaml")
 METHOD_NAMES += ("pq", "fixed", "set", "rigl")  # sparse from scratch: snndeploy.prune.pq and .dst
+METHOD_NAMES += ("gradr", "deepr", "soft_deepr")  # learned connectivity: snndeploy.prune.gradr and .deepr
 SCOPE_NAMES = ("neuron", "layer", "global")
 
 
 def _remember_scope(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     ctx.meta["prune.scope"] = value
+
+
+def _remember_alpha(ctx: click.Context, _param: click.Parameter, value: float | None) -> None:
+    ctx.meta["prune.alpha"] = value
 
 
 def _human(result: dict) -> str:
@@ -30,6 +35,10 @@ def _human(result: dict) -> str:
              f"  SynOps/sample  {r['synops_per_sample']['total']:.0f}",
              f"  cost           {r['cost']['epochs']} epochs, {r['cost']['optimizer_steps']} optimizer steps, "
              f"{r['cost']['wall_s']:.1f} s"]
+    last = r["history"][-1] if r["history"] else {}
+    if "connectivity_quantized" in last:  # rewiring methods
+        lines.append(f"  connectivity   {last['connectivity']:.4f} ({last['connectivity_quantized']:.4f} "
+                     "after 8-bit quantisation)")
     for layer in r["sparsity"]["per_layer"]:
         lines.append(f"    {layer['layer']:<10} {layer['kind']:<6} sparsity {layer['sparsity']:.4f}  "
                      f"channels {layer['live_channels']}/{layer['channels']}")
@@ -39,7 +48,7 @@ def _human(result: dict) -> str:
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--method", "method_name", type=click.Choice(METHOD_NAMES), required=True, help="Pruning method.")
-@click.option("--sparsity", type=float,
+@click.option("--sparsity", "--target-sparsity", "sparsity", type=float,
               help="Target sparsity: fraction of weights (unstructured) or channels (--structured) removed.")
 @click.option("--keep-channels", type=float,
               help="Fraction of channels/neurons to keep: the same as --structured --sparsity 1-F.")
@@ -51,6 +60,8 @@ def _human(result: dict) -> str:
 @click.option("--scope", type=click.Choice(SCOPE_NAMES), expose_value=False, callback=_remember_scope,
               help="Ranking/rewiring scope unit (neuron: per output neuron, for pq, fixed, set, rigl); overrides "
                    "the config's scope.")
+@click.option("--alpha", type=float, expose_value=False, callback=_remember_alpha,
+              help="gradr: Laplace prior strength; deepr, soft_deepr: L1 penalty (overrides the config's alpha).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--force", is_flag=True, help="Start over, replacing a previous run in --out.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -62,6 +73,7 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
           dataset: str, out_dir: str, config_path: str | None, resume: bool, force: bool, batch_size: int,
           subset: int | None, test_subset: int | None, no_progress: bool, as_json: bool) -> None:
     """Prune MODEL (spec YAML, training checkpoint or netx HDF5) to --sparsity with --method, fine-tuning on --data."""
+    import snndeploy.prune.deepr  # noqa: F401  (registers --method gradr, deepr, soft_deepr)
     import snndeploy.prune.pq  # noqa: F401  (registers --method pq, fixed, set, rigl)
     from snndeploy.prune import sca  # noqa: F401  (registers --method sca)
     from snndeploy.prune.methods import get_method
@@ -86,6 +98,7 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
 
     config = load_config(method.config_class, config_path)
     config = snndeploy.prune.dst.with_scope(method, config, click.get_current_context().meta.get("prune.scope"))
+    config = snndeploy.prune.gradr.with_alpha(method, config, click.get_current_context().meta.get("prune.alpha"))
     _check_out(out, resume, force)
     from snndeploy.models.load import load_model
 

@@ -18,6 +18,7 @@ engine's selection (neuron parameters, biases, delays, excluded layers) get plai
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import weakref
 from collections.abc import Iterable
@@ -94,7 +95,8 @@ class RewiringAdam(torch.optim.Optimizer):
             else None
         self.floor = soft_floor(hyper.alpha, hyper.temperature, hyper.target) if hyper.rule == "soft_deepr" else None
         self.steps = 0
-        self.trajectory: list[list[float]] = []
+        self.trajectory: list[list[float]] = []  # [optimizer step, connectivity]
+        self.reported = 0  # trajectory points already handed to a round's history entry
         engine.track_gradients(True)
         if start:
             self.start()
@@ -132,7 +134,7 @@ class RewiringAdam(torch.optim.Optimizer):
     def state_dict(self) -> dict:
         state = super().state_dict()
         state["rewiring"] = {"generator": self.generator.get_state(), "steps": self.steps,
-                             "trajectory": [list(p) for p in self.trajectory]}
+                             "trajectory": [list(p) for p in self.trajectory], "reported": self.reported}
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -142,6 +144,7 @@ class RewiringAdam(torch.optim.Optimizer):
         self.generator.set_state(extra["generator"])
         self.steps = int(extra["steps"])
         self.trajectory = [list(p) for p in extra["trajectory"]]
+        self.reported = int(extra["reported"])
         for layer in self.layers:
             layer.mask.mask.copy_(self._live(layer))
 
@@ -234,6 +237,12 @@ class RewiringAdam(torch.optim.Optimizer):
         w[wake] = sign[wake] * self.hyper.rewire_value
 
     # ----- connectivity ------------------------------------------------------------------------------------------
+    def take_trajectory(self) -> list[list[float]]:
+        """The trajectory points not handed out yet (each round's history entry gets its own)."""
+        points = [list(p) for p in self.trajectory[self.reported:]]
+        self.reported = len(self.trajectory)
+        return points
+
     def log_point(self) -> None:
         self.trajectory.append([self.steps, connectivity(self.layers)["connectivity"]])
 
@@ -329,7 +338,6 @@ class GradRMethod(Method):
         opt = self.optimizer(ctx, config, rnd.target)
         engine = ctx.engine
         epochs = min(config.epochs_per_round, config.epochs - rnd.index * config.epochs_per_round)
-        first = len(opt.trajectory)
         before = {layer.info.index: layer.mask.mask.clone() for layer in engine.layers}
         steps = ctx.trainer.train_epochs(ctx.net, opt, epochs, engine.after_step, seed_offset=rnd.index)
         cost = getattr(ctx, "cost", None)
@@ -343,4 +351,44 @@ class GradRMethod(Method):
                       connectivity_quantized=conn["quantized"], pruned=pruned, regrown=regrown)
         return {"epochs": epochs, "optimizer_steps": steps, "connectivity": conn["connectivity"],
                 "connectivity_quantized": conn["quantized"], "pruned": pruned, "regrown": regrown,
-                "per_layer_connectivity": conn["per_layer"], "trajectory": opt.trajectory[first:]}
+                "per_layer_connectivity": conn["per_layer"], "trajectory": opt.take_trajectory()}
+
+
+# ----- CLI and report helpers ----------------------------------------------------------------------------------
+
+REWIRING_METHODS = ("gradr", "deepr", "soft_deepr")
+
+
+def with_alpha(method: Method, config, alpha: float | None):
+    """``--alpha`` on the command line: the prior strength (Grad R) or L1 penalty (Deep R), over the config's."""
+    if alpha is None:
+        return config
+    if method.name not in REWIRING_METHODS:
+        raise UserError(f"--alpha applies to {', '.join(REWIRING_METHODS)}, not to {method.name} "
+                        "(set its hyperparameters with --config)")
+    if alpha < 0:
+        raise UserError(f"--alpha must be >= 0, got {alpha}")
+    return dataclasses.replace(config, alpha=float(alpha))
+
+
+def plot_connectivity(ax, history: list[dict]) -> None:
+    """Connectivity over optimizer steps (and after 8-bit quantisation, and accuracy, at each round's end)."""
+    xs, ys, ends, offset = [], [], [], 0
+    for h in history:
+        for step, conn in h.get("trajectory", []):
+            xs.append(step)
+            ys.append(100 * conn)
+        offset += h.get("optimizer_steps", 0)
+        ends.append(offset)
+    ax.plot(xs, ys, "-", label="connectivity")
+    ax.plot(ends, [100 * h["connectivity_quantized"] for h in history], "s", ms=4, label="after 8-bit quantisation")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("connectivity (%)")
+    ax.set_title("connectivity over training")
+    ax.grid(alpha=0.3)
+    if any("accuracy" in h for h in history):
+        twin = ax.twinx()
+        pts = [(e, 100 * h["accuracy"]) for e, h in zip(ends, history, strict=True) if "accuracy" in h]
+        twin.plot([p[0] for p in pts], [p[1] for p in pts], "o--", color="tab:red", ms=4, label="accuracy")
+        twin.set_ylabel("test accuracy (%)", color="tab:red")
+    ax.legend(fontsize=7, loc="lower left")

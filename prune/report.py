@@ -22,10 +22,16 @@ def plot_report(report: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     over_time = [h for h in report["history"] if "live_channels" in h]  # methods that change width during training
-    fig, axes = plt.subplots(1, 3 if over_time else 2, figsize=(16 if over_time else 11, 4))
+    rewiring = [h for h in report["history"] if "connectivity" in h]  # gradr, deepr: connectivity over training
+    panels = 2 + bool(over_time) + bool(rewiring)
+    fig, axes = plt.subplots(1, panels, figsize=(16 if panels == 3 else 5.5 * panels, 4))
     ax1, ax2 = axes[0], axes[1]
     if over_time:
         _plot_channels(axes[2], over_time)
+    if rewiring:
+        from snndeploy.prune.gradr import plot_connectivity
+
+        plot_connectivity(axes[-1], rewiring)
     points = [(0.0, report["accuracy_before"])] + [(h["sparsity"], h["accuracy"]) for h in report["history"]
                                                    if "accuracy" in h]
     ax1.plot([p[0] for p in points], [p[1] for p in points], "o-")
