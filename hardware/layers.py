@@ -289,6 +289,8 @@ def layers_from_nir(graph) -> tuple[Layer, ...]:
         kind = type(node).__name__
         if kind == "Input":
             shape = _input_shape(node)
+        elif shape is None:
+            raise UserError(f"NIR graph must start with an Input node (it starts with {kind} {name!r})")
         elif kind == "Flatten":
             if pending is not None:
                 flush("none")

@@ -43,7 +43,7 @@ def dense_cores(fan_in: int, neurons: int, profile: Profile) -> tuple[int, int, 
     neuron_bound = math.ceil(neurons / budget["Neurons"])
     low = max(neuron_bound, math.ceil(over_lo * fan_in * neurons / (slots_hi * budget["SynMem"])))
     if _dense_cost(fan_in, math.ceil(neurons / neuron_bound), slots_lo) <= budget["SynMem"]:
-        high = neuron_bound  # fits even at the densest packing seen: no SynMem split (section 3.2 rule 3)
+        high = neuron_bound  # fits even at the least favourable packing seen: no split (section 3.2 rule 3)
     else:
         high = max(neuron_bound, math.ceil(over_hi * math.ceil(fan_in * neurons / (slots_lo * budget["SynMem"]))))
     return parts, min(low, parts), max(high, parts), binding
