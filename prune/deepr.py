@@ -48,7 +48,8 @@ class DeepRMethod(GradRMethod):
     def hyper(self, config, target: float) -> RewiringHyper:
         return RewiringHyper(rule=self.rule, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
                              alpha=config.alpha, target=target, temperature=config.temperature,
-                             rewire_value=config.rewire_value, log_every=config.log_every)
+                             rewire_value=config.rewire_value, log_every=config.log_every,
+                             zero_sign=config.zero_sign)
 
     def check_target(self, target: float) -> None:
         if not 0.0 <= target < 1.0:

@@ -33,6 +33,7 @@ from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.methods import Method, Round, register
 
 RULES = ("gradr", "deepr", "soft_deepr")
+ZERO_SIGNS = ("dead", "free")
 STATE_NAME = "rewiring"
 
 
@@ -65,8 +66,11 @@ class RewiringHyper:
     temperature: float = 0.0  # Deep R noise scale (the authors' T = sqrt(2 T_paper)); 0 as in their code
     rewire_value: float = 1e-8  # Deep R: |w| of a reactivated connection (sign kept; authors: +eps)
     log_every: int = 10  # optimizer steps between connectivity-trajectory points
+    zero_sign: str = "dead"  # weights exactly 0 at the start: dead (sign 0, as the authors) | free (random sign)
 
     def __post_init__(self) -> None:
+        if self.zero_sign not in ZERO_SIGNS:
+            raise ValueError(f"zero_sign must be one of {', '.join(ZERO_SIGNS)}, got {self.zero_sign!r}")
         if self.rule not in RULES:
             raise ValueError(f"unknown rewiring rule {self.rule!r}; choose one of {', '.join(RULES)}")
 
@@ -119,6 +123,10 @@ class RewiringAdam(torch.optim.Optimizer):
         state["exp_avg"] = torch.zeros_like(w)
         state["exp_avg_sq"] = torch.zeros_like(w)
         state["sign"] = torch.sign(w)
+        zero = state["sign"] == 0
+        if self.hyper.zero_sign == "free" and zero.any():  # e.g. an imported 8-bit network's exact zeros
+            coin = torch.rand(w.shape, generator=self.generator).to(w.device) < 0.5
+            state["sign"][zero] = torch.where(coin, 1.0, -1.0).to(w.dtype)[zero]
         with torch.no_grad():
             if self.hyper.rule == "deepr":  # dormant connections hold exactly 0
                 w.mul_(mask)
@@ -283,6 +291,7 @@ class GradRConfig(cfglib.PruneConfig):
     beta2: float = 0.999
     eps: float = 1e-8
     log_every: int = 10
+    zero_sign: str = "dead"  # weights exactly 0 at the start: dead (never grow, as the authors) | free (random sign)
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -295,6 +304,8 @@ def _check_common(config) -> None:
         raise UserError("beta1 and beta2 must be within [0, 1) and eps > 0")
     if config.alpha < 0:
         raise UserError(f"alpha must be >= 0, got {config.alpha}")
+    if config.zero_sign not in ZERO_SIGNS:
+        raise UserError(f"zero_sign must be one of {', '.join(ZERO_SIGNS)}, got {config.zero_sign!r}")
 
 
 _OPTIMIZERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -311,7 +322,8 @@ class GradRMethod(Method):
 
     def hyper(self, config, target: float) -> RewiringHyper:
         return RewiringHyper(rule=self.rule, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
-                             alpha=config.alpha, target=target, log_every=config.log_every)
+                             alpha=config.alpha, target=target, log_every=config.log_every,
+                             zero_sign=config.zero_sign)
 
     def check_target(self, target: float) -> None:
         if not 0.5 <= target < 1.0:

@@ -315,3 +315,22 @@ def test_gradr_run_reports_connectivity_and_resumes_exactly(tmp_path, fixtures_d
     for key, value in whole.net.state_dict().items():
         assert torch.equal(resumed.net.state_dict()[key], value), key
     assert [h["connectivity"] for h in resumed.report["history"]] == conn
+
+
+def test_exact_zero_weights_stay_dead_or_get_a_random_sign(digits):
+    data = batches(digits.train)[:3]
+    grown = {}
+    for zero_sign in ("dead", "free"):
+        net = digits_net()
+        with torch.no_grad():  # like an imported 8-bit network: a fifth of the weights exactly 0
+            w = net.blocks[0].synapse.weight
+            w[:, ::5] = 0
+        engine = PruningEngine(net)
+        opt = RewiringAdam(engine, net.parameters(), RewiringHyper(alpha=0.0, lr=1e-2, zero_sign=zero_sign))
+        sign = opt.state[engine.layers[0].weight]["sign"]
+        train(net, opt, data)
+        w = net.blocks[0].synapse.weight.detach()
+        grown[zero_sign] = int((w[:, ::5] != 0).sum())
+        if zero_sign == "free":
+            assert torch.all(sign != 0) and 0.3 < float((sign[:, ::5] > 0).float().mean()) < 0.7
+    assert grown["dead"] == 0 and grown["free"] > 0
