@@ -23,7 +23,8 @@ def plot_report(report: dict, path: Path) -> Path:
 
     over_time = [h for h in report["history"] if "live_channels" in h]  # methods that change width during training
     rewiring = [h for h in report["history"] if "connectivity" in h]  # gradr, deepr: connectivity over training
-    panels = 2 + bool(over_time) + bool(rewiring)
+    layered = [h for h in report["history"] if "layers" in h]  # pq, fixed, set, rigl: per-layer density, PQ index
+    panels = 2 + bool(over_time) + bool(rewiring) + 2 * bool(layered)
     fig, axes = plt.subplots(1, panels, figsize=(16 if panels == 3 else 5.5 * panels, 4))
     ax1, ax2 = axes[0], axes[1]
     if over_time:
@@ -32,6 +33,11 @@ def plot_report(report: dict, path: Path) -> Path:
         from snndeploy.prune.gradr import plot_connectivity
 
         plot_connectivity(axes[-1], rewiring)
+    if layered:
+        from snndeploy.prune.dst import plot_layers
+
+        first = 2 + bool(over_time)
+        plot_layers(axes[first], axes[first + 1], layered)
     points = [(0.0, report["accuracy_before"])] + [(h["sparsity"], h["accuracy"]) for h in report["history"]
                                                    if "accuracy" in h]
     ax1.plot([p[0] for p in points], [p[1] for p in points], "o-")
