@@ -61,6 +61,7 @@ def test_two_epochs_on_a_subset_decrease_the_loss(tmp_path: Path):
     assert saved["epoch"] == 2 and saved["spec"]["name"] == "mnist_mlp" and saved["optimizer"] is not None
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["format"] == "snndeploy-checkpoint"
     assert load_spec(tmp_path / "run" / "spec.yaml") == load_spec(MLP)
+    assert (tmp_path / "run" / "training.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_resume_continues_where_it_stopped_and_seed_determines_everything(digits_spec: Path, tmp_path: Path):

@@ -2,9 +2,10 @@
 
 ``train SPEC --data NAME --epochs N --out DIR`` trains a model spec (or fine-tunes a checkpoint or an
 imported netx network) on a local dataset, printing per-epoch loss, accuracy and spike rate and writing
-``DIR/checkpoint.pt``, ``DIR/best.pt``, ``DIR/metrics.json`` and ``DIR/spec.yaml``; ``--resume`` continues from
-``DIR/checkpoint.pt``. Under ``torchrun --nproc-per-node K -m snndeploy.cli train ...`` it trains with
-DistributedDataParallel. ``evaluate MODEL --data NAME`` reports test accuracy and spike rates.
+``DIR/checkpoint.pt``, ``DIR/best.pt``, ``DIR/metrics.json``, ``DIR/training.png`` and ``DIR/spec.yaml``;
+``--resume`` continues from ``DIR/checkpoint.pt``. Under
+``torchrun --nproc-per-node K -m snndeploy.cli train ...`` it trains with DistributedDataParallel.
+``evaluate MODEL --data NAME`` reports test accuracy and spike rates.
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding
            "train_samples": len(splits.train), "val_samples": len(splits.val), "test_samples": len(splits.test),
            "source": str(spec)}
     write_metrics(out, trainer, {"run": run, "test": test_metrics})
+    from snndeploy.train.plot import plot_history
+
+    plot_history(trainer.history, out / "training.png", f"{net_spec.name} on {splits.info.name}")
     epoch_seconds = [m["seconds"] for m in history] or [0.0]
     return {"model": net_spec.name, "data": splits.info.name, "out": str(out), "epochs": trainer.epoch,
             "seconds": round(elapsed, 3), "seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
