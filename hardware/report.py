@@ -72,8 +72,9 @@ def _target(t: dict[str, Any]) -> list[str]:
                      + f" of {_fmt(c['have'])}{head} [{c['basis']}]")
     e = t["energy_latency"]
     if e["energy_uj"] is not None or e["latency_ms"] is not None:
-        lines.append(f"  energy per inference {_range(e['energy_uj'])} uJ, latency {_range(e['latency_ms'])} ms "
-                     f"({e['note']})")
+        parts = f" (dynamic {_range(e['dynamic_uj'])}, static {_range(e['static_uj'])})" if e["static_uj"] else ""
+        lines.append(f"  energy per inference {_range(e['energy_uj'])} uJ{parts}, latency {_range(e['latency_ms'])} "
+                     f"ms ({e['note']})")
         lines += [f"    basis: {line}" for line in e["basis"]]
     lines += [f"  unknown: {line}" for line in e["unknown"]]
     lines += [f"  published (context, not this network): {line}" for line in e["published_measurements_context"]]

@@ -106,3 +106,20 @@ def test_activity_file_errors(capsys, mnist_net, tmp_path):
     assert code == 2 and "activity file has 1 layers" in err
     path.write_text("{not json")
     assert run(capsys, mnist_net, "--activity", path)[0] == 2
+
+
+@pytest.mark.lava
+def test_activity_written_by_simulate_feeds_estimate(capsys, mnist_net, tmp_path, no_lava_leftovers):
+    out = tmp_path / "sim"
+    assert main(["simulate", str(mnist_net), "--dataset", "mnist", "--samples", "2", "--steps", "16",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    code, text, _ = run(capsys, mnist_net, "--activity", out / "activity.json", "--json")
+    result = json.loads(text)
+    recorded = json.loads((out / "activity.json").read_text())
+    work = result["neurobench_workload"]
+    assert code == 0 and work["source"] == "lava" and work["samples"] == 2
+    # simulate's measured synops are used as recorded, layer by layer
+    assert [r["synops_effective"] for r in work["layers"]] == [lay["synops"] for lay in recorded["layers"]]
+    assert all(r["synops_basis"] == "measured" for r in work["layers"])
+    assert result["targets"][0]["energy_latency"]["energy_uj"] is not None
