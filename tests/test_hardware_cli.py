@@ -123,3 +123,14 @@ def test_activity_written_by_simulate_feeds_estimate(capsys, mnist_net, tmp_path
     assert [r["synops_effective"] for r in work["layers"]] == [lay["synops"] for lay in recorded["layers"]]
     assert all(r["synops_basis"] == "measured" for r in work["layers"])
     assert result["targets"][0]["energy_latency"]["energy_uj"] is not None
+
+
+def test_checkpoint_estimates_like_its_netx_source(capsys, mnist_net, tmp_path):
+    from snndeploy.models.load import load_model
+    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "mnist.pt", make_checkpoint(load_model(mnist_net)))
+    from_ckpt = json.loads(run(capsys, ckpt, "--json")[1])
+    from_netx = json.loads(run(capsys, mnist_net, "--json")[1])
+    assert from_ckpt["layers"] == from_netx["layers"]
+    assert from_ckpt["targets"][0]["cores"] == from_netx["targets"][0]["cores"] == 5
