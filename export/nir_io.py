@@ -328,7 +328,7 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
     steps = gmeta.get("time_steps")
     return LoihiNet(name=str(gmeta.get("name", name)), input_shape=input_shape, layers=tuple(layers), dt=dt,
                     time_steps=int(steps) if steps is not None else None,
-                    meta={"quantize": bool(gmeta.get("quantize", 1))})
+                    meta={"quantize": bool(gmeta.get("quantize", 0))})
 
 
 def _synapse_node(node, key: str, shape: tuple[int, ...], where: str) -> dict | None:
