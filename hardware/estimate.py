@@ -64,7 +64,8 @@ class TargetEstimate:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "target": self.profile.name, "title": self.profile.title, "verdict": self.verdict, "fits": self.fits,
+            "target": self.profile.name, "title": self.profile.title, "profile_notes": self.profile.notes,
+            "verdict": self.verdict, "fits": self.fits,
             "budget": self.budget.to_dict(), "cores": self.cores, "cores_range": [self.cores_low, self.cores_high],
             "chips": self.chips, "systems": self.systems, "checks": [c.to_dict() for c in self.checks],
             "layers": [p.to_dict() for p in self.placements], "energy_latency": self.energy,

@@ -72,6 +72,7 @@ class Profile:
     sections: dict[str, dict[str, Quantity]]
     systems: dict[str, dict[str, Quantity]] = field(default_factory=dict)
     path: str = ""
+    notes: str = ""
 
     def q(self, key: str) -> Quantity | None:
         """Quantity at ``"section.name"`` or None if the profile lacks it."""
@@ -190,7 +191,7 @@ def profile_from_dict(raw: Any, path: str | Path | None = None) -> Profile:
                                   for k, v in items.items()}
         _check_kind(f"systems.{sys_name}.chips", systems[sys_name]["chips"], "posint", path)
     profile = Profile(raw["name"], str(raw.get("title", raw["name"])), raw["model"], dict(sources), sections,
-                      systems, "" if path is None else str(path))
+                      systems, "" if path is None else str(path), str(raw.get("notes") or ""))
     for key, kind in REQUIRED[profile.model].items():
         _check_kind(key, profile.q(key), kind, path)
     return profile
