@@ -1,22 +1,25 @@
 """``snndeploy simulate``: run an exported network on Lava's CPU backend over one or many samples.
 
 The model is converted to a :class:`~snndeploy.export.ir.LoihiNet` and built once per chunk of samples with
-:func:`snndeploy.export.lava_net.build_lava`. Samples run back to back; layer i's current and voltage are
-zeroed every ``T`` steps exactly when sample k starts to reach it (Lava adds one step per synapse, so that is
-``i`` steps after the sample enters), which makes each sample's spikes equal those of a separate run of that
-sample (exact for layers without bias; a bias-driven hidden layer misses the bias it would have integrated
-during the first ``i`` steps). Per sample, layer i's spikes at local steps ``t <= i`` still belong to the
-previous sample (a separate run has none there) and are left out of the outputs; they are real activity and
-stay in the activity counts.
+:func:`snndeploy.export.lava_net.build_lava` (``sample_steps``). Samples run back to back; layer i's current
+and voltage are zeroed inside its neuron (Lava's ``LIFReset``) exactly before sample k reaches it (Lava adds
+one step per synapse, so that is ``i`` steps after the sample enters). Each sample's spikes then equal those
+of a separate run of that sample (exact for layers without bias; a bias-driven hidden layer misses the bias it
+would have integrated during its first ``i`` steps). Per sample, layer i's spikes at local steps ``t <= i``
+still belong to the previous sample (a separate run has none there) and are left out of the outputs; they
+are real activity and stay in the activity counts.
 
-Lava transfers Var data element by element (about 15-20 us per value), so reading every layer's spike raster
-costs more than running a small network; the read-out time is reported apart from the run time. Feeding a
-running network new input the same way is slower still, so a long input is split into chunks, each built,
-run and stopped on its own (``chunk_steps``); their fixed start/stop cost is reported separately.
+Lava transfers Var data element by element (about 15-30 us per value), so reading a spike raster back costs
+more than running a small network: only the output layer (and probed layers) are recorded, hidden layers'
+spikes are counted in place (:func:`_attach_counter`), and the read-out time is reported apart from the run
+time. Feeding a running network new input the same way is slower still, so a long input is split into
+chunks, each built, run and stopped on its own (``chunk_steps``); their fixed start/stop cost is reported
+separately.
 
-Activity (``activity.json``, the estimator's schema ``snndeploy-activity/1``, see docs/architecture.md) follows the
-NeuroBench definitions in docs/hardware.md: synaptic operations are effective accumulates, one per incoming
-spike and non-zero synapse; neuron updates are every neuron at every step (Loihi updates all compartments).
+Activity (``activity.json``, the estimator's schema ``snndeploy-activity/1``, see docs/architecture.md)
+follows the NeuroBench definitions in docs/hardware.md: synaptic operations are effective accumulates, one per
+incoming spike and non-zero synapse; neuron updates are every neuron at every step (Loihi updates all
+compartments).
 """
 
 from __future__ import annotations
@@ -398,15 +401,6 @@ def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = 
     return max(1, min(samples, by_steps, by_memory))
 
 
-def _add_resets(lava, steps: int) -> None:
-    """Zero layer i's u and v after Lava step ``k*steps + i + 1``: the last step before sample k reaches it."""
-    from lava.proc.io.reset import Reset
-
-    for i, layer in enumerate(lava.layers):
-        for var in (layer.neuron.u, layer.neuron.v):
-            Reset(interval=int(steps), offset=i).connect_var(var)
-
-
 def _attach_counter(neuron, layer: Layer, mode: str):
     """A never-spiking integrator behind ``neuron`` whose voltage counts each neuron's spikes (read once per run).
 
@@ -461,9 +455,9 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     total = n * steps
     flat = np.concatenate([*x, np.zeros_like(x[0][..., :1])], axis=-1)  # samples back to back, one idle step
     t0 = time.perf_counter()
-    lava = build_lava(net, flat, mode=mode, sparse_below=sparse_below)
-    if n > 1:
-        _add_resets(lava, steps)
+    only_output = set(keep) == {len(net.layers) - 1}
+    lava = build_lava(net, flat, mode=mode, sparse_below=sparse_below, record="output" if only_output else "all",
+                      sample_steps=steps if n > 1 else None)
     counters = {i: _attach_counter(layer.neuron, net.layers[i], mode)
                 for i, layer in enumerate(lava.layers) if i not in keep}
     proc, cfg = lava.layers[0].neuron, lava.run_config()

@@ -12,6 +12,7 @@ step of delay, exactly like SLAYER's ``delay_shift`` (see docs/export.md for the
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,9 +146,12 @@ def _conv(weight_oihw: np.ndarray, in_shape, layer: Layer, groups: int, mode: st
                 padding=layer.padding[::-1], dilation=layer.dilation[::-1], groups=groups), "Conv"
 
 
-def _neuron(layer: Layer, mode: str):
-    from lava.proc.lif.process import LIF
+def _neuron(layer: Layer, mode: str, reset: tuple[int, int] | None = None):
+    """``reset`` = (interval, offset): u and v are zeroed inside the neuron (Lava's ``LIFReset``) at those steps."""
+    from lava.proc.lif.process import LIF, LIFReset
 
+    make = LIF if reset is None else functools.partial(LIFReset, reset_interval=int(reset[0]),
+                                                       reset_offset=int(reset[1]))
     n, shape = layer.neuron, layer.out_shape
     i_decay = per_neuron(n.i_decay, shape).astype(np.int64)
     v_decay = per_neuron(n.v_decay, shape).astype(np.int64)
@@ -159,11 +163,12 @@ def _neuron(layer: Layer, mode: str):
     if np.unique(vth).size > 1:
         raise UserError(f"{layer.name}: per-neuron thresholds are not supported by Lava's LIF")
     if mode == "floating_pt":
-        return LIF(shape=xyc(shape), du=float(i_decay.flat[0]) / DECAY_UNITY, dv=float(v_decay.flat[0]) / DECAY_UNITY,
-                   vth=float(vth[0]) if n.spiking else float("inf"), bias_mant=bias, bias_exp=0)
+        return make(shape=xyc(shape), du=float(i_decay.flat[0]) / DECAY_UNITY,
+                    dv=float(v_decay.flat[0]) / DECAY_UNITY, vth=float(vth[0]) if n.spiking else float("inf"),
+                    bias_mant=bias, bias_exp=0)
     vth_mant = int(n.vth_mant.reshape(-1)[0]) if n.spiking else MAX_VTH_MANT
-    return LIF(shape=xyc(shape), du=int(i_decay.flat[0]) - 1, dv=int(v_decay.flat[0]), vth=vth_mant,
-               bias_mant=to_int_exact(bias, W_SCALE, f"{layer.name} bias"), bias_exp=6)
+    return make(shape=xyc(shape), du=int(i_decay.flat[0]) - 1, dv=int(v_decay.flat[0]), vth=vth_mant,
+                bias_mant=to_int_exact(bias, W_SCALE, f"{layer.name} bias"), bias_exp=6)
 
 
 def _synapse(layer: Layer, mode: str, sparse_below: float, delays: np.ndarray | None):
@@ -201,12 +206,15 @@ def _check_delays(net: LoihiNet) -> None:
 
 def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                sparse_below: float = DEFAULT_SPARSE_BELOW, reset_interval: int | None = None,
-               record: str = "all") -> LavaNetwork:
+               record: str = "all", sample_steps: int | None = None) -> LavaNetwork:
     """Build the Lava processes of ``net`` fed with ``spikes`` (IR layout ``(*input_shape, T)``).
 
     ``reset_interval`` (samples of that many steps, back to back): layer i's ``u`` and ``v`` are zeroed
     every interval, ``i`` steps late, as the sample reaches it through i synapse delays (netx's scheme).
     ``record``: ``all`` puts a spike sink on every layer, ``output`` only on the last (one process less per layer).
+    ``sample_steps`` (samples of that many steps fed back to back through the source, as ``snndeploy simulate``
+    does): layer i's ``u`` and ``v`` are zeroed inside its neuron (``LIFReset``, no extra process) just before
+    sample k reaches it, at 1-based step ``k * sample_steps + i + 2``, so that every sample runs as if alone.
     """
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
@@ -215,6 +223,8 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
         raise UserError(f"unknown Lava mode {mode!r} (use {' or '.join(MODES)})")
     if record not in ("all", "output"):
         raise UserError(f"unknown record option {record!r} (use all or output)")
+    if sample_steps is not None and reset_interval is not None:
+        raise UserError("give either reset_interval or sample_steps, not both")
     spikes = np.asarray(spikes)
     if tuple(spikes.shape[:-1]) != tuple(net.input_shape):
         raise UserError(f"input of shape {spikes.shape[:-1]} does not match the network input {net.input_shape}")
@@ -238,7 +248,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
         else:
             port.connect(synapse.s_in)
         try:
-            neuron = _neuron(layer, mode)
+            neuron = _neuron(layer, mode, None if not sample_steps else (sample_steps, i + 2))
         except ValueError as exc:
             raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
         synapse.a_out.connect(neuron.a_in)

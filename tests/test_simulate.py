@@ -47,6 +47,10 @@ def test_mnist_mlp_samples_equal_the_verified_reference(fixtures_dir, no_lava_le
     assert np.array_equal(result.probes[1]["spikes"][3], alone.spikes[1] * (np.arange(20) > 1))
     counts = result.output.sum(axis=-1)
     assert np.array_equal(result.predictions(), counts.argmax(axis=1))
+    # floating point: back to back equals alone as well
+    floating = simulate_net(net, inputs.spikes[:3], mode="floating_pt")
+    alone = run_lava(build_lava(net, inputs.spikes[2], mode="floating_pt"))
+    assert np.array_equal(floating.output[2][..., 3:], alone.spikes[-1][..., 3:]) and alone.spikes[-1].sum() > 0
 
 
 def test_oxford_long_recording_equals_reference_and_floating_point_runs(fixtures_dir, no_lava_leftovers):
