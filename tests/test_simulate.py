@@ -183,3 +183,36 @@ def test_bad_inputs_are_one_line_errors(fixtures_dir, tmp_path, capsys):
         assert err.startswith("snndeploy: error:") and "\n" not in err
     with pytest.raises(UserError):
         prepare(path, wrong, None, None, None)
+
+
+def test_nir_file_and_checkpoint_run_through_the_cli(fixtures_dir, tmp_path, capsys, no_lava_leftovers):
+    """MODEL may be an exported .nir (same spikes as its netx source) or a training checkpoint (converted)."""
+    from snndeploy.export.nir_io import write_nir
+    from snndeploy.models.load import load_model
+    from snndeploy.settings import REPO_ROOT
+    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
+
+    netx = fixtures_dir / "oxford" / "network.net"
+    nir_path = write_nir(load_net(netx), tmp_path / "oxford.nir")
+    spikes = tmp_path / "in.npy"
+    np.save(spikes, np.load(fixtures_dir / "dense-cuba" / "in.npy")[:, :150])
+    outputs = []
+    for model in (netx, nir_path):
+        out = tmp_path / f"out-{model.suffix[1:]}"
+        assert main(["simulate", str(model), "--input", str(spikes), "--out", str(out), "--json"]) == 0
+        capsys.readouterr()
+        outputs.append(np.load(out / "output.npy"))
+    assert outputs[0].sum() > 0 and np.array_equal(outputs[0], outputs[1])
+
+    torch.manual_seed(1)
+    model = load_model(REPO_ROOT / "examples" / "mnist_mlp.yaml")
+    ckpt = save_checkpoint(tmp_path / "mlp.pt", make_checkpoint(model))
+    assert main(["simulate", str(ckpt), "--dataset", "mnist", "--samples", "2", "--steps", "12",
+                 "--out", str(tmp_path / "out-pt"), "--json"]) == 0
+    capsys.readouterr()
+    output = np.load(tmp_path / "out-pt" / "output.npy")
+    activity = json.loads((tmp_path / "out-pt" / "activity.json").read_text())
+    assert all(row["spikes"] > 0 for row in activity["layers"][:-1])
+    _, inputs = prepare(ckpt, None, "mnist", 2, 12)
+    for k in range(2):
+        assert np.array_equal(output[k], reference(model, inputs.spikes[k])[-1])
