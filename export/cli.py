@@ -61,11 +61,15 @@ def _verify_inputs(net, inputs: str | None, samples: int, steps: int | None, rat
 
 
 def _run_verify(model, net, opts: dict[str, Any]):
-    from snndeploy.export.verify import verify
+    from snndeploy.export.verify import plot_rasters, verify
 
     x = _verify_inputs(net, opts["inputs"], opts["samples"], opts["steps"], opts["rate"], opts["seed"])
-    return verify(model, net, x, mode=opts["mode"], probe=opts["probe"], sparse_below=opts["sparse_below"],
-                  progress=not opts["as_json"])
+    rasters: list | None = [] if opts.get("plot") else None
+    report = verify(model, net, x, mode=opts["mode"], probe=opts["probe"], sparse_below=opts["sparse_below"],
+                    progress=not opts["as_json"], rasters=rasters)
+    if rasters:
+        plot_rasters(rasters, opts["plot"])
+    return report
 
 
 def _lava_description(net, sparse_below: float) -> dict:
@@ -134,6 +138,8 @@ def _verify_options(f):
                      help="Spike probability of sampled inputs."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--probe", is_flag=True, help="Also compare current u and voltage v of every layer."),
+        click.option("--plot", type=click.Path(dir_okay=False), default=None,
+                     help="Write a PNG of every layer's torch and Lava spikes (sample 0), disagreements in red."),
         click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="Time step of a NIR graph that does not record one (other tools' graphs)."),
     ]

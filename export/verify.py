@@ -148,8 +148,12 @@ def _first_mismatch(a: np.ndarray, b: np.ndarray, tol: float) -> tuple[int, ...]
 
 
 def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: bool = False,
-           sparse_below: float = DEFAULT_SPARSE_BELOW, progress: bool = False) -> VerifyReport:
-    """Compare ``model`` (SlayerNet) with the Lava network of ``net`` on ``inputs`` ``(N, *shape, T)``."""
+           sparse_below: float = DEFAULT_SPARSE_BELOW, progress: bool = False,
+           rasters: list | None = None) -> VerifyReport:
+    """Compare ``model`` (SlayerNet) with the Lava network of ``net`` on ``inputs`` ``(N, *shape, T)``.
+
+    ``rasters``: if a list, it receives ``(layer name, variable, torch values, Lava values)`` of sample 0.
+    """
     import_lava()  # before the first progress bar (see import_lava)
     model = model.eval()
     n_layers = len(net.layers)
@@ -185,6 +189,8 @@ def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", 
                     volt = np.where(run.spikes[i] > 0, run.v[i], t_volt[i][..., :steps] * scale)
                     checks.append(("v", volt, run.v[i], tol * scale))
             for var, ref, got, var_tol in checks:
+                if rasters is not None and s == 0 and var == variables[i]:
+                    rasters.append((net.layers[i].name, var, ref, got))
                 if var == variables[i]:
                     st = stats[i]
                     st[0] += float(np.sum(ref)) if var == "spikes" else 0.0
@@ -217,3 +223,35 @@ def describe(report: VerifyReport) -> str:
         lines.append(f"  first divergence: sample {d.sample}, layer {d.layer} ({d.layer_name}), step {d.step}, "
                      f"neuron {d.neuron}, {d.variable}: torch {d.torch_value:g} vs lava {d.lava_value:g}")
     return "\n".join(lines)
+
+
+def plot_rasters(rasters: list, path) -> None:
+    """Per layer, sample 0: torch spikes (grey), Lava spikes (black dots) and disagreements (red), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from snndeploy.atomic import atomic_path
+
+    fig, axes = plt.subplots(len(rasters), 1, figsize=(9, 2.2 * len(rasters)), squeeze=False)
+    for ax, (name, var, ref, got) in zip(axes[:, 0], rasters, strict=True):
+        ref2, got2 = ref.reshape(-1, ref.shape[-1]), got.reshape(-1, got.shape[-1])
+        if var == "spikes":
+            for arr, style in ((ref2, dict(marker="s", s=14, c="0.75")), (got2, dict(marker=".", s=3, c="k"))):
+                n, t = np.nonzero(arr)
+                ax.scatter(t, n, **style)
+            n, t = np.nonzero(ref2 != got2)
+            ax.scatter(t, n, marker="x", s=20, c="red")
+            ax.set_ylabel("neuron")
+        else:
+            ax.plot(ref2.T[:, :8], c="0.7")
+            ax.plot(got2.T[:, :8], c="k", lw=0.8, ls="--")
+            ax.set_ylabel("voltage")
+        ax.set_xlim(-0.5, ref.shape[-1] - 0.5)
+        ax.set_title(f"{name}: {var} (grey torch, black Lava, red x disagreement)", fontsize=9)
+    axes[-1, 0].set_xlabel("Lava time step")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)

@@ -65,6 +65,21 @@ def test_netx_writer_round_trips_and_lava_dl_netx_agrees(fixtures_dir, tmp_path,
     assert np.array_equal(_netx_spikes(tmp_path / "mnist-mlp-128.net", x), ours)
 
 
+def test_shrunk_model_netx_file_runs_in_lava_dl_netx(fixtures_dir, tmp_path, no_lava_leftovers):
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.models.netx_import import import_netx
+    from snndeploy.prune.graph import build_graph
+    from snndeploy.prune.shrink import shrink
+
+    model = import_netx(fixtures_dir / "mnist-mlp-128" / "network.net")
+    shrink(model, build_graph(model, (784,)), {0: torch.arange(0, 128, 2)})
+    net = from_slayer(model)
+    x = sample_inputs((784,), 20, 1, 0.4, 1)[0]
+    ours = simulate_lava(net, x).spikes[-1]
+    assert ours.sum() > 0
+    assert np.array_equal(_netx_spikes(write_netx(net, tmp_path / "shrunk.net"), x), ours)
+
+
 def test_recurrent_layer_matches_lava_dl_netx_dense_rec(tmp_path, no_lava_leftovers):
     net = recurrent_net()
     x = sample_inputs((16,), 40, 1, 0.3, 2)[0]
@@ -142,8 +157,10 @@ def test_cli_verify_reports_divergence_with_exit_1(fixtures_dir, tmp_path, capsy
     layer = net.layers[0]
     changed = replace(layer, weight=np.where(np.asarray(layer.weight) != 0, np.asarray(layer.weight) * 2, 0))
     write_nir(net.with_layers([changed, *net.layers[1:]]), tmp_path / "bad.nir")
-    code, stdout, _ = _cli(["verify", model, str(tmp_path / "bad.nir"), "--samples", "1", "--steps", "15"], capsys)
+    code, stdout, _ = _cli(["verify", model, str(tmp_path / "bad.nir"), "--samples", "1", "--steps", "15",
+                            "--plot", str(tmp_path / "v.png")], capsys)
     assert code == 1 and "DIVERGE" in stdout and "first divergence: sample 0, layer 0" in stdout
+    assert (tmp_path / "v.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage that is not hdf5"])
