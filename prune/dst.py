@@ -14,6 +14,7 @@ gradients are those of the effective weight ``W * mask``, so pruned positions ge
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -264,22 +265,51 @@ class RigLConfig(SparseConfig):
 
 # ----- the method base -----------------------------------------------------------------------------------------------
 
+STATE_NAME = "sparse_from_scratch"
+
+
 @dataclass
 class _RunState:
-    """Per-run memory of a dynamic-sparse method (kept on the runner's context)."""
+    """Per-run memory of a dynamic-sparse method, saved in the engine's (and so the runner's resume) state."""
 
+    engine: PruningEngine
     best_accuracy: float = -1.0
     best_iteration: int = -1
     best_state: dict | None = None
     validated: list = field(default_factory=list)
     tracker: MomentumTracker | None = None  # training-time momentum (momentum_source: training)
 
+    def state_dict(self) -> dict:
+        state = {"best_accuracy": self.best_accuracy, "best_iteration": self.best_iteration,
+                 "best_state": self.best_state, "validated": [list(v) for v in self.validated]}
+        if self.tracker is not None:
+            self.tracker.flush()
+            names = {layer.info.index: layer.info.name for layer in self.engine.layers}
+            state["tracker"] = {"beta": self.tracker.beta, "batches": self.tracker.batches,
+                                "avg": {names[i]: a.clone() for i, a in self.tracker.avg.items()}}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_accuracy, self.best_iteration = float(state["best_accuracy"]), int(state["best_iteration"])
+        self.best_state = state["best_state"]
+        self.validated = [(int(i), float(a)) for i, a in state["validated"]]
+        saved = state.get("tracker")
+        if saved is not None:  # not observing any more: its average is what the next rewiring reads
+            self.tracker = MomentumTracker(self.engine, float(saved["beta"]))
+            self.tracker.batches = int(saved["batches"])
+            for layer in self.engine.layers:
+                self.tracker.avg[layer.info.index] = saved["avg"][layer.info.name].clone()
+
+
+_STATES: weakref.WeakKeyDictionary[PruningEngine, _RunState] = weakref.WeakKeyDictionary()
+
 
 def run_state(ctx) -> _RunState:
-    state = getattr(ctx, "_sparse_state", None)
+    """The run's state, attached to the engine on first use (a resumed run gets its saved state back)."""
+    state = _STATES.get(ctx.engine)
     if state is None:
-        state = _RunState()
-        ctx._sparse_state = state
+        state = _STATES[ctx.engine] = _RunState(ctx.engine)
+        ctx.engine.attach_state(STATE_NAME, state)
     return state
 
 

@@ -130,7 +130,7 @@ def digits_net(seed: int = 0, hidden: int = 48):
 def digits_trainer():
     from snndeploy.prune.finetune import DatasetTrainer
 
-    return DatasetTrainer("uci-digits", digits_net(), batch_size=32, subset=320, test_subset=120, progress=False,
+    return DatasetTrainer("uci-digits", digits_net(), batch_size=32, subset=192, test_subset=96, progress=False,
                           threads=1)
 
 
@@ -354,3 +354,43 @@ def test_config_files(tmp_path):
     assert cfglib.load_config(dst.SETConfig, neuron).scope == "neuron"
     with pytest.raises(UserError, match="'scope' must be one of global, layer"):
         cfglib.load_config(cfglib.MagnitudeConfig, neuron)  # the other methods keep their scopes
+
+
+class _Killed(Exception):
+    pass
+
+
+class KilledAfter:
+    """The real trainer, except that its ``n``-th training call dies (a run killed mid-way)."""
+
+    def __init__(self, inner, n: int):
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def train_epochs(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.n:
+            raise _Killed
+        return self.inner.train_epochs(*args, **kwargs)
+
+
+def test_resume_gives_the_same_masks_selection_and_momentum(digits_trainer, tmp_path):
+    """Killed after two iterations and resumed: same masks, same selected iteration, same records as one run
+    (the best snapshot and the training-time momentum travel in the resume state)."""
+    from snndeploy.prune.runner import Runner, RunSpec
+
+    config = pq.PQConfig(iterations=3, epochs_per_step=1, scope="neuron", momentum_source="training", init="uniform")
+    spec = RunSpec(get_method("pq"), config, 0.0, False, "test")
+    full = Runner(spec, digits_net(), digits_trainer, tmp_path / "full").run()
+    with pytest.raises(_Killed):
+        Runner(spec, digits_net(), KilledAfter(digits_trainer, 3), tmp_path / "killed").run()
+    state = torch.load(tmp_path / "killed" / "prune_state.pt", weights_only=True)
+    assert state["next_round"] == 2 and "sparse_from_scratch" in state["engine"]["owners"]
+    resumed = Runner(spec, digits_net(), digits_trainer, tmp_path / "killed").run(resume=True)
+    assert [h.get("momentum_source") for h in resumed.report["history"]] == [None, "training", "training", None]
+    assert resumed.report["records"] == full.report["records"]
+    assert resumed.report["history"][-1]["selected_iteration"] == full.report["history"][-1]["selected_iteration"]
+    for a, b in zip(full.net.blocks, resumed.net.blocks, strict=True):
+        assert torch.equal(a.synapse.weight != 0, b.synapse.weight != 0)
