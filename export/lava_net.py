@@ -13,6 +13,7 @@ step of delay, exactly like SLAYER's ``delay_shift`` (see docs/export.md for the
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,16 +193,18 @@ def _synapse(layer: Layer, mode: str, sparse_below: float, delays: np.ndarray | 
     raise UserError(f"{layer.name}: layer op {layer.op!r} has no Lava mapping")
 
 
-def _check_delays(net: LoihiNet) -> None:
-    for i, layer in enumerate(net.layers):
-        if layer.delay is None or not np.any(np.asarray(layer.delay)):
-            continue
-        nxt = net.layers[i + 1] if i + 1 < len(net.layers) else None
-        if nxt is None or nxt.op != "dense":
-            raise UserError(f"{layer.name}: axonal delays are supported only before a dense layer "
-                            "(Lava's Conv has no delay)")
-        if int(np.max(layer.delay)) > MAX_DELAY or int(np.min(layer.delay)) < 0:
-            raise UserError(f"{layer.name}: axonal delays must lie in 0..{MAX_DELAY}")
+def _delay_mode(net: LoihiNet, i: int) -> str | None:
+    """How layer i's axonal delays run: ``synapse`` (DelayDense/DelaySparse of the next dense layer, as on Loihi),
+    ``axon`` (snndeploy's AxonDelay process: before a conv or pool, per-channel delays, or after the last layer)."""
+    layer = net.layers[i]
+    if layer.delay is None or not np.any(np.asarray(layer.delay)):
+        return None
+    if int(np.max(layer.delay)) > MAX_DELAY or int(np.min(layer.delay)) < 0:
+        raise UserError(f"{layer.name}: axonal delays must lie in 0..{MAX_DELAY}")
+    nxt = net.layers[i + 1] if i + 1 < len(net.layers) else None
+    if nxt is not None and nxt.op == "dense" and np.size(layer.delay) == layer.size:
+        return "synapse"
+    return "axon"
 
 
 def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
@@ -228,16 +231,15 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     spikes = np.asarray(spikes)
     if tuple(spikes.shape[:-1]) != tuple(net.input_shape):
         raise UserError(f"input of shape {spikes.shape[:-1]} does not match the network input {net.input_shape}")
-    _check_delays(net)
+    delay_modes = [_delay_mode(net, i) for i in range(len(net.layers))]
     steps = int(spikes.shape[-1])
     source = Source(data=to_lava_layout(spikes.astype(np.float64 if mode == "floating_pt" else np.int64)))
     lava = LavaNetwork(net=net, mode=mode, steps=steps, source=source)
     port, port_shape = source.s_out, tuple(net.input_shape)
     for i, layer in enumerate(net.layers):
-        prev_delay = net.layers[i - 1].delay if i > 0 else None
         delays = None
-        if prev_delay is not None and np.any(np.asarray(prev_delay)):
-            delays = np.broadcast_to(np.asarray(prev_delay, dtype=np.int64).reshape(1, -1),
+        if i > 0 and delay_modes[i - 1] == "synapse":
+            delays = np.broadcast_to(np.asarray(net.layers[i - 1].delay, dtype=np.int64).reshape(1, -1),
                                      (layer.size, int(np.prod(layer.in_shape))))
         try:
             synapse, kind = _synapse(layer, mode, sparse_below, delays)
@@ -273,6 +275,18 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
             for var in (neuron.u, neuron.v):
                 Reset(interval=int(reset_interval), offset=i - 1).connect_var(var)
         port, port_shape = neuron.s_out, layer.out_shape
+        if delay_modes[i] == "axon":
+            from snndeploy.export.lava_procs import AxonDelay
+
+            # Lava's model search re-executes every module of this package by file path; the dataclass modules
+            # cannot run outside their package (harmless: they hold no ProcessModels), which Lava warns about.
+            warnings.filterwarnings("ignore", message=r"Cannot import module .* searching ProcessModels for "
+                                    r"Process 'AxonDelay'")
+
+            per = per_neuron(np.asarray(layer.delay, dtype=np.int64), layer.out_shape)
+            axon = AxonDelay(delays=to_lava_layout(per[..., None])[..., 0], max_delay=MAX_DELAY)
+            neuron.s_out.connect(axon.s_in)
+            port = axon.s_out
     return lava
 
 

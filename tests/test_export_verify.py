@@ -111,3 +111,29 @@ def test_structured_shrink_exports_the_smaller_network_exactly(fixtures_dir, no_
     assert net.layers[1].weight.shape == (40, 64)
     report = verify(model, net, sample_inputs(net.input_shape, 20, 1, 0.4, 0))
     assert report.agree, describe(report)
+
+
+def test_conv_pool_and_last_layer_delays_run_through_axon_delay(no_lava_leftovers):
+    """Delays that no Lava synapse can carry (netx drops conv delays silently) run in snndeploy's AxonDelay."""
+    from snndeploy.models.build import build_model
+    from snndeploy.models.spec import spec_from_dict
+
+    torch.manual_seed(1)
+    spec = spec_from_dict({
+        "name": "convdelay", "input_shape": [2, 12, 12], "time_steps": 16,
+        "neuron": {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.05},
+        "blocks": [{"kind": "conv", "out": 6, "kernel": 3, "padding": 1, "delay": True},
+                   {"kind": "pool", "kernel": 2, "delay": True}, {"kind": "flatten"},
+                   {"kind": "dense", "out": 20}, {"kind": "dense", "out": 5, "delay": True}]})
+    model = build_model(spec)
+    with torch.no_grad():
+        model.blocks[0].synapse.weight.mul_(3)
+        model.blocks[3].synapse.weight.mul_(2)
+        for index, size, top in ((0, 6, 4), (1, 6, 3), (4, 5, 3)):
+            model.blocks[index].delay.delay.data = torch.randint(0, top, (size,)).float()
+    model.eval()
+    net = from_slayer(model)
+    assert all(net.layers[i].delay is not None for i in (0, 1, 3))
+    report = verify(model, net, sample_inputs(net.input_shape, 16, 1, 0.3, 1))
+    assert report.agree, describe(report)
+    assert all(la.torch_spikes > 0 for la in report.layers)
