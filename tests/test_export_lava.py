@@ -42,11 +42,23 @@ def test_dense_cuba_sparse_process_gives_the_same_spikes(fixtures_dir, no_lava_l
     assert np.array_equal(run.spikes[0], np.load(gold / "out.npy")[:, :steps])
 
 
-def test_tinynet_all_layers_match_goldens(fixtures_dir, no_lava_leftovers):
+def _tinynet(gold, source: str, tmp_path) -> LoihiNet:
+    if source == "netx":
+        return read_netx(gold / "tiny.net")
+    from snndeploy.export.nir_io import read_nir, write_nir
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.models.netx_import import import_netx
+
+    return read_nir(write_nir(from_slayer(import_netx(gold / "tiny.net")), tmp_path / "tiny.nir"))
+
+
+@pytest.mark.parametrize("source", ["netx", "slayer-nir"])
+def test_tinynet_all_layers_match_goldens(fixtures_dir, tmp_path, source, no_lava_leftovers):
     """Per-layer alignment of lava-dl's tinynet goldens (docs/export.md): with netx's reset scheme, layer i's
-    Lava spikes at step t equal the golden at step t - (i - 1); layer 1's current equals the golden * 64."""
+    Lava spikes at step t equal the golden at step t - (i - 1); layer 1's current equals the golden * 64.
+    The network comes straight from the netx file, or through SLAYER and a .nir file."""
     gold = fixtures_dir / "tinynet"
-    net = read_netx(gold / "tiny.net")
+    net = _tinynet(gold, source, tmp_path)
     assert [layer.op for layer in net.layers] == ["input", "conv", "conv"]
     steps = TINY_SAMPLE + len(net.layers)
     lava = build_lava(net, np.zeros((*net.input_shape, steps)), reset_interval=TINY_SAMPLE)

@@ -137,3 +137,23 @@ def test_conv_pool_and_last_layer_delays_run_through_axon_delay(no_lava_leftover
     report = verify(model, net, sample_inputs(net.input_shape, 16, 1, 0.3, 1))
     assert report.agree, describe(report)
     assert all(la.torch_spikes > 0 for la in report.layers)
+
+
+def test_weight_norm_model_exports_exactly_and_is_left_untouched(no_lava_leftovers):
+    """lava-dl's export_hdf5 strips weight norm from the live model; ours computes the normalised weight aside."""
+    from snndeploy.models.build import build_model
+    from snndeploy.models.spec import spec_from_dict
+
+    torch.manual_seed(2)
+    spec = spec_from_dict({"name": "wn", "input_shape": [60], "time_steps": 20,
+                           "neuron": {"threshold": 0.4, "current_decay": 0.5, "voltage_decay": 0.1},
+                           "blocks": [{"kind": "dense", "out": 30, "weight_norm": True, "weight_scale": 4},
+                                      {"kind": "dense", "out": 6, "weight_norm": True, "weight_scale": 4}]})
+    model = build_model(spec).eval()
+    keys = sorted(model.state_dict())
+    assert any(k.endswith("weight_g") for k in keys)
+    net = from_slayer(model)
+    assert sorted(model.state_dict()) == keys
+    report = verify(model, net, sample_inputs((60,), 20, 1, 0.3, 0))
+    assert report.agree, describe(report)
+    assert report.layers[0].torch_spikes > 0
