@@ -53,6 +53,18 @@ def _prepare_threads(threads: int, seed: int) -> None:
     np.random.seed(seed)
 
 
+def busy_warning(threads: int) -> str | None:
+    """torch's OpenMP threads spin-wait; on an oversubscribed machine 2 threads can be several times slower than 1."""
+    import os
+
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if threads > 1 and load > 1.5 * cores:
+        return (f"note: this machine is busy (load {load:.1f} on {cores} cores); --threads 1 is likely faster "
+                f"than --threads {threads}")
+    return None
+
+
 def _check_out(out: Path, resume: bool, force: bool) -> None:
     if resume:
         if not (out / "checkpoint.pt").is_file():
@@ -129,6 +141,9 @@ def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding
     if distributed.is_main():
         _check_out(out, resume, force)
     _prepare_threads(threads, seed)
+    warning = busy_warning(threads)
+    if warning and log and distributed.is_main():
+        log(warning)
     model = load_model(spec)
     net_spec = model.spec
     if loss == "auto":
