@@ -1,7 +1,7 @@
 """SCA against structured baselines: accuracy vs fraction of channels kept, with params, SynOps and Loihi 2 cores.
 
 Usage: .venv/bin/python benchmarks/prune_sca.py [--cases nmnist fashion] [--keep 0.5 0.3 0.2]
-       [--methods sca criticality slimming l1filter] [--epochs 3] [--dense-epochs N] [--time-steps T]
+       [--methods sca sca_pos criticality slimming l1filter] [--epochs 4] [--dense-epochs N] [--time-steps T]
        [--subset N] [--test-subset N] [--runs DIR] [--results DIR]
 
 Every case starts from one dense network (the example spec, trained here for ``--dense-epochs`` on the same training
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "benchmarks" / "results" / "runs" / "prune_sca"
 CASES = {  # spec, dataset, training / test samples, dense epochs, time steps (None: the spec's); bounded for the
     # shared 2-core machine: N-MNIST runs at T = 10 instead of the spec's 30 (300 ms binned into 10 frames)
-    "nmnist": ("examples/nmnist_cnn.yaml", "nmnist-small", 200, 100, 6, 10),
-    "fashion": ("examples/fashion_cnn.yaml", "fashion-mnist", 400, 200, 4, None),
+    "nmnist": ("examples/nmnist_cnn.yaml", "nmnist-small", 600, 100, 12, 10),
+    "fashion": ("examples/fashion_cnn.yaml", "fashion-mnist", 600, 200, 6, None),
 }
 
 
@@ -40,6 +40,8 @@ def method_config(name: str, epochs: int):
     common = {"eval_each_step": False, "seed": 0}
     if name == "sca":
         return SCAConfig(epochs=epochs, warmup_epochs=0, **common)
+    if name == "sca_pos":  # SCA with the depolarisation-only activity option
+        return SCAConfig(epochs=epochs, warmup_epochs=0, activity="positive", **common)
     if name == "criticality":
         return cfglib.CriticalityConfig(steps=epochs, epochs_per_step=1, calib_batches=2, **common)
     if name == "slimming":
@@ -99,7 +101,7 @@ def run_one(case: str, method_name: str, keep: float, dense: Path, args) -> dict
     out = args.runs / case / f"{method_name}_keep{int(round(100 * keep))}"
     report_path = out / "prune_report.json"
     if not report_path.is_file():
-        method = get_method(method_name)
+        method = get_method("sca" if method_name.startswith("sca") else method_name)
         config = method_config(method_name, args.epochs)
         run_prune(load_model(dense), method, config, 1.0 - keep, True, CASES[case][1], out, source=str(dense),
                   resume=(out / "prune_state.pt").is_file(), batch_size=args.batch_size,
@@ -158,8 +160,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--keep", nargs="+", type=float, default=[0.5, 0.3, 0.2])
-    parser.add_argument("--methods", nargs="+", default=["sca", "criticality", "slimming", "l1filter"])
-    parser.add_argument("--epochs", type=int, default=3, help="training epochs per pruning run (every method)")
+    parser.add_argument("--methods", nargs="+", default=["sca", "sca_pos", "criticality", "slimming", "l1filter"])
+    parser.add_argument("--epochs", type=int, default=4, help="training epochs per pruning run (every method)")
     parser.add_argument("--dense-epochs", type=int, default=None)
     parser.add_argument("--time-steps", type=int, default=None)
     parser.add_argument("--subset", type=int, default=None, help="training samples (default: per case)")

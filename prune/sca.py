@@ -2,7 +2,9 @@
 
 Importance of channel ``c`` of layer ``l`` is its mean membrane-potential magnitude
 ``I_c = mean_{n,t,h,w} |U_{n,c,h,w}[t]|``, accumulated over the training batches since the last structure update
-(Dense blocks: each neuron is a channel). Pruned channels come back by ``G_c = mean over batches |dL/dg_c|``, the
+(Dense blocks: each neuron is a channel); ``activity: positive`` counts depolarisation only, ``mean max(U, 0)``, an
+option because a lava-dl CUBA neuron resets to 0 after a spike, so ``|U|`` also rates silent, strongly inhibited
+channels highly. Pruned channels come back by ``G_c = mean over batches |dL/dg_c|``, the
 gradient of their channel gate (the lava-dl substitute for the BatchNorm scale; it stays non-zero for a pruned
 channel because the gate multiplies intact weights, and the gate folds into the weights at export).
 
@@ -38,6 +40,7 @@ from snndeploy.prune.methods import Method, Round, register
 STATE_NAME = "sca"
 UPDATE = "sca_update"
 RAMPS = ("cubic", "linear")
+ACTIVITIES = ("abs", "positive")
 GATE_INITS = ("reset", "restore")
 
 
@@ -52,8 +55,9 @@ class SCAConfig(cfglib.PruneConfig):
     ramp_end: float = 0.75  # fraction of the epochs at which the target is reached; no updates afterwards
     epochs_per_step: int = 1  # update period in epochs (delta T)
     regrow_fraction: float = 0.3  # alpha_r: regrown channels per update = f(t) * pruned target, cosine-decayed
-    regrow_gate: str = "reset"  # gate of a regrown channel: reset to 1 | restore its value before pruning
+    regrow_gate: str = "reset"  # regrown gate: reset to 1 | restore (its value if pruned in the same update, else 1)
     calib_batches: int = 10  # batches for scores when no training pass was observed before an update
+    activity: str = "abs"  # abs: mean |U| (the spec) | positive: mean max(U, 0), depolarisation only (an option)
 
     def __post_init__(self) -> None:
         def bad(problem: str) -> UserError:
@@ -63,6 +67,8 @@ class SCAConfig(cfglib.PruneConfig):
             raise bad(f"schedule must be one of {', '.join(RAMPS)}, got {self.schedule!r}")
         if self.scope not in SCOPES:
             raise bad(f"scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
+        if self.activity not in ACTIVITIES:
+            raise bad(f"activity must be one of {', '.join(ACTIVITIES)}, got {self.activity!r}")
         if self.regrow_gate not in GATE_INITS:
             raise bad(f"regrow_gate must be one of {', '.join(GATE_INITS)}, got {self.regrow_gate!r}")
         if self.epochs_per_step < 1 or self.warmup_epochs < 0 or self.calib_batches < 1:
@@ -142,6 +148,7 @@ class ChannelTracker:
     def __init__(self, engine: PruningEngine):
         self.engine = engine
         self.round: int | None = None
+        self.activity_kind = "abs"
         self.sizes = {layer.info.index: layer.mask.channel_mask.numel() for layer in engine.layers}
         self.names = {layer.info.index: layer.info.name for layer in engine.layers}
         self._clear()
@@ -153,11 +160,14 @@ class ChannelTracker:
         self.grad = {i: torch.zeros(n, dtype=torch.float64) for i, n in self.sizes.items()}
         self.grad_n = dict.fromkeys(self.sizes, 0)
 
-    def start(self, round_index: int) -> None:
+    def start(self, round_index: int, activity: str = "abs") -> None:
         """Forget earlier sums and observe from now on (for the update after round ``round_index``)."""
+        if activity not in ACTIVITIES:
+            raise ValueError(f"unknown activity measure {activity!r}; choose one of {', '.join(ACTIVITIES)}")
         self.stop()
         self._clear()
         self.round = round_index
+        self.activity_kind = activity
         stack = contextlib.ExitStack()
         stack.enter_context(record_voltages(self.engine.net, list(self.sizes), self._on_voltage))
         for layer in self.engine.layers:
@@ -175,7 +185,7 @@ class ChannelTracker:
 
     def _on_voltage(self, i: int, voltage: torch.Tensor) -> None:
         if torch.is_grad_enabled():
-            total, n = per_channel_mean(voltage.abs())
+            total, n = per_channel_mean(voltage.abs() if self.activity_kind == "abs" else voltage.clamp(min=0))
             self.activity[i] += total.detach().to("cpu", torch.float64)
             self.act_n[i] += n
 
@@ -226,10 +236,10 @@ def tracker(engine: PruningEngine) -> ChannelTracker:
     return found
 
 
-def observe(engine: PruningEngine, round_index: int) -> ChannelTracker:
+def observe(engine: PruningEngine, round_index: int, activity: str = "abs") -> ChannelTracker:
     """Start accumulating statistics for the update that follows round ``round_index``."""
     found = tracker(engine)
-    found.start(round_index)
+    found.start(round_index, activity)
     return found
 
 
@@ -350,7 +360,7 @@ class SCAMethod(Method):
         if phase.update:
             stats = latest_stats(engine, rnd.index - 1)
             if stats is None:  # nothing observed before this update (no warmup, or the run started here)
-                observe(engine, -1 - rnd.index)
+                observe(engine, -1 - rnd.index, config.activity)
                 ctx.accumulate_gradients(config.calib_batches)
                 stop_observing(engine)
                 stats = latest_stats(engine, -1 - rnd.index)
@@ -362,6 +372,6 @@ class SCAMethod(Method):
         else:
             info["live_channels"] = live_channels(engine)
         if rnd.index + 1 < len(phases) and phases[rnd.index + 1].update:
-            observe(engine, rnd.index)
+            observe(engine, rnd.index, config.activity)
         return info
 

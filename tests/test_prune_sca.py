@@ -91,6 +91,12 @@ def test_activity_scores_are_mean_membrane_potential_of_real_passes(nmnist):
     for layer in engine.layers:
         torch.testing.assert_close(stats.gate_grad[layer.info.index],
                                    layer.mask.gate.grad.abs().to(torch.float64))
+    # the depolarisation-only option: mean max(U, 0)
+    sca.observe(engine, 1, activity="positive")
+    torch.nn.functional.cross_entropy(net(x).mean(-1), labels).backward()
+    sca.stop_observing(engine)
+    positive = voltage.clamp(min=0).mean(dim=(0, 2, 3, 4)).to(torch.float64)
+    torch.testing.assert_close(sca.latest_stats(engine, 1).activity[0], positive, rtol=1e-5, atol=1e-7)
     assert not hasattr(net.blocks[0].neuron, "__dict__") or "dynamics" not in vars(net.blocks[0].neuron)
 
 
