@@ -11,6 +11,16 @@ For the active entries ``w`` (``d`` of them) of one scope unit (a neuron's fan-i
 Stage II of the method prunes ``floor(c d)`` smallest-magnitude active weights of each unit and regrows (by default)
 ``floor(c * pruned)`` inactive positions of the unit with the largest momentum of the dense gradient, at zero; see
 :mod:`snndeploy.prune.dst` for the shared sparse-training machinery and the baselines.
+
+The paper leaves several points open (docs: pruning-methods.md section 7); each is a :class:`PQConfig` key whose
+default is the proposal there: ``p, q, gamma, beta`` = 0.5, 1.0, 1.2, 0.9 and ``eta`` (alpha_r) = 0.001 (item 10);
+``regrow: ratio`` = c x pruned, or ``same`` / ``none`` (item 11); ``iterations`` x ``epochs_per_step`` = 10 x 20,
+keeping the best iteration on the validation split (``select_best``, item 12); ``init_density`` 0.5 with ``init: er``;
+``scope`` neuron | layer | global. Adaptations to the engine: the momentum is an exponential average
+(``momentum_beta``) of the dense gradient of the effective weight, measured on ``momentum_batches`` training batches
+before each rewiring (``momentum_source: calibration``) or during the iteration's training (``training``), because
+the engine's masks make the optimizer's own moments zero at pruned positions; the runner starts a fresh Adam every
+iteration. ``--sparsity`` is an optional target-density stop (``at_target``: freeze the mask, or ``hold`` it).
 """
 
 from __future__ import annotations
