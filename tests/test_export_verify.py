@@ -24,10 +24,10 @@ def fixture_model(fixtures_dir, name):
     return import_netx(fixtures_dir / name / NETX[name]).eval()
 
 
-def inputs_for(fixtures_dir, name, shape, steps=20, samples=1):
+def inputs_for(fixtures_dir, name, shape, steps=20, samples=1, rate=0.3):
     if name == "oxford":  # its own spikes (the dense-cuba golden input is oxford's first-layer input)
         return np.load(fixtures_dir / "dense-cuba" / "in.npy")[None, :, 200:200 + 3 * steps].astype(np.float32)
-    return sample_inputs(shape, steps, samples, 0.3, 0)
+    return sample_inputs(shape, steps, samples, rate, 0)
 
 
 @pytest.mark.parametrize("name", sorted(NETX))
@@ -85,32 +85,47 @@ def test_conv_pool_bias_delay_network_is_exact_with_probes(no_lava_leftovers):
     assert all(la.torch_spikes > 0 for la in report.layers)
 
 
-def test_unstructured_pruning_uses_sparse_processes_and_stays_exact(fixtures_dir, no_lava_leftovers):
+PRUNE_CASES = [pytest.param("mnist-mlp-128"), pytest.param("oxford", marks=pytest.mark.slow),
+               pytest.param("mnist-mlp-512", marks=pytest.mark.slow), pytest.param("tinynet", marks=pytest.mark.slow)]
+# structured shrink: which producer blocks keep which channels (the input layer and outputs are never cut)
+SHRINK = {"mnist-mlp-128": {0: (128, 2), 1: (64, 1)}, "oxford": {0: (256, 2)}, "mnist-mlp-512": {1: (512, 4)},
+          "tinynet": {1: (24, 2)}}
+
+
+@pytest.mark.parametrize("name", PRUNE_CASES)
+def test_unstructured_pruning_uses_sparse_processes_and_stays_exact(fixtures_dir, name, no_lava_leftovers):
     from snndeploy.prune.engine import PruningEngine
     from snndeploy.prune.scores import weight_magnitude
 
-    model = fixture_model(fixtures_dir, "mnist-mlp-128")
+    model = fixture_model(fixtures_dir, name)
     engine = PruningEngine(model)
     engine.prune_weights(0.85, weight_magnitude(engine), scope="layer")
     engine.finalize()
     net = from_slayer(model)
-    assert max(float(np.mean(np.asarray(layer.weight) != 0)) for layer in net.layers) < 0.3
-    report = verify(model, net, sample_inputs(net.input_shape, 20, 1, 0.4, 0))
+    pruned = [layer for layer in net.layers if layer.op in ("dense", "conv")]
+    assert max(float(np.mean(np.asarray(layer.weight) != 0)) for layer in pruned) < 0.3
+    report = verify(model, net, inputs_for(fixtures_dir, name, net.input_shape, rate=0.4))
     assert report.agree, describe(report)
-    assert report.synapses == ["Sparse", "Sparse", "Sparse"]
+    assert all(kind == "Sparse" for layer, kind in zip(net.layers, report.synapses, strict=True)
+               if layer.op == "dense")
 
 
-def test_structured_shrink_exports_the_smaller_network_exactly(fixtures_dir, no_lava_leftovers):
+@pytest.mark.parametrize("name", PRUNE_CASES)
+def test_structured_shrink_exports_the_smaller_network_exactly(fixtures_dir, name, no_lava_leftovers):
     from snndeploy.prune.graph import build_graph
     from snndeploy.prune.shrink import shrink
 
-    model = fixture_model(fixtures_dir, "mnist-mlp-128")
-    shrink(model, build_graph(model, (784,)), {0: torch.arange(0, 128, 2), 1: torch.arange(40)})
+    model = fixture_model(fixtures_dir, name)
+    keep = {block: torch.arange(0, size, step) if step > 1 else torch.arange(size // 2 + 8)
+            for block, (size, step) in SHRINK[name].items()}
+    before = [layer.out_shape[0] for layer in from_slayer(model).layers]
+    shrink(model, build_graph(model, tuple(model.spec.input_shape)), keep)
     net = from_slayer(model)
-    assert [layer.out_shape for layer in net.layers] == [(64,), (40,), (10,)]
-    assert net.layers[1].weight.shape == (40, 64)
-    report = verify(model, net, sample_inputs(net.input_shape, 20, 1, 0.4, 0))
+    after = [layer.out_shape[0] for layer in net.layers]
+    assert sum(after) < sum(before) and after[-1] == before[-1]
+    report = verify(model, net, inputs_for(fixtures_dir, name, net.input_shape, rate=0.4))
     assert report.agree, describe(report)
+    assert report.layers[0].torch_spikes > 0
 
 
 def test_conv_pool_and_last_layer_delays_run_through_axon_delay(no_lava_leftovers):
