@@ -141,9 +141,14 @@ def test_cli_export_all_targets_verify_and_no_overwrite(fixtures_dir, tmp_path, 
     code, stdout, _ = _cli(["export", model, "--to", "nir", "--out", str(tmp_path / "m.nir"), "--force", "--verify",
                             "--samples", "1", "--steps", "15", "--json"], capsys)
     assert code == 0 and json.loads(stdout)["verify"]["agree"] is True
-    code, stdout, _ = _cli(["verify", model, str(tmp_path / "lava"), "--samples", "1", "--steps", "15", "--json"],
+    np.save(tmp_path / "x.npy", sample_inputs((784,), 15, 1, 0.3, 7))  # given inputs instead of sampled ones
+    code, stdout, _ = _cli(["verify", model, str(tmp_path / "lava"), "--inputs", str(tmp_path / "x.npy"), "--json"],
                            capsys)
-    assert code == 0 and json.loads(stdout)["agree"] is True
+    result = json.loads(stdout)
+    assert code == 0 and result["agree"] is True and result["steps"] == 15
+    np.save(tmp_path / "bad.npy", np.zeros((3, 15)))
+    code, _, err = _cli(["verify", model, str(tmp_path / "lava"), "--inputs", str(tmp_path / "bad.npy")], capsys)
+    assert code == 2 and "does not fit the model input" in err
 
 
 def test_cli_verify_reports_divergence_with_exit_1(fixtures_dir, tmp_path, capsys, no_lava_leftovers):
