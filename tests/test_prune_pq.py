@@ -394,3 +394,25 @@ def test_resume_gives_the_same_masks_selection_and_momentum(digits_trainer, tmp_
     assert resumed.report["history"][-1]["selected_iteration"] == full.report["history"][-1]["selected_iteration"]
     for a, b in zip(full.net.blocks, resumed.net.blocks, strict=True):
         assert torch.equal(a.synapse.weight != 0, b.synapse.weight != 0)
+
+
+def test_global_scope_is_one_unit_over_all_layers(digits_trainer):
+    net = digits_net()
+    gaussian_(net, seed=4)
+    ctx = make_ctx(net, digits_trainer)
+    method = get_method("pq")
+    config = pq.PQConfig(scope="global", momentum_batches=2, select_best=False, regrow="none")
+    method.prune(ctx, config, Round(0, 0.0, 0))
+    weights = torch.cat([layer.weight.detach().reshape(-1) for layer in ctx.engine.layers])
+    mask = torch.cat([layer.mask.mask.reshape(-1) for layer in ctx.engine.layers])
+    active = weights[mask != 0].tolist()
+    index = pq_by_hand(active, 0.5, 1.0)
+    d = len(active)
+    keep = math.ceil(d * 1.001 ** -2 * (1 - index) - 1e-9)
+    info = method.prune(ctx, config, Round(1, 0.0, 0))
+    assert info["pruned"] == math.floor(d * min(max(1.2 * (1 - keep / d), 0), 0.9)) > 0 and info["regrown"] == 0
+    assert [u["unit"] for u in info["units"]] == ["global"]
+    cut = sorted(abs(v) for v in active)[:info["pruned"]]
+    left = torch.cat([layer.weight.detach().reshape(-1)[layer.mask.mask.reshape(-1) != 0] for layer in
+                      ctx.engine.layers]).abs()
+    assert left.min().item() >= max(cut)  # the smallest magnitudes over all layers went
