@@ -270,6 +270,7 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
     import nir
 
     gmeta = _meta(graph)
+    graph = flatten_subgraphs(graph)
     if "dt" in gmeta:
         dt = float(gmeta["dt"])
     elif dt is None:
@@ -397,6 +398,38 @@ def _compose(first: dict, second: dict, where: str) -> dict:
             "stride": (second["stride"][0] * k[0], second["stride"][1] * k[1]),
             "padding": (second["padding"][0] * k[0], second["padding"][1] * k[1]),
             "name": f"{first['name']}+{second['name']}"}
+
+
+def flatten_subgraphs(graph):
+    """Inline nested ``NIRGraph`` nodes (snnTorch writes recurrent layers that way): inner nodes become
+    ``outer.inner``; edges into the subgraph go to what its ``Input`` feeds, edges out of it leave from what feeds
+    its ``Output``."""
+    import nir
+
+    if not any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()):
+        return graph
+    nodes, edges = {}, []
+    entries: dict[str, list[str]] = {}
+    exits: dict[str, list[str]] = {}
+    for key, node in graph.nodes.items():
+        if not isinstance(node, nir.NIRGraph):
+            nodes[key] = node
+            continue
+        inner = flatten_subgraphs(node)
+        ins = [k for k, v in inner.nodes.items() if isinstance(v, nir.Input)]
+        outs = [k for k, v in inner.nodes.items() if isinstance(v, nir.Output)]
+        if len(ins) != 1 or len(outs) != 1:
+            raise UserError(f"subgraph {key!r} needs exactly one Input and one Output node to be inlined")
+        for a, b in inner.edges:
+            if a not in inner.nodes or b not in inner.nodes:
+                raise UserError(f"subgraph {key!r}: edge ({a!r}, {b!r}) names a node it does not have")
+        entries[key] = [f"{key}.{b}" for a, b in inner.edges if a == ins[0]]
+        exits[key] = [f"{key}.{a}" for a, b in inner.edges if b == outs[0]]
+        nodes.update({f"{key}.{k}": v for k, v in inner.nodes.items() if k not in (ins[0], outs[0])})
+        edges += [(f"{key}.{a}", f"{key}.{b}") for a, b in inner.edges if a != ins[0] and b != outs[0]]
+    for a, b in graph.edges:
+        edges += [(x, y) for x in exits.get(a, [a]) for y in entries.get(b, [b])]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph.metadata, type_check=False)
 
 
 def _pair(value) -> tuple[int, int]:

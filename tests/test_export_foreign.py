@@ -131,3 +131,25 @@ def test_quantize_puts_a_float_graph_on_the_loihi_grid(no_lava_leftovers):
     assert floating > 50 and abs(fixed - floating) / floating < 0.1
     again, report2 = quantize_net(quantized)
     assert not report2[0]["changed"] and np.array_equal(again.layers[0].weight, quantized.layers[0].weight)
+
+
+def test_nested_recurrent_subgraph_is_inlined(tmp_path):
+    """snnTorch-style recurrent layer as a nested NIRGraph (Input -> CubaLIF <-> Linear -> Output)."""
+    rng = np.random.default_rng(0)
+    lif = nir.CubaLIF(tau_syn=np.full(5, 2.0), tau_mem=np.full(5, 4.0), r=np.full(5, 4.0), v_leak=np.zeros(5),
+                      v_threshold=np.ones(5), w_in=np.full(5, 2.0))
+    rnn = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([5])}), "lif": lif,
+                              "w_rec": nir.Linear(weight=rng.normal(size=(5, 5))),
+                              "output": nir.Output(output_type={"output": np.array([5])})},
+                       edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+                       type_check=False)
+    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}),
+                                "fc": nir.Linear(weight=rng.normal(size=(5, 3))), "rnn": rnn,
+                                "output": nir.Output(output_type={"output": np.array([5])})},
+                         edges=[("input", "fc"), ("fc", "rnn"), ("rnn", "output")], type_check=False)
+    nir.write(tmp_path / "rnn.nir", graph)
+    net = read_nir(tmp_path / "rnn.nir", dt=1.0)
+    (layer,) = net.layers
+    assert layer.op == "dense" and layer.recurrent is not None
+    assert np.allclose(layer.recurrent, graph.nodes["rnn"].nodes["w_rec"].weight)  # gain 1 with dt = tau/2 etc.
+    assert int(layer.neuron.i_decay) == 2048 and int(layer.neuron.v_decay) == 1024
