@@ -213,17 +213,19 @@ def _load(block, bspec, layer: Layer) -> None:
         synapse.weight.data = _tensor(layer.weight, synapse.weight)
     if bspec.bias and layer.neuron.bias is not None:
         norm = block.neuron.norm
-        norm.value.data = _tensor(np.broadcast_to(np.asarray(layer.neuron.bias).reshape(-1), norm.value.shape)
-                                  if np.asarray(layer.neuron.bias).size == 1 else
-                                  np.asarray(layer.neuron.bias).reshape(-1)[:norm.value.numel()]
-                                  if np.asarray(layer.neuron.bias).size == norm.value.numel() else
-                                  _per_channel(layer), norm.value)
+        norm.value.data = _tensor(_bias_values(layer, norm.value.numel()), norm.value)
     if bspec.delay and layer.delay is not None:
         block.delay.delay.data = _tensor(layer.delay, block.delay.delay)
 
 
-def _per_channel(layer: Layer) -> np.ndarray:
-    bias = np.asarray(layer.neuron.bias, dtype=np.float64).reshape(layer.out_shape[0], -1)
-    if not np.all(bias == bias[:, :1]):
+def _bias_values(layer: Layer, count: int) -> np.ndarray:
+    """The layer's bias as SLAYER's NeuronBias holds it: one value per output channel (or neuron)."""
+    bias = np.asarray(layer.neuron.bias, dtype=np.float64).reshape(-1)
+    if bias.size == 1:
+        return np.full(count, bias[0])
+    if bias.size == count:
+        return bias
+    per_channel = bias.reshape(layer.out_shape[0], -1)
+    if not np.all(per_channel == per_channel[:, :1]):
         raise UserError(f"{layer.name}: a per-neuron conv bias cannot be expressed in SLAYER (per channel only)")
-    return bias[:, 0]
+    return per_channel[:, 0]
