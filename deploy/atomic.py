@@ -14,6 +14,17 @@ from typing import Any
 from snndeploy.errors import UserError
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def _publish(tmp: Path, mode: int) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; give the result the permissions of a normal file."""
+    os.chmod(tmp, mode & ~_umask())
+
+
 def _refuse_existing(target: Path, force: bool) -> None:
     if target.exists() and not force:
         raise UserError("exists; pass --force to overwrite it", target)
@@ -33,6 +44,7 @@ def atomic_path(target: str | Path, *, force: bool = True) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        _publish(tmp, 0o666)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -47,6 +59,7 @@ def atomic_dir(target: str | Path, *, force: bool = True) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        _publish(tmp, 0o777)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)

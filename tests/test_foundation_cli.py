@@ -92,3 +92,17 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
         raise RuntimeError("crash while writing")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    from snndeploy.atomic import atomic_dir, write_text
+
+    umask = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "a.txt", "x")
+        with atomic_dir(tmp_path / "folder") as tmp:
+            (tmp / "inner.txt").write_text("y")
+    finally:
+        os.umask(umask)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+    assert oct((tmp_path / "folder").stat().st_mode & 0o777) == oct(0o755)

@@ -1,0 +1,350 @@
+"""``snndeploy pipeline``: train or load -> [fit] -> prune -> export (NIR hand-off) -> verify -> simulate -> estimate
+-> report, one folder per stage, finished stages skipped on a rerun; and ``snndeploy compare`` across runs.
+
+Every stage after export reads the exported ``network.nir``: NIR is the hand-off between the torch side and the
+Lava / estimate side. A stage is skipped when its ``stage.json`` records the same fingerprint (its config slice
+plus the fingerprints and results of the stages before it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from snndeploy.atomic import write_json
+from snndeploy.cli_support import CommandExit, emit, json_option
+from snndeploy.errors import UserError
+from snndeploy.pipeline_config import PipelineConfig, config_to_dict, load_config
+
+STAGES = ("model", "fit", "prune", "export", "verify", "simulate", "estimate", "report")
+MARKER = "stage.json"
+NIR_FILE = "network.nir"
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Run:
+    """One pipeline run in ``out``: stage results so far and the chain of fingerprints."""
+
+    config: PipelineConfig
+    out: Path
+    progress: bool = True
+    log: Callable[[str], None] = print
+    results: dict[str, dict] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    chain: str = ""
+
+    def stage(self, name: str, settings: Any, body: Callable[[Path], dict]) -> dict:
+        """Run ``body(folder)`` unless the folder already holds this exact stage; record and return its result."""
+        folder = self.out / name
+        fingerprint = _fingerprint({"stage": name, "settings": settings, "before": self.chain})
+        marker = folder / MARKER
+        if marker.is_file():
+            recorded = json.loads(marker.read_text())
+            if recorded.get("fingerprint") == fingerprint:
+                self.log(f"[{name}] done before, skipped ({folder})")
+                self.skipped.append(name)
+                return self._record(name, fingerprint, recorded["result"])
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        self.log(f"[{name}] running")
+        start = time.perf_counter()
+        result = body(folder)
+        result["seconds"] = round(time.perf_counter() - start, 2)
+        write_json(marker, {"stage": name, "fingerprint": fingerprint, "result": result})
+        self.log(f"[{name}] finished in {result['seconds']:.1f} s")
+        return self._record(name, fingerprint, result)
+
+    def _record(self, name: str, fingerprint: str, result: dict) -> dict:
+        self.results[name] = result
+        self.chain = _fingerprint([self.chain, fingerprint, result])
+        return result
+
+
+# ----------------------------------------------------------------------------------------------------- stages
+def _evaluate(checkpoint: Path, config: PipelineConfig, progress: bool) -> dict:
+    from snndeploy.train.cli import run_evaluation
+
+    return run_evaluation(checkpoint, data_name=config.data, test_subset=config.test_subset, seed=config.seed,
+                          progress=progress)
+
+
+def model_stage(run: Run, folder: Path) -> dict:
+    """Train the spec here, or load a trained model; either way leave ``model.pt`` and its test accuracy."""
+    from snndeploy.models.load import load_model
+    from snndeploy.models.spec import load_spec, save_spec, spec_from_dict
+    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
+
+    cfg, model = run.config, run.config.model
+    if model.load is not None:
+        net = load_model(model.load)
+        checkpoint = save_checkpoint(folder / "model.pt", make_checkpoint(net, extra={"source": model.load}))
+        metrics = _evaluate(checkpoint, cfg, run.progress)
+        return {"checkpoint": str(checkpoint), "source": model.load, "accuracy": metrics["accuracy"],
+                "spike_rate": metrics.get("spike_rate"), "trained": False}
+    from snndeploy.train.cli import run_training
+
+    spec = spec_from_dict(model.spec) if isinstance(model.spec, dict) else load_spec(model.spec)
+    spec_path = save_spec(spec, folder / "spec.yaml")
+    summary = run_training(spec_path, epochs=model.epochs, out=folder / "train", data_name=cfg.data,
+                           encoding=model.encoding, subset=model.subset, batch_size=model.batch_size, lr=model.lr,
+                           seed=cfg.seed, test_subset=cfg.test_subset, force=True, progress=run.progress,
+                           log=run.log)
+    return {"checkpoint": summary["checkpoint"], "source": "trained here", "accuracy": summary["test"]["accuracy"],
+            "spike_rate": summary["test"].get("spike_rate"), "trained": True, "epochs": summary["epochs"],
+            "train_seconds": summary["seconds"], "seconds_per_epoch": summary["seconds_per_epoch"]}
+
+
+def fit_stage(run: Run, folder: Path) -> dict:
+    from snndeploy.fit import fit_to_budget
+
+    prune = run.config.prune
+    result = fit_to_budget(Path(run.results["model"]["checkpoint"]), run.config.fit,
+                           structured=prune.structured if prune else True, log=run.log)
+    write_json(folder / "fit.json", result)
+    return result
+
+
+def _registered_methods() -> None:
+    import snndeploy.prune.deepr  # noqa: F401  (registers gradr, deepr, soft_deepr)
+    import snndeploy.prune.pq  # noqa: F401  (registers pq, fixed, set, rigl)
+    import snndeploy.prune.sca  # noqa: F401  (registers sca)
+
+
+def prune_stage(run: Run, folder: Path) -> dict:
+    from snndeploy.models.load import load_model
+    from snndeploy.prune.cli import run_prune
+    from snndeploy.prune.config import config_from_dict
+    from snndeploy.prune.methods import get_method
+
+    _registered_methods()
+    prune, fitted = _effective_prune(run)
+    method = get_method(prune.method)
+    structured = prune.structured or method.structured is True
+    settings = {"seed": run.config.seed, **prune.config, **fitted}
+    config = config_from_dict(method.config_class, settings, "pipeline prune.config")
+    net = load_model(run.results["model"]["checkpoint"])
+    result = run_prune(net, method, config, float(prune.sparsity), structured, run.config.data, folder,
+                       source=run.results["model"]["checkpoint"], batch_size=prune.batch_size, subset=prune.subset,
+                       test_subset=prune.test_subset, progress=run.progress, quiet=not run.progress)
+    report = result["report"]
+    return {"checkpoint": result["files"]["model"], "method": report["method"], "structured": report["structured"],
+            "target_sparsity": report["target_sparsity"], "accuracy_before": report["accuracy_before"],
+            "accuracy_after": report["accuracy_after"], "sparsity": report["sparsity"], "model": report["model"],
+            "synops_per_sample": report["synops_per_sample"], "cost": report["cost"], "history": report["history"],
+            "plot": result["files"].get("plot")}
+
+
+def _effective_prune(run: Run):
+    """The prune settings and extra method config: ``--fit``'s ratio and per-layer scope when there was a fit."""
+    prune = run.config.prune
+    fit = run.results.get("fit")
+    if not fit:
+        return prune, {}
+    return replace(prune, sparsity=fit["sparsity"], structured=fit["structured"]), {"scope": fit["scope"]}
+
+
+def export_stage(run: Run, folder: Path) -> dict:
+    from snndeploy.export.nir_io import write_nir
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.models.load import load_model
+
+    source = (run.results.get("prune") or run.results["model"])["checkpoint"]
+    net = from_slayer(load_model(source))
+    files = {"nir": str(write_nir(net, folder / NIR_FILE, force=True))}
+    if "netx" in run.config.export.formats:
+        from snndeploy.export.netx_io import write_netx
+
+        files["netx"] = str(write_netx(net, folder / "network.net", force=True))
+    if "onnx" in run.config.export.formats:
+        from snndeploy.export.onnx_export import export_onnx
+
+        files["onnx"] = str(export_onnx(net, folder / "network.onnx", force=True))
+    from snndeploy.export.ir import summary
+
+    return {"source": source, "files": files, "layers": summary(net)}
+
+
+def _nir_path(run: Run) -> Path:
+    return Path(run.results["export"]["files"]["nir"])
+
+
+def _test_inputs(run: Run, net, samples: int):
+    from snndeploy.simulate import dataset_inputs
+
+    steps = int(net.time_steps or 25)
+    return dataset_inputs(run.config.data, net.input_shape, samples=samples, steps=steps, seed=run.config.seed)
+
+
+def verify_stage(run: Run, folder: Path) -> dict:
+    """The torch model rebuilt from the NIR file against the Lava network built from it, on real test samples."""
+    import numpy as np
+
+    from snndeploy.export.cli import load_source
+    from snndeploy.export.verify import plot_rasters, verify
+
+    model, net = load_source(_nir_path(run))
+    inputs = _test_inputs(run, net, run.config.verify.samples)
+    rasters: list = []
+    report = verify(model, net, inputs.spikes.astype(np.float32), mode=run.config.verify.precision,
+                    progress=run.progress, rasters=rasters)
+    np.save(folder / "inputs.npy", inputs.spikes)
+    plot_rasters(rasters, folder / "rasters.png")
+    return {**report.to_dict(), "plot": str(folder / "rasters.png"), "input": inputs.source}
+
+
+def simulate_stage(run: Run, folder: Path) -> dict:
+    from snndeploy.export.nir_io import read_nir
+    from snndeploy.simulate import simulate_net, summarize, write_outputs
+
+    net = read_nir(_nir_path(run))
+    inputs = _test_inputs(run, net, run.config.simulate.samples)
+    result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress)
+    summary = summarize(result, inputs, model=str(_nir_path(run)))
+    write_outputs(folder / "lava", result, inputs, summary, force=True)
+    return {**summary, "activity": str(folder / "lava" / "activity.json")}
+
+
+def estimate_stage(run: Run, folder: Path) -> dict:
+    from snndeploy.hardware import estimate_model
+    from snndeploy.hardware.report import plot
+
+    cfg = run.config.estimate
+    result = estimate_model(_nir_path(run), tuple(cfg.targets), _budget(run), run.results["simulate"]["activity"])
+    write_json(folder / "estimate.json", result)
+    result["plot"] = str(plot(result, folder / "estimate.png"))
+    return result
+
+
+def _budget(run: Run) -> str | None:
+    if run.config.fit:
+        return run.config.fit.split(":", 1)[1]
+    return run.config.estimate.budget
+
+
+def report_stage(run: Run, folder: Path) -> dict:
+    from snndeploy.run_report import write_run_report
+
+    return write_run_report(run.config, run.results, folder)
+
+
+# ------------------------------------------------------------------------------------------------------ driver
+def run_pipeline(config: PipelineConfig, out: Path, *, progress: bool = True, log=print,
+                 until: str | None = None) -> Run:
+    """Run every stage (up to ``until``) into ``out``; returns the run with all stage results."""
+    from snndeploy.export.lava_net import import_lava
+
+    # Lava sets the 'fork' start method on import and fails if training (tqdm, DataLoader) set one first.
+    import_lava()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config_to_dict(config))
+    run = Run(config, out, progress=progress, log=log)
+    plan: list[tuple[str, Any, Callable[[Run, Path], dict]]] = [
+        ("model", asdict(config.model) | {"data": config.data, "seed": config.seed, "test": config.test_subset},
+         model_stage),
+    ]
+    if config.fit:
+        plan.append(("fit", {"fit": config.fit, "prune": asdict(config.prune) if config.prune else None}, fit_stage))
+    if config.prune is not None:
+        plan.append(("prune", asdict(config.prune), prune_stage))
+    plan += [("export", asdict(config.export), export_stage), ("verify", asdict(config.verify), verify_stage),
+             ("simulate", asdict(config.simulate), simulate_stage), ("estimate", asdict(config.estimate),
+                                                                     estimate_stage),
+             ("report", {}, report_stage)]
+    for name, settings, body in plan:
+        run.stage(name, settings, lambda folder, body=body: body(run, folder))
+        if name == until:
+            break
+    write_json(out / "summary.json", summarize_run(run))
+    return run
+
+
+def summarize_run(run: Run) -> dict:
+    r = run.results
+    estimate = r.get("estimate", {})
+    return {
+        "name": run.config.name, "out": str(run.out), "stages": list(r), "skipped": run.skipped,
+        "dense_accuracy": r.get("model", {}).get("accuracy"),
+        "pruned_accuracy": r.get("prune", {}).get("accuracy_after"),
+        "sparsity": r.get("prune", {}).get("sparsity"),
+        "fit": r.get("fit"),
+        "verified": r.get("verify", {}).get("agree"),
+        "lava_accuracy": r.get("simulate", {}).get("accuracy"),
+        "targets": [{k: t.get(k) for k in ("target", "verdict", "cores", "cores_range", "chips")}
+                    for t in estimate.get("targets", [])],
+        "report": r.get("report", {}).get("html"),
+        "seconds": {name: res.get("seconds") for name, res in r.items()},
+    }
+
+
+def _human(summary: dict) -> str:
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"  # noqa: E731
+    lines = [f"pipeline {summary['name']} -> {summary['out']}",
+             f"  dense accuracy   {pct(summary['dense_accuracy'])}",
+             f"  pruned accuracy  {pct(summary['pruned_accuracy'])}"]
+    if summary["sparsity"]:
+        lines.append(f"  sparsity         weights {summary['sparsity']['weights']:.3f}, "
+                     f"channels {summary['sparsity']['channels']:.3f}")
+    if summary["fit"]:
+        lines.append(f"  fit              {summary['fit']['summary']}")
+    lines.append(f"  verified on Lava {'yes, spike for spike' if summary['verified'] else 'NO (see verify/)'}")
+    lines.append(f"  Lava accuracy    {pct(summary['lava_accuracy'])}")
+    for t in summary["targets"]:
+        lines.append(f"  {t['target']:<16} {t['verdict']}, {t['cores']} cores (range {t['cores_range']}), "
+                     f"{t['chips']} chip(s)")
+    if summary["skipped"]:
+        lines.append(f"  skipped (done before): {', '.join(summary['skipped'])}")
+    lines.append(f"  report           {summary['report']}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("config_path", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<config name>).")
+@click.option("--fit", help="Prune to a budget: TARGET:LIMIT=N, e.g. loihi2:cores=4 (overrides the config).")
+@click.option("--until", type=click.Choice(STAGES), help="Stop after this stage.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@json_option
+def pipeline(config_path: str | None, out: str | None, fit: str | None, until: str | None, no_progress: bool,
+             as_json: bool) -> None:
+    """Train or load, prune, export through NIR, verify and simulate on Lava, estimate on Loihi 2, and report.
+
+    With no CONFIG it runs the embedded default: the MNIST MLP with criticality pruning. A rerun skips the stages
+    that are already done with the same settings.
+    """
+    config, _where = load_config(config_path)
+    if fit:
+        if ":" not in fit:
+            raise UserError(f"--fit must look like loihi2:cores=N, got {fit!r}")
+        config = replace(config, fit=fit)
+    folder = Path(out) if out else Path("runs") / config.name
+    log = (lambda _m: None) if as_json else (lambda m: click.echo(m, err=True))
+    run = run_pipeline(config, folder, progress=not (no_progress or as_json), log=log, until=until)
+    summary = summarize_run(run)
+    emit(summary, as_json, _human)
+    if run.results.get("verify") and not run.results["verify"]["agree"]:
+        raise CommandExit(1)
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default="runs/compare", show_default=True)
+@json_option
+def compare(runs: tuple[str, ...], out: str, as_json: bool) -> None:
+    """Put several pipeline runs (methods, sparsities) side by side: a table, compare.html and plots."""
+    from snndeploy.run_report import write_comparison
+
+    result = write_comparison([Path(r) for r in runs], Path(out))
+    emit(result, as_json, lambda r: r["text"] + f"\n-> {r['html']}")
