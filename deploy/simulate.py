@@ -459,17 +459,21 @@ def run_config(mode: str):
     return Loihi2SimCfg(select_tag=mode, exception_proc_model_map={Extractor: PyLoihiExtractorModel})
 
 
-def _stops(n: int, steps: int, every_step: bool) -> list[int]:
-    """Cumulative step counts at which the run pauses: sample ends, every ``DRAIN_STEPS``, the idle step."""
+def _stops(n: int, steps: int, every_step: bool, every_sample: bool) -> list[int]:
+    """Cumulative step counts at which the run pauses: after the first step, every ``DRAIN_STEPS`` (or sample),
+    at the end and after the idle step. Each pause costs a few milliseconds."""
     total = n * steps
     if every_step:
         return list(range(1, total + 2))
-    marks = {1, total + 1} | {(k + 1) * steps for k in range(n)} | set(range(DRAIN_STEPS, total, DRAIN_STEPS))
+    marks = {1, total, total + 1} | set(range(DRAIN_STEPS, total, DRAIN_STEPS))
+    if every_sample:
+        marks |= {(k + 1) * steps for k in range(n)}
     return sorted(marks)
 
 
 def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], probes: tuple[int, ...],
-               timing: Timing, timeout_s: float | None, sparse_below: float, advance: Callable[[int], None]):
+               timing: Timing, timeout_s: float | None, sparse_below: float, advance: Callable[[int], None],
+               every_sample: bool = False):
     """Build, run and stop one chunk ``x`` ``(n, *shape, T)``.
 
     Returns (spike rasters of the ``keep`` layers ``(*shape, n*T)``, spikes per neuron of every layer, u/v probes).
@@ -505,7 +509,7 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
 
     done = 0
     with lava_runner.lava_session(proc):
-        for stop_at in _stops(n, steps, bool(probes)):
+        for stop_at in _stops(n, steps, bool(probes), every_sample):
             count = stop_at - done
             t = time.perf_counter()
             lava_runner.run_steps(proc, count, cfg, timeout_s=timeout_s, stop_after=False, what=what)
@@ -582,7 +586,7 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
             x = inputs[start:start + per_chunk]
             rasters, counts, chunk_probes = _run_chunk(
                 net, x, mode, keep, uv_probes, timing, timeout_s,
-                DEFAULT_SPARSE_BELOW if sparse_below is None else sparse_below, advance)
+                DEFAULT_SPARSE_BELOW if sparse_below is None else sparse_below, advance, on_sample is not None)
             counter.add(x.sum(axis=(0, -1), dtype=np.int64), counts, x.shape[0] * steps)
             for i in keep:
                 kept[i].append(_split(rasters[i].astype(np.uint8), x.shape[0], steps, i))

@@ -177,7 +177,7 @@ def _human(result: dict[str, Any]) -> str:
 @click.command("deploy")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--target", type=click.Choice(TARGETS), default="loihi2", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), help="Job bundle folder (default: <model>-loihi2-bundle).")
+@click.option("--out", type=click.Path(path_type=Path), help="Bundle folder (default: ./<model name>-loihi2-bundle).")
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="Spike inputs (.npy/.npz); default: random spikes with a fixed seed.")
 @click.option("--dataset", help="Use the first --samples test samples of a local dataset as inputs.")
@@ -190,8 +190,12 @@ def _human(result: dict[str, Any]) -> str:
 @json_option
 def deploy(model: Path, target: str, out: Path | None, input_path: Path | None, dataset: str | None,
            samples: int | None, steps: int | None, seed: int, timeout_s: float, force: bool, as_json: bool) -> None:
-    """Run MODEL on Loihi 2, or write a job bundle for INRC (exit code 3) when lava-loihi is not installed."""
-    out = out or model.with_name(f"{model.stem}-{target}-bundle")
+    """Run MODEL on Loihi 2, or write a job bundle for INRC when lava-loihi is not installed.
+
+    Exit codes: 0 = ran on Loihi 2, output equal to the CPU fixed-point run; 1 = it differs, or a run failed;
+    2 = bad input; 3 = lava-loihi is not installed here, the job bundle was written instead.
+    """
+    out = out or Path(f"{model.stem}-{target}-bundle")
     if out.exists() and not force:
         raise UserError("exists; pass --force to overwrite it", out)
     if input_path is None and dataset is None:
