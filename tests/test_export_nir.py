@@ -128,3 +128,13 @@ def test_to_nir_records_loihi_metadata(fixtures_dir):
     assert meta["w_scale"] == 64 and meta["on_grid"] == 1 and meta["weight_int"].dtype == np.int32
     lif = graph.nodes[f"{net.layers[0].name}_lif"].metadata["snndeploy"]
     assert int(lif["i_decay"]) == 410 and int(lif["vth_mant"]) == 64
+
+
+def test_unsupported_slayer_neurons_are_named():
+    from snndeploy.models.build import build_model
+    from snndeploy.models.spec import spec_from_dict
+
+    spec = spec_from_dict({"name": "adaptive", "input_shape": [8], "time_steps": 5, "neuron": {"kind": "alif"},
+                           "blocks": [{"kind": "dense", "out": 4}]})
+    with pytest.raises(UserError, match=r"block 0 \(dense\).*alif.*no Loihi CUBA mapping"):
+        from_slayer(build_model(spec))
