@@ -67,6 +67,7 @@ def _weight_meta(w: np.ndarray) -> dict:
 
     ints = np.round(np.asarray(w, dtype=np.float64) * W_SCALE)
     meta = {"w_scale": W_SCALE, "weight_int": ints.astype(np.int32),
+            "density": float(np.count_nonzero(ints)) / max(ints.size, 1),
             "on_grid": int(np.allclose(ints, np.asarray(w, dtype=np.float64) * W_SCALE, rtol=0, atol=1e-6))}
     try:
         _, bits, exp = fit_weights(ints.astype(np.int64), "w")
