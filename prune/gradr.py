@@ -394,6 +394,7 @@ def plot_connectivity(ax, history: list[dict]) -> None:
         ends.append(offset)
     ax.plot(xs, ys, "-", label="connectivity")
     ax.plot(ends, [100 * h["connectivity_quantized"] for h in history], "s", ms=4, label="after 8-bit quantisation")
+    ax.set_yscale("log")  # the interesting part is often below 1 %
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("connectivity (%)")
     ax.set_title("connectivity over training")
