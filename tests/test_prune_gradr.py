@@ -334,3 +334,23 @@ def test_exact_zero_weights_stay_dead_or_get_a_random_sign(digits):
         if zero_sign == "free":
             assert torch.all(sign != 0) and 0.3 < float((sign[:, ::5] > 0).float().mean()) < 0.7
     assert grown["dead"] == 0 and grown["free"] > 0
+
+
+def test_grad_r_on_a_conv_net_prunes_conv_and_dense_weights_with_fixed_signs():
+    digits = make_splits("uci-digits", time_steps=8, seed=0, encoding="current", subset=320)
+    torch.manual_seed(0)
+    net = build_model(spec_from_dict({
+        "name": "digits_cnn", "input_shape": [1, 8, 8], "time_steps": 8, "quantize": True, "neuron": NEURON,
+        "blocks": [{"kind": "conv", "out": 4, "kernel": 3, "padding": 1, "weight_scale": 2},
+                   {"kind": "flatten"}, {"kind": "dense", "out": 10, "weight_scale": 2}]}))
+    engine = PruningEngine(net)
+    assert [lay.info.kind for lay in engine.layers] == ["conv", "dense"]
+    opt = RewiringAdam(engine, net.parameters(), RewiringHyper(alpha=0.3, target=0.9, lr=1e-2))
+    signs = [opt.state[lay.weight]["sign"].clone() for lay in engine.layers]
+    train(net, opt, batches(digits.train))
+    conn = connectivity(engine.layers)
+    assert all(layer["connectivity"] < 0.9 for layer in conn["per_layer"])
+    assert conn["quantized"] <= conn["connectivity"]
+    for lay, sign in zip(engine.layers, signs, strict=True):
+        w = net.blocks[lay.info.index].synapse.weight.detach()
+        assert torch.all(w * sign >= 0) and torch.equal((w != 0).float(), lay.mask.mask)
