@@ -1,0 +1,111 @@
+"""`snndeploy pipeline` end to end on real MNIST and the real Lava runtime, on a tiny setting."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from snndeploy.cli import main
+
+CONFIG = Path(__file__).parent / "configs" / "pipeline_tiny.yaml"
+pytestmark = pytest.mark.lava
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    assert main(["pipeline", str(CONFIG), "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def stage(run: Path, name: str) -> dict:
+    return json.loads((run / name / "stage.json").read_text())["result"]
+
+
+def test_every_stage_runs_and_the_lava_network_verifies(tiny_run):
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert summary["stages"] == ["model", "prune", "export", "verify", "simulate", "estimate", "report"]
+    assert summary["verified"] is True
+    assert abs(summary["sparsity"]["weights"] - 0.8) < 0.01
+    nir = stage(tiny_run, "export")["files"]["nir"]
+    assert Path(nir).is_file() and stage(tiny_run, "estimate")["model"] == nir  # NIR is the hand-off
+    sim = stage(tiny_run, "simulate")
+    assert sim["samples"] == 5 and 0.0 <= sim["accuracy"] <= 1.0
+    assert json.loads(Path(sim["activity"]).read_text())["layers"]
+    assert stage(tiny_run, "estimate")["targets"][0]["cores"] >= 1
+
+
+def test_report_is_self_contained_html_with_plots(tiny_run):
+    report = stage(tiny_run, "report")
+    page = Path(report["html"]).read_text()
+    assert page.count("data:image/png;base64,") >= 5
+    assert "spike for spike" in page and "Pruning cost" in page
+    for png in report["plots"].values():
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_skips_finished_stages_and_a_changed_stage_reruns_downstream(tiny_run, tmp_path, capsys):
+    assert main(["pipeline", str(CONFIG), "--out", str(tiny_run), "--no-progress", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["skipped"] == summary["stages"]
+    config = yaml.safe_load(CONFIG.read_text())
+    config["simulate"]["samples"] = 3
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    assert main(["pipeline", str(changed), "--out", str(copy), "--no-progress", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["skipped"] == ["model", "prune", "export", "verify"]
+    assert stage(copy, "simulate")["samples"] == 3
+
+
+def test_fit_to_a_core_budget_gives_a_model_that_fits_and_verifies(tiny_run, tmp_path, capsys):
+    config = yaml.safe_load(CONFIG.read_text())
+    config["prune"]["structured"] = True
+    fit_config = tmp_path / "fit.yaml"
+    fit_config.write_text(yaml.safe_dump(config))
+    dense_cores = stage(tiny_run, "estimate")["targets"][0]["cores"]
+    budget = dense_cores - 1
+    out = tmp_path / "fit"
+    shutil.copytree(tiny_run / "model", out / "model")  # same model settings: its stage is reused
+    code = main(["pipeline", str(fit_config), "--out", str(out), "--no-progress", "--json",
+                 "--fit", f"loihi2:cores={budget}"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert "model" in summary["skipped"]
+    assert summary["fit"]["sparsity"] > 0 and summary["fit"]["structured"]
+    loihi2 = summary["targets"][0]
+    assert loihi2["verdict"] == "fits" and loihi2["cores"] <= budget
+    assert summary["verified"] is True
+
+
+def test_compare_puts_runs_side_by_side(tiny_run, tmp_path):
+    out = tmp_path / "cmp"
+    assert main(["compare", str(tiny_run), str(tiny_run), "--out", str(out)]) == 0
+    result = json.loads((out / "compare.json").read_text())
+    assert len(result["rows"]) == 2 and (out / "compare.html").is_file() and (out / "compare.png").is_file()
+
+
+def test_bad_config_is_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndata: mnist\nmodel: {epochs: 1}\n")
+    assert main(["pipeline", str(bad), "--out", str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"snndeploy: error: {bad}:") and "\n" not in err
+    assert not (tmp_path / "never").exists()
+    bad.write_text("name: x\ndata: mnist\nmodel: {load: a.net}\nprune: {sparsity: 1.5}\n")
+    assert main(["pipeline", str(bad)]) == 2
+    assert "prune.sparsity" in capsys.readouterr().err
+
+
+def test_embedded_default_config_is_valid():
+    from snndeploy.pipeline_config import load_config
+
+    config, where = load_config(None)
+    assert "embedded default" in where
+    assert config.data == "mnist" and config.prune.method == "criticality" and config.model.spec["blocks"]
