@@ -185,6 +185,9 @@ class RewiringAdam(torch.optim.Optimizer):
             state["step"] = 0
             state["exp_avg"] = torch.zeros_like(p)
             state["exp_avg_sq"] = torch.zeros_like(p)
+        for key, value in state.items():  # the trainer may move the network after the state was made
+            if isinstance(value, torch.Tensor) and value.device != p.device:
+                state[key] = value.to(p.device)
         beta1, beta2 = group["betas"]
         state["step"] += 1
         t = state["step"]
@@ -200,9 +203,9 @@ class RewiringAdam(torch.optim.Optimizer):
     def _rewire(self, layer, group: dict) -> None:
         w = layer.weight.data
         mask = layer.mask.mask
-        sign = self.state[layer.weight]["sign"]
         grad = layer.mask.dense_grad  # dL/dw_eff at every position (dense)
         m, denom, step = self._moments(layer.weight, grad, group)
+        sign = self.state[layer.weight]["sign"]
         h = self.hyper
         if h.rule == "gradr":
             theta_before = sign * w
