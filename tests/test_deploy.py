@@ -105,3 +105,26 @@ def test_pooling_networks_are_refused_before_anything_is_written(tmp_path):
                                                 stride=(2, 2), kernel=(2, 2)),))
     with pytest.raises(UserError, match="pooling"):
         check_deployable(net)
+
+
+@pytest.mark.slow
+def test_a_conv_bundle_on_real_nmnist_events_reproduces_on_netx(tmp_path, capsys, no_lava_leftovers):
+    """The N-MNIST CNN (strided convs, C,H,W vs netx's W,H,C layout) as a checkpoint: netx on the CPU backend
+    reproduces the expected output of the bundle."""
+    import torch
+
+    from snndeploy.models.load import load_model
+    from snndeploy.settings import REPO_ROOT
+    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = load_model(REPO_ROOT / "examples" / "nmnist_cnn.yaml")
+    ckpt = save_checkpoint(tmp_path / "nmnist.pt", make_checkpoint(model))
+    out = tmp_path / "bundle"
+    assert main(["deploy", str(ckpt), "--dataset", "nmnist-small", "--samples", "2", "--steps", "30",
+                 "--out", str(out), "--json"]) == EXIT_NO_LOIHI
+    capsys.readouterr()
+    activity = json.loads((out / "expected_activity.json").read_text())
+    assert all(row["spikes"] > 0 for row in activity["layers"][:-1])
+    report = run_bundle(out, backend="cpu", timeout_s=300)
+    assert report["equal"], report
