@@ -224,7 +224,7 @@ class SparseConfig(cfglib.PruneConfig):
     init: str = "er"  # er | erk | uniform: per-layer density allocation of the random initial masks
     init_density: float = 0.5  # PQ / fixed ratio: density of iteration 1 (SET / RigL use 1 - --sparsity)
     select_best: bool = True  # restore the iteration with the best validation accuracy at the end
-    exclude_regrow_pruned: bool = True  # weights pruned in a rewiring are not regrown in the same rewiring
+    exclude_regrow_pruned: bool = True  # regrow just-pruned weights only where a unit has no other free position
 
     def __post_init__(self) -> None:
         checks = [(self.iterations >= 1, "iterations must be >= 1"),
@@ -441,10 +441,12 @@ class SparseMethod(Method):
         after = masks(engine)
         regrow_sel: dict[int, torch.Tensor] = {}
         for n, g in enumerate(gs):
-            eligible = g.rows(after) == 0
-            if config.exclude_regrow_pruned:
-                eligible &= g.rows(before) == 0
-            regrow_sel.update(g.split(pick_per_row(g.rows(score), eligible, grow[n], largest=True), engine))
+            free = g.rows(after) == 0
+            fresh = free & (g.rows(before) == 0) if config.exclude_regrow_pruned else free
+            chosen = pick_per_row(g.rows(score), fresh, grow[n], largest=True)
+            # a unit with too few never-active positions (e.g. a dense layer) regrows just-pruned ones for the rest
+            chosen |= pick_per_row(g.rows(score), free & ~chosen, grow[n] - chosen.sum(1), largest=True)
+            regrow_sel.update(g.split(chosen, engine))
         engine.regrow_weights(regrow_sel, init="zero")
         topped = self.top_up(engine, score, min_density, before if config.exclude_regrow_pruned else None)
         return {"step": "rewire", "pruned": sum(int(v.numel()) for v in pruned_sel.values()),

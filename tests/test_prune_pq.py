@@ -177,10 +177,7 @@ def test_density_trajectory_under_default_settings(digits_trainer):
     for k in range(1, 4):
         units = pq.unit_ratios(ctx.engine, config)
         removed = sum(int(torch.floor(u["ratio"] * u["active"]).sum()) for u in units)
-        # regrowth is capped by the positions that were inactive before the rewiring (a dense layer has none)
-        inactive = [int((layer.mask.mask == 0).sum()) for layer in ctx.engine.layers]
-        regrown = sum(min(int(torch.floor(u["ratio"] * torch.floor(u["ratio"] * u["active"])).sum()), free)
-                      for u, free in zip(units, inactive, strict=True))
+        regrown = sum(int(torch.floor(u["ratio"] * torch.floor(u["ratio"] * u["active"])).sum()) for u in units)
         active = sum(int(layer.mask.mask.sum()) for layer in ctx.engine.layers)
         info = method.prune(ctx, config, Round(k, 0.0, 0))
         assert (info["pruned"], info["regrown"]) == (removed, regrown)
@@ -263,11 +260,20 @@ def test_set_and_rigl_keep_the_density(digits_trainer):
         method.prune(ctx, config, Round(0, 0.7, 0))
         start = dst.masks(ctx.engine)
         assert dst.density(ctx.engine) == pytest.approx(0.3, abs=2e-3)
+        before = dst.density(ctx.engine)
         info = method.prune(ctx, config, Round(1, 0.7, 0))
-        assert info["pruned"] == info["regrown"] > 0 and dst.density(ctx.engine) == pytest.approx(0.3, abs=2e-3)
+        assert info["pruned"] == info["regrown"] > 0 and dst.density(ctx.engine) == before
         moved = sum(int(((start[i] == 1) & (m == 0)).sum()) for i, m in dst.masks(ctx.engine).items())
         assert moved == info["pruned"]
     assert get_method("rigl").prune(ctx, config, Round(3, 0.7, 0))["drop_fraction"] == 0.0  # after 75 %
+    ctx = make_ctx(digits_net(), digits_trainer)  # at density 0.7 ER makes the classifier dense
+    get_method("set").prune(ctx, dst.SETConfig(), Round(0, 0.3, 0))
+    dense = ctx.engine.layers[1]
+    assert bool((dense.mask.mask == 1).all())
+    info = get_method("set").prune(ctx, dst.SETConfig(select_best=False), Round(1, 0.3, 0))
+    assert dst.density(ctx.engine) == pytest.approx(0.7, abs=1e-3) and info["pruned"] == info["regrown"]
+    assert bool((dense.mask.mask == 1).all())  # it could only regrow what it had just pruned, now at zero
+    assert int((dense.weight.detach() == 0).sum()) == math.floor(0.3 * dense.mask.mask.numel())
     with pytest.raises(UserError, match="constant sparsity"):
         get_method("set").prune(make_ctx(digits_net(), digits_trainer), dst.SETConfig(), Round(0, 0.0, 0))
 
