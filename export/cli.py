@@ -183,6 +183,10 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
 
         net, rows = quantize_net(net)
         opts["quantize_report"] = rows
+        if do_verify:  # verify what is exported: the torch model of the quantized network
+            from snndeploy.export.slayer_io import to_slayer
+
+            torch_model = _model_or_error(to_slayer, net, Path(model))
     extra = _write(net, target, out_path, force, opts["sparse_below"])
     from snndeploy.export.ir import summary
 
