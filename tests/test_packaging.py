@@ -44,6 +44,11 @@ def test_wheel_contains_every_module(tmp_path):
         for module in folder.glob("*.py"):
             assert f"{package.replace('.', '/')}/{module.name}" in names
     assert "snndeploy/cli.py" in names
+    mapping = pyproject()["tool"]["setuptools"]["package-dir"]
+    for package, folder in mapping.items():  # data the code reads at run time: configs, profiles, templates
+        for data in (ROOT / folder).rglob("*"):
+            if data.suffix in (".yaml", ".tmpl") and "__pycache__" not in data.parts:
+                assert f"{package.replace('.', '/')}/{data.relative_to(ROOT / folder)}" in names, data
     # A normal install (the unpacked wheel first on the path) imports every sub-package from the wheel.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
