@@ -395,6 +395,12 @@ def resolve_layers(net: LoihiNet, names: tuple[str, ...] | list[str]) -> tuple[i
     return tuple(dict.fromkeys(found))
 
 
+def biased(net: LoihiNet) -> bool:
+    """Whether a layer has a bias: then a sample cannot start from a state reset while the previous one still
+    drains (the bias drives every layer from step 0 of a separate run), so each sample gets a build of its own."""
+    return any(layer.neuron.bias is not None and np.any(np.asarray(layer.neuron.bias)) for layer in net.layers)
+
+
 def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = DEFAULT_CHUNK_STEPS) -> int:
     """Samples per Lava build: bounded by ``chunk_steps`` and by the source's memory."""
     by_steps = max(1, chunk_steps // steps)
@@ -567,7 +573,7 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     uv_probes = tuple(sorted(set(probe) | ({out_layer} if not net.layers[out_layer].neuron.spiking else set())))
     keep = tuple(sorted(set(probe) | set(record) | {out_layer}))
     _import_lava()  # before the progress bar creates a multiprocessing lock
-    per_chunk = chunk_samples(samples, steps, math.prod(net.input_shape), chunk_steps)
+    per_chunk = 1 if biased(net) else chunk_samples(samples, steps, math.prod(net.input_shape), chunk_steps)
     counter = ActivityCounter(net)
     timing = Timing()
     kept: dict[int, list[np.ndarray]] = {i: [] for i in keep}

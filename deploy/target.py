@@ -34,7 +34,7 @@ from snndeploy.cli_support import CommandExit, emit, json_option
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
 from snndeploy.loihi import lava_loihi_available
-from snndeploy.simulate import Inputs, SimResult, activity_dict, prepare, simulate_net
+from snndeploy.simulate import Inputs, SimResult, activity_dict, biased, prepare, simulate_net
 
 TARGETS = ("loihi2",)
 EXIT_NO_LOIHI = 3  # the input was fine, but Loihi 2 is not reachable here: a job bundle was written instead
@@ -57,11 +57,15 @@ def random_inputs(net: LoihiNet, steps: int | None, samples: int | None, seed: i
 
 
 def check_deployable(net: LoihiNet) -> None:
-    """netx (the Loihi 2 path) has no pooling layer and needs spiking or read-out CUBA layers only."""
+    """What the netx path to Loihi 2 cannot take: pooling layers, and input layers with neurons (netx drives
+    those through their bias only; its ``inp`` port is not connected to them, so spike inputs would be lost)."""
     pools = [layer.name for layer in net.layers if layer.op == "pool"]
     if pools:
         raise UserError(f"netx cannot load pooling layers ({', '.join(pools)}), so this network cannot be "
                         "deployed to Loihi 2 through netx; use strided convolutions instead")
+    if net.layers[0].op == "input":
+        raise UserError(f"{net.layers[0].name} is an input layer with neurons, which netx feeds through its bias "
+                        "only: spike inputs cannot reach it on Loihi 2; export the network without it")
 
 
 def _sha256(path: Path) -> str:
@@ -106,6 +110,7 @@ def write_bundle(out: Path, net: LoihiNet, inputs: Inputs, result: SimResult, *,
             "target": "loihi2", "input": inputs.source, "samples": samples, "steps_per_sample": steps,
             "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
             "output_layer_index": layer, "netx_reset_offset": NETX_RESET_OFFSET, "reset_interval": steps,
+            "separate_runs": biased(net),
             "alignment": f"sample k = run steps [k*{steps}, (k+1)*{steps}); its first (output layer index + 1) "
                          "steps are zeroed (previous sample's tail)",
             "expected_from": "snndeploy simulate, Lava Loihi2SimCfg fixed_pt", "nir": nir_note,

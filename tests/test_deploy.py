@@ -99,12 +99,36 @@ def test_default_inputs_are_seeded_random_spikes(fixtures_dir, tmp_path, capsys,
     assert (out / "network.nir").is_file()
 
 
-def test_pooling_networks_are_refused_before_anything_is_written(tmp_path):
+def test_networks_netx_cannot_take_are_refused_before_anything_is_written(fixtures_dir, tmp_path, capsys):
     neuron = Neuron(i_decay=np.array(4096), v_decay=np.array(0), threshold=np.array(1.0))
     net = LoihiNet("pooled", (1, 4, 4), (Layer("pool", "pool", (1, 4, 4), (1, 2, 2), neuron, np.array(1.0),
                                                 stride=(2, 2), kernel=(2, 2)),))
     with pytest.raises(UserError, match="pooling"):
         check_deployable(net)
+    out = tmp_path / "b"
+    assert main(["deploy", str(fixtures_dir / "mnist-mlp-512" / "network.net"), "--out", str(out)]) == 2
+    assert "input layer" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_biased_network_bundle_runs_samples_apart_and_reproduces(fixtures_dir, tmp_path, capsys,
+                                                                    no_lava_leftovers):
+    """oxford with a bias on its hidden layer: simulate runs each sample alone, so does the bundle's script."""
+    from dataclasses import replace
+
+    from snndeploy.export.netx_io import write_netx
+    from snndeploy.simulate import load_net
+
+    net = load_net(fixtures_dir / "oxford" / "network.net")
+    hidden = net.layers[0]
+    bias = np.where(np.arange(hidden.size) % 3 == 0, 2 / 64, 0.0)  # on the Loihi grid (mantissa 2)
+    net = net.with_layers([replace(hidden, neuron=replace(hidden.neuron, bias=bias)), net.layers[1]])
+    model = write_netx(net, tmp_path / "biased.net")
+    out = tmp_path / "bundle"
+    assert main(["deploy", str(model), "--samples", "2", "--steps", "40", "--out", str(out), "--json"]) == 3
+    capsys.readouterr()
+    assert json.loads((out / "bundle.json").read_text())["separate_runs"] is True
+    report = run_bundle(out, backend="cpu", timeout_s=300)
+    assert report["equal"] and report["expected_spikes"] > 0, report
 
 
 @pytest.mark.slow
