@@ -235,3 +235,17 @@ def test_a_biased_network_runs_each_sample_alone_and_exactly(fixtures_dir, no_la
         ref = reference(model, inputs.spikes[k])
         for i in range(3):
             assert ref[i].sum() > 0 and np.array_equal(result.layer_spikes[i][k], ref[i]), (k, i)
+
+
+def test_npz_input_with_labels_gives_the_same_accuracy_as_the_dataset(fixtures_dir, tmp_path, capsys,
+                                                                      no_lava_leftovers):
+    path = fixtures_dir / "mnist-mlp-128" / "network.net"
+    _, inputs = prepare(path, None, "mnist", 3, 15)
+    npz = tmp_path / "digits.npz"
+    np.savez(npz, x=inputs.spikes.reshape(3, 1, 28, 28, 15), y=inputs.labels)  # image-shaped: reshaped to 784
+    results = []
+    for source in (["--input", str(npz)], ["--dataset", "mnist", "--samples", "3", "--steps", "15"]):
+        assert main(["simulate", str(path), *source, "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0]["accuracy"] == results[1]["accuracy"]
+    assert results[0]["output_spikes"] == results[1]["output_spikes"] > 0
