@@ -135,10 +135,10 @@ def _img(path: str | None, alt: str) -> str:
            f"{html.escape(alt)}</figcaption></figure>"
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+def _table(header: list[str] | None, rows: list[list[Any]]) -> str:
+    head = "" if header is None else "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table>{head}{body}</table>"
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -213,7 +213,7 @@ def write_run_report(config, results: dict, folder: Path) -> dict:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>snndeploy: {name}</title>"
              f"<style>{CSS}</style></head><body><h1>snndeploy run: {name}</h1>",
              f"<p>Data: {html.escape(config.data)}. Flow: model &rarr; prune &rarr; NIR &rarr; Lava / estimate.</p>",
-             _table(["", ""], _headline(results))]
+             _table(None, _headline(results))]
     if fit:
         parts.append(f"<h2>Fit to budget</h2><p>{html.escape(fit['summary'])}</p>" + _table(
             ["sparsity", "cores", "verdict"], [[t["sparsity"], t["cores"], t["verdict"]] for t in fit["trials"]]))
@@ -222,7 +222,7 @@ def write_run_report(config, results: dict, folder: Path) -> dict:
               "<h2>Verification on Lava</h2>", _verify_html(results.get("verify")),
               "<h2>Activity and hardware</h2><div class='grid'>", _img(plots["activity"], "spike activity per layer"),
               _img(plots["cores"], "Loihi 2 cores per layer"),
-              _img(results.get("estimate", {}).get("plot"), "cores and utilization per target"), "</div>",
+              _img(results.get("estimate", {}).get("plot"), "cores and per-core utilization, every target"), "</div>",
               _estimate_html(results.get("estimate")),
               "<p>Energy and latency in estimate/estimate.json are ranges from published per-operation figures "
               "(Loihi 2 uses Loihi 1 figures as a labelled proxy), not measurements.</p>",
