@@ -51,6 +51,14 @@ def method_config(name: str, epochs: int):
     raise ValueError(name)
 
 
+def case_dir(case: str, args) -> Path:
+    """Run folder of a case, named by every option that changes its runs (so no run is reused across options)."""
+    _, _, subset, test_subset, dense_epochs, steps = CASES[case]
+    tag = (f"n{args.subset or subset}-t{args.test_subset or test_subset}-d{args.dense_epochs or dense_epochs}"
+           f"-e{args.epochs}-T{args.time_steps or steps or 'spec'}-b{args.batch_size}")
+    return args.runs / f"{case}-{tag}"
+
+
 def dense_model(case: str, args) -> tuple[Path, dict]:
     """Train (or reuse) the dense starting point of a case; returns its checkpoint and test accuracy."""
     from snndeploy.data.datasets import make_splits
@@ -60,7 +68,7 @@ def dense_model(case: str, args) -> tuple[Path, dict]:
     from snndeploy.train.loop import TrainConfig, Trainer, evaluate
 
     spec_path, data, subset, test_subset, dense_epochs, steps = CASES[case]
-    out = args.runs / case
+    out = case_dir(case, args)
     path = out / "dense.pt"
     info_path = out / "dense.json"
     if path.is_file() and info_path.is_file():
@@ -98,7 +106,7 @@ def run_one(case: str, method_name: str, keep: float, dense: Path, args) -> dict
     from snndeploy.prune.cli import run_prune
     from snndeploy.prune.methods import get_method
 
-    out = args.runs / case / f"{method_name}_keep{int(round(100 * keep))}"
+    out = case_dir(case, args) / f"{method_name}_keep{int(round(100 * keep))}"
     report_path = out / "prune_report.json"
     if not report_path.is_file():
         method = get_method("sca" if method_name.startswith("sca") else method_name)
@@ -170,6 +178,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=RUNS, help="folder of the (reused) runs")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be >= 2 (SCA needs an observed epoch before its first update and one after it)")
     torch.set_num_threads(1)
     rows = []
     for case in args.cases:
