@@ -47,7 +47,7 @@ SUITE = (
     Benchmark("prune_gradr", "#5 Grad R", "prune_gradr.py", (), ("--subset", "1000", "--test-subset", "500",
                                                                  "--epochs", "1", "--dense-epochs", "1"),
               ("prune_gradr.json", "prune_gradr.png")),
-    Benchmark("prune_sca", "#6 SCA", "prune_sca.py", (), ("--cases", "nmnist", "--keep", "0.5", "--epochs", "1",
+    Benchmark("prune_sca", "#6 SCA", "prune_sca.py", (), ("--cases", "nmnist", "--keep", "0.5", "--epochs", "2",
                                                           "--dense-epochs", "1", "--subset", "200"),
               ("prune_sca.json",)),
     Benchmark("prune_pq", "#7 PQ index", "prune_pq.py", (), ("--task", "mlp", "--iterations", "2", "--epochs", "1",
