@@ -114,7 +114,8 @@ def plot(rows: list[dict], dense_acc: float, path: Path) -> None:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for method, style in (("gradr", "o-"), ("deepr", "s--"), ("magnitude", "^:"), ("criticality", "v:")):
-        pts = sorted((r["connectivity_quantized"], r["accuracy"]) for r in rows if r["method"] == method)
+        pts = sorted((r["connectivity_quantized"], r["accuracy"]) for r in rows
+                     if r["method"] == method and "seed" not in r["config"])
         if pts:
             ax1.plot([100 * c for c, _ in pts], [100 * a for _, a in pts], style, label=method)
     ax1.axhline(100 * dense_acc, color="grey", lw=0.8, label="dense")
@@ -125,10 +126,11 @@ def plot(rows: list[dict], dense_acc: float, path: Path) -> None:
     ax1.legend()
     ax1.grid(alpha=0.3)
     for r in rows:
-        if r["method"] == "gradr":
-            t = r["trajectory"]
-            ax2.plot([0] + [p[0] for p in t], [100.0] + [100 * p[1] for p in t], "o-",
-                     label=f"alpha {r['config']['alpha']:g}")
+        if r["method"] != "gradr" or "seed" in r["config"]:
+            continue
+        t = r["trajectory"]
+        ax2.plot([0] + [p[0] for p in t], [100.0] + [100 * p[1] for p in t], "o-",
+                 label=f"alpha {r['config']['alpha']:g}")
     ax2.set_yscale("log")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("connectivity (%)")
@@ -149,6 +151,10 @@ def main() -> None:
     parser.add_argument("--alphas", default="0.05,0.15,0.4,0.8")
     parser.add_argument("--baselines", type=int, default=3, help="compare at the sparsity of the last N alphas")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--extra-seeds", default="", help="also run gradr and deepr at the --baselines alphas with "
+                        "these config seeds (rate-coding noise, Deep R draws), e.g. 1,2; adds to the JSON")
+    parser.add_argument("--extra-only", action="store_true",
+                        help="keep the rows of the existing prune_gradr.json and run only --extra-seeds")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import snndeploy  # noqa: F401
@@ -160,10 +166,13 @@ def main() -> None:
     print("| method | config | accuracy | connectivity | after 8-bit quantisation | epochs | wall s |")
     print("|---|---|---|---|---|---|---|")
     rows = []
+    if args.extra_only:
+        rows = [r for r in json.loads((RESULTS / "prune_gradr.json").read_text())["rows"] if "seed" not in r["config"]]
+        alphas = []
     for n, alpha in enumerate(alphas):
         out = RESULTS / "runs" / "gradr" if n == len(alphas) - 1 else None
         rows.append(prune_run(dense, "gradr", {"epochs": args.epochs, "alpha": alpha}, 0.95, args, out))
-    for row in rows[-args.baselines:]:
+    for row in rows[-args.baselines:] if alphas else []:
         sparsity = min(round(1.0 - row["connectivity"], 4), 0.999)
         alpha = row["config"]["alpha"]
         rows.append(prune_run(dense, "deepr", {"epochs": args.epochs, "alpha": alpha}, sparsity, args))
@@ -171,6 +180,12 @@ def main() -> None:
         steps = 2 if args.epochs >= 2 else 1
         rows.append(prune_run(dense, "criticality", {"steps": steps, "epochs_per_step": max(args.epochs // steps, 1),
                                                      "calib_batches": 5}, sparsity, args))
+    for seed in [int(x) for x in args.extra_seeds.split(",") if x]:
+        for row in [r for r in rows if r["method"] == "gradr" and "seed" not in r["config"]][-args.baselines:]:
+            alpha, sparsity = row["config"]["alpha"], min(round(1.0 - row["connectivity"], 4), 0.999)
+            rows.append(prune_run(dense, "gradr", {"epochs": args.epochs, "alpha": alpha, "seed": seed}, 0.95, args))
+            rows.append(prune_run(dense, "deepr", {"epochs": args.epochs, "alpha": alpha, "seed": seed}, sparsity,
+                                  args))
     dense_acc = rows[0]["accuracy_before"]
     result = {"options": vars(args), "spec": SPEC, "batch_size": BATCH, "dense_accuracy": dense_acc, "rows": rows,
               "wall_s": time.perf_counter() - start}
