@@ -111,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--sparsity", type=float, default=0.9)
-    parser.add_argument("--out", default="benchmarks/results/simulate_speed.json")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "simulate_speed.json"))
     args = parser.parse_args()
     import_lava()
     rows = []

@@ -43,7 +43,8 @@ DEFAULT_CHUNK_STEPS = 20_000  # steps per Lava build; also bounded by MAX_CHUNK_
 MAX_CHUNK_VALUES = 1 << 23  # input values held by one build's source (int64: 64 MiB)
 COUNT_SCALE = 64  # fixed_pt LIF: v grows by a_in << 6
 DRAIN_STEPS = 256  # Extractor channel depth: recorded spikes are drained at least this often
-MAX_COUNT_VTH = (1 << 17) - 1  # the counter never reaches it within DEFAULT_CHUNK_STEPS spikes per neuron
+MAX_COUNT_VTH = (1 << 17) - 1  # a counter would spike at ~131,000 counts: builds stay below MAX_BUILD_STEPS
+MAX_BUILD_STEPS = 100_000
 NETX_SUFFIXES = (".net", ".h5", ".hdf5")
 NIR_SUFFIXES = (".nir",)
 TORCH_SUFFIXES = (".yaml", ".yml", ".pt", ".pth", ".ckpt")
@@ -237,11 +238,6 @@ def fan_out(layer: Layer) -> np.ndarray:
     return np.einsum("cij,iy,jx->cyx", per_tap, vy, vx).reshape(-1)
 
 
-def synapses(layer: Layer) -> int:
-    """Connections of ``layer`` with a non-zero weight (the dense-ops count per input step is ``in x out``)."""
-    return int(fan_out(layer).sum())
-
-
 @dataclass
 class LayerCounts:
     """Totals over the whole run: spikes per neuron, effective synaptic operations in, neuron updates."""
@@ -403,7 +399,7 @@ def biased(net: LoihiNet) -> bool:
 
 def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = DEFAULT_CHUNK_STEPS) -> int:
     """Samples per Lava build: bounded by ``chunk_steps`` and by the source's memory."""
-    by_steps = max(1, chunk_steps // steps)
+    by_steps = max(1, min(chunk_steps, MAX_BUILD_STEPS) // steps)
     by_memory = max(1, MAX_CHUNK_VALUES // max(steps * input_size, 1))
     return max(1, min(samples, by_steps, by_memory))
 
@@ -559,7 +555,7 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     """
     from tqdm import tqdm
 
-    from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, MODES
+    from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, MODES, import_lava
 
     if mode not in MODES:
         raise UserError(f"unknown precision {mode!r}")
@@ -569,10 +565,13 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     samples, steps = int(inputs.shape[0]), int(inputs.shape[-1])
     if samples < 1 or steps < 1:
         raise UserError("no input samples or no time steps to simulate")
+    if steps > MAX_BUILD_STEPS:
+        raise UserError(f"samples of {steps} steps are longer than one Lava build may run ({MAX_BUILD_STEPS}); "
+                        "split the recording into samples")
     out_layer = len(net.layers) - 1
     uv_probes = tuple(sorted(set(probe) | ({out_layer} if not net.layers[out_layer].neuron.spiking else set())))
     keep = tuple(sorted(set(probe) | set(record) | {out_layer}))
-    _import_lava()  # before the progress bar creates a multiprocessing lock
+    import_lava()  # before the progress bar creates a multiprocessing lock
     per_chunk = 1 if biased(net) else chunk_samples(samples, steps, math.prod(net.input_shape), chunk_steps)
     counter = ActivityCounter(net)
     timing = Timing()
@@ -609,12 +608,6 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
                      timing=timing, steps=steps, samples=samples, layer_spikes=layer_spikes)
 
 
-def _import_lava() -> None:
-    """Lava sets the 'fork' start method when its runtime is imported; that must happen before tqdm's lock."""
-    import lava.magma.core.process.process  # noqa: F401
-    import lava.proc.io  # noqa: F401
-
-
 # ----------------------------------------------------------------------------------------------- the command
 
 
@@ -626,8 +619,9 @@ def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
         "output_shape": list(result.net.output_shape), "output_spikes": int(result.output.sum()),
         "layers": [{"index": i, "name": layer.name, "op": layer.op, "neurons": layer.size,
                     "spikes": result.activity.layers[i].spikes} for i, layer in enumerate(result.net.layers)],
+        "sample_runs": "one Lava build per sample (the network has a bias)" if biased(result.net)
+        else "back to back, each layer reset as a sample reaches it",
         "timing": result.timing.to_dict(),
-        "samples_per_s": None,
     }
     total = result.timing.overhead_s + result.timing.run_s + result.timing.read_s
     out["samples_per_s"] = result.samples / total if total > 0 else None

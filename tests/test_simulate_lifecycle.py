@@ -48,12 +48,12 @@ def test_a_run_past_its_timeout_is_stopped_with_a_message(fixtures_dir, capsys, 
     net = load_net(mnist_mlp(fixtures_dir))
     start = time.monotonic()
     with pytest.raises(LavaTimeoutError, match="no result after"):
-        simulate_net(net, random_spikes(1, 20_000), timeout_s=0.5)
+        simulate_net(net, random_spikes(1, 20_000), timeout_s=0.05)
     assert time.monotonic() - start < 60
     code = main(["simulate", str(mnist_mlp(fixtures_dir)), "--dataset", "mnist", "--samples", "1",
-                 "--steps", "20000", "--timeout", "0.5"])
+                 "--steps", "20000", "--timeout", "0.05"])
     assert code == 1
-    assert "no result after 0.5 s; the run was stopped" in capsys.readouterr().err
+    assert "no result after 0.05 s; the run was stopped" in capsys.readouterr().err
 
 
 def start_cli(fixtures_dir, tmp_path) -> subprocess.Popen:
