@@ -172,10 +172,12 @@ def _human(result: dict[str, Any]) -> str:
         verdict = "equals" if hw["equal"] else f"differs from ({hw['mismatches']} spike bins)"
         lines.append(f"Loihi 2: {hw['output_spikes']} output spikes; {verdict} the CPU fixed-point run")
     else:
-        lines.append(f"snndeploy: Loihi 2 not available here: {result['reason']}")
+        lines.append(f"Loihi 2 not available here: {result['reason']}")
     lines.append(f"  CPU fixed-point run: {result['samples']} sample(s) x {result['steps']} steps, "
                  f"{result['expected_spikes']} output spikes")
     lines.append(f"  job bundle: {result['bundle']} (run `python {SCRIPT}` there on an INRC system)")
+    if result.get("warning"):
+        lines.append(f"  warning: {result['warning']}")
     return "\n".join(lines)
 
 
@@ -226,6 +228,9 @@ def deploy(model: Path, target: str, out: Path | None, input_path: Path | None, 
         "expected_spikes": int(result.output.sum()), "cpu_seconds": time.perf_counter() - started,
         "hardware": None,
     }
+    if not result.output.any():
+        report["warning"] = ("the expected output has no spikes, so comparing with it shows little; "
+                             "use more --steps or real inputs (--input/--dataset)")
     if available:
         report["hardware"] = run_bundle(out, backend="loihi2", timeout_s=timeout_s)
         emit(report, as_json, _human)

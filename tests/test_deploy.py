@@ -95,6 +95,7 @@ def test_default_inputs_are_seeded_random_spikes(fixtures_dir, tmp_path, capsys,
     assert report["available"] is False and report["hardware"] is None and report["bundle"] == str(out)
     manifest = json.loads((out / "bundle.json").read_text())
     assert "random spikes" in manifest["input"] and manifest["samples"] == 2
+    assert ("warning" in report) == (report["expected_spikes"] == 0)
     assert not (out / "labels.npy").exists()
     assert (out / "network.nir").is_file()
 
