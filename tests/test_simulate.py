@@ -149,7 +149,7 @@ def test_cli_writes_outputs_accuracy_and_activity(fixtures_dir, tmp_path, capsys
             "--out", str(out), "--json"]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
-    assert {"output.npy", "activity.json", "labels.npy", "predictions.npy", "result.json",
+    assert {"output.npy", "activity.json", "labels.npy", "predictions.npy", "result.json", "simulate.png",
             "probe_layer1_u.npy", "probe_layer1_v.npy", "probe_layer1_spikes.npy"} <= {p.name for p in out.iterdir()}
     output, labels = np.load(out / "output.npy"), np.load(out / "labels.npy")
     assert output.shape == (4, 10, 16)
