@@ -172,8 +172,23 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def summarize(paths: list[Path]) -> str:
+    """Markdown table over result files (several seeds): test accuracy and density per iteration, selected one."""
+    runs = [(json.loads(p.read_text())["args"]["seed"], r) for p in paths for r in json.loads(p.read_text())["runs"]]
+    lines = ["| task | run | seed | ratio | accuracy (density) per iteration | selected: accuracy @ density |",
+             "|---|---|---|---|---|---|"]
+    for seed, r in sorted(runs, key=lambda x: (list(TASKS).index(x[1]["task"]), x[1]["run"], x[0])):
+        ratio = r["config"].get("ratio")
+        ratio = f"{ratio:.3f}" if isinstance(ratio, float) else "adaptive" if r["method"] == "pq" else "-"
+        its = ", ".join(f"{i['accuracy']:.3f} ({i['density']:.3f})" for i in r["iterations"])
+        lines.append(f"| {r['task']} | {r['run']} | {seed} | {ratio} | {its} | "
+                     f"{r['final_accuracy']:.3f} @ {r['final_density']:.3f} (it. {r['selected_iteration'] + 1}) |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--summarize", type=Path, nargs="+", help="print a markdown table of these result files")
     parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per iteration (Epoch_frequency)")
@@ -186,9 +201,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "prune_pq")
     args = parser.parse_args()
+    if args.summarize:
+        print(summarize(args.summarize))
+        return
     torch.set_num_threads(1)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "prune_pq" if args.task == "all" else f"prune_pq_{args.task}"
+    name = ("prune_pq" if args.task == "all" else f"prune_pq_{args.task}") + (f"_seed{args.seed}" if args.seed else "")
     rows: list[dict] = []
 
     def save(row: dict) -> None:  # after every run, so a cut-short benchmark keeps what it measured
