@@ -354,3 +354,24 @@ def test_grad_r_on_a_conv_net_prunes_conv_and_dense_weights_with_fixed_signs():
     for lay, sign in zip(engine.layers, signs, strict=True):
         w = net.blocks[lay.info.index].synapse.weight.detach()
         assert torch.all(w * sign >= 0) and torch.equal((w != 0).float(), lay.mask.mask)
+
+
+def test_neuron_biases_and_delays_are_trained_by_plain_adam_and_never_pruned(digits):
+    torch.manual_seed(0)
+    net = build_model(spec_from_dict({
+        "name": "digits_bias", "input_shape": [64], "time_steps": 8, "quantize": False, "neuron": NEURON,
+        "blocks": [{"kind": "dense", "out": 32, "weight_scale": 2, "bias": True, "delay": True},
+                   {"kind": "dense", "out": 10, "weight_scale": 2}]}))
+    engine = PruningEngine(net)
+    opt = RewiringAdam(engine, net.parameters(), RewiringHyper(alpha=0.3, target=0.9, lr=1e-2))
+    rewired = {id(lay.weight) for lay in engine.layers}
+    plain = [p for p in opt.param_groups[1]["params"]]
+    assert plain and not any(id(p) in rewired for p in plain)
+    names = {id(p): n for n, p in net.named_parameters()}
+    assert any("norm" in names[id(p)] for p in plain) and any("delay" in names[id(p)] for p in plain)
+    before = {id(p): p.detach().clone() for p in plain}
+    train(net, opt, batches(digits.train)[:10])
+    assert connectivity(engine.layers)["connectivity"] < 0.9  # the weights were pruned ...
+    for p in plain:  # ... the neuron biases and delays were trained, not masked (dense, no exact-zero pattern)
+        assert not torch.equal(p.detach(), before[id(p)]), names[id(p)]
+        assert "parametrizations" not in names[id(p)]
