@@ -111,6 +111,7 @@ def test_networks_netx_cannot_take_are_refused_before_anything_is_written(fixtur
     assert "input layer" in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.slow
 def test_a_biased_network_bundle_runs_samples_apart_and_reproduces(fixtures_dir, tmp_path, capsys,
                                                                     no_lava_leftovers):
     """oxford with a bias on its hidden layer: simulate runs each sample alone, so does the bundle's script."""
