@@ -391,10 +391,15 @@ def resolve_layers(net: LoihiNet, names: tuple[str, ...] | list[str]) -> tuple[i
     return tuple(dict.fromkeys(found))
 
 
-def biased(net: LoihiNet) -> bool:
-    """Whether a layer has a bias: then a sample cannot start from a state reset while the previous one still
-    drains (the bias drives every layer from step 0 of a separate run), so each sample gets a build of its own."""
-    return any(layer.neuron.bias is not None and np.any(np.asarray(layer.neuron.bias)) for layer in net.layers)
+def separate_runs(net: LoihiNet) -> str | None:
+    """Why samples cannot run back to back, if they cannot: a bias drives every layer from step 0 of a separate
+    run (no reset step reproduces that while the previous sample still drains), and axonal delays shift when a
+    sample reaches each layer. Such networks get one Lava build per sample."""
+    if any(layer.neuron.bias is not None and np.any(np.asarray(layer.neuron.bias)) for layer in net.layers):
+        return "the network has a bias"
+    if any(layer.delay is not None and np.any(np.asarray(layer.delay)) for layer in net.layers):
+        return "the network has axonal delays"
+    return None
 
 
 def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = DEFAULT_CHUNK_STEPS) -> int:
@@ -572,7 +577,7 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     uv_probes = tuple(sorted(set(probe) | ({out_layer} if not net.layers[out_layer].neuron.spiking else set())))
     keep = tuple(sorted(set(probe) | set(record) | {out_layer}))
     import_lava()  # before the progress bar creates a multiprocessing lock
-    per_chunk = 1 if biased(net) else chunk_samples(samples, steps, math.prod(net.input_shape), chunk_steps)
+    per_chunk = 1 if separate_runs(net) else chunk_samples(samples, steps, math.prod(net.input_shape), chunk_steps)
     counter = ActivityCounter(net)
     timing = Timing()
     kept: dict[int, list[np.ndarray]] = {i: [] for i in keep}
@@ -619,7 +624,7 @@ def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
         "output_shape": list(result.net.output_shape), "output_spikes": int(result.output.sum()),
         "layers": [{"index": i, "name": layer.name, "op": layer.op, "neurons": layer.size,
                     "spikes": result.activity.layers[i].spikes} for i, layer in enumerate(result.net.layers)],
-        "sample_runs": "one Lava build per sample (the network has a bias)" if biased(result.net)
+        "sample_runs": f"one Lava build per sample ({separate_runs(result.net)})" if separate_runs(result.net)
         else "back to back, each layer reset as a sample reaches it",
         "timing": result.timing.to_dict(),
     }

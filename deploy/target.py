@@ -34,7 +34,7 @@ from snndeploy.cli_support import CommandExit, emit, json_option
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
 from snndeploy.loihi import lava_loihi_available
-from snndeploy.simulate import Inputs, SimResult, activity_dict, biased, prepare, simulate_net
+from snndeploy.simulate import Inputs, SimResult, activity_dict, prepare, separate_runs, simulate_net
 
 TARGETS = ("loihi2",)
 EXIT_NO_LOIHI = 3  # the input was fine, but Loihi 2 is not reachable here: a job bundle was written instead
@@ -110,7 +110,7 @@ def write_bundle(out: Path, net: LoihiNet, inputs: Inputs, result: SimResult, *,
             "target": "loihi2", "input": inputs.source, "samples": samples, "steps_per_sample": steps,
             "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
             "output_layer_index": layer, "netx_reset_offset": NETX_RESET_OFFSET, "reset_interval": steps,
-            "separate_runs": biased(net),
+            "separate_runs": separate_runs(net) is not None,
             "alignment": f"sample k = run steps [k*{steps}, (k+1)*{steps}); its first (output layer index + 1) "
                          "steps are zeroed (previous sample's tail)",
             "expected_from": "snndeploy simulate, Lava Loihi2SimCfg fixed_pt", "nir": nir_note,

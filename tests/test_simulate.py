@@ -222,11 +222,18 @@ def test_a_biased_network_runs_each_sample_alone_and_exactly(fixtures_dir, no_la
     """mnist-mlp-512's input layer has a bias, which drives it from step 0 of a separate run: such networks get
     one Lava build per sample, and every spiking layer equals the reference."""
     from snndeploy.models.load import load_model
-    from snndeploy.simulate import biased
+    from snndeploy.simulate import separate_runs
 
     path = fixtures_dir / "mnist-mlp-512" / "network.net"
     net, inputs = prepare(path, None, "mnist", 2, 12)
-    assert biased(net) and not biased(load_net(fixtures_dir / "mnist-mlp-128" / "network.net"))
+    assert separate_runs(net) == "the network has a bias"
+    mlp128 = load_net(fixtures_dir / "mnist-mlp-128" / "network.net")
+    assert separate_runs(mlp128) is None
+    from dataclasses import replace
+
+    delayed = mlp128.with_layers([replace(mlp128.layers[0], delay=np.ones(128, dtype=np.int64)),
+                                  *mlp128.layers[1:]])
+    assert separate_runs(delayed) == "the network has axonal delays"
     result = simulate_net(net, inputs.spikes, record=(0, 1, 2))
     assert result.timing.chunks == 2
     assert result.probes[3]["v"].shape == (2, 10, 12)  # the voltage read-out is probed automatically
