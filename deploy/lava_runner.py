@@ -5,8 +5,8 @@ an exception inside a ProcessModel or a terminal Ctrl-C, ``run()`` waits forever
 middle of a pipeline dies, a started runtime that is never stopped hangs the interpreter at exit, and a
 SIGTERM of the parent orphans the workers and leaks ``/dev/shm``. This module avoids each of them:
 
-* workers are forked with SIGINT ignored (only the parent handles Ctrl-C) and with
-  ``PR_SET_PDEATHSIG`` so that they die with the parent;
+* workers are forked with SIGINT ignored (only the parent handles Ctrl-C; a Ctrl-C during start-up is raised as
+  soon as Lava has started) and with ``PR_SET_PDEATHSIG`` so that they die with the parent;
 * runs are started non-blocking and waited for by polling, which notices dead workers and timeouts;
 * stopping uses Lava's handshake only when every worker is alive, else terminates the survivors;
 * every runtime started here is stopped on exit from :func:`lava_session` and, as a last resort, at
@@ -34,6 +34,8 @@ _PR_SET_PDEATHSIG = 1
 _live_processes: weakref.WeakSet = weakref.WeakSet()
 _fork_hook_registered = False
 _exit_handler_registered = False
+_forking = False  # inside the window where Lava forks its workers (inherited by the children at fork time)
+_sigint_pending = False
 
 
 class LavaRunError(RuntimeError):
@@ -48,17 +50,20 @@ class LavaTimeoutError(LavaRunError):
     """A Lava run did not finish within its time limit."""
 
 
-def _die_with_parent() -> None:
+def _setup_child() -> None:
+    """In every forked child: die with the parent; Lava workers also leave Ctrl-C to the parent."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+    if _forking:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _register_fork_hook() -> None:
     global _fork_hook_registered
     if not _fork_hook_registered and sys.platform.startswith("linux"):
-        os.register_at_fork(after_in_child=_die_with_parent)
+        os.register_at_fork(after_in_child=_setup_child)
         _fork_hook_registered = True
 
 
@@ -155,16 +160,32 @@ def _wait(proc: Any, timeout_s: float | None, what: str) -> None:
         poll_s = min(poll_s * 2, 0.02)
 
 
+def _remember_sigint(signum: int, frame: Any) -> None:
+    global _sigint_pending
+    _sigint_pending = True
+
+
 @contextlib.contextmanager
-def _ignore_sigint_while_forking() -> Iterator[None]:
+def _defer_sigint_while_forking() -> Iterator[None]:
+    """Workers forked here ignore SIGINT; a Ctrl-C in the parent meanwhile is raised once Lava has started.
+
+    Raising inside Lava's compile/start would leave it half built; ignoring it (as before) lost the Ctrl-C.
+    """
+    global _forking, _sigint_pending
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _sigint_pending = False
+    previous = signal.signal(signal.SIGINT, _remember_sigint)
+    _forking = True
     try:
         yield
     finally:
+        _forking = False
         signal.signal(signal.SIGINT, previous)
+    if _sigint_pending:
+        _sigint_pending = False
+        raise KeyboardInterrupt
 
 
 def run_steps(
@@ -187,7 +208,7 @@ def run_steps(
     _register_fork_hook()
     _register_exit_handler()
     try:
-        with _ignore_sigint_while_forking():
+        with _defer_sigint_while_forking():
             proc.run(condition=RunSteps(num_steps=num_steps, blocking=False), run_cfg=run_cfg)
         _live_processes.add(proc)
         _wait(proc, timeout_s, what)

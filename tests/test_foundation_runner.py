@@ -84,9 +84,9 @@ CHILD = textwrap.dedent("""
         lava_runner.run_steps(sink, 10, Loihi2SimCfg(select_tag="fixed_pt"), stop_after=False)
         print("READY", flush=True)
         raise SystemExit(0)          # never stopped by the script itself
-    sink, _ = chain(steps=100, relay=Relay(shape=(4,), fail_at=2, mode=1))
-    print("READY", flush=True)
     try:
+        sink, _ = chain(steps=100, relay=Relay(shape=(4,), fail_at=2, mode=1))
+        print("READY", flush=True)
         lava_runner.run_steps(sink, 100, Loihi2SimCfg(select_tag="fixed_pt"), timeout_s=None)
     except KeyboardInterrupt:
         print("INTERRUPTED", flush=True)
@@ -113,6 +113,18 @@ def lava_descendants(proc: subprocess.Popen, settle_s: float = 3.0) -> list[psut
     raise AssertionError("the child never started its Lava run")
 
 
+def processes_running(code: str) -> list[psutil.Process]:
+    """Live processes whose command line carries ``code`` (forked Lava workers keep their parent's)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if code in (proc.info["cmdline"] or []) and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
 def assert_all_gone(procs: list[psutil.Process], timeout_s: float = 15.0) -> None:
     gone, alive = psutil.wait_procs(procs, timeout=timeout_s)
     assert not alive, f"left behind: {[p.pid for p in alive]}"
@@ -127,6 +139,20 @@ def test_ctrl_c_to_the_process_group_stops_cleanly():
         assert child.returncode == 130, err
         assert "INTERRUPTED" in out
         assert_all_gone(workers)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_during_start_up_is_not_lost():
+    child = start_child("stall")
+    try:
+        assert child.stdout.readline().strip() == "READY"  # printed right before Lava compiles and forks
+        os.killpg(child.pid, signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 130, err
+        assert "INTERRUPTED" in out
+        assert_all_gone(processes_running(CHILD))
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
