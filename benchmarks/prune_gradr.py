@@ -1,14 +1,15 @@
 """Grad R accuracy-connectivity curve (alpha sweep) against Deep R, magnitude and criticality at the same connectivity.
 
-Usage: .venv/bin/python benchmarks/prune_gradr.py [--subset N] [--test-subset N] [--dense-epochs N] [--epochs N]
-       [--alphas A,B,...] [--threads N]
+Usage: .venv/bin/python benchmarks/prune_gradr.py [--case mnist_mlp|nmnist_cnn] [--subset N] [--test-subset N]
+       [--dense-epochs N] [--epochs N] [--alphas A,B,...] [--baselines N] [--batch N] [--threads N]
 
 The paper's MNIST network, 784-800-10 (CUBA neurons as in examples/mnist_mlp.yaml, T = 8, 8-bit Loihi weights,
 rate-encoded MNIST), is trained dense for --dense-epochs; every method then starts from that model and gets the same
 --epochs of training: Grad R (p = 0.95, one run per alpha), Deep R (hard, same penalty alpha, connection cap = the
 sparsity Grad R reached), one-shot magnitude + fine-tuning and criticality (2 cubic steps) at that sparsity.
 Writes benchmarks/results/prune_gradr.json, prune_gradr.png and (git-ignored) benchmarks/results/runs/gradr/ with the
-last Grad R run's report and plot; the dense model is cached in benchmarks/results/runs/.
+last Grad R run's report and plot; the dense model is cached in benchmarks/results/runs/. ``--case nmnist_cnn``: the
+same comparison on examples/nmnist_cnn.yaml and nmnist-small (files prune_gradr_nmnist_cnn.*).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ SPEC = {"name": "mnist_800", "input_shape": [784], "time_steps": 8, "quantize": 
         "neuron": {"kind": "cuba", "threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03,
                    "tau_grad": 0.03, "scale_grad": 3.0},
         "blocks": [{"kind": "dense", "out": 800, "weight_scale": 2}, {"kind": "dense", "out": 10, "weight_scale": 2}]}
-BATCH = 64
+CASES = {"mnist_mlp": ("mnist", 64), "nmnist_cnn": ("nmnist-small", 16)}  # dataset, batch size
 
 
 def dense_model(args) -> torch.nn.Module:
@@ -35,24 +36,30 @@ def dense_model(args) -> torch.nn.Module:
     from snndeploy.data.datasets import make_splits
     from snndeploy.models.build import build_model
     from snndeploy.models.load import load_model
-    from snndeploy.models.spec import spec_from_dict
     from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
     from snndeploy.train.loop import TrainConfig, Trainer
 
-    path = RESULTS / "runs" / f"gradr_dense_{args.subset}_{args.dense_epochs}.pt"
+    tag = "" if args.case == "mnist_mlp" else f"{args.case}_"
+    path = RESULTS / "runs" / f"gradr_dense_{tag}{args.subset}_{args.dense_epochs}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file():
         return load_model(path)
     torch.manual_seed(0)
-    net = build_model(spec_from_dict(SPEC))
-    splits = make_splits("mnist", time_steps=8, seed=0, subset=args.subset, test_subset=args.test_subset,
-                         input_shape=(784,))
+    net = build_model(spec_of(args.case))
+    splits = make_splits(CASES[args.case][0], time_steps=net.spec.time_steps, seed=0, subset=args.subset,
+                         test_subset=args.test_subset, input_shape=tuple(net.spec.input_shape))
     start = time.perf_counter()
-    Trainer(net, TrainConfig(epochs=args.dense_epochs, batch_size=BATCH, lr=1e-3, device="cpu"), log=print,
+    Trainer(net, TrainConfig(epochs=args.dense_epochs, batch_size=args.batch, lr=1e-3, device="cpu"), log=print,
             progress=False).fit(splits.train)
     print(f"dense training: {time.perf_counter() - start:.0f} s")
     save_checkpoint(path, make_checkpoint(net, epoch=args.dense_epochs))
     return load_model(path)
+
+
+def spec_of(case: str):
+    from snndeploy.models.spec import load_spec, spec_from_dict
+
+    return spec_from_dict(SPEC) if case == "mnist_mlp" else load_spec(ROOT / "examples" / f"{case}.yaml")
 
 
 def prune_run(dense, method_name: str, config: dict, target: float, args, out: Path | None = None) -> dict:
@@ -66,8 +73,8 @@ def prune_run(dense, method_name: str, config: dict, target: float, args, out: P
     net = copy.deepcopy(dense)
     method = get_method(method_name)
     cfg = config_from_dict(method.config_class, config)
-    trainer = DatasetTrainer("mnist", net, batch_size=BATCH, subset=args.subset, test_subset=args.test_subset,
-                             seed=0, progress=False, threads=args.threads)
+    trainer = DatasetTrainer(CASES[args.case][0], net, batch_size=args.batch, subset=args.subset,
+                             test_subset=args.test_subset, seed=0, progress=False, threads=args.threads)
     scratch = out or RESULTS / "runs" / "gradr_scratch"
     for name in ("prune_state.pt",):
         (scratch / name).unlink(missing_ok=True)
@@ -106,7 +113,7 @@ def quantized_connectivity(net) -> float:
     return live / total
 
 
-def plot(rows: list[dict], dense_acc: float, path: Path) -> None:
+def plot(rows: list[dict], dense_acc: float, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,7 +129,7 @@ def plot(rows: list[dict], dense_acc: float, path: Path) -> None:
     ax1.set_xscale("log")
     ax1.set_xlabel("connectivity after 8-bit quantisation (%)")
     ax1.set_ylabel("test accuracy (%)")
-    ax1.set_title("784-800-10 SLAYER MLP on MNIST (subset)")
+    ax1.set_title(title)
     ax1.legend()
     ax1.grid(alpha=0.3)
     for r in rows:
@@ -144,6 +151,8 @@ def plot(rows: list[dict], dense_acc: float, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--case", choices=list(CASES), default="mnist_mlp")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: 64 MLP, 16 CNN)")
     parser.add_argument("--subset", type=int, default=6000)
     parser.add_argument("--test-subset", type=int, default=2000)
     parser.add_argument("--dense-epochs", type=int, default=3)
@@ -156,6 +165,7 @@ def main() -> None:
     parser.add_argument("--extra-only", action="store_true",
                         help="keep the rows of the existing prune_gradr.json and run only --extra-seeds")
     args = parser.parse_args()
+    args.batch = args.batch or CASES[args.case][1]
     torch.set_num_threads(args.threads)
     import snndeploy  # noqa: F401
 
@@ -167,10 +177,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     rows = []
     if args.extra_only:
-        rows = [r for r in json.loads((RESULTS / "prune_gradr.json").read_text())["rows"] if "seed" not in r["config"]]
+        previous = RESULTS / ("prune_gradr.json" if args.case == "mnist_mlp" else f"prune_gradr_{args.case}.json")
+        rows = [r for r in json.loads(previous.read_text())["rows"] if "seed" not in r["config"]]
         alphas = []
     for n, alpha in enumerate(alphas):
-        out = RESULTS / "runs" / "gradr" if n == len(alphas) - 1 else None
+        out = RESULTS / "runs" / f"gradr_{args.case}" if n == len(alphas) - 1 else None
         rows.append(prune_run(dense, "gradr", {"epochs": args.epochs, "alpha": alpha}, 0.95, args, out))
     for row in rows[-args.baselines:] if alphas else []:
         sparsity = min(round(1.0 - row["connectivity"], 4), 0.999)
@@ -187,10 +198,14 @@ def main() -> None:
             rows.append(prune_run(dense, "deepr", {"epochs": args.epochs, "alpha": alpha, "seed": seed}, sparsity,
                                   args))
     dense_acc = rows[0]["accuracy_before"]
-    result = {"options": vars(args), "spec": SPEC, "batch_size": BATCH, "dense_accuracy": dense_acc, "rows": rows,
-              "wall_s": time.perf_counter() - start}
-    (RESULTS / "prune_gradr.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(rows, dense_acc, RESULTS / "prune_gradr.png")
+    from snndeploy.models.spec import spec_to_dict
+
+    result = {"options": vars(args), "spec": spec_to_dict(spec_of(args.case)), "dense_accuracy": dense_acc,
+              "rows": rows, "wall_s": time.perf_counter() - start}
+    name = "prune_gradr" if args.case == "mnist_mlp" else f"prune_gradr_{args.case}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    title = "784-800-10 SLAYER MLP on MNIST (subset)" if args.case == "mnist_mlp" else "N-MNIST CNN (nmnist-small)"
+    plot(rows, dense_acc, RESULTS / f"{name}.png", title)
     print(f"dense accuracy {100 * dense_acc:.2f} %, total {result['wall_s']:.0f} s")
 
 
