@@ -14,6 +14,11 @@ Weight normalisation is folded into the plain weight when the engine attaches it
 ``weight_norm=False``); the Loihi 8-bit quantiser (``pre_hook_fx``) acts after the reparametrisation, so
 :func:`connectivity` reports the fraction of live synapses before and after quantisation. Parameters outside the
 engine's selection (neuron parameters, biases, delays, excluded layers) get plain Adam in the same optimizer.
+
+Choices beyond the authors' code (config keys where they matter): a weight the engine had already pruned starts at
+``theta = 0`` (absent, free to regrow); weights exactly 0 at the start keep sign 0 and never grow, as in the code,
+unless ``zero_sign: free`` (an imported 8-bit network has many exact zeros); a round's ``pruned`` / ``regrown``
+counts are net changes of the mask over the round, not every flip within it.
 """
 
 from __future__ import annotations
