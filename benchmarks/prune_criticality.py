@@ -30,7 +30,7 @@ def make_config(name: str, args: argparse.Namespace):
     per_step = max(1, args.budget // args.steps)
     common = {"lr": args.lr, "seed": args.seed, "eval_each_step": False}
     if name in ("criticality", "criticality_cw"):
-        extra = {"weight_score": "post_magnitude"} if name == "criticality_cw" else {}
+        extra = {"weight_score": "post_magnitude" if name == "criticality_cw" else "post"}
         return cfglib.CriticalityConfig(steps=args.steps, epochs_per_step=per_step, calib_batches=args.calib,
                                         **common, **extra)
     if name == "gmp":

@@ -43,6 +43,7 @@ class CriticalityConfig(PruneConfig):
     steps: int = 5
     epochs_per_step: int = 40
     delta: float = 0.5  # over-prune margin as a fraction of this step's sparsity increase
+    max_overprune: float = 0.5  # cap: over-pruning removes at most this share of the weights live at the target
     regen: str = "criticality"  # criticality | gradient | random | none (ablations)
     weight_score: str = "post"  # per-weight criticality: post (C_i, ties by |w|) | post_magnitude | post_rate
     kernel: str = "atan"  # near-threshold kernel on (v - theta) / theta
@@ -109,7 +110,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 RANGES: dict[str, tuple[float, float]] = {
     "steps": (1, 1000), "rate": (1e-6, 0.999), "epochs_per_step": (0, 100000), "lr": (1e-12, 10.0),
-    "min_channels": (1, 1 << 20), "delta": (0.0, 10.0), "alpha": (1e-6, 1e6), "calib_batches": (1, 100000),
+    "min_channels": (1, 1 << 20), "delta": (0.0, 10.0), "max_overprune": (0.0, 1.0),
+    "alpha": (1e-6, 1e6), "calib_batches": (1, 100000),
     "l1": (0.0, 10.0), "sparsity_epochs": (0, 100000),
 }
 

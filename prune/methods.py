@@ -204,6 +204,8 @@ class CriticalityMethod(Method):
                            else scores.weight_gradient(engine, engine.dense_grads()))
         current = engine.sparsity()
         margin = 0.0 if config.regen == "none" else config.delta * max(rnd.target - current, 0.0)
+        # a large first step (few steps, delta * ds > 1 - s) would over-prune almost everything: cap the margin
+        margin = min(margin, config.max_overprune * (1.0 - rnd.target))
         over = min(rnd.target + margin, 0.999)
         if structured:
             chosen = engine.prune_channels(over, scores.channel_scale(engine, config.channel_score), config.scope,
