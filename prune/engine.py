@@ -205,8 +205,9 @@ class PruningEngine:
             flats = []
             for layer in group:
                 s = _masked_scores(scores[layer.info.index], layer.mask.channel_mask)
-                # keep the best min_channels of every layer out of reach
-                keep = torch.topk(s, min(min_channels, s.numel())).indices
+                # keep the best min_channels live channels of every layer out of reach (already pruned ones are inf)
+                live = torch.isfinite(s)
+                keep = torch.topk(s.masked_fill(~live, float("-inf")), min(min_channels, int(live.sum()))).indices
                 s = s.clone()
                 s[keep] = float("inf")
                 flats.append(s)

@@ -259,3 +259,16 @@ def test_global_scope_ranks_on_per_layer_zscores(nmnist):
     # regrowth in global scope brings the total back to the target by z-scored gate gradient
     sca.update(engine, stats, target=0.25, regrow=0.0, scope="global")
     assert sum(int((layer.mask.channel_mask == 0).sum()) for layer in engine.layers) == round(0.25 * total)
+
+
+def test_min_channels_holds_over_successive_global_prunes():
+    """Engine fix: the min_channels guard protects live channels, also once some of a layer are pruned."""
+    net = cnn(seed=4)
+    engine = PruningEngine(net, structured=True)
+    low = {layer.info.index: torch.arange(layer.mask.channel_mask.numel(), dtype=torch.float64)
+           + (0.0 if layer.info.index == 3 else 1000.0) for layer in engine.layers}  # blocks.3 ranks lowest
+    engine.prune_channels(0.3, low, "global", min_channels=2)
+    assert int(engine.by_index(3).mask.channel_mask.sum()) < 16
+    engine.prune_channels(0.9, low, "global", min_channels=2)
+    assert all(int(layer.mask.channel_mask.sum()) >= 2 for layer in engine.layers)
+    assert torch.equal(engine.by_index(3).mask.channel_mask.nonzero().view(-1), torch.tensor([14, 15]))
