@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def main() -> None:
     result["options"] = {"spec": spec, "data": data, "epochs": epochs, **options, "threads": args.threads}
     path = ROOT / "benchmarks" / "results" / f"train_{args.case}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
+    curves = out / "training.png"
+    if curves.is_file():
+        shutil.copyfile(curves, path.with_suffix(".png"))
     print(f"| {args.case} | {data} | {epochs} | {100 * result['test']['accuracy']:.2f} % "
           f"| {result['seconds_per_epoch']:.1f} | {result['test']['spike_rate']:.4f} |")
 
