@@ -200,13 +200,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="training batch size (default per task)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "prune_pq")
+    parser.add_argument("--name", help="result file name under benchmarks/results (default from task and seed)")
     args = parser.parse_args()
     if args.summarize:
         print(summarize(args.summarize))
         return
     torch.set_num_threads(1)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = ("prune_pq" if args.task == "all" else f"prune_pq_{args.task}") + (f"_seed{args.seed}" if args.seed else "")
+    name = args.name or (("prune_pq" if args.task == "all" else f"prune_pq_{args.task}")
+                         + (f"_seed{args.seed}" if args.seed else ""))
     rows: list[dict] = []
 
     def save(row: dict) -> None:  # after every run, so a cut-short benchmark keeps what it measured
