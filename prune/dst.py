@@ -477,6 +477,10 @@ class SETMethod(SparseMethod):
     name = "set"
     config_class = SETConfig
 
+    def rounds(self, config, target):
+        _constant_density(self.name, target)  # checked before anything runs or is written
+        return super().rounds(config, target)
+
     def initial_density(self, config, target):
         return _constant_density(self.name, target)
 
@@ -493,6 +497,10 @@ class RigLMethod(SparseMethod):
 
     name = "rigl"
     config_class = RigLConfig
+
+    def rounds(self, config, target):
+        _constant_density(self.name, target)
+        return super().rounds(config, target)
 
     def initial_density(self, config, target):
         return _constant_density(self.name, target)

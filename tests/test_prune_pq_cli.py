@@ -72,3 +72,11 @@ def test_set_with_neuron_scope_and_a_scope_that_does_not_fit(tmp_path, files, ca
                  "--out", str(bad), *SMALL]) == 2
     err = capsys.readouterr().err.strip()
     assert "--scope neuron does not fit --method magnitude" in err and "\n" not in err and not bad.exists()
+
+
+def test_set_without_a_sparsity_is_refused_before_anything_is_written(tmp_path, files, capsys):
+    spec, _ = files
+    out = tmp_path / "rigl"
+    assert main(["prune", str(spec), "--method", "rigl", "--sparsity", "0", "--out", str(out), *SMALL]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "rigl keeps a constant sparsity" in err and "\n" not in err and not out.exists()
