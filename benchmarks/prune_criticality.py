@@ -21,6 +21,7 @@ from snndeploy import settings
 
 ROOT = Path(__file__).resolve().parent
 LABELS = {"criticality": "criticality (C_i, ties |w|)", "criticality_cw": "criticality (C_i*|w|)",
+          "criticality_rand": "regeneration random (ablation)", "criticality_grad": "regeneration |grad| (ablation)",
           "magnitude": "global magnitude", "gmp": "GMP", "random": "random", "imp": "IMP (rewind)"}
 
 
@@ -29,8 +30,9 @@ def make_config(name: str, args: argparse.Namespace):
 
     per_step = max(1, args.budget // args.steps)
     common = {"lr": args.lr, "seed": args.seed, "eval_each_step": False}
-    if name in ("criticality", "criticality_cw"):
-        extra = {"weight_score": "post_magnitude" if name == "criticality_cw" else "post"}
+    if name.startswith("criticality"):
+        extra = {"weight_score": "post_magnitude" if name == "criticality_cw" else "post",
+                 "regen": {"criticality_rand": "random", "criticality_grad": "gradient"}.get(name, "criticality")}
         return cfglib.CriticalityConfig(steps=args.steps, epochs_per_step=per_step, calib_batches=args.calib,
                                         **common, **extra)
     if name == "gmp":
@@ -120,7 +122,8 @@ def main() -> None:
     p.add_argument("--checkpoint", help="trained dense model (default for mlp: the lava-dl mnist-mlp-128 fixture)")
     p.add_argument("--data", default=None, help="dataset (mlp: mnist, cnn: nmnist)")
     p.add_argument("--sparsities", type=float, nargs="+", default=[0.9, 0.95, 0.98])
-    p.add_argument("--methods", nargs="+", default=["criticality", "criticality_cw", "magnitude", "gmp", "random"])
+    p.add_argument("--methods", nargs="+", default=["criticality", "criticality_cw", "criticality_rand",
+                                                    "criticality_grad", "magnitude", "gmp", "random"])
     p.add_argument("--budget", type=int, default=5, help="fine-tuning epochs of every method (equal budgets)")
     p.add_argument("--steps", type=int, default=5, help="pruning steps of criticality and GMP")
     p.add_argument("--imp-epochs", type=int, default=1, help="fine-tuning epochs per IMP round")
