@@ -170,10 +170,16 @@ class Runner:
             self.accuracy_before = self.trainer.evaluate(self.net)["accuracy"]
             self.save_state()
         ctx = Context(self.engine, self.net, self.generator, self.trainer, self.cost)
-        for rnd in self.rounds[self.next_round:]:
+        from tqdm import tqdm
+
+        todo = self.rounds[self.next_round:]
+        bar = tqdm(todo, desc=f"prune {self.spec.method.name}", unit="round", leave=False,
+                   disable=not getattr(self.trainer, "progress", False))
+        for rnd in bar:
             self._round(ctx, rnd)
             self.next_round = rnd.index + 1
             self.save_state()
+            bar.set_postfix(sparsity=f"{self.engine.sparsity():.3f}")
         return self.finish()
 
     def _round(self, ctx: Context, rnd: Round) -> None:
