@@ -192,6 +192,7 @@ def main() -> None:
                 print(f"{case} {method} keep {keep}: acc {r['accuracy']:.3f} params {r['params']} "
                       f"synops {r['synops']:.0f} cores {r['loihi2_cores']} widths {r['widths']}", flush=True)
     results = args.results
+    results.mkdir(parents=True, exist_ok=True)
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     (results / "prune_sca.json").write_text(json.dumps({"options": options, "rows": rows}, indent=2) + "\n")
     plot(rows, results / "prune_sca.png")
