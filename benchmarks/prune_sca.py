@@ -54,8 +54,9 @@ def method_config(name: str, epochs: int):
 def case_dir(case: str, args) -> Path:
     """Run folder of a case, named by every option that changes its runs (so no run is reused across options)."""
     _, _, subset, test_subset, dense_epochs, steps = CASES[case]
-    tag = (f"n{args.subset or subset}-t{args.test_subset or test_subset}-d{args.dense_epochs or dense_epochs}"
-           f"-e{args.epochs}-T{args.time_steps or steps or 'spec'}-b{args.batch_size}")
+    start = f"from-{args.dense.parent.name}-{args.dense.stem}" if args.dense else \
+        f"d{args.dense_epochs or dense_epochs}-T{args.time_steps or steps or 'spec'}"
+    tag = f"n{args.subset or subset}-t{args.test_subset or test_subset}-{start}-e{args.epochs}-b{args.batch_size}"
     return args.runs / f"{case}-{tag}"
 
 
@@ -73,6 +74,19 @@ def dense_model(case: str, args) -> tuple[Path, dict]:
     info_path = out / "dense.json"
     if path.is_file() and info_path.is_file():
         return path, json.loads(info_path.read_text())
+    if args.dense:  # a network trained elsewhere (e.g. by benchmarks/train_accuracy.py): evaluate it only
+        from snndeploy.models.load import load_model
+
+        net = load_model(args.dense)
+        splits = make_splits(data, time_steps=net.spec.time_steps, seed=0, subset=args.subset or subset,
+                             test_subset=args.test_subset or test_subset, input_shape=tuple(net.spec.input_shape))
+        config = TrainConfig(batch_size=args.batch_size, threads=1, device="cpu")
+        info = {"epochs": None, "train_seconds": 0.0, "source": str(args.dense), "time_steps": net.spec.time_steps,
+                "accuracy": evaluate(net, splits.test, config=config, device="cpu")["accuracy"]}
+        out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(path, make_checkpoint(net))
+        info_path.write_text(json.dumps(info, indent=2))
+        return path, info
     spec = load_spec(ROOT / spec_path)
     spec = dataclasses.replace(spec, time_steps=args.time_steps or steps or spec.time_steps)
     torch.manual_seed(0)
@@ -176,8 +190,11 @@ def main() -> None:
     parser.add_argument("--test-subset", type=int, default=None, help="test samples (default: per case)")
     parser.add_argument("--batch-size", type=int, default=25)
     parser.add_argument("--runs", type=Path, default=RUNS, help="folder of the (reused) runs")
+    parser.add_argument("--dense", type=Path, help="start from this trained network (one case) instead of training")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    if args.dense and len(args.cases) != 1:
+        parser.error("--dense needs exactly one --cases")
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (SCA needs an observed epoch before its first update and one after it)")
     torch.set_num_threads(1)
