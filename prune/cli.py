@@ -100,8 +100,11 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
     config = snndeploy.prune.dst.with_scope(method, config, click.get_current_context().meta.get("prune.scope"))
     config = snndeploy.prune.gradr.with_alpha(method, config, click.get_current_context().meta.get("prune.alpha"))
     _check_out(out, resume, force)
+    import torch
+
     from snndeploy.models.load import load_model
 
+    torch.manual_seed(config.seed)  # a spec is initialised randomly: seed first so runs from a spec repeat
     net = load_model(model)
     result = run_prune(net, method, config, sparsity, structured, dataset, out, source=str(model), resume=resume,
                        batch_size=batch_size, subset=subset, test_subset=test_subset, progress=not no_progress,
