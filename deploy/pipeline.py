@@ -111,8 +111,8 @@ def fit_stage(run: Run, folder: Path) -> dict:
     from snndeploy.fit import fit_to_budget
 
     prune = run.config.prune
-    result = fit_to_budget(Path(run.results["model"]["checkpoint"]), run.config.fit,
-                           structured=prune.structured if prune else True, log=run.log)
+    result = fit_to_budget(Path(run.results["model"]["checkpoint"]), run.config.fit, structured=prune.structured,
+                           log=run.log)
     write_json(folder / "fit.json", result)
     return result
 
@@ -256,7 +256,7 @@ def run_pipeline(config: PipelineConfig, out: Path, *, progress: bool = True, lo
          model_stage),
     ]
     if config.fit:
-        plan.append(("fit", {"fit": config.fit, "prune": asdict(config.prune) if config.prune else None}, fit_stage))
+        plan.append(("fit", {"fit": config.fit, "prune": asdict(config.prune)}, fit_stage))
     if config.prune is not None:
         plan.append(("prune", asdict(config.prune), prune_stage))
     plan += [("export", asdict(config.export), export_stage), ("verify", asdict(config.verify), verify_stage),
@@ -329,6 +329,8 @@ def pipeline(config_path: str | None, out: str | None, fit: str | None, until: s
         if ":" not in fit:
             raise UserError(f"--fit must look like loihi2:cores=N, got {fit!r}")
         config = replace(config, fit=fit)
+        if config.prune is None:
+            raise UserError("--fit prunes to a budget: the config needs a 'prune' section (the method to use)")
     folder = Path(out) if out else Path("runs") / config.name
     log = (lambda _m: None) if as_json else (lambda m: click.echo(m, err=True))
     run = run_pipeline(config, folder, progress=not (no_progress or as_json), log=log, until=until)

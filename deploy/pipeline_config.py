@@ -114,6 +114,8 @@ def _check(config: PipelineConfig, where: Path | str) -> None:
             raise UserError(f"precision must be fixed_pt or floating_pt, got {precision!r}", where)
     if config.fit is not None and ":" not in config.fit:
         raise UserError(f"'fit' must look like loihi2:cores=N, got {config.fit!r}", where)
+    if config.fit is not None and config.prune is None:
+        raise UserError("'fit' prunes to a budget: it needs a 'prune' section (the method to prune with)", where)
 
 
 def config_from_dict(raw: Any, where: Path | str = "<config>") -> PipelineConfig:

@@ -101,6 +101,9 @@ def test_bad_config_is_a_one_line_error(tmp_path, capsys):
     bad.write_text("name: x\ndata: mnist\nmodel: {load: a.net}\nprune: {sparsity: 1.5}\n")
     assert main(["pipeline", str(bad)]) == 2
     assert "prune.sparsity" in capsys.readouterr().err
+    bad.write_text("name: x\ndata: mnist\nmodel: {load: a.net}\nprune: null\nfit: loihi2:cores=2\n")
+    assert main(["pipeline", str(bad)]) == 2
+    assert "needs a 'prune' section" in capsys.readouterr().err
 
 
 def test_embedded_default_config_is_valid():
