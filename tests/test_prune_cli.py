@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from prune_kill import kill_after_round
 
 from snndeploy.cli import main
 from snndeploy.models.load import load_model
@@ -104,24 +103,9 @@ def test_kill_during_pruning_then_resume_gives_identical_masks(tmp_path, mlp_net
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run(_prune_cmd(mlp_net, full, cfg), check=True, env=env, capture_output=True)
-    proc = subprocess.Popen(_prune_cmd(mlp_net, killed, cfg), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    state = killed / "prune_state.pt"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if state.is_file() and torch.load(state, weights_only=True)["next_round"] >= 1:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "the run finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+    saved = kill_after_round(_prune_cmd(mlp_net, killed, cfg), killed, 1, env, poll_s=0.2)
     assert not (killed / "prune_report.json").exists()
-    done_rounds = torch.load(state, weights_only=True)["next_round"]
+    done_rounds = saved["next_round"]
     assert 1 <= done_rounds < 3
     subprocess.run(_prune_cmd(mlp_net, killed, cfg, "--resume"), check=True, env=env, capture_output=True)
     for a, b in zip(_masks(full / "model.pt"), _masks(killed / "model.pt"), strict=True):

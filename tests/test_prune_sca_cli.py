@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from prune_kill import kill_after_round
 
 from snndeploy.cli import main
 from snndeploy.hardware.estimate import estimate_target
@@ -110,23 +109,7 @@ def test_kill_after_an_observed_round_then_resume_gives_the_same_run(tmp_path, m
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run(_cmd(model_path, full, cfg), check=True, env=env, capture_output=True)
-    proc = subprocess.Popen(_cmd(model_path, killed, cfg), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    state = killed / "prune_state.pt"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if state.is_file() and torch.load(state, weights_only=True)["next_round"] >= 2:
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None, "the run finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-    saved = torch.load(state, weights_only=True)
+    saved = kill_after_round(_cmd(model_path, killed, cfg), killed, 2, env)
     assert 2 <= saved["next_round"] < 5
     assert saved["engine"]["owners"]["sca"]["round"] == saved["next_round"] - 1  # the statistics travel
     subprocess.run(_cmd(model_path, killed, cfg, "--resume"), check=True, env=env, capture_output=True)
