@@ -42,6 +42,17 @@ def wait_for_no_lava_workers(timeout_s: float = 5.0) -> list:
         time.sleep(0.05)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small tensors: one torch thread is faster than several competing for the shared cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def no_lava_leftovers():
     """Fails the test if Lava worker processes remain after it."""

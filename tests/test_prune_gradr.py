@@ -16,6 +16,8 @@ from snndeploy.models.spec import spec_from_dict
 from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.gradr import RewiringAdam, RewiringHyper, connectivity, prior_center
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 NEURON = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03}
 
 
@@ -26,15 +28,6 @@ def digits_net(seed: int = 0, quantize: bool = False, weight_norm: bool = False)
                            "blocks": [{"kind": "dense", "out": 32, "weight_scale": 2, "weight_norm": weight_norm},
                                       {"kind": "dense", "out": 10, "weight_scale": 2}]})
     return build_model(spec)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one thread is faster than several competing for the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -7,21 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from snndeploy.cli import main
 from snndeploy.models.load import load_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SMALL = ["--data", "mnist", "--subset", "160", "--test-subset", "80", "--batch-size", "40", "--no-progress"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one thread is faster than several competing for the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
