@@ -18,14 +18,20 @@ MAX_SPARSITY = 0.98
 SEARCH_STEPS = 7  # bisection steps: resolution 0.98 / 2**7 < 0.01
 
 
+def split_fit(text: str) -> tuple[str, str]:
+    """``TARGET:LIMIT=N[,LIMIT=N]`` -> (target name, budget text)."""
+    target, sep, budget = text.partition(":")
+    if not sep or not target or not budget:
+        raise UserError(f"--fit must look like loihi2:cores=N, got {text!r}")
+    return target, budget
+
+
 def parse_fit(text: str):
     """``TARGET:LIMIT=N[,LIMIT=N]`` -> (profile, budget)."""
     from snndeploy.hardware.budget import parse_budget
     from snndeploy.hardware.profile import load_profile
 
-    target, sep, budget = text.partition(":")
-    if not sep or not target or not budget:
-        raise UserError(f"--fit must look like loihi2:cores=N, got {text!r}")
+    target, budget = split_fit(text)
     return load_profile(target), parse_budget(budget)
 
 

@@ -230,7 +230,9 @@ def estimate_stage(run: Run, folder: Path) -> dict:
 
 def _budget(run: Run) -> str | None:
     if run.config.fit:
-        return run.config.fit.split(":", 1)[1]
+        from snndeploy.fit import split_fit
+
+        return split_fit(run.config.fit)[1]
     return run.config.estimate.budget
 
 
@@ -326,8 +328,9 @@ def pipeline(config_path: str | None, out: str | None, fit: str | None, until: s
     """
     config, _where = load_config(config_path)
     if fit:
-        if ":" not in fit:
-            raise UserError(f"--fit must look like loihi2:cores=N, got {fit!r}")
+        from snndeploy.fit import split_fit
+
+        split_fit(fit)  # a malformed --fit is bad input before anything runs
         config = replace(config, fit=fit)
         if config.prune is None:
             raise UserError("--fit prunes to a budget: the config needs a 'prune' section (the method to use)")
