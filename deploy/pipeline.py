@@ -198,8 +198,8 @@ def verify_stage(run: Run, folder: Path) -> dict:
     model, net = load_source(_nir_path(run))
     inputs = _test_inputs(run, net, run.config.verify.samples)
     rasters: list = []
-    report = verify(model, net, inputs.spikes.astype(np.float32), mode=run.config.verify.precision,
-                    progress=run.progress, rasters=rasters)
+    report = verify(model, net, inputs.spikes, mode=run.config.verify.precision, progress=run.progress,
+                    rasters=rasters)
     np.save(folder / "inputs.npy", inputs.spikes)
     plot_rasters(rasters, folder / "rasters.png")
     return {**report.to_dict(), "plot": str(folder / "rasters.png"), "input": inputs.source}

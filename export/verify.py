@@ -92,6 +92,7 @@ def torch_reference(model, x: np.ndarray, probe: bool = False):
     from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
     from lava.lib.dl.slayer.utils import quantize
 
+    x = np.asarray(x, dtype=np.float32)  # spikes may come as bool/uint8 (datasets); the torch model computes in float
     x_ext = np.concatenate([np.zeros_like(x[..., :1]), x], axis=-1)
     with torch.no_grad():
         inp = torch.as_tensor(x_ext)[None]
