@@ -135,10 +135,11 @@ def _terminate(proc: Any, actors: list) -> None:
     runtime = _runtime(proc)
     runtime._is_started = False
     runtime._is_running = False
-    with contextlib.suppress(Exception):
+    try:
         proc.stop()  # with _is_started False this only shuts down the message infrastructure
-    with contextlib.suppress(Exception):
-        runtime._messaging_infrastructure.stop()
+    except Exception:  # e.g. the watchdog manager failed after the workers died: shut down directly
+        with contextlib.suppress(Exception):
+            runtime._messaging_infrastructure.stop()
 
 
 def _wait(proc: Any, timeout_s: float | None, what: str) -> None:
