@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def test_two_epochs_on_a_subset_decrease_the_loss(tmp_path: Path):
 
 
 def test_resume_continues_where_it_stopped_and_seed_determines_everything(digits_spec: Path, tmp_path: Path):
-    kw = {"data_name": "uci-digits", "subset": 300, "test_subset": 50, "seed": 7, "lr": 5e-3}
+    kw = {"data_name": "uci-digits", "subset": 300, "test_subset": 50, "seed": 7, "lr": 5e-3, "lr_schedule": "cosine"}
     straight = _run(digits_spec, tmp_path / "straight", 3, **kw)
     _run(digits_spec, tmp_path / "resumed", 1, **kw)
     first = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
@@ -76,6 +77,8 @@ def test_resume_continues_where_it_stopped_and_seed_determines_everything(digits
     assert b["epoch"] == 3 and len(b["metrics"]) == 3
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
+    assert [m["lr"] for m in b["metrics"]] == pytest.approx([5e-3 * 0.5 * (1 + math.cos(math.pi * e / 3))
+                                                             for e in range(3)])
     strip = [{k: v for k, v in m.items() if k != "seconds"} for m in a["metrics"]]
     assert strip == [{k: v for k, v in m.items() if k != "seconds"} for m in b["metrics"]]
     assert straight["test"] == resumed["test"]

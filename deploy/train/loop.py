@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from snndeploy.train import distributed
 from snndeploy.train.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint, set_rng_state
 
 LOSSES = ("spike_rate", "spike_max", "cross_entropy")
+LR_SCHEDULES = ("constant", "cosine")
 CHECKPOINT, BEST, METRICS = "checkpoint.pt", "best.pt", "metrics.json"
 
 
@@ -46,6 +48,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # constant, or cosine: decay from lr towards 0 over the epochs
     weight_decay: float = 0.0
     loss: str = "spike_rate"  # spike_rate (SLAYER SpikeRate), spike_max (SLAYER SpikeMax), cross_entropy
     true_rate: float = 0.2  # SpikeRate target of the correct class
@@ -58,6 +61,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise UserError(f"unknown loss {self.loss!r}; available: {', '.join(LOSSES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"unknown learning-rate schedule {self.lr_schedule!r}; "
+                            f"available: {', '.join(LR_SCHEDULES)}")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.threads < 1:
             raise UserError("epochs must be >= 0, batch size and threads >= 1, learning rate > 0")
         if not (0 <= self.false_rate <= 1 and 0 <= self.true_rate <= 1):
@@ -91,6 +97,13 @@ def make_loss(config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], tor
         return torch.nn.functional.cross_entropy(logits, label, reduction="sum")
 
     return cross_entropy
+
+
+def epoch_lr(config: TrainConfig, epoch: int) -> float:
+    """Learning rate for the epoch with 0-based index ``epoch`` (a function of the epoch, so resume needs no state)."""
+    if config.lr_schedule == "cosine" and config.epochs > 0:
+        return config.lr * 0.5 * (1 + math.cos(math.pi * min(epoch, config.epochs) / config.epochs))
+    return config.lr
 
 
 def predict(output: torch.Tensor) -> torch.Tensor:
@@ -220,6 +233,8 @@ class Trainer:
         from tqdm import tqdm
 
         self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = epoch_lr(self.config, self.epoch)
         tally = _Tally(spiking_blocks(self.net))
         loader = _loader(dataset, self.config.batch_size, shuffle=True, seed=self.config.seed, epoch=self.epoch)
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", leave=False,
@@ -251,7 +266,7 @@ class Trainer:
             train = self.train_epoch(train_set)
             seconds = time.perf_counter() - start
             metrics = {"epoch": self.epoch + 1, "seconds": round(seconds, 3),
-                       **{f"train_{k}": v for k, v in train.items()}}
+                       "lr": self.optimizer.param_groups[0]["lr"], **{f"train_{k}": v for k, v in train.items()}}
             if val_set is not None and len(val_set):
                 val = evaluate(self.model, val_set, config=self.config, device=self.device, loss_fn=self.loss_fn)
                 metrics.update({f"val_{k}": v for k, v in val.items()})
