@@ -3,8 +3,10 @@
 Per core the compiler checks Neurons, NeuronGr, AxonIn and SynMem (S7 printouts); layers never share
 cores. Conv/pool/input layers are tiled by a power-of-two channel split that fits SynMem and a spatial
 split that fits the neuron budget (this reproduces the published PilotNet and YOLO-KP conv counts). Dense
-layers repeat the compiler's split-by-violation-ratio loop with a calibrated SynMem cost, and also carry the
-[lower bound, 2 x bound] band of section 3.2, because the true dense SynMem encoding is not public.
+layers repeat the compiler's split-by-violation-ratio loop with a calibrated SynMem cost; a layer that had to be split
+holds at most ``packing.dense_split_max_neurons`` neurons per core (the most any split dense layer shows in the
+published compiles; it is what makes Oxford's hidden layer 3 cores). Dense layers also carry the [lower bound,
+2 x bound] band of section 3.2, because the true dense SynMem encoding is not public.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def dense_cores(fan_in: int, neurons: int, profile: Profile) -> tuple[int, int, 
             break
         parts = min(neurons, parts * math.ceil(ratio))
         binding = "SynMem"
+    if binding == "SynMem":  # section 3.2 rule 2 plus the per-core cap of split dense layers seen in the compiles
+        parts = min(neurons, max(parts, math.ceil(neurons / profile.value("packing.dense_split_max_neurons"))))
     neuron_bound = math.ceil(neurons / budget["Neurons"])
     low = max(neuron_bound, math.ceil(over_lo * fan_in * neurons / (slots_hi * budget["SynMem"])))
     if _dense_cost(fan_in, math.ceil(neurons / neuron_bound), slots_lo) <= budget["SynMem"]:
@@ -52,8 +56,10 @@ def dense_cores(fan_in: int, neurons: int, profile: Profile) -> tuple[int, int, 
 def _dense(layer: Layer, profile: Profile) -> Placement:
     budget = _budgets(profile)
     fan_in, n = layer.axons_in, layer.neurons
+    cap = profile.value("packing.dense_split_max_neurons")
     basis = (f"dense: SynMem = fan-in x ceil(n / {profile.value('packing.dense_slots_point')}) units per core, split "
-             f"by violation ratio [{profile.cite('packing.dense_slots_point')}]; range = section 3.2 band "
+             f"by violation ratio, once split at most {cap} neurons per core "
+             f"[{profile.cite('packing.dense_slots_point')}]; range = section 3.2 band "
              f"[{profile.cite('packing.dense_slots_per_unit')}]")
     if fan_in > min(budget["AxonIn"], budget["SynMem"]):
         limit = "AxonIn" if fan_in > budget["AxonIn"] else "SynMem"

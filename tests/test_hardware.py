@@ -112,6 +112,9 @@ def test_loihi2_dense_emulates_the_compiler_split():
     assert low <= 3 <= high
     assert loihi2.dense_cores(64, 10, LOIHI2)[:3] == (1, 1, 1)  # small layers take one core
     assert loihi2.dense_cores(100, 9000, LOIHI2)[0] >= math.ceil(9000 / 4095)  # neuron budget
+    # 200 axons x ceil(256/4.17) = 12400 units -> ratio 1.03 -> 2 cores of 128, over the 100-neuron cap -> 3
+    assert loihi2.dense_cores(200, 256, LOIHI2)[0] == math.ceil(256 / 100) == 3
+    assert loihi2.dense_cores(200, 150, LOIHI2)[0] == 1  # fits one core unsplit: the cap applies to split layers only
 
 
 def test_loihi1_worked_example_from_hardware_notes():
@@ -181,9 +184,11 @@ def test_mnist_matches_its_published_loihi2_compile(mnist_layers):
     assert est.placements[0].binding == "SynMem"
 
 
-def test_oxford_published_compile_lies_in_the_dense_band(oxford_layers):
+def test_oxford_matches_its_published_loihi2_compile(oxford_layers):
     # lava-dl tutorials/.../netx/oxford/run.ipynb: 5 cores, 3 + 2 (a 2022 compiler)
     est = estimate_target(oxford_layers, LOIHI2)
+    assert [p.cores for p in est.placements] == [3, 2] and est.cores == 5
+    assert [p.binding for p in est.placements] == ["SynMem", "SynMem"]
     for place, published in zip(est.placements, (3, 2), strict=True):
         assert place.cores_low <= published <= place.cores_high
     assert est.cores_low <= 5 <= est.cores_high
