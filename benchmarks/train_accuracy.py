@@ -1,6 +1,7 @@
 """Accuracy and seconds per epoch of the example specs, trained with `snndeploy train` (run_training).
 
 Usage: .venv/bin/python benchmarks/train_accuracy.py CASE [--epochs N] [--subset N] [--test-subset N]
+       [--true-rate R] [--false-rate R] [--lr-schedule cosine] [--out DIR]
 CASE: mnist_mlp | nmnist_cnn | fashion_cnn.
 Writes benchmarks/results/train_<case>.json and the run folder benchmarks/results/runs/<case>/.
 """
@@ -29,6 +30,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--subset", type=int, default=None, help="train on N samples only")
     parser.add_argument("--test-subset", type=int, default=None, help="test on the first N test samples only")
+    parser.add_argument("--true-rate", type=float, default=None, help="SpikeRate target of the correct class")
+    parser.add_argument("--false-rate", type=float, default=None, help="SpikeRate target of the other classes")
+    parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None)
+    parser.add_argument("--out", default=None, help="run folder (default benchmarks/results/runs/CASE)")
     args = parser.parse_args()
     from snndeploy.train.cli import run_training
 
@@ -36,9 +41,11 @@ def main() -> None:
     options = dict(options)
     epochs = args.epochs or options.pop("epochs")
     options.pop("epochs", None)
-    out = ROOT / "benchmarks" / "results" / "runs" / args.case
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / "runs" / args.case
     start = time.perf_counter()
-    options.update({k: v for k, v in (("subset", args.subset), ("test_subset", args.test_subset)) if v is not None})
+    given = {"subset": args.subset, "test_subset": args.test_subset, "true_rate": args.true_rate,
+             "false_rate": args.false_rate, "lr_schedule": args.lr_schedule}
+    options.update({k: v for k, v in given.items() if v is not None})
     result = run_training(ROOT / spec, epochs=epochs, out=out, data_name=data, threads=args.threads, force=True,
                           progress=False, **options)
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
