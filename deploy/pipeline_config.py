@@ -8,9 +8,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from snndeploy.errors import UserError
+from snndeploy.yaml_io import parse_yaml, read_yaml
 
 DEFAULT_CONFIG = "pipeline_default.yaml"
 
@@ -146,13 +145,8 @@ def load_config(path: str | Path | None) -> tuple[PipelineConfig, str]:
         where = f"<embedded default {DEFAULT_CONFIG}>"
     else:
         path = Path(path)
-        if not path.is_file():
-            raise UserError("pipeline config not found", path)
-        text, where = path.read_text(), str(path)
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UserError(f"not valid YAML ({str(exc).splitlines()[0]})", where) from None
+        text, where = None, str(path)
+    raw = parse_yaml(text, where, "pipeline config") if text is not None else read_yaml(path, "pipeline config")
     config = config_from_dict(raw, where)
     if path is not None and isinstance(config.model.spec, str) and not Path(config.model.spec).is_absolute():
         config = dataclasses.replace(config, model=dataclasses.replace(

@@ -6,10 +6,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from snndeploy.errors import UserError
 from snndeploy.hardware.profile import Profile
+from snndeploy.yaml_io import read_yaml
 
 KEYS = ("cores", "chips", "neurons", "synapses")
 
@@ -64,12 +63,7 @@ def parse_budget(text: str) -> Budget:
                 raise UserError(f"budget {text!r}: write key=value pairs such as cores=64,chips=1")
             pairs[key.strip()] = value.strip()
         return budget_from_mapping(pairs, text, name=text)
-    if not path.is_file():
-        raise UserError("budget file not found (or write cores=N inline)", path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"budget is not valid YAML: {str(exc).splitlines()[0]}", path) from None
+    raw = read_yaml(path, "budget", missing="budget file not found (or write cores=N inline)")
     return budget_from_mapping(raw, path, name=path.stem)
 
 

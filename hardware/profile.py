@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from snndeploy.errors import UserError
+from snndeploy.yaml_io import read_yaml
 
 SCHEMA = 1
 CONFIDENCE = ("high", "med", "low", "unknown", "user")
@@ -209,12 +210,6 @@ def load_profile(name_or_path: str | Path) -> Profile:
     if text_path in builtin_names():
         resource = resources.files("snndeploy.hardware") / "profiles" / f"{text_path}.yaml"
         return profile_from_dict(yaml.safe_load(resource.read_text()), f"profiles/{text_path}.yaml")
-    path = Path(text_path)
-    if not path.is_file():
-        raise UserError(f"unknown target; shipped targets: {', '.join(builtin_names())}, or give a profile YAML file",
-                        path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"not valid YAML: {str(exc).splitlines()[0]}", path) from None
-    return profile_from_dict(raw, path)
+    missing = f"unknown target; shipped targets: {', '.join(builtin_names())}, or give a profile YAML file"
+    raw = read_yaml(text_path, "hardware profile", missing=missing)
+    return profile_from_dict(raw, Path(text_path))

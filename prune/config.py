@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from snndeploy.errors import UserError
 from snndeploy.prune.criticality import KERNELS
 from snndeploy.prune.engine import SCOPES
 from snndeploy.prune.schedules import SCHEDULES
+from snndeploy.yaml_io import read_yaml
 
 
 @dataclass(frozen=True)
@@ -171,12 +170,7 @@ def load_config(cls: type, path: str | Path | None) -> PruneConfig:
     if path is None:
         return cls()
     path = Path(path)
-    if not path.is_file():
-        raise UserError("method config not found", path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"method config is not valid YAML ({str(exc).splitlines()[0]})", path) from exc
+    data = read_yaml(path, "method config")
     if data is None:
         data = {}
     if not isinstance(data, Mapping):

@@ -47,6 +47,11 @@ def test_budget_and_system_options(capsys, mnist_net, tmp_path):
     bad.write_text("cores: -3\n")
     code, _, err = run(capsys, mnist_net, "--budget", bad)
     assert code == 2 and "budget cores must be a positive integer" in err and err.count("\n") == 1
+    binary = tmp_path / "budget.bin"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    for option in ("--budget", "--target"):
+        code, _, err = run(capsys, mnist_net, option, binary)
+        assert code == 2 and f"{binary}: " in err and "not a text file" in err and err.count("\n") == 1
 
 
 def test_bad_profile_file_is_exit_2_with_one_line(capsys, mnist_net, tmp_path):

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from snndeploy.errors import UserError
+from snndeploy.yaml_io import read_yaml
 
 NEURON_KINDS = ("cuba", "alif", "sigma_delta")
 BLOCK_KINDS = ("input", "dense", "conv", "pool", "flatten", "affine")
@@ -356,12 +357,7 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
 def load_spec(path: str | Path) -> ModelSpec:
     """Read a spec YAML; any problem is a one-line UserError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError("model spec not found", path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"not valid YAML ({str(exc).splitlines()[0]})", path) from exc
+    data = read_yaml(path, "model spec")
     if not isinstance(data, Mapping):
         raise UserError("a model spec must be a YAML mapping", path)
     try:

@@ -1,0 +1,32 @@
+"""Reading user YAML files: a missing, binary or malformed file is a one-line UserError naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from snndeploy.errors import UserError
+
+
+def parse_yaml(text: str, where: str | Path, what: str) -> Any:
+    """``text`` parsed as YAML; ``what`` names the kind of file in the error (``model spec``, ``budget``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{what} is not valid YAML ({str(exc).splitlines()[0]})", where) from None
+
+
+def read_yaml(path: str | Path, what: str, *, missing: str | None = None) -> Any:
+    """The YAML file at ``path``; ``missing`` replaces the default "<what> not found" message."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(missing or f"{what} not found", path)
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise UserError(f"{what} is not a text file (YAML expected)", path) from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what}: {exc.strerror}", path) from None
+    return parse_yaml(text, path, what)
