@@ -222,18 +222,17 @@ def estimate_stage(run: Run, folder: Path) -> dict:
     from snndeploy.hardware.report import plot
 
     cfg = run.config.estimate
-    result = estimate_model(_nir_path(run), tuple(cfg.targets), _budget(run), run.results["simulate"]["activity"])
+    targets, fitted = tuple(cfg.targets), {}
+    if run.config.fit:  # the fitted target is judged against the --fit budget, the others against the config's
+        from snndeploy.fit import split_fit
+
+        target, fit_budget = split_fit(run.config.fit)
+        targets, fitted = targets + ((target,) if target not in targets else ()), {target: fit_budget}
+    result = estimate_model(_nir_path(run), targets, cfg.budget, run.results["simulate"]["activity"],
+                            target_budgets=fitted)
     write_json(folder / "estimate.json", result)
     result["plot"] = str(plot(result, folder / "estimate.png"))
     return result
-
-
-def _budget(run: Run) -> str | None:
-    if run.config.fit:
-        from snndeploy.fit import split_fit
-
-        return split_fit(run.config.fit)[1]
-    return run.config.estimate.budget
 
 
 def report_stage(run: Run, folder: Path) -> dict:

@@ -165,9 +165,14 @@ def layer_table(layers: tuple[Layer, ...]) -> list[dict[str, Any]]:
 
 
 def estimate(layers: tuple[Layer, ...], profiles: list[Profile], budget: Budget | None = None,
-             activity: Activity | None = None, system: str | None = None, model: str = "") -> dict[str, Any]:
-    """The whole report: network counts, NeuroBench metrics and one block per target."""
-    targets = [estimate_target(layers, p, budget, activity, system) for p in profiles]
+             activity: Activity | None = None, system: str | None = None, model: str = "",
+             budgets: list[Budget | None] | None = None) -> dict[str, Any]:
+    """The whole report: network counts, NeuroBench metrics and one block per target.
+
+    ``budgets`` (one per profile, None for "use ``budget``") gives a target its own budget."""
+    budgets = budgets or [None] * len(profiles)
+    targets = [estimate_target(layers, p, own or budget, activity, system) for p, own in zip(profiles, budgets,
+                                                                                             strict=True)]
     return {
         "model": model,
         "network": totals(layers),

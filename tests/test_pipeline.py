@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from snndeploy.cli import main
+from snndeploy.hardware.budget import default_budget
+from snndeploy.hardware.profile import load_profile
 
 CONFIG = Path(__file__).parent / "configs" / "pipeline_tiny.yaml"
 pytestmark = pytest.mark.lava
@@ -81,6 +83,8 @@ def test_fit_to_a_core_budget_gives_a_model_that_fits_and_verifies(tiny_run, tmp
     assert summary["fit"]["sparsity"] > 0 and summary["fit"]["structured"]
     loihi2 = summary["targets"][0]
     assert loihi2["verdict"] == "fits" and loihi2["cores"] <= budget
+    budgets = {t["target"]: t["budget"]["cores"] for t in stage(out, "estimate")["targets"]}
+    assert budgets == {"loihi2": budget, "loihi1": default_budget(load_profile("loihi1")).cores}  # fit budget: loihi2
     assert summary["verified"] is True
 
 
