@@ -39,14 +39,9 @@ def _lif(shape) -> nir.CubaLIF:
 
 
 def _graph(input_shape, stages) -> nir.NIRGraph:
-    nodes, edges, prev = {"input": nir.Input({"input": np.array(input_shape)})}, [], "input"
-    for name, node in stages:
-        nodes[name] = node
-        edges.append((prev, name))
-        prev = name
-    nodes["output"] = nir.Output({"output": np.array([1])})
-    edges.append((prev, "output"))
-    return nir.NIRGraph(nodes, edges, type_check=False)
+    """Input -> stages -> Output with nir's own sequential builder (the stage names are not needed here)."""
+    return nir.NIRGraph.from_list(nir.Input({"input": np.array(input_shape)}), *(node for _, node in stages),
+                                  type_check=False)
 
 
 def _weights(rng, shape) -> np.ndarray:
