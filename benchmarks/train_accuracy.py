@@ -1,9 +1,9 @@
 """Accuracy and seconds per epoch of the example specs, trained with `snndeploy train` (run_training).
 
 Usage: .venv/bin/python benchmarks/train_accuracy.py CASE [--epochs N] [--subset N] [--test-subset N]
-       [--true-rate R] [--false-rate R] [--lr-schedule cosine] [--out DIR]
+       [--true-rate R] [--false-rate R] [--lr-schedule cosine] [--encoding rate|current] [--name NAME] [--out DIR]
 CASE: mnist_mlp | nmnist_cnn | fashion_cnn.
-Writes benchmarks/results/train_<case>.json and the run folder benchmarks/results/runs/<case>/.
+Writes benchmarks/results/train_<name>.json (+ .png) and the run folder benchmarks/results/runs/<name>/.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ def main() -> None:
     parser.add_argument("--true-rate", type=float, default=None, help="SpikeRate target of the correct class")
     parser.add_argument("--false-rate", type=float, default=None, help="SpikeRate target of the other classes")
     parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None)
-    parser.add_argument("--out", default=None, help="run folder (default benchmarks/results/runs/CASE)")
+    parser.add_argument("--encoding", choices=["rate", "current"], default=None, help="image datasets only")
+    parser.add_argument("--name", default=None, help="results name (default CASE): results/train_NAME.json")
+    parser.add_argument("--out", default=None, help="run folder (default benchmarks/results/runs/NAME)")
     args = parser.parse_args()
     from snndeploy.train.cli import run_training
 
@@ -41,16 +43,17 @@ def main() -> None:
     options = dict(options)
     epochs = args.epochs or options.pop("epochs")
     options.pop("epochs", None)
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / "runs" / args.case
+    name = args.name or args.case
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / "runs" / name
     start = time.perf_counter()
     given = {"subset": args.subset, "test_subset": args.test_subset, "true_rate": args.true_rate,
-             "false_rate": args.false_rate, "lr_schedule": args.lr_schedule}
+             "false_rate": args.false_rate, "lr_schedule": args.lr_schedule, "encoding": args.encoding}
     options.update({k: v for k, v in given.items() if v is not None})
     result = run_training(ROOT / spec, epochs=epochs, out=out, data_name=data, threads=args.threads, force=True,
                           progress=False, **options)
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
     result["options"] = {"spec": spec, "data": data, "epochs": epochs, **options, "threads": args.threads}
-    path = ROOT / "benchmarks" / "results" / f"train_{args.case}.json"
+    path = ROOT / "benchmarks" / "results" / f"train_{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     curves = out / "training.png"
     if curves.is_file():
