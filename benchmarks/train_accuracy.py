@@ -1,7 +1,8 @@
 """Accuracy and seconds per epoch of the example specs, trained with `snndeploy train` (run_training).
 
 Usage: .venv/bin/python benchmarks/train_accuracy.py CASE [--epochs N] [--subset N] [--test-subset N]
-       [--true-rate R] [--false-rate R] [--lr-schedule cosine] [--encoding rate|current] [--name NAME] [--out DIR]
+       [--true-rate R] [--false-rate R] [--lr-schedule cosine] [--weight-decay W] [--encoding rate|current]
+       [--name NAME] [--out DIR]
 CASE: mnist_mlp | nmnist_cnn | fashion_cnn.
 Writes benchmarks/results/train_<name>.json (+ .png) and the run folder benchmarks/results/runs/<name>/.
 """
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--true-rate", type=float, default=None, help="SpikeRate target of the correct class")
     parser.add_argument("--false-rate", type=float, default=None, help="SpikeRate target of the other classes")
     parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None)
+    parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--encoding", choices=["rate", "current"], default=None, help="image datasets only")
     parser.add_argument("--name", default=None, help="results name (default CASE): results/train_NAME.json")
     parser.add_argument("--out", default=None, help="run folder (default benchmarks/results/runs/NAME)")
@@ -47,7 +49,8 @@ def main() -> None:
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / "runs" / name
     start = time.perf_counter()
     given = {"subset": args.subset, "test_subset": args.test_subset, "true_rate": args.true_rate,
-             "false_rate": args.false_rate, "lr_schedule": args.lr_schedule, "encoding": args.encoding}
+             "false_rate": args.false_rate, "lr_schedule": args.lr_schedule, "encoding": args.encoding,
+             "weight_decay": args.weight_decay}
     options.update({k: v for k, v in given.items() if v is not None})
     result = run_training(ROOT / spec, epochs=epochs, out=out, data_name=data, threads=args.threads, force=True,
                           progress=False, **options)

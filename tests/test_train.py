@@ -155,6 +155,9 @@ def test_cli_train_evaluate_and_errors(digits_spec: Path, tmp_path: Path, capsys
     assert cli_main(["train", str(digits_spec), "--data", "mnist", "--epochs", "1", "--out",
                      str(tmp_path / "wrong")]) == 2
     assert "takes input" in capsys.readouterr().err
+    assert cli_main(["train", str(digits_spec), "--data", "uci-digits", "--epochs", "1", "--out",
+                     str(tmp_path / "wd"), "--weight-decay", "-1"]) == 2
+    assert "weight decay >= 0" in capsys.readouterr().err and not (tmp_path / "wd").exists()
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(UserError, match="cannot load as a checkpoint"):
         load_model(tmp_path / "junk.pt")

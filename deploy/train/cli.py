@@ -95,6 +95,7 @@ def _human(result: dict[str, Any]) -> str:
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
               help="Share of the training data held out for validation (0: none).")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True, help="Adam L2 weight decay.")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
               help="cosine: decay the learning rate from --lr towards 0 over --epochs.")
 @click.option("--loss", type=click.Choice(["auto", "spike_rate", "spike_max", "cross_entropy"]), default="auto",
@@ -108,8 +109,8 @@ def _human(result: dict[str, Any]) -> str:
 @json_option
 def train(spec: Path, epochs: int, out: Path, data_name: str, encoding: str, max_rate: float,
           test_subset: int | None, batch_size: int, seed: int, threads: int, device: str, subset: int | None,
-          val_fraction: float, lr: float, lr_schedule: str, loss: str, true_rate: float, false_rate: float,
-          resume: bool, force: bool, no_test: bool, as_json: bool) -> None:
+          val_fraction: float, lr: float, weight_decay: float, lr_schedule: str, loss: str, true_rate: float,
+          false_rate: float, resume: bool, force: bool, no_test: bool, as_json: bool) -> None:
     """Train SPEC (a model spec YAML, a checkpoint or a netx .net) on a local dataset."""
     from snndeploy.train import distributed
 
@@ -118,8 +119,8 @@ def train(spec: Path, epochs: int, out: Path, data_name: str, encoding: str, max
         result = run_training(spec, epochs=epochs, out=out, data_name=data_name, encoding=encoding,
                               max_rate=max_rate, test_subset=test_subset, batch_size=batch_size, seed=seed,
                               threads=threads, device=device, subset=subset, val_fraction=val_fraction, lr=lr,
-                              lr_schedule=lr_schedule, loss=loss, true_rate=true_rate, false_rate=false_rate,
-                              resume=resume, force=force,
+                              weight_decay=weight_decay, lr_schedule=lr_schedule, loss=loss, true_rate=true_rate,
+                              false_rate=false_rate, resume=resume, force=force,
                               test=not no_test, progress=not as_json, log=None if as_json else click.echo)
     finally:
         distributed.teardown()
@@ -130,8 +131,8 @@ def train(spec: Path, epochs: int, out: Path, data_name: str, encoding: str, max
 def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding: str = "rate",
                  max_rate: float = 1.0, test_subset: int | None = None, batch_size: int = 32, seed: int = 0,
                  threads: int = 2, device: str = "auto", subset: int | None = None, val_fraction: float = 0.1,
-                 lr: float = 1e-3, lr_schedule: str = "constant", loss: str = "auto", true_rate: float = 0.2,
-                 false_rate: float = 0.03,
+                 lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "constant", loss: str = "auto",
+                 true_rate: float = 0.2, false_rate: float = 0.03,
                  resume: bool = False, force: bool = False, test: bool = True, progress: bool = True,
                  log=print, callbacks=()) -> dict[str, Any] | None:
     """The ``train`` command as a function (returns the summary on rank 0, None on other DDP ranks)."""
@@ -152,7 +153,8 @@ def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding
     net_spec = model.spec
     if loss == "auto":
         loss = "cross_entropy" if net_spec.blocks[-1].kind == "affine" else "spike_rate"
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, loss=loss,
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                         lr_schedule=lr_schedule, loss=loss,
                          true_rate=true_rate, false_rate=false_rate, seed=seed, threads=threads, device=device)
     splits = make_splits(data_name, time_steps=net_spec.time_steps, encoding=encoding, seed=seed,
                          val_fraction=val_fraction, subset=subset, test_subset=test_subset,

@@ -64,8 +64,8 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise UserError(f"unknown learning-rate schedule {self.lr_schedule!r}; "
                             f"available: {', '.join(LR_SCHEDULES)}")
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.threads < 1:
-            raise UserError("epochs must be >= 0, batch size and threads >= 1, learning rate > 0")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.threads < 1 or self.weight_decay < 0:
+            raise UserError("epochs must be >= 0, batch size and threads >= 1, learning rate > 0, weight decay >= 0")
         if not (0 <= self.false_rate <= 1 and 0 <= self.true_rate <= 1):
             raise UserError("true_rate and false_rate must be within [0, 1]")
 
