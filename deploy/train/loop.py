@@ -99,11 +99,11 @@ def make_loss(config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], tor
     return cross_entropy
 
 
-def epoch_lr(config: TrainConfig, epoch: int) -> float:
-    """Learning rate for the epoch with 0-based index ``epoch`` (a function of the epoch, so resume needs no state)."""
+def lr_factor(config: TrainConfig, epoch: int) -> float:
+    """Scale of the initial learning rate in the epoch with 0-based index ``epoch`` (resume needs no state)."""
     if config.lr_schedule == "cosine" and config.epochs > 0:
-        return config.lr * 0.5 * (1 + math.cos(math.pi * min(epoch, config.epochs) / config.epochs))
-    return config.lr
+        return 0.5 * (1 + math.cos(math.pi * min(epoch, config.epochs) / config.epochs))
+    return 1.0
 
 
 def predict(output: torch.Tensor) -> torch.Tensor:
@@ -233,8 +233,10 @@ class Trainer:
         from tqdm import tqdm
 
         self.model.train()
-        for group in self.optimizer.param_groups:
-            group["lr"] = epoch_lr(self.config, self.epoch)
+        if self.config.lr_schedule != "constant":  # a constant rate leaves a caller's own optimizer untouched
+            for group in self.optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * lr_factor(self.config, self.epoch)
         tally = _Tally(spiking_blocks(self.net))
         loader = _loader(dataset, self.config.batch_size, shuffle=True, seed=self.config.seed, epoch=self.epoch)
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", leave=False,
