@@ -141,12 +141,11 @@ def config_from_dict(raw: Any, where: Path | str = "<config>") -> PipelineConfig
 def load_config(path: str | Path | None) -> tuple[PipelineConfig, str]:
     """The config at ``path`` (or the embedded default) and where it came from."""
     if path is None:
-        text = resources.files("snndeploy").joinpath(DEFAULT_CONFIG).read_text()
         where = f"<embedded default {DEFAULT_CONFIG}>"
+        raw = parse_yaml(resources.files("snndeploy").joinpath(DEFAULT_CONFIG).read_text(), where, "pipeline config")
     else:
-        path = Path(path)
-        text, where = None, str(path)
-    raw = parse_yaml(text, where, "pipeline config") if text is not None else read_yaml(path, "pipeline config")
+        where = str(path)
+        raw = read_yaml(path, "pipeline config")
     config = config_from_dict(raw, where)
     if path is not None and isinstance(config.model.spec, str) and not Path(config.model.spec).is_absolute():
         config = dataclasses.replace(config, model=dataclasses.replace(
