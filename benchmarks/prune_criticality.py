@@ -1,6 +1,6 @@
 """Criticality pruning-regeneration against global magnitude, GMP, random (equal fine-tuning budgets) and IMP (cost).
 
-Each run is a real ``snndeploy prune`` job (``snndeploy.prune.cli.run_prune``) in its own folder under ``--out``;
+Each run is a real ``snndeploy prune`` job (``snndeploy.prune.job.run_prune``) in its own folder under ``--out``;
 finished runs are reused, interrupted ones resumed, so the benchmark can be stopped and continued. IMP is run once
 to the highest sparsity with an evaluation after every round; its accuracy and cumulative cost are read at the first
 round that reaches each target.
@@ -48,18 +48,19 @@ def make_config(name: str, args: argparse.Namespace):
 
 def one_run(name: str, sparsity: float, args: argparse.Namespace, out: Path) -> dict:
     from snndeploy.models.load import load_model
-    from snndeploy.prune.cli import run_prune
-    from snndeploy.prune.methods import get_method
+    from snndeploy.prune.job import PruneJob, run_prune
+    from snndeploy.prune.registry import find_method
     from snndeploy.prune.runner import STATE_FILE
 
     report_path = out / "prune_report.json"
     if report_path.is_file():
         return json.loads(report_path.read_text())
-    method = get_method("criticality" if name.startswith("criticality") else name)
+    method = find_method("criticality" if name.startswith("criticality") else name)
     t0 = time.perf_counter()
-    result = run_prune(load_model(args.model_path), method, make_config(name, args), sparsity, False, args.data, out,
-                       source=str(args.model_path), resume=(out / STATE_FILE).is_file(), batch_size=args.batch_size,
-                       subset=args.subset, test_subset=args.test_subset, progress=False, quiet=True)
+    job = PruneJob(method, make_config(name, args), sparsity, False, args.data, out, source=str(args.model_path),
+                   resume=(out / STATE_FILE).is_file(), batch_size=args.batch_size, subset=args.subset,
+                   test_subset=args.test_subset, progress=False, log=None)
+    result = run_prune(load_model(args.model_path), job)
     print(f"  {name} @ {sparsity}: accuracy {result['report']['accuracy_after']:.4f} "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return result["report"]

@@ -24,7 +24,7 @@ import torch
 import snndeploy  # noqa: F401  (before anything imports lava)
 from snndeploy.models.build import build_model
 from snndeploy.models.spec import load_spec
-from snndeploy.prune import dst, pq
+from snndeploy.prune import pq, set_rigl
 from snndeploy.prune.finetune import DatasetTrainer
 from snndeploy.prune.methods import get_method
 from snndeploy.prune.runner import Runner, RunSpec
@@ -109,8 +109,8 @@ def task_runs(task: str, args, out: Path, save) -> list[dict]:
                                   **common)
         rows.append(run(task, "fixed-high", "fixed", cfg, 0.0, base, args, out))
     target = round(1.0 - d_end, 4)
-    rows.append(run(task, "set", "set", dst.SETConfig(**common), target, base, args, out))
-    rows.append(run(task, "rigl", "rigl", dst.RigLConfig(**common), target, base, args, out))
+    rows.append(run(task, "set", "set", set_rigl.SETConfig(**common), target, base, args, out))
+    rows.append(run(task, "rigl", "rigl", set_rigl.RigLConfig(**common), target, base, args, out))
     return rows
 
 

@@ -5,10 +5,11 @@ Usage: .venv/bin/python benchmarks/prune_sca.py [--cases nmnist fashion] [--keep
        [--subset N] [--test-subset N] [--runs DIR] [--results DIR]
 
 Every case starts from one dense network (the example spec, trained here for ``--dense-epochs`` on the same training
-subset) and gives every method the same budget of ``--epochs`` training epochs through ``snndeploy prune``'s
-``run_prune`` (structured: the final model is physically shrunk). Each final model is exported to NIR and estimated
-on the Loihi 2 profile by :mod:`snndeploy.hardware`. Runs are kept under ``benchmarks/results/runs/prune_sca/`` and
-reused, so an interrupted benchmark continues. Writes ``benchmarks/results/prune_sca.{json,png}``.
+subset) and gives every method the same budget of ``--epochs`` training epochs through ``snndeploy prune``'s library
+call ``snndeploy.prune.job.run_prune`` (structured: the final model is physically shrunk). Each final model is
+exported to NIR and estimated on the Loihi 2 profile by :mod:`snndeploy.hardware`. Runs are kept under
+``benchmarks/results/runs/prune_sca/`` and reused, so an interrupted benchmark continues. Writes
+``benchmarks/results/prune_sca.{json,png}``.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def dense_model(case: str, args) -> tuple[Path, dict]:
     """Train (or reuse) the dense starting point of a case; returns its checkpoint and test accuracy."""
     from snndeploy.data.datasets import make_splits
     from snndeploy.models.build import build_model
+    from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
     from snndeploy.models.spec import load_spec
-    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
     from snndeploy.train.loop import TrainConfig, Trainer, evaluate
 
     spec_path, data, subset, test_subset, dense_epochs, steps = CASES[case]
@@ -116,19 +117,19 @@ def loihi2_cores(model_path: Path) -> int | None:
 
 def run_one(case: str, method_name: str, keep: float, dense: Path, args) -> dict:
     from snndeploy.models.load import load_model
-    from snndeploy.prune import sca  # noqa: F401  (registers the method)
-    from snndeploy.prune.cli import run_prune
-    from snndeploy.prune.methods import get_method
+    from snndeploy.prune.job import PruneJob, run_prune
+    from snndeploy.prune.registry import find_method
 
     out = case_dir(case, args) / f"{method_name}_keep{int(round(100 * keep))}"
     report_path = out / "prune_report.json"
     if not report_path.is_file():
-        method = get_method("sca" if method_name.startswith("sca") else method_name)
+        method = find_method("sca" if method_name.startswith("sca") else method_name)
         config = method_config(method_name, args.epochs)
-        run_prune(load_model(dense), method, config, 1.0 - keep, True, CASES[case][1], out, source=str(dense),
-                  resume=(out / "prune_state.pt").is_file(), batch_size=args.batch_size,
-                  subset=args.subset or CASES[case][2], test_subset=args.test_subset or CASES[case][3], progress=False,
-                  quiet=True)
+        run_prune(load_model(dense), PruneJob(
+            method, config, 1.0 - keep, True, CASES[case][1], out, source=str(dense),
+            resume=(out / "prune_state.pt").is_file(), batch_size=args.batch_size,
+            subset=args.subset or CASES[case][2], test_subset=args.test_subset or CASES[case][3], progress=False,
+            log=None))
     report = json.loads(report_path.read_text())
     return {"case": case, "method": method_name, "keep": keep, "accuracy_before": report["accuracy_before"],
             "accuracy": report["accuracy_after"], "channels": report["sparsity"]["channels"],

@@ -49,7 +49,8 @@ def density(net: LoihiNet) -> float:
 
 def cases(root: Path) -> dict[str, tuple[LoihiNet, np.ndarray, str]]:
     """name -> (network, inputs (N, *shape, T), what the inputs are)."""
-    from snndeploy.simulate import dataset_inputs, load_net
+    from snndeploy.sim.inputs import dataset_inputs
+    from snndeploy.simulate import load_net
 
     oxford = load_net(root / "oxford" / "network.net")
     mlp128 = load_net(root / "mnist-mlp-128" / "network.net")
@@ -69,7 +70,7 @@ def cases(root: Path) -> dict[str, tuple[LoihiNet, np.ndarray, str]]:
 
 
 def measure(net: LoihiNet, x: np.ndarray, repeats: int) -> dict:
-    from snndeploy.simulate import simulate_net
+    from snndeploy.sim.runner import simulate_net
 
     best: dict | None = None
     for _ in range(repeats):

@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="results name (default CASE): results/train_NAME.json")
     parser.add_argument("--out", default=None, help="run folder (default benchmarks/results/runs/NAME)")
     args = parser.parse_args()
-    from snndeploy.train.cli import run_training
+    from snndeploy.train.run import TrainJob, run_training
 
     spec, data, options = CASES[args.case]
     options = dict(options)
@@ -52,8 +52,8 @@ def main() -> None:
              "false_rate": args.false_rate, "lr_schedule": args.lr_schedule, "encoding": args.encoding,
              "weight_decay": args.weight_decay}
     options.update({k: v for k, v in given.items() if v is not None})
-    result = run_training(ROOT / spec, epochs=epochs, out=out, data_name=data, threads=args.threads, force=True,
-                          progress=False, **options)
+    result = run_training(ROOT / spec, TrainJob(epochs=epochs, out=out, data_name=data, threads=args.threads,
+                                                force=True, progress=False, **options))
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
     result["options"] = {"spec": spec, "data": data, "epochs": epochs, **options, "threads": args.threads}
     path = ROOT / "benchmarks" / "results" / f"train_{name}.json"

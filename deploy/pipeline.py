@@ -22,7 +22,15 @@ import click
 from snndeploy.atomic import write_json
 from snndeploy.cli_support import CommandExit, emit, json_option
 from snndeploy.errors import UserError
+from snndeploy.hardware.estimate import EstimateJob, estimate_model
+from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
+from snndeploy.models.load import load_model
+from snndeploy.models.spec import load_spec, save_spec, spec_from_dict
 from snndeploy.pipeline_config import PipelineConfig, config_to_dict, load_config
+from snndeploy.prune.config import config_from_dict
+from snndeploy.prune.job import PruneJob, run_prune
+from snndeploy.prune.registry import find_method
+from snndeploy.train.run import EvalJob, TrainJob, run_evaluation, run_training
 
 STAGES = ("model", "fit", "prune", "export", "verify", "simulate", "estimate", "report")
 MARKER = "stage.json"
@@ -75,18 +83,12 @@ class Run:
 
 # ----------------------------------------------------------------------------------------------------- stages
 def _evaluate(checkpoint: Path, config: PipelineConfig, progress: bool) -> dict:
-    from snndeploy.train.cli import run_evaluation
-
-    return run_evaluation(checkpoint, data_name=config.data, test_subset=config.test_subset, seed=config.seed,
-                          progress=progress)
+    return run_evaluation(checkpoint, EvalJob(data_name=config.data, test_subset=config.test_subset,
+                                              seed=config.seed, progress=progress))
 
 
 def model_stage(run: Run, folder: Path) -> dict:
     """Train the spec here, or load a trained model; either way leave ``model.pt`` and its test accuracy."""
-    from snndeploy.models.load import load_model
-    from snndeploy.models.spec import load_spec, save_spec, spec_from_dict
-    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
-
     cfg, model = run.config, run.config.model
     if model.load is not None:
         net = load_model(model.load)
@@ -94,14 +96,12 @@ def model_stage(run: Run, folder: Path) -> dict:
         metrics = _evaluate(checkpoint, cfg, run.progress)
         return {"checkpoint": str(checkpoint), "source": model.load, "accuracy": metrics["accuracy"],
                 "spike_rate": metrics.get("spike_rate"), "trained": False}
-    from snndeploy.train.cli import run_training
-
     spec = spec_from_dict(model.spec) if isinstance(model.spec, dict) else load_spec(model.spec)
     spec_path = save_spec(spec, folder / "spec.yaml")
-    summary = run_training(spec_path, epochs=model.epochs, out=folder / "train", data_name=cfg.data,
-                           encoding=model.encoding, subset=model.subset, batch_size=model.batch_size, lr=model.lr,
-                           seed=cfg.seed, test_subset=cfg.test_subset, force=True, progress=run.progress,
-                           log=run.log)
+    job = TrainJob(epochs=model.epochs, out=folder / "train", data_name=cfg.data, encoding=model.encoding,
+                   subset=model.subset, batch_size=model.batch_size, lr=model.lr, seed=cfg.seed,
+                   test_subset=cfg.test_subset, force=True, progress=run.progress)
+    summary = run_training(spec_path, job, log=run.log)
     return {"checkpoint": summary["checkpoint"], "source": "trained here", "accuracy": summary["test"]["accuracy"],
             "spike_rate": summary["test"].get("spike_rate"), "trained": True, "epochs": summary["epochs"],
             "train_seconds": summary["seconds"], "seconds_per_epoch": summary["seconds_per_epoch"]}
@@ -117,28 +117,18 @@ def fit_stage(run: Run, folder: Path) -> dict:
     return result
 
 
-def _registered_methods() -> None:
-    import snndeploy.prune.deepr  # noqa: F401  (registers gradr, deepr, soft_deepr)
-    import snndeploy.prune.pq  # noqa: F401  (registers pq, fixed, set, rigl)
-    import snndeploy.prune.sca  # noqa: F401  (registers sca)
-
-
 def prune_stage(run: Run, folder: Path) -> dict:
-    from snndeploy.models.load import load_model
-    from snndeploy.prune.cli import run_prune
-    from snndeploy.prune.config import config_from_dict
-    from snndeploy.prune.methods import get_method
-
-    _registered_methods()
     prune, fitted = _effective_prune(run)
-    method = get_method(prune.method)
+    method = find_method(prune.method, "pipeline prune.method")
     structured = prune.structured or method.structured is True
     settings = {"seed": run.config.seed, **prune.config, **fitted}
     config = config_from_dict(method.config_class, settings, "pipeline prune.config")
     net = load_model(run.results["model"]["checkpoint"])
-    result = run_prune(net, method, config, float(prune.sparsity), structured, run.config.data, folder,
-                       source=run.results["model"]["checkpoint"], batch_size=prune.batch_size, subset=prune.subset,
-                       test_subset=prune.test_subset, progress=run.progress, quiet=not run.progress)
+    job = PruneJob(method, config, float(prune.sparsity), structured, run.config.data, folder,
+                   source=run.results["model"]["checkpoint"], batch_size=prune.batch_size, subset=prune.subset,
+                   test_subset=prune.test_subset, progress=run.progress,
+                   log=(lambda m: click.echo(m, err=True)) if run.progress else None)
+    result = run_prune(net, job)
     report = result["report"]
     return {"checkpoint": result["files"]["model"], "method": report["method"], "structured": report["structured"],
             "target_sparsity": report["target_sparsity"], "accuracy_before": report["accuracy_before"],
@@ -182,7 +172,7 @@ def _nir_path(run: Run) -> Path:
 
 
 def _test_inputs(run: Run, net, samples: int):
-    from snndeploy.simulate import dataset_inputs
+    from snndeploy.sim.inputs import dataset_inputs
 
     steps = int(net.time_steps or 25)
     return dataset_inputs(run.config.data, net.input_shape, samples=samples, steps=steps, seed=run.config.seed)
@@ -207,7 +197,8 @@ def verify_stage(run: Run, folder: Path) -> dict:
 
 def simulate_stage(run: Run, folder: Path) -> dict:
     from snndeploy.export.nir_io import read_nir
-    from snndeploy.simulate import simulate_net, summarize, write_outputs
+    from snndeploy.sim.report import summarize, write_outputs
+    from snndeploy.sim.runner import simulate_net
 
     net = read_nir(_nir_path(run))
     inputs = _test_inputs(run, net, run.config.simulate.samples)
@@ -218,7 +209,6 @@ def simulate_stage(run: Run, folder: Path) -> dict:
 
 
 def estimate_stage(run: Run, folder: Path) -> dict:
-    from snndeploy.hardware import estimate_model
     from snndeploy.hardware.report import plot
 
     cfg = run.config.estimate
@@ -228,8 +218,8 @@ def estimate_stage(run: Run, folder: Path) -> dict:
 
         target, fit_budget = split_fit(run.config.fit)
         targets, fitted = targets + ((target,) if target not in targets else ()), {target: fit_budget}
-    result = estimate_model(_nir_path(run), targets, cfg.budget, run.results["simulate"]["activity"],
-                            target_budgets=fitted)
+    job = EstimateJob(targets, cfg.budget, run.results["simulate"]["activity"], target_budgets=fitted)
+    result = estimate_model(_nir_path(run), job)
     write_json(folder / "estimate.json", result)
     result["plot"] = str(plot(result, folder / "estimate.png"))
     return result

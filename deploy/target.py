@@ -34,7 +34,10 @@ from snndeploy.cli_support import CommandExit, emit, json_option
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
 from snndeploy.loihi import lava_loihi_available
-from snndeploy.simulate import Inputs, SimResult, activity_dict, prepare, separate_runs, simulate_net
+from snndeploy.sim.inputs import Inputs
+from snndeploy.sim.report import activity_dict
+from snndeploy.sim.runner import SimResult, separate_runs, simulate_net
+from snndeploy.simulate import load_net, prepare
 
 TARGETS = ("loihi2",)
 EXIT_NO_LOIHI = 3  # the input was fine, but Loihi 2 is not reachable here: a job bundle was written instead
@@ -206,8 +209,6 @@ def deploy(model: Path, target: str, out: Path | None, input_path: Path | None, 
     if out.exists() and not force:
         raise UserError("exists; pass --force to overwrite it", out)
     if input_path is None and dataset is None:
-        from snndeploy.simulate import load_net
-
         net = load_net(model)
         inputs = random_inputs(net, steps, samples, seed)
     else:

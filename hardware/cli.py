@@ -7,6 +7,9 @@ from pathlib import Path
 import click
 
 from snndeploy.cli_support import CommandExit, emit, json_option
+from snndeploy.errors import UserError
+from snndeploy.hardware.estimate import NO_FIT, EstimateJob, estimate_model
+from snndeploy.hardware.report import plot, render
 
 
 @click.command("estimate")
@@ -29,16 +32,11 @@ def estimate(model: str, targets: tuple[str, ...], budget: str | None, system: s
     Exit code 0: fits every target's budget (or the fit is unknown, for targets that publish no per-core
     capacity); 1: does not fit at least one target; 2: bad input.
     """
-    from snndeploy.errors import UserError
-    from snndeploy.hardware import estimate_model
-    from snndeploy.hardware.estimate import NO_FIT
-    from snndeploy.hardware.report import plot, render
-
     if plot_path and Path(plot_path).exists() and not force:
         raise UserError("exists; pass --force to overwrite it", plot_path)
     if budget and system:
         raise UserError("give either --budget or --system, not both")
-    result = estimate_model(model, targets, budget, activity, system)
+    result = estimate_model(model, EstimateJob(targets, budget, activity, system))
     verdicts = [t["verdict"] for t in result["targets"]]
     if plot_path:
         result["plot"] = str(plot(result, plot_path, force=force))

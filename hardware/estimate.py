@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from snndeploy.hardware import edge, loihi1, loihi2
-from snndeploy.hardware.activity import Activity, static_metrics, workload_metrics
-from snndeploy.hardware.budget import Budget, default_budget
+from snndeploy.hardware.activity import Activity, read_activity, static_metrics, workload_metrics
+from snndeploy.hardware.budget import Budget, default_budget, parse_budget
 from snndeploy.hardware.energy import energy_latency
 from snndeploy.hardware.layers import Layer, totals
+from snndeploy.hardware.load import load_layers
 from snndeploy.hardware.placement import Placement
-from snndeploy.hardware.profile import Profile
+from snndeploy.hardware.profile import Profile, load_profile
 
 FITS, NO_FIT, UNCERTAIN, UNKNOWN = "fits", "does not fit", "fits at the estimate, not at the top of its range", \
     "unknown"
@@ -183,3 +185,27 @@ def estimate(layers: tuple[Layer, ...], profiles: list[Profile], budget: Budget 
         "fits_all": all(t.fits for t in targets),
         "_targets": targets,
     }
+
+
+@dataclass(frozen=True)
+class EstimateJob:
+    """What ``snndeploy estimate`` is asked: the targets, a budget (or a named system) and a recorded activity.
+
+    ``target_budgets`` maps a name in ``targets`` to its own budget text (the others get ``budget``)."""
+
+    targets: tuple[str, ...] = ("loihi2",)
+    budget: str | None = None
+    activity: str | Path | None = None
+    system: str | None = None
+    target_budgets: dict[str, str] = field(default_factory=dict)
+
+
+def estimate_model(model: str | Path, job: EstimateJob = EstimateJob()) -> dict[str, Any]:
+    """The JSON-able estimate of a model file (what ``snndeploy estimate --json`` prints)."""
+    profiles = [load_profile(t) for t in job.targets]  # check the cheap inputs before reading the model
+    user_budget = parse_budget(job.budget) if job.budget else None
+    own = [parse_budget(job.target_budgets[t]) if t in job.target_budgets else None for t in job.targets]
+    recorded = read_activity(job.activity) if job.activity else None
+    result = estimate(load_layers(model), profiles, user_budget, recorded, job.system, model=str(model), budgets=own)
+    result.pop("_targets")
+    return result

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import click
+import torch
 
 from snndeploy.cli_support import emit, json_option
 from snndeploy.errors import UserError
-
-METHOD_NAMES = ("criticality", "magnitude", "gmp", "imp", "random", "slimming", "l1filter", "sca")
-OUTPUTS = ("prune_report.json", "prune_report.png", "model.pt", "spec.yaml")
-METHOD_NAMES += ("pq", "fixed", "set", "rigl")  # sparse from scratch: snndeploy.prune.pq and .dst
-METHOD_NAMES += ("gradr", "deepr", "soft_deepr")  # learned connectivity: snndeploy.prune.gradr and .deepr
-SCOPE_NAMES = ("neuron", "layer", "global")
+from snndeploy.models.load import load_model
+from snndeploy.prune.config import load_config, with_scope
+from snndeploy.prune.gradr import with_alpha
+from snndeploy.prune.job import PruneJob, check_out, run_prune
+from snndeploy.prune.registry import find_method, method_names
+from snndeploy.prune.sparse import SCOPES
 
 
 def _remember_scope(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -47,7 +47,7 @@ def _human(result: dict) -> str:
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--method", "method_name", type=click.Choice(METHOD_NAMES), required=True, help="Pruning method.")
+@click.option("--method", "method_name", type=click.Choice(method_names()), required=True, help="Pruning method.")
 @click.option("--sparsity", "--target-sparsity", "sparsity", type=float,
               help="Target sparsity: fraction of weights (unstructured) or channels (--structured) removed.")
 @click.option("--keep-channels", type=float,
@@ -57,7 +57,7 @@ def _human(result: dict) -> str:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Method config YAML (hyperparameters; defaults are the method's).")
-@click.option("--scope", type=click.Choice(SCOPE_NAMES), expose_value=False, callback=_remember_scope,
+@click.option("--scope", type=click.Choice(SCOPES), expose_value=False, callback=_remember_scope,
               help="Ranking/rewiring scope unit (neuron: per output neuron, for pq, fixed, set, rigl); overrides "
                    "the config's scope.")
 @click.option("--alpha", type=float, expose_value=False, callback=_remember_alpha,
@@ -73,11 +73,6 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
           dataset: str, out_dir: str, config_path: str | None, resume: bool, force: bool, batch_size: int,
           subset: int | None, test_subset: int | None, no_progress: bool, as_json: bool) -> None:
     """Prune MODEL (spec YAML, training checkpoint or netx HDF5) to --sparsity with --method, fine-tuning on --data."""
-    import snndeploy.prune.deepr  # noqa: F401  (registers --method gradr, deepr, soft_deepr)
-    import snndeploy.prune.pq  # noqa: F401  (registers --method pq, fixed, set, rigl)
-    from snndeploy.prune import sca  # noqa: F401  (registers --method sca)
-    from snndeploy.prune.methods import get_method
-
     if keep_channels is not None:
         if sparsity is not None:
             raise UserError("give --sparsity or --keep-channels, not both")
@@ -86,7 +81,7 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
         sparsity, structured = 1.0 - keep_channels, True
     if sparsity is None:
         raise UserError("--sparsity (or --keep-channels) is required")
-    method = get_method(method_name)
+    method = find_method(method_name)
     if method.structured is True and not structured:
         structured = True  # slimming and L1-filter pruning remove channels by definition
     if not 0.0 <= sparsity < 1.0:
@@ -94,68 +89,14 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     out = Path(out_dir)
-    from snndeploy.prune.config import load_config
-
     config = load_config(method.config_class, config_path)
-    config = snndeploy.prune.dst.with_scope(method, config, click.get_current_context().meta.get("prune.scope"))
-    config = snndeploy.prune.gradr.with_alpha(method, config, click.get_current_context().meta.get("prune.alpha"))
-    _check_out(out, resume, force)
-    import torch
-
-    from snndeploy.models.load import load_model
-
+    config = with_scope(method.name, config, click.get_current_context().meta.get("prune.scope"))
+    config = with_alpha(method, config, click.get_current_context().meta.get("prune.alpha"))
+    check_out(out, resume, force)
     torch.manual_seed(config.seed)  # a spec is initialised randomly: seed first so runs from a spec repeat
     net = load_model(model)
-    result = run_prune(net, method, config, sparsity, structured, dataset, out, source=str(model), resume=resume,
-                       batch_size=batch_size, subset=subset, test_subset=test_subset, progress=not no_progress,
-                       quiet=as_json)
+    job = PruneJob(method, config, sparsity, structured, dataset, out, source=str(model), resume=resume,
+                   batch_size=batch_size, subset=subset, test_subset=test_subset, progress=not no_progress,
+                   log=None if as_json else lambda m: click.echo(m, err=True))
+    result = run_prune(net, job)
     emit(result, as_json, _human)
-
-
-def _check_out(out: Path, resume: bool, force: bool) -> None:
-    from snndeploy.prune.runner import STATE_FILE
-
-    previous = [name for name in (STATE_FILE, *OUTPUTS) if (out / name).exists()]
-    if resume and force:
-        raise UserError("--resume and --force exclude each other")
-    if previous and not resume and not force:
-        raise UserError(f"already holds a pruning run ({', '.join(previous)}); pass --resume to continue it "
-                        "or --force to start over", out)
-    if force:
-        for name in (STATE_FILE, *OUTPUTS):
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-
-
-def run_prune(net, method, config, sparsity: float, structured: bool, dataset: str, out: Path, *, source: str,
-              resume: bool = False, batch_size: int = 64, subset: int | None = None, test_subset: int | None = None,
-              progress: bool = True, quiet: bool = False) -> dict:
-    """Run one pruning job and write its outputs into ``out``; returns the result dict the CLI prints."""
-    import torch
-
-    from snndeploy.prune.finetune import DatasetTrainer
-    from snndeploy.prune.report import write_report
-    from snndeploy.prune.runner import Runner, RunSpec
-    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
-
-    if method.structured is False and structured:
-        raise UserError(f"method {method.name} has no structured mode")
-    torch.manual_seed(config.seed)
-    trainer = DatasetTrainer(dataset, net, batch_size=batch_size, subset=subset, test_subset=test_subset,
-                             seed=config.seed, progress=progress)
-    say = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
-    runner = Runner(RunSpec(method, config, sparsity, structured, source), net, trainer, out, progress=say)
-    result = runner.run(resume=resume)
-    paths = write_report(result.report, out)
-    ckpt = make_checkpoint(result.net, epoch=result.report["cost"]["epochs"],
-                           extra={"pruning": {"method": method.name, "target_sparsity": sparsity,
-                                              "structured": structured}})
-    paths["model"] = save_checkpoint(out / "model.pt", ckpt)
-    if getattr(result.net, "spec", None) is not None:
-        from snndeploy.models.spec import save_spec
-
-        paths["spec"] = save_spec(result.net.spec, out / "spec.yaml")
-    return {"out": str(out), "files": {k: str(v) for k, v in paths.items()}, "report": result.report}

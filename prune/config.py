@@ -180,3 +180,13 @@ def load_config(cls: type, path: str | Path | None) -> PruneConfig:
 
 def config_to_dict(config: PruneConfig) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def with_scope(method_name: str, config: PruneConfig, scope: str | None) -> PruneConfig:
+    """``config`` with its ``scope`` replaced by the CLI's ``--scope`` (checked like a config-file key)."""
+    if scope is None:
+        return config
+    try:
+        return config_from_dict(type(config), {**config_to_dict(config), "scope": scope})
+    except UserError as exc:
+        raise UserError(f"--scope {scope} does not fit --method {method_name}: {exc.problem}") from exc

@@ -303,6 +303,12 @@ class PruningEngine:
             owner.load_state_dict(pending)
         return pending is not None
 
+    def owned_state(self, name: str, factory):
+        """The state object attached under ``name``, created by ``factory()`` and attached on first use."""
+        if name not in self._state_owners:
+            self.attach_state(name, factory())
+        return self._state_owners[name]
+
     def state_dict(self) -> dict:
         state = {"masks": {layer.info.name: layer.mask.mask.clone() for layer in self.layers},
                  "channel_masks": {layer.info.name: layer.mask.channel_mask.clone() for layer in self.layers},

@@ -10,7 +10,8 @@ For the active entries ``w`` (``d`` of them) of one scope unit (a neuron's fan-i
 
 Stage II of the method prunes ``floor(c d)`` smallest-magnitude active weights of each unit and regrows (by default)
 ``floor(c * pruned)`` inactive positions of the unit with the largest momentum of the dense gradient, at zero; see
-:mod:`snndeploy.prune.dst` for the shared sparse-training machinery and the baselines.
+:mod:`snndeploy.prune.sparse` for the shared sparse-training machinery and :mod:`snndeploy.prune.set_rigl` for the
+baselines.
 
 The paper leaves several points open (docs: pruning-methods.md section 7); each is a :class:`PQConfig` key whose
 default is the proposal there: ``p, q, gamma, beta`` = 0.5, 1.0, 1.2, 0.9 and ``eta`` (alpha_r) = 0.001 (item 10);
@@ -32,32 +33,9 @@ from typing import ClassVar
 import torch
 
 from snndeploy.errors import UserError
-from snndeploy.prune import dst
+from snndeploy.prune import sparse
 from snndeploy.prune.methods import register
-
-
-def _power_mean(a: torch.Tensor, mask: torch.Tensor, s: float, d: torch.Tensor) -> torch.Tensor:
-    total = (a.pow(s) * mask).sum(-1)
-    return (total / d.clamp(min=1)).pow(1.0 / s)
-
-
-def pq_index(weight: torch.Tensor, mask: torch.Tensor | None = None, p: float = 0.5, q: float = 1.0) -> torch.Tensor:
-    """PQ index of each row (last dimension) of ``weight`` over its active (``mask`` != 0) entries.
-
-    Rows with no active entry, or whose active entries are all zero, get 0 (nothing to compress).
-    """
-    if not 0 < p < q:
-        raise ValueError(f"the PQ index needs 0 < p < q, got p={p}, q={q}")
-    a = weight.detach().to(torch.float64).abs()
-    m = torch.ones_like(a) if mask is None else (mask.detach() != 0).to(torch.float64)
-    a = a * m
-    d = m.sum(-1)
-    scale = a.amax(-1, keepdim=True)  # scale invariance also numerically: work on |w| / max|w|
-    a = torch.where(scale > 0, a / scale.clamp(min=torch.finfo(torch.float64).tiny), a)
-    mp, mq = _power_mean(a, m, p, d), _power_mean(a, m, q, d)
-    index = torch.where((d > 0) & (mq > 0), 1.0 - mp / mq.clamp(min=torch.finfo(torch.float64).tiny),
-                        torch.zeros_like(d))
-    return index.clamp(min=0.0)
+from snndeploy.prune.sparse import pq_index
 
 
 def pq_index_max(d: int, p: float = 0.5, q: float = 1.0) -> float:
@@ -83,10 +61,6 @@ def rewiring_ratio(index: torch.Tensor, d: torch.Tensor, p: float = 0.5, q: floa
     return torch.where(d > 0, ratio.clamp(0.0, beta), torch.zeros_like(d))
 
 
-def layer_pq(weight: torch.Tensor, mask: torch.Tensor, p: float, q: float) -> float:
-    """PQ index of a whole layer over its active weights."""
-    return float(pq_index(weight.reshape(1, -1), mask.reshape(1, -1), p, q)[0])
-
 
 def check_pq_params(p: float, q: float, eta: float, gamma: float, beta: float) -> None:
     if not 0 < p < q:
@@ -103,16 +77,16 @@ REGROW = ("ratio", "same", "none")
 
 
 @dataclass(frozen=True)
-class PQConfig(dst.SparseConfig):
+class PQConfig(sparse.SparseConfig):
     """PQ-index adaptive rewiring (Shen et al. 2025); defaults are the spec's proposals (section 7, items 10-12).
 
     ``--sparsity`` is an optional target-density stop (0: none): once the density reaches ``1 - sparsity`` the
     mask is frozen (``at_target: freeze``) or keeps being rewired at that density (``hold``).
     """
 
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {**dst.SparseConfig.choices, "regrow": REGROW,
-                                                      "momentum_source": dst.MOMENTUM_SOURCES,
-                                                      "at_target": dst.AT_TARGET}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {**sparse.SparseConfig.choices, "regrow": REGROW,
+                                                      "momentum_source": sparse.MOMENTUM_SOURCES,
+                                                      "at_target": sparse.AT_TARGET}
     scope: str = "neuron"  # neuron | layer | global scope units
     p: float = 0.5
     q: float = 1.0
@@ -131,8 +105,8 @@ class PQConfig(dst.SparseConfig):
             check_pq_params(self.p, self.q, self.eta, self.gamma, self.beta)
         except ValueError as exc:
             raise UserError(f"method config: {exc}") from exc
-        for key, choices in (("regrow", REGROW), ("momentum_source", dst.MOMENTUM_SOURCES),
-                             ("at_target", dst.AT_TARGET)):
+        for key, choices in (("regrow", REGROW), ("momentum_source", sparse.MOMENTUM_SOURCES),
+                             ("at_target", sparse.AT_TARGET)):
             if getattr(self, key) not in choices:
                 raise UserError(f"method config: {key} must be one of {', '.join(choices)}")
         if self.momentum_batches < 1 or not 0.0 <= self.momentum_beta < 1.0:
@@ -153,9 +127,9 @@ class FixedRatioConfig(PQConfig):
 
 def unit_ratios(engine, config: PQConfig) -> list[dict]:
     """Per scope group: PQ index, active count, keep bound and rewiring ratio of every unit (row)."""
-    current, w = dst.masks(engine), dst.weights(engine)
+    current, w = sparse.masks(engine), sparse.weights(engine)
     out = []
-    for g in dst.groups(engine, config.scope):
+    for g in sparse.groups(engine, config.scope):
         m = g.rows(current)
         d = (m != 0).sum(1)
         index = pq_index(g.rows(w), m, config.p, config.q)
@@ -166,7 +140,7 @@ def unit_ratios(engine, config: PQConfig) -> list[dict]:
 
 
 @register
-class PQMethod(dst.SparseMethod):
+class PQMethod(sparse.SparseMethod):
     """Sparse from scratch; every iteration prune each unit by its PQ-index ratio and regrow by momentum."""
 
     name = "pq"
@@ -180,9 +154,9 @@ class PQMethod(dst.SparseMethod):
 
     def rewire(self, ctx, config: PQConfig, rnd) -> dict:
         engine = ctx.engine
-        state = dst.run_state(ctx)
+        state = sparse.run_state(ctx)
         stop = 1.0 - rnd.target if rnd.target > 0 else 0.0
-        at_target = rnd.target > 0 and dst.density(engine) <= stop + 0.5 / _total(engine)
+        at_target = rnd.target > 0 and sparse.density(engine) <= stop + 0.5 / _total(engine)
         if at_target and config.at_target == "freeze":
             self._stop_tracker(state)
             return {"step": "frozen", "at_target": True}
@@ -203,17 +177,17 @@ class PQMethod(dst.SparseMethod):
         momentum = self._momentum(ctx, state, config, source)
         info = self.apply(ctx, config, prune, regrow, lambda: {i: m.abs() for i, m in momentum.items()},
                           min_density=stop)
-        info.update({"momentum_source": source, "at_target": bool(rnd.target > 0 and dst.density(engine)
+        info.update({"momentum_source": source, "at_target": bool(rnd.target > 0 and sparse.density(engine)
                                                                    <= stop + 0.5 / _total(engine)),
                      "units": _unit_summary(engine, units, ratios)})
         if config.momentum_source == "training":
-            state.tracker = dst.MomentumTracker(engine, config.momentum_beta).start()
+            state.tracker = sparse.MomentumTracker(engine, config.momentum_beta).start()
         return info
 
     def initialise(self, ctx, config, target_density):
         info = super().initialise(ctx, config, target_density)
         if config.momentum_source == "training":
-            dst.run_state(ctx).tracker = dst.MomentumTracker(ctx.engine, config.momentum_beta).start()
+            sparse.run_state(ctx).tracker = sparse.MomentumTracker(ctx.engine, config.momentum_beta).start()
         return info
 
     @staticmethod
@@ -232,7 +206,7 @@ class PQMethod(dst.SparseMethod):
             state.tracker = None
             return tracker.value()
         self._stop_tracker(state)
-        return dst.calibration_momentum(ctx, config.momentum_batches, config.momentum_beta)
+        return sparse.calibration_momentum(ctx, config.momentum_batches, config.momentum_beta)
 
     @staticmethod
     def _stop_tracker(state) -> None:

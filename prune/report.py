@@ -34,8 +34,6 @@ def plot_report(report: dict, path: Path) -> Path:
 
         plot_connectivity(axes[-1], rewiring)
     if layered:
-        from snndeploy.prune.dst import plot_layers
-
         first = 2 + bool(over_time)
         plot_layers(axes[first], axes[first + 1], layered)
     points = [(0.0, report["accuracy_before"])] + [(h["sparsity"], h["accuracy"]) for h in report["history"]
@@ -76,3 +74,27 @@ def _plot_channels(ax, history: list[dict]) -> None:
     ax.set_title("channels per layer over training")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+
+
+def plot_layers(ax_density, ax_index, history: list[dict]) -> None:
+    """Density and PQ index of every layer over the rewiring iterations (the ``layers`` rows of the history)."""
+    rows = [h for h in history if h.get("step") != "select"]
+    xs = [h["round"] + 1 for h in rows]
+    for name in [row["layer"] for row in rows[0]["layers"]]:
+        dens = [next(r["density"] for r in h["layers"] if r["layer"] == name) for h in rows]
+        index = [next(r["pq_index"] for r in h["layers"] if r["layer"] == name) for h in rows]
+        ax_density.plot(xs, dens, "o-", ms=3, label=name)
+        ax_index.plot(xs, index, "o-", ms=3, label=name)
+    ax_density.plot(xs, [h["density"] for h in rows], "k--", lw=1, label="all")
+    selected = next((h["selected_iteration"] for h in history if h.get("step") == "select"), None)
+    for ax in (ax_density, ax_index):
+        if selected is not None and selected >= 0:
+            ax.axvline(selected + 1, color="grey", ls=":", lw=1, label="selected")
+        ax.set_xlabel("iteration (mask trained in it)")
+        ax.set_xticks(xs)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    ax_density.set_ylabel("density")
+    ax_density.set_title("density per layer")
+    ax_index.set_ylabel("PQ index (active weights)")
+    ax_index.set_title("PQ index per layer")

@@ -86,13 +86,13 @@ def _non_mask_state(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _rng_state() -> dict:
-    from snndeploy.train.checkpoint import rng_state
+    from snndeploy.models.checkpoint import rng_state
 
     return rng_state()
 
 
 def _set_rng(state: dict) -> None:
-    from snndeploy.train.checkpoint import set_rng_state
+    from snndeploy.models.checkpoint import set_rng_state
 
     set_rng_state(state)
 

@@ -139,9 +139,9 @@ def test_a_conv_bundle_on_real_nmnist_events_reproduces_on_netx(tmp_path, capsys
     reproduces the expected output of the bundle."""
     import torch
 
+    from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
     from snndeploy.models.load import load_model
     from snndeploy.settings import REPO_ROOT
-    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
 
     torch.manual_seed(0)
     model = load_model(REPO_ROOT / "examples" / "nmnist_cnn.yaml")

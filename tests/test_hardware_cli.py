@@ -131,8 +131,8 @@ def test_activity_written_by_simulate_feeds_estimate(capsys, mnist_net, tmp_path
 
 
 def test_checkpoint_estimates_like_its_netx_source(capsys, mnist_net, tmp_path):
+    from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
     from snndeploy.models.load import load_model
-    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
 
     ckpt = save_checkpoint(tmp_path / "mnist.pt", make_checkpoint(load_model(mnist_net)))
     from_ckpt = json.loads(run(capsys, ckpt, "--json")[1])

@@ -61,6 +61,7 @@ def test_wheel_contains_every_module(tmp_path):
 
 
 def test_code_folders_are_not_importable_by_their_folder_names():
-    code = "import importlib.util as u; print([n for n in ('prune', 'export', 'hardware', 'deploy') if u.find_spec(n)])"
+    folders = ('models', 'data', 'train', 'prune', 'export', 'hardware', 'deploy')
+    code = f"import importlib.util as u; print([n for n in {folders!r} if u.find_spec(n)])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
     assert result.stdout.strip() == "[]"

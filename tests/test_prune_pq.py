@@ -11,7 +11,7 @@ import torch
 from snndeploy.errors import UserError
 from snndeploy.models.build import build_model
 from snndeploy.models.spec import spec_from_dict
-from snndeploy.prune import dst, pq
+from snndeploy.prune import pq, set_rigl, sparse
 from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.methods import METHODS, Round, get_method
 
@@ -105,15 +105,15 @@ def test_ratio_follows_the_index():
 
 def test_er_densities():
     shapes = [(512, 784, 1, 1, 1), (512, 512, 1, 1, 1), (10, 512, 1, 1, 1)]
-    dens = dst.er_densities(shapes, 0.5, "er")
+    dens = sparse.er_densities(shapes, 0.5, "er")
     sizes = [math.prod(s) for s in shapes]
     assert sum(d * n for d, n in zip(dens, sizes, strict=True)) / sum(sizes) == pytest.approx(0.5)
     assert dens[2] == 1.0  # the small classifier would need more than 1: dense, the others share the rest
     assert dens[0] / dens[1] == pytest.approx(((784 + 512) / (784 * 512)) / ((512 + 512) / (512 * 512)))
     conv = [(16, 2, 5, 5, 1), (32, 16, 3, 3, 1), (128, 2592, 1, 1, 1)]
-    erk = dst.er_densities(conv, 0.3, "erk")
+    erk = sparse.er_densities(conv, 0.3, "erk")
     assert erk[1] / erk[2] == pytest.approx(((16 + 32 + 6) / (16 * 32 * 9)) / ((2592 + 128) / (2592 * 128)))
-    assert dst.er_densities(conv, 0.3, "uniform") == pytest.approx([0.3] * 3)
+    assert sparse.er_densities(conv, 0.3, "uniform") == pytest.approx([0.3] * 3)
 
 
 # ----- methods on real networks and data ------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def test_er_init_is_exact(digits_trainer):
     ctx = make_ctx(net, digits_trainer)
     info = get_method("pq").prune(ctx, pq.PQConfig(), Round(0, 0.0, 0))
     shapes = [tuple(layer.mask.mask.shape) for layer in ctx.engine.layers]
-    want = dst.er_densities(shapes, 0.5, "er")
+    want = sparse.er_densities(shapes, 0.5, "er")
     for layer, d in zip(ctx.engine.layers, want, strict=True):
         assert int(layer.mask.mask.sum()) == round(d * layer.mask.mask.numel())
     assert info["density"] == pytest.approx(0.5, abs=1e-3)
@@ -173,7 +173,7 @@ def test_density_trajectory_under_default_settings(digits_trainer):
     assert (config.p, config.q, config.eta, config.gamma, config.beta, config.regrow, config.init_density,
             config.iterations, config.epochs_per_step) == (0.5, 1.0, 0.001, 1.2, 0.9, "ratio", 0.5, 10, 20)
     method.prune(ctx, config, Round(0, 0.0, 0))
-    trajectory = [dst.density(ctx.engine)]
+    trajectory = [sparse.density(ctx.engine)]
     for k in range(1, 4):
         units = pq.unit_ratios(ctx.engine, config)
         removed = sum(int(torch.floor(u["ratio"] * u["active"]).sum()) for u in units)
@@ -217,7 +217,7 @@ def test_regrown_entries_start_at_zero_with_fresh_optimizer_state(digits_trainer
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     ctx.engine.bind_optimizer(optimizer)
     digits_trainer.train_epochs(net, optimizer, 1, ctx.engine.after_step)
-    before = dst.masks(ctx.engine)
+    before = sparse.masks(ctx.engine)
     info = method.prune(ctx, config, Round(1, 0.0, 0))
     assert info["regrown"] > 0
     for layer in ctx.engine.layers:
@@ -240,9 +240,9 @@ def test_regrowth_follows_momentum_of_the_dense_gradient(digits_trainer):
     method = get_method("fixed")
     method.prune(ctx, config, Round(0, 0.0, 0))
     torch.manual_seed(5)
-    momentum = dst.calibration_momentum(ctx, 3, 0.9)
+    momentum = sparse.calibration_momentum(ctx, 3, 0.9)
     torch.manual_seed(5)
-    before = dst.masks(ctx.engine)
+    before = sparse.masks(ctx.engine)
     method.prune(ctx, config, Round(1, 0.0, 0))
     for layer in ctx.engine.layers:
         i = layer.info.index
@@ -254,41 +254,41 @@ def test_regrowth_follows_momentum_of_the_dense_gradient(digits_trainer):
 
 
 def test_set_and_rigl_keep_the_density(digits_trainer):
-    for name, config in (("set", dst.SETConfig(iterations=4)), ("rigl", dst.RigLConfig(iterations=4))):
+    for name, config in (("set", set_rigl.SETConfig(iterations=4)), ("rigl", set_rigl.RigLConfig(iterations=4))):
         net = digits_net()
         ctx = make_ctx(net, digits_trainer)
         method = get_method(name)
         method.prune(ctx, config, Round(0, 0.7, 0))
-        start = dst.masks(ctx.engine)
-        assert dst.density(ctx.engine) == pytest.approx(0.3, abs=2e-3)
-        before = dst.density(ctx.engine)
+        start = sparse.masks(ctx.engine)
+        assert sparse.density(ctx.engine) == pytest.approx(0.3, abs=2e-3)
+        before = sparse.density(ctx.engine)
         info = method.prune(ctx, config, Round(1, 0.7, 0))
-        assert info["pruned"] == info["regrown"] > 0 and dst.density(ctx.engine) == before
-        moved = sum(int(((start[i] == 1) & (m == 0)).sum()) for i, m in dst.masks(ctx.engine).items())
+        assert info["pruned"] == info["regrown"] > 0 and sparse.density(ctx.engine) == before
+        moved = sum(int(((start[i] == 1) & (m == 0)).sum()) for i, m in sparse.masks(ctx.engine).items())
         assert moved == info["pruned"]
     assert get_method("rigl").prune(ctx, config, Round(3, 0.7, 0))["drop_fraction"] == 0.0  # after 75 %
     ctx = make_ctx(digits_net(), digits_trainer)  # at density 0.7 ER makes the classifier dense
-    get_method("set").prune(ctx, dst.SETConfig(), Round(0, 0.3, 0))
+    get_method("set").prune(ctx, set_rigl.SETConfig(), Round(0, 0.3, 0))
     dense = ctx.engine.layers[1]
     assert bool((dense.mask.mask == 1).all())
-    info = get_method("set").prune(ctx, dst.SETConfig(select_best=False), Round(1, 0.3, 0))
-    assert dst.density(ctx.engine) == pytest.approx(0.7, abs=1e-3) and info["pruned"] == info["regrown"]
+    info = get_method("set").prune(ctx, set_rigl.SETConfig(select_best=False), Round(1, 0.3, 0))
+    assert sparse.density(ctx.engine) == pytest.approx(0.7, abs=1e-3) and info["pruned"] == info["regrown"]
     assert bool((dense.mask.mask == 1).all())  # it could only regrow what it had just pruned, now at zero
     assert int((dense.weight.detach() == 0).sum()) == math.floor(0.3 * dense.mask.mask.numel())
     with pytest.raises(UserError, match="constant sparsity"):
-        get_method("set").prune(make_ctx(digits_net(), digits_trainer), dst.SETConfig(), Round(0, 0.0, 0))
+        get_method("set").prune(make_ctx(digits_net(), digits_trainer), set_rigl.SETConfig(), Round(0, 0.0, 0))
 
 
 def test_rigl_regrows_where_the_gradient_is_largest(digits_trainer):
     net = digits_net()
     ctx = make_ctx(net, digits_trainer)
-    config = dst.RigLConfig(iterations=4, grad_batches=2, select_best=False, init="uniform")
+    config = set_rigl.RigLConfig(iterations=4, grad_batches=2, select_best=False, init="uniform")
     method = get_method("rigl")
     method.prune(ctx, config, Round(0, 0.6, 0))
     torch.manual_seed(9)
-    grads = dst.dense_gradient(ctx, 2)
+    grads = sparse.dense_gradient(ctx, 2)
     torch.manual_seed(9)
-    before = dst.masks(ctx.engine)
+    before = sparse.masks(ctx.engine)
     method.prune(ctx, config, Round(1, 0.6, 0))
     for layer in ctx.engine.layers:
         i = layer.info.index
@@ -358,7 +358,7 @@ def test_config_files(tmp_path):
         assert str(bad) in str(err.value)
     neuron = tmp_path / "neuron.yaml"
     neuron.write_text("scope: neuron\n")
-    assert cfglib.load_config(dst.SETConfig, neuron).scope == "neuron"
+    assert cfglib.load_config(set_rigl.SETConfig, neuron).scope == "neuron"
     with pytest.raises(UserError, match="'scope' must be one of global, layer"):
         cfglib.load_config(cfglib.MagnitudeConfig, neuron)  # the other methods keep their scopes
 

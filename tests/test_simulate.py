@@ -14,7 +14,9 @@ from snndeploy.cli import main
 from snndeploy.errors import UserError
 from snndeploy.export.lava_net import build_lava, run_lava
 from snndeploy.export.verify import torch_reference
-from snndeploy.simulate import ActivityCounter, fan_out, load_net, prepare, simulate_net
+from snndeploy.sim.activity import ActivityCounter, fan_out
+from snndeploy.sim.runner import simulate_net
+from snndeploy.simulate import load_net, prepare
 
 pytestmark = pytest.mark.lava
 
@@ -123,7 +125,8 @@ def test_activity_file_feeds_the_estimator(fixtures_dir, no_lava_leftovers):
     from snndeploy.export.nir_io import to_nir
     from snndeploy.hardware.activity import SCHEMA, activity_from_dict, workload_metrics
     from snndeploy.hardware.layers import layers_from_nir
-    from snndeploy.simulate import ACTIVITY_SCHEMA, activity_dict
+    from snndeploy.sim.activity import ACTIVITY_SCHEMA
+    from snndeploy.sim.report import activity_dict
 
     assert ACTIVITY_SCHEMA == SCHEMA
     path = fixtures_dir / "mnist-mlp-128" / "network.net"
@@ -188,9 +191,9 @@ def test_bad_inputs_are_one_line_errors(fixtures_dir, tmp_path, capsys):
 def test_nir_file_and_checkpoint_run_through_the_cli(fixtures_dir, tmp_path, capsys, no_lava_leftovers):
     """MODEL may be an exported .nir (same spikes as its netx source) or a training checkpoint (converted)."""
     from snndeploy.export.nir_io import write_nir
+    from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
     from snndeploy.models.load import load_model
     from snndeploy.settings import REPO_ROOT
-    from snndeploy.train.checkpoint import make_checkpoint, save_checkpoint
 
     netx = fixtures_dir / "oxford" / "network.net"
     nir_path = write_nir(load_net(netx), tmp_path / "oxford.nir")
@@ -222,7 +225,7 @@ def test_a_biased_network_runs_each_sample_alone_and_exactly(fixtures_dir, no_la
     """mnist-mlp-512's input layer has a bias, which drives it from step 0 of a separate run: such networks get
     one Lava build per sample, and every spiking layer equals the reference."""
     from snndeploy.models.load import load_model
-    from snndeploy.simulate import separate_runs
+    from snndeploy.sim.runner import separate_runs
 
     path = fixtures_dir / "mnist-mlp-512" / "network.net"
     net, inputs = prepare(path, None, "mnist", 2, 12)

@@ -16,7 +16,8 @@ import pytest
 import snndeploy  # noqa: F401
 from snndeploy.cli import main
 from snndeploy.lava_runner import LavaTimeoutError, lava_worker_processes
-from snndeploy.simulate import load_net, simulate_net
+from snndeploy.sim.runner import simulate_net
+from snndeploy.simulate import load_net
 
 pytestmark = pytest.mark.lava
 

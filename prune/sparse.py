@@ -1,4 +1,4 @@
-"""Sparse-from-scratch training on the mask engine: Erdos-Renyi masks, periodic rewiring, SET and RigL.
+"""The sparse-training base on the mask engine: Erdos-Renyi masks, periodic rewiring, best-iteration selection.
 
 A dynamic-sparse run is a list of rounds (see :class:`snndeploy.prune.methods.Round`): round 0 draws the
 Erdos-Renyi masks, every later round rewires (prune by magnitude, regrow at zero) and each round then trains
@@ -9,12 +9,12 @@ Rewiring works on *scope units*: one row per output neuron (``neuron``), one lay
 together (``global``). The regrowth scores are: random (SET), ``|dL/dW|`` of the dense gradient (RigL) and the
 momentum (exponential average) of the dense gradient (SNFS; the PQ method of :mod:`snndeploy.prune.pq`). Dense
 gradients are those of the effective weight ``W * mask``, so pruned positions get one too (engine tracker).
+SET and RigL are in :mod:`snndeploy.prune.set_rigl`.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -25,12 +25,43 @@ from torch import nn
 from snndeploy.errors import UserError
 from snndeploy.prune import config as cfglib
 from snndeploy.prune.engine import PruningEngine
-from snndeploy.prune.methods import Method, Round, register
+from snndeploy.prune.methods import Method, Round
+from snndeploy.train.loop import evaluate
 
 INIT_KINDS = ("er", "erk", "uniform")
 MOMENTUM_SOURCES = ("calibration", "training")
 AT_TARGET = ("freeze", "hold")
 SCOPES = ("neuron", "layer", "global")  # rewiring scope units
+
+
+# ----- the PQ index (Diao et al. 2023): reported per layer by every sparse method, steering the PQ method -----------
+
+def _power_mean(a: torch.Tensor, mask: torch.Tensor, s: float, d: torch.Tensor) -> torch.Tensor:
+    total = (a.pow(s) * mask).sum(-1)
+    return (total / d.clamp(min=1)).pow(1.0 / s)
+
+
+def pq_index(weight: torch.Tensor, mask: torch.Tensor | None = None, p: float = 0.5, q: float = 1.0) -> torch.Tensor:
+    """PQ index of each row (last dimension) of ``weight`` over its active (``mask`` != 0) entries.
+
+    Rows with no active entry, or whose active entries are all zero, get 0 (nothing to compress).
+    """
+    if not 0 < p < q:
+        raise ValueError(f"the PQ index needs 0 < p < q, got p={p}, q={q}")
+    a = weight.detach().to(torch.float64).abs()
+    m = torch.ones_like(a) if mask is None else (mask.detach() != 0).to(torch.float64)
+    a = a * m
+    d = m.sum(-1)
+    scale = a.amax(-1, keepdim=True)  # scale invariance also numerically: work on |w| / max|w|
+    a = torch.where(scale > 0, a / scale.clamp(min=torch.finfo(torch.float64).tiny), a)
+    mp, mq = _power_mean(a, m, p, d), _power_mean(a, m, q, d)
+    index = torch.where((d > 0) & (mq > 0), 1.0 - mp / mq.clamp(min=torch.finfo(torch.float64).tiny),
+                        torch.zeros_like(d))
+    return index.clamp(min=0.0)
+
+def layer_pq(weight: torch.Tensor, mask: torch.Tensor, p: float, q: float) -> float:
+    """PQ index of a whole layer over its active weights."""
+    return float(pq_index(weight.reshape(1, -1), mask.reshape(1, -1), p, q)[0])
 
 
 # ----- Erdos-Renyi initialisation ------------------------------------------------------------------------------------
@@ -236,40 +267,13 @@ class SparseConfig(cfglib.PruneConfig):
                 raise UserError(f"method config: {problem}")
 
 
-@dataclass(frozen=True)
-class SETConfig(SparseConfig):
-    """SET (Mocanu et al. 2018): drop the ``zeta`` smallest weights of each layer, regrow as many at random."""
-
-    zeta: float = 0.3
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 <= self.zeta < 1.0:
-            raise UserError("method config: zeta must be in [0, 1)")
-
-
-@dataclass(frozen=True)
-class RigLConfig(SparseConfig):
-    """RigL (Evci et al. 2020): drop a cosine-decayed fraction by magnitude, regrow by |dense gradient|."""
-
-    init: str = "erk"
-    alpha: float = 0.3  # drop fraction at the first rewiring
-    end_fraction: float = 0.75  # no rewiring after this fraction of the iterations
-    grad_batches: int = 1  # batches whose dense gradient scores regrowth
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not (0.0 <= self.alpha < 1.0 and 0.0 < self.end_fraction <= 1.0 and self.grad_batches >= 1):
-            raise UserError("method config: alpha must be in [0, 1), end_fraction in (0, 1], grad_batches >= 1")
-
-
 # ----- the method base -----------------------------------------------------------------------------------------------
 
 STATE_NAME = "sparse_from_scratch"
 
 
 @dataclass
-class _RunState:
+class SparseRunState:
     """Per-run memory of a dynamic-sparse method, saved in the engine's (and so the runner's resume) state."""
 
     engine: PruningEngine
@@ -301,16 +305,9 @@ class _RunState:
                 self.tracker.avg[layer.info.index] = saved["avg"][layer.info.name].clone()
 
 
-_STATES: weakref.WeakKeyDictionary[PruningEngine, _RunState] = weakref.WeakKeyDictionary()
-
-
-def run_state(ctx) -> _RunState:
-    """The run's state, attached to the engine on first use (a resumed run gets its saved state back)."""
-    state = _STATES.get(ctx.engine)
-    if state is None:
-        state = _STATES[ctx.engine] = _RunState(ctx.engine)
-        ctx.engine.attach_state(STATE_NAME, state)
-    return state
+def run_state(ctx) -> SparseRunState:
+    """The run's state, kept by the engine (saved with it; a resumed run gets its saved state back)."""
+    return ctx.engine.owned_state(STATE_NAME, lambda: SparseRunState(ctx.engine))
 
 
 def validation_accuracy(ctx) -> float:
@@ -321,15 +318,10 @@ def validation_accuracy(ctx) -> float:
     val = getattr(getattr(trainer, "splits", None), "val", None)
     if val is None or len(val) == 0:
         raise UserError("best-iteration selection needs a validation split; set select_best: false")
-    from snndeploy.train.loop import evaluate
-
     return float(evaluate(ctx.net, val, config=trainer.config, device="cpu")["accuracy"])
-
 
 def layer_report(engine: PruningEngine, p: float = 0.5, q: float = 1.0) -> list[dict]:
     """Density and PQ index (over the active weights) of every layer."""
-    from snndeploy.prune.pq import layer_pq  # pq builds on this module
-
     out = []
     for layer in engine.layers:
         mask = layer.mask.mask
@@ -468,99 +460,3 @@ class SparseMethod(Method):
         selection = g.split(chosen, engine)
         engine.regrow_weights(selection, init="zero")
         return sum(int(v.numel()) for v in selection.values())
-
-
-@register
-class SETMethod(SparseMethod):
-    """SET: every ``epochs_per_step`` epochs drop ``zeta`` of each layer's weights by magnitude, regrow randomly."""
-
-    name = "set"
-    config_class = SETConfig
-
-    def rounds(self, config, target):
-        _constant_density(self.name, target)  # checked before anything runs or is written
-        return super().rounds(config, target)
-
-    def initial_density(self, config, target):
-        return _constant_density(self.name, target)
-
-    def rewire(self, ctx, config, rnd):
-        counts = drop_counts(ctx.engine, config.scope, config.zeta)
-        return self.apply(ctx, config, counts, lambda pruned: pruned,
-                          lambda: {layer.info.index: torch.rand(layer.mask.mask.shape, generator=ctx.generator)
-                                   for layer in ctx.engine.layers}) | {"drop_fraction": config.zeta}
-
-
-@register
-class RigLMethod(SparseMethod):
-    """RigL: drop a cosine-decayed fraction by magnitude, regrow where the dense gradient is largest."""
-
-    name = "rigl"
-    config_class = RigLConfig
-
-    def rounds(self, config, target):
-        _constant_density(self.name, target)
-        return super().rounds(config, target)
-
-    def initial_density(self, config, target):
-        return _constant_density(self.name, target)
-
-    def rewire(self, ctx, config, rnd):
-        end = config.end_fraction * config.iterations
-        fraction = 0.5 * config.alpha * (1.0 + math.cos(math.pi * rnd.index / end)) if rnd.index < end else 0.0
-        counts = drop_counts(ctx.engine, config.scope, fraction)
-        if fraction <= 0.0:
-            return {"step": "rewire", "pruned": 0, "regrown": 0, "drop_fraction": 0.0}
-        grads = dense_gradient(ctx, config.grad_batches)  # at the weights before the drop, as RigL does
-        return self.apply(ctx, config, counts, lambda pruned: pruned, lambda: {i: g.abs() for i, g in grads.items()}
-                          ) | {"drop_fraction": fraction}
-
-
-def drop_counts(engine: PruningEngine, scope: str, fraction: float) -> dict[int, torch.Tensor]:
-    """``floor(fraction * active)`` per scope unit."""
-    current = masks(engine)
-    out = {}
-    for n, g in enumerate(groups(engine, scope)):
-        active = (g.rows(current) != 0).sum(1)
-        out[n] = torch.floor(active.to(torch.float64) * fraction).to(torch.long)
-    return out
-
-
-def _constant_density(name: str, target: float) -> float:
-    if not 0.0 < target < 1.0:
-        raise UserError(f"{name} keeps a constant sparsity: give --sparsity in (0, 1)")
-    return 1.0 - target
-
-
-def with_scope(method: Method, config: cfglib.PruneConfig, scope: str | None) -> cfglib.PruneConfig:
-    """``config`` with its ``scope`` replaced by the CLI's ``--scope`` (checked like a config-file key)."""
-    if scope is None:
-        return config
-    try:
-        return cfglib.config_from_dict(type(config), {**cfglib.config_to_dict(config), "scope": scope})
-    except UserError as exc:
-        raise UserError(f"--scope {scope} does not fit --method {method.name}: {exc.problem}") from exc
-
-
-def plot_layers(ax_density, ax_index, history: list[dict]) -> None:
-    """Density and PQ index of every layer over the rewiring iterations (the ``layers`` rows of the history)."""
-    rows = [h for h in history if h.get("step") != "select"]
-    xs = [h["round"] + 1 for h in rows]
-    for name in [row["layer"] for row in rows[0]["layers"]]:
-        dens = [next(r["density"] for r in h["layers"] if r["layer"] == name) for h in rows]
-        index = [next(r["pq_index"] for r in h["layers"] if r["layer"] == name) for h in rows]
-        ax_density.plot(xs, dens, "o-", ms=3, label=name)
-        ax_index.plot(xs, index, "o-", ms=3, label=name)
-    ax_density.plot(xs, [h["density"] for h in rows], "k--", lw=1, label="all")
-    selected = next((h["selected_iteration"] for h in history if h.get("step") == "select"), None)
-    for ax in (ax_density, ax_index):
-        if selected is not None and selected >= 0:
-            ax.axvline(selected + 1, color="grey", ls=":", lw=1, label="selected")
-        ax.set_xlabel("iteration (mask trained in it)")
-        ax.set_xticks(xs)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    ax_density.set_ylabel("density")
-    ax_density.set_title("density per layer")
-    ax_index.set_ylabel("PQ index (active weights)")
-    ax_index.set_title("PQ index per layer")

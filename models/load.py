@@ -24,7 +24,7 @@ def load_model(path: str | Path):
 
         return build_model(load_spec(path))
     if suffix in CHECKPOINT_SUFFIXES:
-        from snndeploy.train.checkpoint import load_checkpoint, model_from_checkpoint
+        from snndeploy.models.checkpoint import load_checkpoint, model_from_checkpoint
 
         return model_from_checkpoint(load_checkpoint(path), path)
     if suffix in NETX_SUFFIXES:

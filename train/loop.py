@@ -35,8 +35,8 @@ from typing import Any
 import torch
 
 from snndeploy.errors import UserError
+from snndeploy.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint, set_rng_state
 from snndeploy.train import distributed
-from snndeploy.train.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint, set_rng_state
 
 LOSSES = ("spike_rate", "spike_max", "cross_entropy")
 LR_SCHEDULES = ("constant", "cosine")

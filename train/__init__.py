@@ -3,7 +3,7 @@
 * ``snndeploy.train.loop``: :class:`~snndeploy.train.loop.Trainer`, :class:`~snndeploy.train.loop.TrainConfig`,
   :func:`~snndeploy.train.loop.evaluate`, and :class:`~snndeploy.train.loop.Callback`, through which a pruning
   method plugs in (hooks after backward, after the optimizer step and at epoch end; see the loop's docstring).
-* ``snndeploy.train.checkpoint``: checkpoint dicts (spec, state dict, optimizer, epoch, RNG), ``weights_only`` loading.
+* ``snndeploy.models.checkpoint``: checkpoint dicts (spec, state dict, optimizer, epoch, RNG), ``weights_only`` loading.
 * ``snndeploy.train.distributed``: DistributedDataParallel under ``torchrun`` (no-ops otherwise).
 * ``snndeploy.train.cli``: ``snndeploy train`` / ``snndeploy evaluate`` (also callable as ``run_training``).
 """

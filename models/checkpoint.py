@@ -9,7 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
+from snndeploy.models.build import build_model
+from snndeploy.models.spec import spec_from_dict, spec_to_dict
 
 FORMAT = "snndeploy-checkpoint"
 VERSION = 1
@@ -48,8 +51,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def make_checkpoint(model: torch.nn.Module, *, optimizer: torch.optim.Optimizer | None = None, epoch: int = 0,
                     metrics: list[dict] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The checkpoint dict of a SlayerNet (``model.spec``) after ``epoch`` completed epochs."""
-    from snndeploy.models.spec import spec_to_dict
-
     net = getattr(model, "module", model)  # unwrap DistributedDataParallel
     return {
         "format": FORMAT, "version": VERSION,
@@ -64,8 +65,6 @@ def make_checkpoint(model: torch.nn.Module, *, optimizer: torch.optim.Optimizer 
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
-    from snndeploy.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
     return Path(path)
@@ -92,9 +91,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path | None = None):
     """Build the SlayerNet the checkpoint describes and load its weights."""
-    from snndeploy.models.build import build_model
-    from snndeploy.models.spec import spec_from_dict
-
     try:
         spec = spec_from_dict(checkpoint["spec"])
     except UserError as exc:
