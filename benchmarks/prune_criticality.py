@@ -47,7 +47,7 @@ def make_config(name: str, args: argparse.Namespace):
 
 
 def one_run(name: str, sparsity: float, args: argparse.Namespace, out: Path) -> dict:
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
     from snndeploy.prune.job import PruneJob, run_prune
     from snndeploy.prune.registry import find_method
     from snndeploy.prune.runner import STATE_FILE

@@ -34,9 +34,9 @@ CASES = {"mnist_mlp": ("mnist", 64), "nmnist_cnn": ("nmnist-small", 16)}  # data
 def dense_model(args) -> torch.nn.Module:
     """The 784-800-10 network trained dense on the subset (cached, git-ignored, in benchmarks/results/runs/)."""
     from snndeploy.data.datasets import make_splits
+    from snndeploy.loader import load_model
     from snndeploy.models.build import build_model
     from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
-    from snndeploy.models.load import load_model
     from snndeploy.train.loop import TrainConfig, Trainer
 
     tag = "" if args.case == "mnist_mlp" else f"{args.case}_"

@@ -76,7 +76,7 @@ def dense_model(case: str, args) -> tuple[Path, dict]:
     if path.is_file() and info_path.is_file():
         return path, json.loads(info_path.read_text())
     if args.dense:  # a network trained elsewhere (e.g. by benchmarks/train_accuracy.py): evaluate it only
-        from snndeploy.models.load import load_model
+        from snndeploy.loader import load_model
 
         net = load_model(args.dense)
         splits = make_splits(data, time_steps=net.spec.time_steps, seed=0, subset=args.subset or subset,
@@ -116,7 +116,7 @@ def loihi2_cores(model_path: Path) -> int | None:
 
 
 def run_one(case: str, method_name: str, keep: float, dense: Path, args) -> dict:
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
     from snndeploy.prune.job import PruneJob, run_prune
     from snndeploy.prune.registry import find_method
 
@@ -140,7 +140,7 @@ def run_one(case: str, method_name: str, keep: float, dense: Path, args) -> dict
 
 def dense_row(case: str, dense: Path, info: dict, args) -> dict:
     from snndeploy.data.datasets import make_splits
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
     from snndeploy.prune.cost import model_stats, synops_per_sample
 
     net = load_model(dense)

@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="results name (default CASE): results/train_NAME.json")
     parser.add_argument("--out", default=None, help="run folder (default benchmarks/results/runs/NAME)")
     args = parser.parse_args()
+    from snndeploy.loader import load_model
     from snndeploy.train.run import TrainJob, run_training
 
     spec, data, options = CASES[args.case]
@@ -53,7 +54,7 @@ def main() -> None:
              "weight_decay": args.weight_decay}
     options.update({k: v for k, v in given.items() if v is not None})
     result = run_training(ROOT / spec, TrainJob(epochs=epochs, out=out, data_name=data, threads=args.threads,
-                                                force=True, progress=False, **options))
+                                                force=True, progress=False, **options), load=load_model)
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
     result["options"] = {"spec": spec, "data": data, "epochs": epochs, **options, "threads": args.threads}
     path = ROOT / "benchmarks" / "results" / f"train_{name}.json"

@@ -13,6 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from snndeploy.errors import UserError
+from snndeploy.export.nir_io import to_nir
+from snndeploy.export.slayer_io import from_slayer
+from snndeploy.hardware.budget import parse_budget
+from snndeploy.hardware.estimate import FITS, estimate_target
+from snndeploy.hardware.layers import layers_from_nir
+from snndeploy.hardware.profile import load_profile
+from snndeploy.loader import load_model
+from snndeploy.prune import scores
+from snndeploy.prune.engine import PruningEngine
+from snndeploy.prune.shrink import shrink
 
 MAX_SPARSITY = 0.98
 SEARCH_STEPS = 7  # bisection steps: resolution 0.98 / 2**7 < 0.01
@@ -28,20 +38,12 @@ def split_fit(text: str) -> tuple[str, str]:
 
 def parse_fit(text: str):
     """``TARGET:LIMIT=N[,LIMIT=N]`` -> (profile, budget)."""
-    from snndeploy.hardware.budget import parse_budget
-    from snndeploy.hardware.profile import load_profile
-
     target, budget = split_fit(text)
     return load_profile(target), parse_budget(budget)
 
 
 def pruned_copy(checkpoint: Path, sparsity: float, structured: bool):
     """The model at ``checkpoint`` pruned one-shot to ``sparsity`` (per layer; smallest magnitude / L1 norm first)."""
-    from snndeploy.models.load import load_model
-    from snndeploy.prune import scores
-    from snndeploy.prune.engine import PruningEngine
-    from snndeploy.prune.shrink import shrink
-
     net = load_model(checkpoint)
     if sparsity <= 0:
         return net
@@ -58,17 +60,10 @@ def pruned_copy(checkpoint: Path, sparsity: float, structured: bool):
 
 
 def estimate_net(net, profile, budget):
-    from snndeploy.export.nir_io import to_nir
-    from snndeploy.export.slayer_io import from_slayer
-    from snndeploy.hardware.estimate import estimate_target
-    from snndeploy.hardware.layers import layers_from_nir
-
     return estimate_target(layers_from_nir(to_nir(from_slayer(net))), profile, budget)
 
 
 def _trial(checkpoint: Path, sparsity: float, structured: bool, profile, budget) -> dict:
-    from snndeploy.hardware.estimate import FITS
-
     est = estimate_net(pruned_copy(checkpoint, sparsity, structured), profile, budget)
     binding = [c.limit for c in est.checks if c.fits is False]
     return {"sparsity": round(sparsity, 4), "cores": est.cores, "cores_range": [est.cores_low, est.cores_high],

@@ -18,18 +18,31 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from snndeploy.atomic import write_json
 from snndeploy.cli_support import CommandExit, emit, json_option
 from snndeploy.errors import UserError
+from snndeploy.export import ir
+from snndeploy.export.lava_net import import_lava
+from snndeploy.export.netx_io import write_netx
+from snndeploy.export.nir_io import write_nir
+from snndeploy.export.onnx_export import export_onnx
+from snndeploy.export.verify import plot_rasters, verify
+from snndeploy.fit import fit_to_budget, split_fit
 from snndeploy.hardware.estimate import EstimateJob, estimate_model
+from snndeploy.hardware.report import plot
+from snndeploy.loader import load_model, load_net, open_model
 from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
-from snndeploy.models.load import load_model
 from snndeploy.models.spec import load_spec, save_spec, spec_from_dict
 from snndeploy.pipeline_config import PipelineConfig, config_to_dict, load_config
 from snndeploy.prune.config import config_from_dict
 from snndeploy.prune.job import PruneJob, run_prune
 from snndeploy.prune.registry import find_method
+from snndeploy.run_report import write_comparison, write_run_report
+from snndeploy.sim.inputs import dataset_inputs
+from snndeploy.sim.report import summarize, write_outputs
+from snndeploy.sim.runner import simulate_net
 from snndeploy.train.run import EvalJob, TrainJob, run_evaluation, run_training
 
 STAGES = ("model", "fit", "prune", "export", "verify", "simulate", "estimate", "report")
@@ -44,7 +57,6 @@ def _fingerprint(value: Any) -> str:
 @dataclass
 class Run:
     """One pipeline run in ``out``: stage results so far and the chain of fingerprints."""
-
     config: PipelineConfig
     out: Path
     progress: bool = True
@@ -84,7 +96,7 @@ class Run:
 # ----------------------------------------------------------------------------------------------------- stages
 def _evaluate(checkpoint: Path, config: PipelineConfig, progress: bool) -> dict:
     return run_evaluation(checkpoint, EvalJob(data_name=config.data, test_subset=config.test_subset,
-                                              seed=config.seed, progress=progress))
+                                              seed=config.seed, progress=progress), load=load_model)
 
 
 def model_stage(run: Run, folder: Path) -> dict:
@@ -101,15 +113,13 @@ def model_stage(run: Run, folder: Path) -> dict:
     job = TrainJob(epochs=model.epochs, out=folder / "train", data_name=cfg.data, encoding=model.encoding,
                    subset=model.subset, batch_size=model.batch_size, lr=model.lr, seed=cfg.seed,
                    test_subset=cfg.test_subset, force=True, progress=run.progress)
-    summary = run_training(spec_path, job, log=run.log)
+    summary = run_training(spec_path, job, load=load_model, log=run.log)
     return {"checkpoint": summary["checkpoint"], "source": "trained here", "accuracy": summary["test"]["accuracy"],
             "spike_rate": summary["test"].get("spike_rate"), "trained": True, "epochs": summary["epochs"],
             "train_seconds": summary["seconds"], "seconds_per_epoch": summary["seconds_per_epoch"]}
 
 
 def fit_stage(run: Run, folder: Path) -> dict:
-    from snndeploy.fit import fit_to_budget
-
     prune = run.config.prune
     result = fit_to_budget(Path(run.results["model"]["checkpoint"]), run.config.fit, structured=prune.structured,
                            log=run.log)
@@ -147,24 +157,14 @@ def _effective_prune(run: Run):
 
 
 def export_stage(run: Run, folder: Path) -> dict:
-    from snndeploy.export.nir_io import write_nir
-    from snndeploy.export.slayer_io import from_slayer
-    from snndeploy.models.load import load_model
-
     source = (run.results.get("prune") or run.results["model"])["checkpoint"]
-    net = from_slayer(load_model(source))
+    net = load_net(source)
     files = {"nir": str(write_nir(net, folder / NIR_FILE, force=True))}
     if "netx" in run.config.export.formats:
-        from snndeploy.export.netx_io import write_netx
-
         files["netx"] = str(write_netx(net, folder / "network.net", force=True))
     if "onnx" in run.config.export.formats:
-        from snndeploy.export.onnx_export import export_onnx
-
         files["onnx"] = str(export_onnx(net, folder / "network.onnx", force=True))
-    from snndeploy.export.ir import summary
-
-    return {"source": source, "files": files, "layers": summary(net)}
+    return {"source": source, "files": files, "layers": ir.summary(net)}
 
 
 def _nir_path(run: Run) -> Path:
@@ -172,20 +172,14 @@ def _nir_path(run: Run) -> Path:
 
 
 def _test_inputs(run: Run, net, samples: int):
-    from snndeploy.sim.inputs import dataset_inputs
-
     steps = int(net.time_steps or 25)
     return dataset_inputs(run.config.data, net.input_shape, samples=samples, steps=steps, seed=run.config.seed)
 
 
 def verify_stage(run: Run, folder: Path) -> dict:
     """The torch model rebuilt from the NIR file against the Lava network built from it, on real test samples."""
-    import numpy as np
-
-    from snndeploy.export.cli import load_source
-    from snndeploy.export.verify import plot_rasters, verify
-
-    model, net = load_source(_nir_path(run))
+    opened = open_model(_nir_path(run), model=True, net=True)
+    model, net = opened.model, opened.net
     inputs = _test_inputs(run, net, run.config.verify.samples)
     rasters: list = []
     report = verify(model, net, inputs.spikes, mode=run.config.verify.precision, progress=run.progress,
@@ -196,11 +190,7 @@ def verify_stage(run: Run, folder: Path) -> dict:
 
 
 def simulate_stage(run: Run, folder: Path) -> dict:
-    from snndeploy.export.nir_io import read_nir
-    from snndeploy.sim.report import summarize, write_outputs
-    from snndeploy.sim.runner import simulate_net
-
-    net = read_nir(_nir_path(run))
+    net = load_net(_nir_path(run))
     inputs = _test_inputs(run, net, run.config.simulate.samples)
     result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress)
     summary = summarize(result, inputs, model=str(_nir_path(run)))
@@ -209,12 +199,9 @@ def simulate_stage(run: Run, folder: Path) -> dict:
 
 
 def estimate_stage(run: Run, folder: Path) -> dict:
-    from snndeploy.hardware.report import plot
-
     cfg = run.config.estimate
     targets, fitted = tuple(cfg.targets), {}
     if run.config.fit:  # the fitted target is judged against the --fit budget, the others against the config's
-        from snndeploy.fit import split_fit
 
         target, fit_budget = split_fit(run.config.fit)
         targets, fitted = targets + ((target,) if target not in targets else ()), {target: fit_budget}
@@ -226,8 +213,6 @@ def estimate_stage(run: Run, folder: Path) -> dict:
 
 
 def report_stage(run: Run, folder: Path) -> dict:
-    from snndeploy.run_report import write_run_report
-
     return write_run_report(run.config, run.results, folder)
 
 
@@ -235,8 +220,6 @@ def report_stage(run: Run, folder: Path) -> dict:
 def run_pipeline(config: PipelineConfig, out: Path, *, progress: bool = True, log=print,
                  until: str | None = None) -> Run:
     """Run every stage (up to ``until``) into ``out``; returns the run with all stage results."""
-    from snndeploy.export.lava_net import import_lava
-
     # Lava sets the 'fork' start method on import and fails if training (tqdm, DataLoader) set one first.
     import_lava()
     out.mkdir(parents=True, exist_ok=True)
@@ -317,8 +300,6 @@ def pipeline(config_path: str | None, out: str | None, fit: str | None, until: s
     """
     config, _where = load_config(config_path)
     if fit:
-        from snndeploy.fit import split_fit
-
         split_fit(fit)  # a malformed --fit is bad input before anything runs
         config = replace(config, fit=fit)
         if config.prune is None:
@@ -338,7 +319,5 @@ def pipeline(config_path: str | None, out: str | None, fit: str | None, until: s
 @json_option
 def compare(runs: tuple[str, ...], out: str, as_json: bool) -> None:
     """Put several pipeline runs (methods, sparsities) side by side: a table, compare.html and plots."""
-    from snndeploy.run_report import write_comparison
-
     result = write_comparison([Path(r) for r in runs], Path(out))
     emit(result, as_json, lambda r: r["text"] + f"\n-> {r['html']}")

@@ -10,90 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
 from snndeploy.cli_support import emit
-from snndeploy.data.datasets import dataset_info
 from snndeploy.errors import UserError
-from snndeploy.export.ir import LoihiNet
 from snndeploy.lava_runner import LavaRunError
-from snndeploy.sim.inputs import Inputs, dataset_inputs, load_input_file, with_steps
+from snndeploy.sim.inputs import prepare
 from snndeploy.sim.report import summarize, write_outputs
 from snndeploy.sim.runner import DEFAULT_CHUNK_STEPS, resolve_layers, simulate_net
 
 PRECISIONS = {"fixed": "fixed_pt", "float": "floating_pt"}
-NETX_SUFFIXES = (".net", ".h5", ".hdf5")
-NIR_SUFFIXES = (".nir",)
-TORCH_SUFFIXES = (".yaml", ".yml", ".pt", ".pth", ".ckpt")
-
-
-# ----------------------------------------------------------------------------------------------- the model
-
-
-def _netx_input_shape(path: Path) -> tuple[int, ...] | None:
-    """The input shape of a netx file without an input layer, where its first layer tells (dense: fan-in)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            first = f["layer"][sorted(f["layer"].keys(), key=int)[0]]
-            kind = first["type"][()]
-            kind = kind.reshape(-1)[0] if isinstance(kind, np.ndarray) else kind
-            kind = kind.decode("ascii") if isinstance(kind, bytes) else str(kind)
-            if kind in ("dense", "dense_rec"):
-                return (int(np.asarray(first["weight"]).shape[-1]),)
-    except (OSError, KeyError, IndexError, ValueError):
-        return None
-    return None
-
-
-def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None) -> LoihiNet:
-    """A LoihiNet from anything the exporter reads: netx HDF5, NIR, a model spec or a training checkpoint.
-
-    ``input_shape`` is used only by netx files without an input layer whose first layer is a convolution.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("model file not found", path)
-    suffix = path.suffix.lower()
-    if suffix in NETX_SUFFIXES:
-        from snndeploy.export.netx_io import read_netx
-
-        return read_netx(path, input_shape=_netx_input_shape(path) or input_shape)
-    if suffix in NIR_SUFFIXES:
-        from snndeploy.export.nir_io import read_nir
-
-        return read_nir(path)
-    if suffix in TORCH_SUFFIXES:
-        from snndeploy.export.slayer_io import from_slayer
-        from snndeploy.models.load import load_model
-
-        return from_slayer(load_model(path))
-    raise UserError(f"unknown model file type {suffix or '(none)'!r}; expected netx ({', '.join(NETX_SUFFIXES)}), "
-                    f"NIR (.nir), a spec (.yaml) or a checkpoint (.pt)", path)
-
-
-# ----------------------------------------------------------------------------------------------- the command
-
-
-def prepare(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
-            seed: int = 0, max_rate: float = 1.0) -> tuple[LoihiNet, Inputs]:
-    """The network and its inputs for the ``simulate`` and ``deploy`` commands."""
-    if (input_path is None) == (dataset is None):
-        raise UserError("give exactly one of --input FILE or --dataset NAME")
-    hint = None
-    if dataset is not None:
-        hint = dataset_info(dataset).shape
-    net = load_net(model, input_shape=hint)
-    if input_path is not None:
-        inputs = load_input_file(input_path, net.input_shape)
-        if samples is not None:
-            inputs = Inputs(inputs.spikes[:samples], None if inputs.labels is None else inputs.labels[:samples],
-                            inputs.source)
-        return net, with_steps(inputs, steps)
-    steps = int(steps or net.time_steps or dataset_info(dataset).time_steps)
-    return net, dataset_inputs(dataset, net.input_shape, samples=samples or 100, steps=steps, seed=seed,
-                               max_rate=max_rate)
 
 
 def _human(result: dict[str, Any]) -> str:

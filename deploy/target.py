@@ -33,11 +33,11 @@ from snndeploy import __version__
 from snndeploy.cli_support import CommandExit, emit, json_option
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
+from snndeploy.loader import load_net
 from snndeploy.loihi import lava_loihi_available
-from snndeploy.sim.inputs import Inputs
+from snndeploy.sim.inputs import Inputs, prepare
 from snndeploy.sim.report import activity_dict
 from snndeploy.sim.runner import SimResult, separate_runs, simulate_net
-from snndeploy.simulate import load_net, prepare
 
 TARGETS = ("loihi2",)
 EXIT_NO_LOIHI = 3  # the input was fine, but Loihi 2 is not reachable here: a job bundle was written instead

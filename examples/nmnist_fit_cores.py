@@ -35,7 +35,7 @@ def main() -> None:
     from dataclasses import replace
 
     from snndeploy.fit import estimate_net, parse_fit
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
     from snndeploy.pipeline import run_pipeline, summarize_run
     from snndeploy.pipeline_config import config_from_dict
 

@@ -11,45 +11,9 @@ import click
 
 from snndeploy.cli_support import CommandExit, emit, json_option
 from snndeploy.errors import UserError
+from snndeploy.loader import model_of_net, open_model
 
 TARGETS = ("nir", "lava", "netx", "onnx")
-NETX_SUFFIXES = (".net", ".h5", ".hdf5")
-
-
-def load_source(path: str | Path, *, need_model: bool = True, dt: float | None = None):
-    """(torch model or None, LoihiNet) for a model file: spec, checkpoint, netx HDF5, NIR, or a Lava export folder."""
-    from snndeploy.export.nir_io import read_nir
-    from snndeploy.export.slayer_io import from_slayer, to_slayer
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError("model file not found", path)
-    if path.is_dir():
-        if not (path / "network.nir").is_file():
-            raise UserError("not a snndeploy Lava export folder (no network.nir)", path)
-        path = path / "network.nir"
-    if path.suffix.lower() == ".nir":
-        net = read_nir(path, dt=dt)
-        return (_model_or_error(to_slayer, net, path) if need_model else None), net
-    from snndeploy.models.load import load_model
-
-    try:
-        model = load_model(path)
-    except UserError:
-        if path.suffix.lower() not in NETX_SUFFIXES:
-            raise
-        from snndeploy.export.netx_io import read_netx  # layers the SLAYER importer refuses (e.g. pool)
-
-        net = read_netx(path)
-        return (_model_or_error(to_slayer, net, path) if need_model else None), net
-    return model, from_slayer(model)
-
-
-def _model_or_error(to_slayer, net, path: Path):
-    try:
-        return to_slayer(net)
-    except UserError as exc:
-        raise UserError(f"cannot rebuild a torch model for verification: {exc.problem}", path) from None
 
 
 def _verify_inputs(net, inputs: str | None, samples: int, steps: int | None, rate: float, seed: int):
@@ -177,16 +141,15 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
     if out_path.exists() and not force:
         raise UserError("exists; pass --force to overwrite it", out_path)
     start = time.perf_counter()
-    torch_model, net = load_source(model, need_model=do_verify, dt=opts["dt"])
+    opened = open_model(model, model=do_verify, net=True, via_model=True, dt=opts["dt"])
+    torch_model, net = opened.model, opened.net
     if do_quantize:
         from snndeploy.export.quantize import quantize_net
 
         net, rows = quantize_net(net)
         opts["quantize_report"] = rows
         if do_verify:  # verify what is exported: the torch model of the quantized network
-            from snndeploy.export.slayer_io import to_slayer
-
-            torch_model = _model_or_error(to_slayer, net, Path(model))
+            torch_model = model_of_net(net, Path(model))
     extra = _write(net, target, out_path, force, opts["sparse_below"])
     from snndeploy.export.ir import summary
 
@@ -218,8 +181,9 @@ def verify(model: str, exported: str, as_json: bool, **opts: Any) -> None:
     """Compare the torch MODEL with the Lava network of EXPORTED (.nir, netx HDF5 or a Lava export folder)."""
     from snndeploy.export.verify import describe
 
-    torch_model, own = load_source(model, dt=opts["dt"])
-    _, net = load_source(exported, need_model=False, dt=opts["dt"])
+    opened = open_model(model, model=True, net=True, dt=opts["dt"])
+    torch_model, own = opened.model, opened.net
+    net = open_model(exported, model=False, net=True, via_model=True, dt=opts["dt"]).net
     if tuple(own.input_shape) != tuple(net.input_shape):
         raise UserError(f"input shapes differ: {own.input_shape} vs {net.input_shape}", exported)
     report = _run_verify(torch_model, net, {**opts, "as_json": as_json})

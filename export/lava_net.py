@@ -22,6 +22,7 @@ import numpy as np
 import snndeploy  # noqa: F401  (Lava compatibility hook before any lava import)
 from snndeploy.errors import UserError
 from snndeploy.export.ir import DECAY_UNITY, MAX_VTH_MANT, W_SCALE, Layer, LoihiNet, per_neuron, to_int_exact
+from snndeploy.export.quantize import fit_weights
 
 MODES = ("fixed_pt", "floating_pt")
 DEFAULT_SPARSE_BELOW = 0.3  # weight density under which a dense layer becomes a Lava Sparse process
@@ -82,28 +83,6 @@ def to_lava_layout(x: np.ndarray) -> np.ndarray:
 
 def from_lava_layout(x: np.ndarray) -> np.ndarray:
     return x.transpose(2, 1, 0, 3) if x.ndim == 4 else x
-
-
-def fit_weights(w_int: np.ndarray, what: str) -> tuple[np.ndarray, int, int]:
-    """Integer weights -> (mantissas, num_weight_bits, weight_exp) that Lava's bit-accurate Dense keeps exactly.
-
-    Lava clips mantissas to 8 bits plus sign and, for mixed-sign matrices, drops the lowest bit; the
-    exponent shifts the accumulated sum. The shift keeps every weight exact or raises ValueError.
-    """
-    w = np.asarray(w_int, dtype=np.int64)
-    lo, hi = int(w.min(initial=0)), int(w.max(initial=0))
-    mixed = lo < 0 < hi
-    lim_lo, lim_hi = (-256, 254) if mixed else ((-255, 0) if hi <= 0 else (0, 255))
-    for shift in range(8, -9, -1):  # weight_exp = -shift
-        scaled = w << shift if shift >= 0 else w >> -shift
-        if shift < 0 and np.any((w & ((1 << -shift) - 1)) != 0):
-            continue
-        if scaled.min(initial=0) < lim_lo or scaled.max(initial=0) > lim_hi:
-            continue
-        if mixed and np.any(scaled & 1):
-            continue
-        return scaled, 8, -shift
-    raise ValueError(f"{what}: integer weights in [{lo}, {hi}] do not fit Loihi's 8-bit synapse exactly")
 
 
 def _synapse_weights(w: np.ndarray, mode: str, what: str) -> dict:

@@ -55,7 +55,8 @@ def _bias(group) -> np.ndarray | None:
 
 
 def read_netx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> LoihiNet:
-    """Read a netx HDF5 file; ``input_shape`` (C,) or (C, H, W) is needed only when the file has no input layer."""
+    """Read a netx HDF5 file; ``input_shape`` (C,) or (C, H, W) is used only when the file cannot tell (no input
+    layer and a convolution first: a dense first layer's fan-in is the input size)."""
     path = Path(path)
     try:
         f = h5py.File(path, "r")
@@ -70,9 +71,19 @@ def read_netx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> L
             raise UserError(f"netx file is missing field {exc}", path) from None
 
 
+def _dense_fan_in(group) -> tuple[int, ...] | None:
+    """The input shape a file's first layer tells when it is dense: its fan-in."""
+    keys = sorted(group.keys(), key=int)
+    first = group[keys[0]] if keys else None
+    if first is not None and "weight" in first and _str(first["type"]) in ("dense", "dense_rec"):
+        return (int(np.asarray(first["weight"]).shape[-1]),)
+    return None
+
+
 def _read_layers(f, path: Path, input_shape) -> LoihiNet:
     group = f["layer"]
     layers: list[Layer] = []
+    input_shape = _dense_fan_in(group) or input_shape
     shape = tuple(input_shape) if input_shape else None
     net_input = shape
     flatten = False

@@ -25,6 +25,7 @@ import numpy as np
 from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
 from snndeploy.export.ir import DECAY_UNITY, W_SCALE, Layer, LoihiNet, Neuron, per_neuron
+from snndeploy.export.quantize import fit_weights
 
 FORMAT = "snndeploy-loihi-cuba/1"
 KEY = "snndeploy"
@@ -63,8 +64,6 @@ def _neuron_node(layer: Layer, dt: float, gain: float):
 
 
 def _weight_meta(w: np.ndarray) -> dict:
-    from snndeploy.export.lava_net import fit_weights
-
     ints = np.round(np.asarray(w, dtype=np.float64) * W_SCALE)
     meta = {"w_scale": W_SCALE, "weight_int": ints.astype(np.int32),
             "density": float(np.count_nonzero(ints)) / max(ints.size, 1),
@@ -164,18 +163,6 @@ def read_nir(path: str | Path, *, dt: float | None = None) -> LoihiNet:
     path = Path(path)
     try:
         return from_nir(read_graph(path), dt=dt, name=path.stem)
-    except UserError as exc:
-        raise UserError(exc.problem, path) from None
-
-
-def load_nir_model(path: str | Path):
-    """A SlayerNet for a ``.nir`` file (used by ``snndeploy.models.load.load_model``)."""
-    from snndeploy.export.slayer_io import to_slayer
-
-    path = Path(path)
-    net = read_nir(path)
-    try:
-        return to_slayer(net)
     except UserError as exc:
         raise UserError(exc.problem, path) from None
 

@@ -19,9 +19,29 @@ from snndeploy.export.ir import MAX_VTH_MANT, W_SCALE, Layer, LoihiNet
 MAX_BIAS_MANT = 4095  # 13-bit signed bias mantissa
 
 
-def _on_grid(layer: Layer) -> bool:
-    from snndeploy.export.lava_net import fit_weights
+def fit_weights(w_int: np.ndarray, what: str) -> tuple[np.ndarray, int, int]:
+    """Integer weights -> (mantissas, num_weight_bits, weight_exp) that Lava's bit-accurate Dense keeps exactly.
 
+    Lava clips mantissas to 8 bits plus sign and, for mixed-sign matrices, drops the lowest bit; the
+    exponent shifts the accumulated sum. The shift keeps every weight exact or raises ValueError.
+    """
+    w = np.asarray(w_int, dtype=np.int64)
+    lo, hi = int(w.min(initial=0)), int(w.max(initial=0))
+    mixed = lo < 0 < hi
+    lim_lo, lim_hi = (-256, 254) if mixed else ((-255, 0) if hi <= 0 else (0, 255))
+    for shift in range(8, -9, -1):  # weight_exp = -shift
+        scaled = w << shift if shift >= 0 else w >> -shift
+        if shift < 0 and np.any((w & ((1 << -shift) - 1)) != 0):
+            continue
+        if scaled.min(initial=0) < lim_lo or scaled.max(initial=0) > lim_hi:
+            continue
+        if mixed and np.any(scaled & 1):
+            continue
+        return scaled, 8, -shift
+    raise ValueError(f"{what}: integer weights in [{lo}, {hi}] do not fit Loihi's 8-bit synapse exactly")
+
+
+def _on_grid(layer: Layer) -> bool:
     values = [np.asarray(layer.weight, dtype=np.float64)]
     if layer.recurrent is not None:
         values.append(np.asarray(layer.recurrent, dtype=np.float64))

@@ -1,13 +1,13 @@
-"""Read a model for the estimator: a NIR graph directly, other formats through snndeploy.models/export."""
+"""Read a model for the estimator: a NIR graph directly, other formats through the one loader (snndeploy.loader)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from snndeploy.errors import UserError
+from snndeploy.export.nir_io import to_nir
 from snndeploy.hardware.layers import Layer, layers_from_nir
-
-OTHER_SUFFIXES = (".net", ".h5", ".hdf5", ".pt", ".pth", ".ckpt", ".yaml", ".yml")
+from snndeploy.loader import model_format, open_model
 
 
 def read_nir_graph(path: Path):
@@ -21,20 +21,10 @@ def read_nir_graph(path: Path):
 
 def graph_of(path: str | Path):
     """The NIR graph of a ``.nir`` file, a netx HDF5, a checkpoint or a spec (the latter via SLAYER -> NIR)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("model file not found", path)
-    suffix = path.suffix.lower()
-    if suffix == ".nir":
+    path, fmt = model_format(path)
+    if fmt == "nir":
         return read_nir_graph(path)
-    if suffix in OTHER_SUFFIXES:
-        from snndeploy.export.nir_io import to_nir
-        from snndeploy.export.slayer_io import from_slayer
-        from snndeploy.models.load import load_model
-
-        return to_nir(from_slayer(load_model(path)))
-    raise UserError(f"unknown model file type {suffix or '(none)'!r}; expected .nir, a netx HDF5 "
-                    f"(.net/.h5), a checkpoint (.pt) or a spec (.yaml)", path)
+    return to_nir(open_model(path, model=False, net=True, via_model=True).net)
 
 
 def load_layers(path: str | Path) -> tuple[Layer, ...]:

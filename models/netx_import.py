@@ -1,6 +1,6 @@
 """Import a trained lava-dl netx HDF5 network (``.net``/``.h5``) as a trainable SLAYER model.
 
-``read_netx(path)`` gives the :class:`ModelSpec` and a state dict; ``import_netx(path)`` gives the built
+``read_netx_spec(path)`` gives the :class:`ModelSpec` and a state dict; ``import_netx(path)`` gives the built
 :class:`SlayerNet` with those weights. Loihi units become SLAYER's float units exactly as lava-dl's own
 ``slayer.neuron.cuba.neuron_params`` and ``slayer.auto`` define them:
 
@@ -139,7 +139,7 @@ def _infer_input_shape(rows, path: Path) -> tuple[int, ...]:
                     "pass input_shape=(C, H, W)", path)
 
 
-def read_netx(path: str | Path, *, name: str | None = None, time_steps: int | None = None,
+def read_netx_spec(path: str | Path, *, name: str | None = None, time_steps: int | None = None,
               input_shape: tuple[int, ...] | None = None,
               neuron: NeuronSpec | None = None) -> tuple[ModelSpec, dict[str, np.ndarray]]:
     """The spec and per-block parameters (Loihi units) of a netx HDF5 file."""
@@ -203,11 +203,11 @@ def _load_block(module: torch.nn.Module, block: BlockSpec, params: dict[str, np.
 
 
 def import_netx(path: str | Path, **kwargs):
-    """A trainable SlayerNet with the weights and neuron parameters of a netx HDF5 file (see read_netx)."""
+    """A trainable SlayerNet with the weights and neuron parameters of a netx HDF5 file (see read_netx_spec)."""
     from snndeploy.models.build import build_model
 
     path = Path(path)
-    spec, params = read_netx(path, **kwargs)
+    spec, params = read_netx_spec(path, **kwargs)
     net = build_model(spec)
     for i, (module, block) in enumerate(zip(net.blocks, spec.blocks, strict=True)):
         _load_block(module, block, params[str(i)], path, i)

@@ -9,7 +9,7 @@ import torch
 
 from snndeploy.cli_support import emit, json_option
 from snndeploy.errors import UserError
-from snndeploy.models.load import load_model
+from snndeploy.loader import load_model
 from snndeploy.prune.config import load_config, with_scope
 from snndeploy.prune.gradr import with_alpha
 from snndeploy.prune.job import PruneJob, check_out, run_prune

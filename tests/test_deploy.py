@@ -139,8 +139,8 @@ def test_a_conv_bundle_on_real_nmnist_events_reproduces_on_netx(tmp_path, capsys
     reproduces the expected output of the bundle."""
     import torch
 
+    from snndeploy.loader import load_model
     from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
-    from snndeploy.models.load import load_model
     from snndeploy.settings import REPO_ROOT
 
     torch.manual_seed(0)

@@ -8,8 +8,9 @@ import pytest
 import snndeploy  # noqa: F401
 from snndeploy.errors import UserError
 from snndeploy.export.ir import Layer, LoihiNet, Neuron
-from snndeploy.export.lava_net import build_lava, fit_weights, run_lava
+from snndeploy.export.lava_net import build_lava, run_lava
 from snndeploy.export.netx_io import read_netx
+from snndeploy.export.quantize import fit_weights
 
 TINY_SAMPLE = 17  # lava-dl's tinynet goldens: one sample of 17 steps
 

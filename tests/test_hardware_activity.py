@@ -32,7 +32,7 @@ def mnist_input():
 def test_lava_and_torch_runs_give_the_same_activity(fixtures_dir, mnist_input, no_lava_leftovers):
     from snndeploy.export.lava_net import simulate_lava
     from snndeploy.export.slayer_io import from_slayer
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
 
     torch.set_num_threads(1)
     path = fixtures_dir / "mnist-mlp-128" / "network.net"

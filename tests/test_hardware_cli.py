@@ -72,7 +72,7 @@ def test_plot_written_and_not_overwritten_without_force(capsys, mnist_net, tmp_p
 
 def test_activity_from_a_torch_run_drives_synops_and_energy(capsys, mnist_net, tmp_path):
     from snndeploy.data.datasets import make_splits
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
 
     torch.set_num_threads(1)
     net = load_model(mnist_net)
@@ -131,8 +131,8 @@ def test_activity_written_by_simulate_feeds_estimate(capsys, mnist_net, tmp_path
 
 
 def test_checkpoint_estimates_like_its_netx_source(capsys, mnist_net, tmp_path):
+    from snndeploy.loader import load_model
     from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
-    from snndeploy.models.load import load_model
 
     ckpt = save_checkpoint(tmp_path / "mnist.pt", make_checkpoint(load_model(mnist_net)))
     from_ckpt = json.loads(run(capsys, ckpt, "--json")[1])

@@ -10,8 +10,8 @@ import torch
 
 from snndeploy import settings
 from snndeploy.errors import UserError
-from snndeploy.models.load import load_model
-from snndeploy.models.netx_import import import_netx, read_netx
+from snndeploy.loader import load_model
+from snndeploy.models.netx_import import import_netx, read_netx_spec
 
 FIXTURES = settings.fixtures_dir() / "lava-dl"
 
@@ -87,7 +87,7 @@ def test_import_matches_netx_lava_run_spike_for_spike(case: str):
 
 
 def test_import_reads_loihi_parameters():
-    spec, params = read_netx(FIXTURES / "oxford" / "network.net")
+    spec, params = read_netx_spec(FIXTURES / "oxford" / "network.net")
     assert [b.kind for b in spec.blocks] == ["dense", "dense"]
     assert spec.input_shape == (200,) and spec.output_shape == (200,)
     # layer 0: vThMant 6, iDecay 4096, vDecay 415; layer 1 differs only in vDecay (409)

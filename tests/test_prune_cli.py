@@ -13,7 +13,7 @@ import torch
 from prune_kill import kill_after_round
 
 from snndeploy.cli import main
-from snndeploy.models.load import load_model
+from snndeploy.loader import load_model
 
 SMALL = ["--data", "mnist", "--subset", "160", "--test-subset", "80", "--batch-size", "40", "--no-progress"]
 

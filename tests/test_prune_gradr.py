@@ -260,7 +260,7 @@ class _Interrupted(Exception):
 
 
 def _runner(tmp_path, fixtures_dir, method_name: str, config: dict, fail_on: int | None = None):
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
     from snndeploy.prune.config import config_from_dict
     from snndeploy.prune.finetune import DatasetTrainer
     from snndeploy.prune.methods import get_method

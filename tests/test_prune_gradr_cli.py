@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from snndeploy.cli import main
-from snndeploy.models.load import load_model
+from snndeploy.loader import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from snndeploy.cli import main
-from snndeploy.models.load import load_model
+from snndeploy.loader import load_model
 
 SPEC = """name: digits_mlp
 input_shape: [64]

@@ -18,8 +18,8 @@ from snndeploy.cli import main
 from snndeploy.hardware.estimate import estimate_target
 from snndeploy.hardware.load import load_layers
 from snndeploy.hardware.profile import load_profile
+from snndeploy.loader import load_model
 from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
-from snndeploy.models.load import load_model
 
 SMALL = ["--data", "nmnist", "--subset", "32", "--test-subset", "16", "--batch-size", "16", "--no-progress"]
 CONFIG = {"epochs": 4, "warmup_epochs": 1, "ramp_end": 0.75, "regrow_fraction": 0.5, "seed": 0}

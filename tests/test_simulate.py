@@ -30,7 +30,7 @@ def reference(model, x: np.ndarray) -> list[np.ndarray]:
 def test_mnist_mlp_samples_equal_the_verified_reference(fixtures_dir, no_lava_leftovers):
     """5 real MNIST digits in two Lava builds (3 + 2 samples back to back, with resets): every layer of every
     sample equals the SLAYER reference; probes equal the export's own single-sample Lava run."""
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
 
     path = fixtures_dir / "mnist-mlp-128" / "network.net"
     net, inputs = prepare(path, None, "mnist", 5, 20)
@@ -57,7 +57,7 @@ def test_mnist_mlp_samples_equal_the_verified_reference(fixtures_dir, no_lava_le
 
 def test_oxford_long_recording_equals_reference_and_floating_point_runs(fixtures_dir, no_lava_leftovers):
     """lava-dl's 200-channel spike recording (dense-cuba/in.npy) through the oxford network, one long sample."""
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
 
     path = fixtures_dir / "oxford" / "network.net"
     x = np.load(fixtures_dir / "dense-cuba" / "in.npy")[:, :400]
@@ -74,7 +74,7 @@ def test_oxford_long_recording_equals_reference_and_floating_point_runs(fixtures
 def test_nmnist_cnn_on_real_events_equals_reference(data_dir, no_lava_leftovers):
     """A quantized N-MNIST CNN (examples/nmnist_cnn.yaml, seeded weights) on real nmnist-small test events."""
     from snndeploy.export.slayer_io import from_slayer
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
     from snndeploy.settings import REPO_ROOT
 
     torch.manual_seed(0)
@@ -191,8 +191,8 @@ def test_bad_inputs_are_one_line_errors(fixtures_dir, tmp_path, capsys):
 def test_nir_file_and_checkpoint_run_through_the_cli(fixtures_dir, tmp_path, capsys, no_lava_leftovers):
     """MODEL may be an exported .nir (same spikes as its netx source) or a training checkpoint (converted)."""
     from snndeploy.export.nir_io import write_nir
+    from snndeploy.loader import load_model
     from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
-    from snndeploy.models.load import load_model
     from snndeploy.settings import REPO_ROOT
 
     netx = fixtures_dir / "oxford" / "network.net"
@@ -224,7 +224,7 @@ def test_nir_file_and_checkpoint_run_through_the_cli(fixtures_dir, tmp_path, cap
 def test_a_biased_network_runs_each_sample_alone_and_exactly(fixtures_dir, no_lava_leftovers):
     """mnist-mlp-512's input layer has a bias, which drives it from step 0 of a separate run: such networks get
     one Lava build per sample, and every spiking layer equals the reference."""
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
     from snndeploy.sim.runner import separate_runs
 
     path = fixtures_dir / "mnist-mlp-512" / "network.net"

@@ -15,9 +15,9 @@ import torch
 from snndeploy.cli import main as cli_main
 from snndeploy.data.datasets import make_splits
 from snndeploy.errors import UserError
+from snndeploy.loader import load_model
 from snndeploy.models.build import build_model
 from snndeploy.models.checkpoint import load_checkpoint
-from snndeploy.models.load import load_model
 from snndeploy.models.spec import load_spec, save_spec, spec_from_dict
 from snndeploy.train.loop import Callback, TrainConfig, Trainer, evaluate
 from snndeploy.train.run import EvalJob, TrainJob, run_evaluation, run_training
@@ -46,7 +46,8 @@ def _run(spec: Path, out: Path, epochs: int, **kw):
     kw.setdefault("data_name", "mnist")
     kw.setdefault("subset", 256)
     kw.setdefault("test_subset", 100)
-    return run_training(spec, TrainJob(epochs=epochs, out=out, threads=1, progress=False, **kw), log=None)
+    return run_training(spec, TrainJob(epochs=epochs, out=out, threads=1, progress=False, **kw), load=load_model,
+                        log=None)
 
 
 def test_two_epochs_on_a_subset_decrease_the_loss(tmp_path: Path):
@@ -169,7 +170,7 @@ def test_fine_tune_an_imported_netx_network(tmp_path: Path):
     from snndeploy import settings
 
     net_file = settings.fixtures_dir() / "lava-dl" / "mnist-mlp-128" / "network.net"
-    before = run_evaluation(net_file, EvalJob(data_name="mnist", test_subset=200, threads=1))
+    before = run_evaluation(net_file, EvalJob(data_name="mnist", test_subset=200, threads=1), load=load_model)
     assert before["accuracy"] > 0.8  # the trained lava-dl network really classifies MNIST
     result = _run(net_file, tmp_path / "ft", 1, subset=128, lr=1e-4, test_subset=200)
     assert result["test"]["accuracy"] > 0.7

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from snndeploy.cli_support import emit, json_option
+from snndeploy.loader import load_model
 from snndeploy.train import distributed
 from snndeploy.train.loop import LR_SCHEDULES
 from snndeploy.train.run import ENCODINGS, LOSS_CHOICES, EvalJob, TrainJob, run_evaluation, run_training
@@ -85,7 +86,7 @@ def train(spec: Path, epochs: int, out: Path, data_name: str, encoding: str, max
                    progress=not as_json)
     distributed.setup()
     try:
-        result = run_training(spec, job, log=None if as_json else click.echo)
+        result = run_training(spec, job, load=load_model, log=None if as_json else click.echo)
     finally:
         distributed.teardown()
     if result is not None:
@@ -101,7 +102,8 @@ def evaluate(model_path: Path, data_name: str, encoding: str, max_rate: float, t
     """Test accuracy, loss and spike rates of MODEL (a checkpoint, netx .net or spec) on a dataset's test set."""
     result = run_evaluation(model_path, EvalJob(data_name=data_name, encoding=encoding, max_rate=max_rate,
                                                 test_subset=test_subset, batch_size=batch_size, seed=seed,
-                                                threads=threads, device=device, progress=not as_json))
+                                                threads=threads, device=device, progress=not as_json),
+                            load=load_model)
     emit(result, as_json, lambda r: (f"{r['model']} on {r['data']} test ({r['samples']} samples): accuracy "
                                      f"{100 * r['accuracy']:.2f}%  loss {r['loss']:.4f}  spike rate "
                                      f"{r['spike_rate']:.4f}\nper-block spike rates: " + ", ".join(

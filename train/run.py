@@ -17,7 +17,7 @@ import torch
 
 from snndeploy.data.datasets import make_splits
 from snndeploy.errors import UserError
-from snndeploy.models.load import load_model
+from snndeploy.models.build import SlayerNet
 from snndeploy.models.spec import save_spec
 from snndeploy.train import distributed
 from snndeploy.train.loop import CHECKPOINT, Callback, TrainConfig, Trainer, evaluate, pick_device, write_metrics
@@ -97,9 +97,11 @@ def check_out(out: Path, resume: bool, force: bool) -> None:
                         out)
 
 
-def run_training(spec: Path, job: TrainJob, *, log: Callable[[str], None] | None = print,
+def run_training(spec: Path, job: TrainJob, *, load: Callable[[Path], SlayerNet],
+                 log: Callable[[str], None] | None = print,
                  callbacks: Sequence[Callback] = ()) -> dict[str, Any] | None:
-    """Train (or fine-tune) the model file ``spec``; the summary on rank 0, None on other DDP ranks."""
+    """Train (or fine-tune) the model file ``spec``, opened by ``load`` (:func:`snndeploy.loader.load_model`) after
+    seeding, so a spec's initial weights repeat; the summary on rank 0, None on other DDP ranks."""
     out = Path(job.out)
     if distributed.is_main():
         check_out(out, job.resume, job.force)
@@ -107,7 +109,7 @@ def run_training(spec: Path, job: TrainJob, *, log: Callable[[str], None] | None
     warning = busy_warning(job.threads)
     if warning and log and distributed.is_main():
         log(warning)
-    model = load_model(spec)
+    model = load(spec)
     net_spec = model.spec
     loss = job.loss
     if loss == "auto":
@@ -148,10 +150,10 @@ def run_training(spec: Path, job: TrainJob, *, log: Callable[[str], None] | None
             "checkpoint": str(out / CHECKPOINT), "world_size": distributed.world_size()}
 
 
-def run_evaluation(model_path: Path, job: EvalJob) -> dict[str, Any]:
-    """Test accuracy, loss and spike rates of the model file ``model_path``."""
+def run_evaluation(model_path: Path, job: EvalJob, *, load: Callable[[Path], SlayerNet]) -> dict[str, Any]:
+    """Test accuracy, loss and spike rates of the model file ``model_path``, opened by ``load``."""
     seed_everything(job.threads, job.seed)
-    model = load_model(model_path)
+    model = load(model_path)
     splits = make_splits(job.data_name, time_steps=model.spec.time_steps, encoding=job.encoding, seed=job.seed,
                          test_subset=job.test_subset, input_shape=model.spec.input_shape, max_rate=job.max_rate)
     config = TrainConfig(seed=job.seed, threads=job.threads, device=job.device, eval_batch_size=job.batch_size)

@@ -1,4 +1,5 @@
-"""Spike inputs for a simulation: ``.npy``/``.npz`` files or a local dataset's test split, as ``(N, *shape, T)``."""
+"""Spike inputs for a simulation: ``.npy``/``.npz`` files or a local dataset's test split, as ``(N, *shape, T)``;
+:func:`prepare` opens the model (any model file, :mod:`snndeploy.loader`) with its inputs."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from snndeploy.data.datasets import load_arrays
+from snndeploy.data.datasets import dataset_info, load_arrays
 from snndeploy.errors import UserError
+from snndeploy.export.ir import LoihiNet
+from snndeploy.loader import load_net
 
 
 @dataclass(frozen=True)
@@ -110,3 +113,23 @@ def with_steps(inputs: Inputs, steps: int | None) -> Inputs:
         pad = np.zeros((*x.shape[:-1], steps - x.shape[-1]), dtype=x.dtype)
         x = np.concatenate([x, pad], axis=-1)
     return Inputs(x, inputs.labels, inputs.source)
+
+
+def prepare(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
+            seed: int = 0, max_rate: float = 1.0) -> tuple[LoihiNet, Inputs]:
+    """The network and its inputs for the ``simulate`` and ``deploy`` commands."""
+    if (input_path is None) == (dataset is None):
+        raise UserError("give exactly one of --input FILE or --dataset NAME")
+    hint = None
+    if dataset is not None:
+        hint = dataset_info(dataset).shape
+    net = load_net(model, input_shape=hint)
+    if input_path is not None:
+        inputs = load_input_file(input_path, net.input_shape)
+        if samples is not None:
+            inputs = Inputs(inputs.spikes[:samples], None if inputs.labels is None else inputs.labels[:samples],
+                            inputs.source)
+        return net, with_steps(inputs, steps)
+    steps = int(steps or net.time_steps or dataset_info(dataset).time_steps)
+    return net, dataset_inputs(dataset, net.input_shape, samples=samples or 100, steps=steps, seed=seed,
+                               max_rate=max_rate)

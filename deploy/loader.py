@@ -1,0 +1,140 @@
+"""The one loader: any model file -> the trainable model (a SlayerNet), the IR (a LoihiNet), or both.
+
+One suffix table (:data:`FORMATS`) and one wording for a missing or unknown file serve every command and the
+pipeline:
+
+=================  ==========  ==================================  ==================================
+suffix             format      model                               IR
+=================  ==========  ==================================  ==================================
+.yaml .yml         spec        built with fresh weights            from the model
+.pt .pth .ckpt     checkpoint  built, trained weights loaded       from the model
+.net .h5 .hdf5     netx        SLAYER importer                     netx reader (every layer the IR has)
+.nir               NIR         rebuilt from the IR                 NIR reader (the one place NIR is read)
+=================  ==========  ==================================  ==================================
+
+A folder holding ``network.nir`` (a Lava export) opens as that file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from snndeploy.errors import UserError
+from snndeploy.export.ir import LoihiNet
+from snndeploy.export.netx_io import read_netx
+from snndeploy.export.nir_io import read_nir
+from snndeploy.export.slayer_io import from_slayer, to_slayer
+from snndeploy.models.build import SlayerNet, build_model
+from snndeploy.models.checkpoint import load_checkpoint, model_from_checkpoint
+from snndeploy.models.netx_import import import_netx
+from snndeploy.models.spec import load_spec
+
+FORMATS: dict[str, str] = {
+    ".yaml": "spec", ".yml": "spec",
+    ".pt": "checkpoint", ".pth": "checkpoint", ".ckpt": "checkpoint",
+    ".net": "netx", ".h5": "netx", ".hdf5": "netx",
+    ".nir": "nir",
+}
+EXPORT_FOLDER_FILE = "network.nir"
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What :func:`open_model` read: the model and/or the IR (None where not asked for)."""
+
+    path: Path
+    format: str
+    model: SlayerNet | None
+    net: LoihiNet | None
+
+
+def _expected() -> str:
+    by_format: dict[str, list[str]] = {}
+    for suffix, fmt in FORMATS.items():
+        by_format.setdefault(fmt, []).append(suffix)
+    return ", ".join(f"{fmt} ({' '.join(suffixes)})" for fmt, suffixes in by_format.items())
+
+
+def model_format(path: str | Path) -> tuple[Path, str]:
+    """The file to read (a Lava export folder's ``network.nir``) and its format; a one-line error otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / EXPORT_FOLDER_FILE).is_file():
+            raise UserError(f"not a snndeploy Lava export folder (no {EXPORT_FOLDER_FILE})", path)
+        path = path / EXPORT_FOLDER_FILE
+    if not path.is_file():
+        raise UserError("model file not found", path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"unknown model file type {path.suffix or '(none)'!r}; expected {_expected()}", path)
+    return path, fmt
+
+
+def model_of_net(net: LoihiNet, path: Path) -> SlayerNet:
+    """The torch model rebuilt from an IR (read from ``path``); a one-line error where it cannot be."""
+    try:
+        return to_slayer(net)
+    except UserError as exc:
+        raise UserError(f"cannot rebuild a torch model: {exc.problem}", path) from None
+
+
+def _model(path: Path, fmt: str) -> SlayerNet:
+    if fmt == "spec":
+        return build_model(load_spec(path))
+    if fmt == "checkpoint":
+        return model_from_checkpoint(load_checkpoint(path), path)
+    if fmt == "netx":
+        return import_netx(path)
+    return model_of_net(read_nir(path), path)
+
+
+def _net(path: Path, fmt: str, input_shape: tuple[int, ...] | None, dt: float | None, via_model: bool) -> LoihiNet:
+    if fmt == "netx" and via_model:
+        return _both(path, fmt, dt)[1]
+    if fmt == "netx":
+        return read_netx(path, input_shape=input_shape)
+    if fmt == "nir":
+        return read_nir(path, dt=dt)
+    return from_slayer(_model(path, fmt))
+
+
+def _both(path: Path, fmt: str, dt: float | None) -> tuple[SlayerNet, LoihiNet]:
+    """The model and the IR that agree with it: NIR rebuilds the model from the IR; netx layers the SLAYER importer
+    refuses (e.g. pooling) are read as IR and the model rebuilt from it."""
+    if fmt == "nir":
+        net = read_nir(path, dt=dt)
+        return model_of_net(net, path), net
+    try:
+        model = _model(path, fmt)
+    except UserError:
+        if fmt != "netx":
+            raise
+        net = read_netx(path)
+        return model_of_net(net, path), net
+    return model, from_slayer(model)
+
+
+def open_model(path: str | Path, *, model: bool = True, net: bool = False, via_model: bool = False,
+               input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> Opened:
+    """Open any model file. ``model``/``net`` choose what to build. The IR of a netx file comes from the netx
+    reader, or with ``via_model`` from the SLAYER model imported from it (what ``export`` and the estimator read,
+    so that an export is verified against the same model). ``input_shape`` helps a netx file without an input
+    layer whose first layer is a convolution; ``dt`` overrides a NIR file's time step."""
+    path, fmt = model_format(path)
+    if model and net:
+        built, ir = _both(path, fmt, dt)
+        return Opened(path, fmt, built, ir)
+    if net:
+        return Opened(path, fmt, None, _net(path, fmt, input_shape, dt, via_model))
+    return Opened(path, fmt, _model(path, fmt), None)
+
+
+def load_model(path: str | Path) -> SlayerNet:
+    """The trainable model of any model file (a spec gives fresh weights, the others trained ones)."""
+    return open_model(path).model  # type: ignore[return-value]
+
+
+def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> LoihiNet:
+    """The IR of any model file."""
+    return open_model(path, model=False, net=True, input_shape=input_shape, dt=dt).net  # type: ignore[return-value]
