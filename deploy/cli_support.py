@@ -13,6 +13,31 @@ from snndeploy.atomic import to_jsonable
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 
+# Lava's precisions, spelled as Lava's run configs and the pipeline config spell them.
+PRECISIONS = ("fixed_pt", "floating_pt")
+OLD_PRECISIONS = {"fixed": "fixed_pt", "float": "floating_pt"}  # simulate's spelling until 0.1
+
+
+def precision_option(f):
+    """``--precision fixed_pt|floating_pt``, also accepting the old ``--precision fixed|float`` and ``--mode``."""
+    f = click.option("--mode", "old_mode", type=click.Choice(PRECISIONS), default=None, hidden=True,
+                     help="Deprecated spelling of --precision.")(f)
+    return click.option("--precision", type=click.Choice([*PRECISIONS, *OLD_PRECISIONS]), default="fixed_pt",
+                        show_default=True, help="Lava precision: fixed_pt (Loihi bit-accurate integers) or "
+                                                "floating_pt.")(f)
+
+
+def resolve_precision(precision: str, old_mode: str | None) -> str:
+    """The precision the user asked for; old spellings work with a deprecation note on stderr."""
+    if old_mode is not None:
+        click.echo(f"note: --mode is deprecated; use --precision {old_mode}", err=True)
+        return old_mode
+    if precision in OLD_PRECISIONS:
+        click.echo(f"note: --precision {precision} is deprecated; use --precision {OLD_PRECISIONS[precision]}",
+                   err=True)
+        return OLD_PRECISIONS[precision]
+    return precision
+
 
 class CommandExit(click.exceptions.Exit):
     """Leave a command with a meaningful exit code after its result has been printed."""

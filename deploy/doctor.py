@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
-from snndeploy import _lava_compat, settings
+from snndeploy import _lava_compat, lava_runner, settings
 from snndeploy.cli_support import CommandExit, emit, json_option
+from snndeploy.loihi import lava_loihi_available
 
 PACKAGES = ("torch", "numpy", "lava-nc", "lava-dl", "nir", "nirtorch", "onnx", "onnxruntime", "h5py", "scipy")
 LAVA_MODULES = ("lava.magma.core.process.process", "lava.proc.lif.process",
@@ -44,7 +45,6 @@ def lava_smoke_run(steps: int = 8) -> dict[str, Any]:
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIF
 
-    from snndeploy import lava_runner
 
     start = time.perf_counter()
     spikes_in = np.ones((2, steps), dtype=np.int32)
@@ -79,8 +79,6 @@ def gpu() -> dict[str, Any]:
 
 
 def diagnose() -> dict[str, Any]:
-    from snndeploy.loihi import lava_loihi_available
-
     report: dict[str, Any] = {"versions": versions(), "imports": check_imports()}
     report["compat"] = _lava_compat.report()
     problems = [f"cannot import {m}: {e}" for m, e in report["imports"].items() if e != "ok"]

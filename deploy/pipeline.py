@@ -29,13 +29,13 @@ from snndeploy.export.netx_io import write_netx
 from snndeploy.export.nir_io import write_nir
 from snndeploy.export.onnx_export import export_onnx
 from snndeploy.export.verify import plot_rasters, verify
-from snndeploy.fit import fit_to_budget, split_fit
+from snndeploy.fit import fit_to_budget, parse_fit, split_fit
 from snndeploy.hardware.estimate import EstimateJob, estimate_model
 from snndeploy.hardware.report import plot
 from snndeploy.loader import load_model, load_net, open_model
 from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
 from snndeploy.models.spec import load_spec, save_spec, spec_from_dict
-from snndeploy.pipeline_config import PipelineConfig, config_to_dict, load_config
+from snndeploy.pipeline_config import PipelineConfig, config_to_dict, load_pipeline_config
 from snndeploy.prune.config import config_from_dict
 from snndeploy.prune.job import PruneJob, run_prune
 from snndeploy.prune.registry import find_method
@@ -110,9 +110,8 @@ def model_stage(run: Run, folder: Path) -> dict:
                 "spike_rate": metrics.get("spike_rate"), "trained": False}
     spec = spec_from_dict(model.spec) if isinstance(model.spec, dict) else load_spec(model.spec)
     spec_path = save_spec(spec, folder / "spec.yaml")
-    job = TrainJob(epochs=model.epochs, out=folder / "train", data_name=cfg.data, encoding=model.encoding,
-                   subset=model.subset, batch_size=model.batch_size, lr=model.lr, seed=cfg.seed,
-                   test_subset=cfg.test_subset, force=True, progress=run.progress)
+    job = TrainJob(out=folder / "train", data_name=cfg.data, seed=cfg.seed, test_subset=cfg.test_subset, force=True,
+                   progress=run.progress, **model.train_options())
     summary = run_training(spec_path, job, load=load_model, log=run.log)
     return {"checkpoint": summary["checkpoint"], "source": "trained here", "accuracy": summary["test"]["accuracy"],
             "spike_rate": summary["test"].get("spike_rate"), "trained": True, "epochs": summary["epochs"],
@@ -129,7 +128,7 @@ def fit_stage(run: Run, folder: Path) -> dict:
 
 def prune_stage(run: Run, folder: Path) -> dict:
     prune, fitted = _effective_prune(run)
-    method = find_method(prune.method, "pipeline prune.method")
+    method = find_method(prune.method)
     structured = prune.structured or method.structured is True
     settings = {"seed": run.config.seed, **prune.config, **fitted}
     config = config_from_dict(method.config_class, settings, "pipeline prune.config")
@@ -298,9 +297,9 @@ def pipeline(config_path: str | None, out: str | None, fit: str | None, until: s
     With no CONFIG it runs the embedded default: the MNIST MLP with criticality pruning. A rerun skips the stages
     that are already done with the same settings.
     """
-    config, _where = load_config(config_path)
+    config, _where = load_pipeline_config(config_path)
     if fit:
-        split_fit(fit)  # a malformed --fit is bad input before anything runs
+        parse_fit(fit)  # a malformed --fit (or an unknown target or budget) is bad input before anything runs
         config = replace(config, fit=fit)
         if config.prune is None:
             raise UserError("--fit prunes to a budget: the config needs a 'prune' section (the method to use)")

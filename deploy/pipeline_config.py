@@ -8,7 +8,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from snndeploy.data.datasets import dataset_info
 from snndeploy.errors import UserError
+from snndeploy.fit import parse_fit
+from snndeploy.hardware.budget import parse_budget
+from snndeploy.hardware.profile import load_profile
+from snndeploy.loader import model_format
+from snndeploy.models.spec import load_spec, spec_from_dict
+from snndeploy.prune.config import config_from_dict as prune_config_from_dict
+from snndeploy.prune.registry import find_method
+from snndeploy.train.loop import LR_SCHEDULES, TrainConfig
+from snndeploy.train.run import ENCODINGS, LOSS_CHOICES
 from snndeploy.yaml_io import parse_yaml, read_yaml
 
 DEFAULT_CONFIG = "pipeline_default.yaml"
@@ -16,7 +26,9 @@ DEFAULT_CONFIG = "pipeline_default.yaml"
 
 @dataclass(frozen=True)
 class ModelStage:
-    """Where the dense model comes from: ``spec`` (inline mapping or YAML path) trained here, or ``load`` a file."""
+    """Where the dense model comes from: ``spec`` (inline mapping or YAML path) trained here, or ``load`` a file.
+
+    The other keys are ``snndeploy train``'s options (:class:`snndeploy.train.run.TrainJob`)."""
 
     spec: Any = None
     load: str | None = None
@@ -25,10 +37,26 @@ class ModelStage:
     batch_size: int = 32
     lr: float = 1e-3
     encoding: str = "rate"
+    max_rate: float = 1.0
+    val_fraction: float = 0.1
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    loss: str = "auto"
+    true_rate: float = 0.2
+    false_rate: float = 0.03
+    threads: int = 2
+    device: str = "auto"
+
+    def train_options(self) -> dict[str, Any]:
+        """The keys that are TrainJob fields (everything but where the model comes from)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("spec", "load")}
 
 
 @dataclass(frozen=True)
 class PruneStage:
+    """``snndeploy prune``'s options; ``config`` holds the method's keys (``--config``; ``scope`` and ``alpha`` too,
+    which the command also takes as ``--scope``/``--alpha``)."""
+
     method: str = "criticality"
     sparsity: float = 0.9
     structured: bool = False
@@ -117,6 +145,52 @@ def _check(config: PipelineConfig, where: Path | str) -> None:
         raise UserError("'fit' prunes to a budget: it needs a 'prune' section (the method to prune with)", where)
 
 
+def check_names(config: PipelineConfig, where: Path | str) -> None:
+    """Everything that names something (dataset, method and its config, targets, budgets, train options) resolves,
+    so a typo fails before anything runs or is written."""
+    model = config.model
+    checks: list[tuple[str, Any]] = [
+        ("data", lambda: dataset_info(config.data)),
+        ("model.spec", lambda: isinstance(model.spec, str) and load_spec(model.spec)),
+        ("model.spec", lambda: isinstance(model.spec, dict) and spec_from_dict(model.spec)),
+        ("model.load", lambda: model.load and model_format(model.load)),
+        ("model", lambda: _check_train_options(config.model)),
+        ("estimate.targets", lambda: [load_profile(t) for t in config.estimate.targets]),
+        ("estimate.budget", lambda: config.estimate.budget and parse_budget(config.estimate.budget)),
+        ("fit", lambda: config.fit and parse_fit(config.fit)),
+    ]
+    if config.prune is not None:
+        checks += [("prune.method", lambda: _check_method(config.prune)),
+                   ("prune.config", lambda: _check_method_config(config.prune, config.seed))]
+    for key, check in checks:
+        try:
+            check()
+        except UserError as exc:
+            raise UserError(f"'{key}': {exc.problem}", where) from None
+
+
+def _check_train_options(model: ModelStage) -> None:
+    choices = {"encoding": (model.encoding, ENCODINGS), "loss": (model.loss, LOSS_CHOICES),
+               "lr_schedule": (model.lr_schedule, LR_SCHEDULES)}
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise UserError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+    loss = "spike_rate" if model.loss == "auto" else model.loss
+    TrainConfig(epochs=model.epochs, batch_size=model.batch_size, lr=model.lr, weight_decay=model.weight_decay,
+                lr_schedule=model.lr_schedule, loss=loss, true_rate=model.true_rate, false_rate=model.false_rate,
+                threads=model.threads, device=model.device)
+
+
+def _check_method(prune: PruneStage) -> None:
+    method = find_method(prune.method)
+    if method.structured is False and prune.structured:
+        raise UserError(f"method {method.name} has no structured mode")
+
+
+def _check_method_config(prune: PruneStage, seed: int) -> None:
+    prune_config_from_dict(find_method(prune.method).config_class, {"seed": seed, **prune.config})
+
+
 def config_from_dict(raw: Any, where: Path | str = "<config>") -> PipelineConfig:
     if not isinstance(raw, dict):
         raise UserError("a pipeline config must be a YAML mapping", where)
@@ -138,7 +212,7 @@ def config_from_dict(raw: Any, where: Path | str = "<config>") -> PipelineConfig
     return config
 
 
-def load_config(path: str | Path | None) -> tuple[PipelineConfig, str]:
+def load_pipeline_config(path: str | Path | None) -> tuple[PipelineConfig, str]:
     """The config at ``path`` (or the embedded default) and where it came from."""
     if path is None:
         where = f"<embedded default {DEFAULT_CONFIG}>"
@@ -153,6 +227,7 @@ def load_config(path: str | Path | None) -> tuple[PipelineConfig, str]:
     if path is not None and config.model.load and not Path(config.model.load).is_absolute():
         config = dataclasses.replace(config, model=dataclasses.replace(
             config.model, load=str((Path(path).parent / config.model.load).resolve())))
+    check_names(config, where)
     return config, where
 
 

@@ -11,14 +11,12 @@ from typing import Any
 
 import click
 
-from snndeploy.cli_support import emit
+from snndeploy.cli_support import emit, precision_option, resolve_precision
 from snndeploy.errors import UserError
 from snndeploy.lava_runner import LavaRunError
 from snndeploy.sim.inputs import prepare
 from snndeploy.sim.report import summarize, write_outputs
 from snndeploy.sim.runner import DEFAULT_CHUNK_STEPS, resolve_layers, simulate_net
-
-PRECISIONS = {"fixed": "fixed_pt", "float": "floating_pt"}
 
 
 def _human(result: dict[str, Any]) -> str:
@@ -45,8 +43,7 @@ def _human(result: dict[str, Any]) -> str:
 @click.option("--dataset", help="A local dataset (test split): mnist, fashion-mnist, nmnist-small, ...")
 @click.option("--samples", type=int, help="How many samples (default: all in --input, 100 from --dataset).")
 @click.option("--steps", type=int, help="Time steps per sample (default: the input's, the model's or the dataset's).")
-@click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fixed", show_default=True,
-              help="fixed: Loihi bit-accurate integers; float: floating point.")
+@precision_option
 @click.option("--probe", "probes", multiple=True, help="Layer (name or index) whose spikes, u and v are saved.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write output spikes, probes, activity.json here.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
@@ -58,17 +55,18 @@ def _human(result: dict[str, Any]) -> str:
               help="Steps per Lava build (long inputs are run in several builds).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def simulate(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
-             precision: str, probes: tuple[str, ...], out: Path | None, force: bool, timeout_s: float, seed: int,
-             max_rate: float, chunk_steps: int, as_json: bool) -> None:
+             precision: str, old_mode: str | None, probes: tuple[str, ...], out: Path | None, force: bool,
+             timeout_s: float, seed: int, max_rate: float, chunk_steps: int, as_json: bool) -> None:
     """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
     if out is not None and out.exists() and not force:
         raise UserError("exists; pass --force to overwrite it", out)
     if timeout_s <= 0 or chunk_steps < 1:
         raise UserError("--timeout and --chunk-steps must be positive")
+    mode = resolve_precision(precision, old_mode)
     net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate)
     probe_idx = resolve_layers(net, probes)
     try:
-        result = simulate_net(net, inputs.spikes, mode=PRECISIONS[precision], probe=probe_idx, timeout_s=timeout_s,
+        result = simulate_net(net, inputs.spikes, mode=mode, probe=probe_idx, timeout_s=timeout_s,
                               chunk_steps=chunk_steps, progress=not as_json)
     except LavaRunError as exc:
         raise click.ClickException(str(exc)) from exc

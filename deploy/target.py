@@ -30,9 +30,13 @@ import click
 import numpy as np
 
 from snndeploy import __version__
+from snndeploy.atomic import atomic_dir, write_json, write_text
 from snndeploy.cli_support import CommandExit, emit, json_option
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
+from snndeploy.export.netx_io import write_netx
+from snndeploy.export.nir_io import write_nir
+from snndeploy.lava_runner import LavaRunError
 from snndeploy.loader import load_net
 from snndeploy.loihi import lava_loihi_available
 from snndeploy.sim.inputs import Inputs, prepare
@@ -86,8 +90,6 @@ def render(name: str, values: dict[str, Any]) -> str:
 def write_bundle(out: Path, net: LoihiNet, inputs: Inputs, result: SimResult, *, model: str, reason: str,
                  force: bool = False) -> Path:
     """Write the job bundle folder ``out`` atomically (an existing one only with ``force``)."""
-    from snndeploy.atomic import atomic_dir, write_json, write_text
-    from snndeploy.export.netx_io import write_netx
 
     check_deployable(net)
     samples, steps = result.samples, result.steps
@@ -129,8 +131,6 @@ def write_bundle(out: Path, net: LoihiNet, inputs: Inputs, result: SimResult, *,
 def _write_nir(net: LoihiNet, path: Path) -> str:
     """NIR beside the netx file; the run script does not need it, so a network NIR cannot express is noted."""
     try:
-        from snndeploy.export.nir_io import write_nir
-
         write_nir(net, path, force=True)
         return path.name
     except (ImportError, UserError, ValueError) as exc:
@@ -215,7 +215,6 @@ def deploy(model: Path, target: str, out: Path | None, input_path: Path | None, 
         net, inputs = prepare(model, input_path, dataset, samples or DEFAULT_RANDOM["samples"], steps, seed)
     check_deployable(net)
     available, reason = lava_loihi_available()
-    from snndeploy.lava_runner import LavaRunError
 
     started = time.perf_counter()
     try:

@@ -9,27 +9,32 @@ from typing import Any
 
 import click
 
-from snndeploy.cli_support import CommandExit, emit, json_option
+from snndeploy.atomic import atomic_dir
+from snndeploy.cli_support import CommandExit, emit, json_option, precision_option, resolve_precision
 from snndeploy.errors import UserError
+from snndeploy.export.ir import summary
+from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW
+from snndeploy.export.netx_io import write_netx
+from snndeploy.export.nir_io import write_nir
+from snndeploy.export.onnx_export import export_onnx
+from snndeploy.export.quantize import quantize_net
+from snndeploy.export.verify import describe, load_inputs, plot_rasters, sample_inputs, verify
 from snndeploy.loader import model_of_net, open_model
 
 TARGETS = ("nir", "lava", "netx", "onnx")
 
 
 def _verify_inputs(net, inputs: str | None, samples: int, steps: int | None, rate: float, seed: int):
-    from snndeploy.export.verify import load_inputs, sample_inputs
-
     if inputs:
         return load_inputs(inputs, net.input_shape)
     return sample_inputs(net.input_shape, int(steps or net.time_steps or 25), samples, rate, seed)
 
 
 def _run_verify(model, net, opts: dict[str, Any]):
-    from snndeploy.export.verify import plot_rasters, verify
-
     x = _verify_inputs(net, opts["inputs"], opts["samples"], opts["steps"], opts["rate"], opts["seed"])
     rasters: list | None = [] if opts.get("plot") else None
-    report = verify(model, net, x, mode=opts["mode"], probe=opts["probe"], sparse_below=opts["sparse_below"],
+    mode = resolve_precision(opts["precision"], opts["old_mode"])
+    report = verify(model, net, x, mode=mode, probe=opts["probe"], sparse_below=opts["sparse_below"],
                     progress=not opts["as_json"], rasters=rasters)
     if rasters:
         plot_rasters(rasters, opts["plot"])
@@ -40,7 +45,6 @@ def _lava_description(net, sparse_below: float) -> dict:
     """What the Lava converter builds for ``net`` (processes per layer and their Loihi parameters)."""
     import numpy as np
 
-    from snndeploy.export.ir import summary
 
     rows = summary(net)
     for row, layer in zip(rows, net.layers, strict=True):
@@ -59,26 +63,17 @@ def _lava_description(net, sparse_below: float) -> dict:
 
 
 def _write(net, target: str, out: Path, force: bool, sparse_below: float) -> dict:
-    from snndeploy.atomic import atomic_dir
-
     if target == "nir":
-        from snndeploy.export.nir_io import write_nir
-
         write_nir(net, out, force=force)
         return {}
     if target == "netx":
-        from snndeploy.export.netx_io import write_netx
-
         write_netx(net, out, force=force)
         pools = [layer.name for layer in net.layers if layer.op == "pool"]
         return {"note": f"netx 0.6 cannot load pool layers {pools}; snndeploy's Lava converter runs them"} \
             if pools else {}
     if target == "onnx":
-        from snndeploy.export.onnx_export import export_onnx
-
         export_onnx(net, out, force=force)
         return {}
-    from snndeploy.export.nir_io import write_nir
 
     with atomic_dir(out, force=force) as tmp:
         write_nir(net, tmp / "network.nir", force=True)
@@ -87,11 +82,7 @@ def _write(net, target: str, out: Path, force: bool, sparse_below: float) -> dic
 
 
 def _verify_options(f):
-    from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, MODES
-
     options = [
-        click.option("--mode", type=click.Choice(MODES), default="fixed_pt", show_default=True,
-                     help="Lava precision: Loihi bit-accurate fixed point, or floats."),
         click.option("--sparse-below", type=click.FloatRange(0, 1.01), default=DEFAULT_SPARSE_BELOW,
                      show_default=True, help="Use Lava Sparse for dense layers with a weight density below this."),
         click.option("--inputs", type=click.Path(dir_okay=False), default=None,
@@ -109,7 +100,7 @@ def _verify_options(f):
     ]
     for option in reversed(options):
         f = option(f)
-    return f
+    return precision_option(f)
 
 
 def _human_export(result: dict) -> str:
@@ -144,14 +135,11 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
     opened = open_model(model, model=do_verify, net=True, via_model=True, dt=opts["dt"])
     torch_model, net = opened.model, opened.net
     if do_quantize:
-        from snndeploy.export.quantize import quantize_net
-
         net, rows = quantize_net(net)
         opts["quantize_report"] = rows
         if do_verify:  # verify what is exported: the torch model of the quantized network
             torch_model = model_of_net(net, Path(model))
     extra = _write(net, target, out_path, force, opts["sparse_below"])
-    from snndeploy.export.ir import summary
 
     result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path),
                               "seconds": time.perf_counter() - start, "layers": summary(net), **extra}
@@ -159,8 +147,6 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
         result["quantize"] = opts.pop("quantize_report")
     agree = True
     if do_verify:
-        from snndeploy.export.verify import describe
-
         report = _run_verify(torch_model, net, {**opts, "as_json": as_json})
         result["verify"] = report.to_dict()
         result["verify_text"] = describe(report)
@@ -177,9 +163,8 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
 @click.argument("exported", type=click.Path())
 @_verify_options
 @json_option
-def verify(model: str, exported: str, as_json: bool, **opts: Any) -> None:
+def verify_command(model: str, exported: str, as_json: bool, **opts: Any) -> None:
     """Compare the torch MODEL with the Lava network of EXPORTED (.nir, netx HDF5 or a Lava export folder)."""
-    from snndeploy.export.verify import describe
 
     opened = open_model(model, model=True, net=True, dt=opts["dt"])
     torch_model, own = opened.model, opened.net

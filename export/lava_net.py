@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import snndeploy  # noqa: F401  (Lava compatibility hook before any lava import)
+from snndeploy import lava_runner
 from snndeploy.errors import UserError
 from snndeploy.export.ir import DECAY_UNITY, MAX_VTH_MANT, W_SCALE, Layer, LoihiNet, per_neuron, to_int_exact
 from snndeploy.export.quantize import fit_weights
@@ -271,7 +272,6 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
 
 def run_lava(lava: LavaNetwork, *, probe: tuple[int, ...] = (), timeout_s: float = 600.0) -> LavaRun:
     """Run all steps; ``probe`` lists layer indices whose ``u`` and ``v`` are read after every step."""
-    from snndeploy import lava_runner
 
     proc = lava.layers[0].neuron
     cfg = lava.run_config()

@@ -16,6 +16,8 @@ import torch
 
 from snndeploy.errors import UserError
 from snndeploy.export.ir import DECAY_UNITY, Layer, LoihiNet, Neuron
+from snndeploy.models.build import build_model
+from snndeploy.models.spec import BlockSpec, ModelSpec, NeuronSpec
 
 
 def _effective_weight(synapse) -> torch.Tensor:
@@ -121,8 +123,6 @@ def from_slayer(model) -> LoihiNet:
 
 
 def _neuron_spec(neuron: Neuron, base):
-    from snndeploy.models.spec import NeuronSpec
-
     for name, value in (("current decay", neuron.i_decay), ("voltage decay", neuron.v_decay),
                         ("threshold", neuron.threshold)):
         if np.unique(np.asarray(value)).size > 1:
@@ -136,7 +136,6 @@ def _neuron_spec(neuron: Neuron, base):
 
 def spec_of(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):
     """The ModelSpec that rebuilds ``net`` as a SlayerNet (unsupported features named)."""
-    from snndeploy.models.spec import BlockSpec, ModelSpec
 
     blocks = []
     neurons = []
@@ -179,7 +178,6 @@ def spec_of(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):
 
 def to_slayer(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):
     """Build a SlayerNet computing ``net`` (weights loaded; quantization as recorded, else on)."""
-    from snndeploy.models.build import build_model
 
     spec = spec_of(net, quantize=quantize, base_neuron=base_neuron)
     model = build_model(spec)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
 from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, build_lava, import_lava, run_lava
@@ -233,7 +234,6 @@ def plot_rasters(rasters: list, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from snndeploy.atomic import atomic_path
 
     fig, axes = plt.subplots(len(rasters), 1, figsize=(9, 2.2 * len(rasters)), squeeze=False)
     for ax, (name, var, ref, got) in zip(axes[:, 0], rasters, strict=True):

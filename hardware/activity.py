@@ -1,7 +1,6 @@
 """Recorded activity (an *activity file*) and the NeuroBench-style metrics computed from it.
 
 Activity file, JSON, schema ``snndeploy-activity/1`` (written by a torch run here and by ``simulate``)::
-
     {"schema": "snndeploy-activity/1", "source": "torch" | "lava" | ..., "model": "name",
      "samples": 25, "time_steps": 16,
      "input":  {"neurons": 784, "spikes": 1234.5, "graded": false, "spikes_per_neuron": [...]},
@@ -24,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from snndeploy.atomic import write_json
 from snndeploy.errors import UserError
-from snndeploy.hardware.layers import Layer
+from snndeploy.hardware.layers import LayerCount
 
 SCHEMA = "snndeploy-activity/1"
 
@@ -112,8 +112,6 @@ def read_activity(path: str | Path) -> Activity:
 
 
 def write_activity(activity: Activity, path: str | Path, *, force: bool = True) -> Path:
-    from snndeploy.atomic import write_json
-
     return write_json(path, activity.to_dict(), force=force)
 
 
@@ -153,7 +151,7 @@ def activity_from_torch(net, inputs, *, model: str = "", source: str = "torch") 
                                 model=model or getattr(getattr(net, "spec", None), "name", ""))
 
 
-def static_metrics(layers: tuple[Layer, ...]) -> dict[str, Any]:
+def static_metrics(layers: tuple[LayerCount, ...]) -> dict[str, Any]:
     """NeuroBench static metrics from the weights (footprint, parameters, connection sparsity)."""
     stored = sum(lay.weights_stored for lay in layers)
     nonzero = sum(lay.weights_nonzero for lay in layers)
@@ -166,14 +164,14 @@ def static_metrics(layers: tuple[Layer, ...]) -> dict[str, Any]:
     }
 
 
-def _in_synops(layer: Layer, source: LayerActivity) -> float:
+def _in_synops(layer: LayerCount, source: LayerActivity) -> float:
     if layer.in_fanout is not None and source.spikes_per_neuron is not None \
             and len(source.spikes_per_neuron) == layer.in_fanout.size:
         return float(np.dot(np.asarray(source.spikes_per_neuron), layer.in_fanout))
     return source.spikes * layer.in_fanout_mean
 
 
-def _own_synops(layer: Layer, own: LayerActivity) -> float:
+def _own_synops(layer: LayerCount, own: LayerActivity) -> float:
     """Synaptic operations of a recurrent layer's own spikes arriving back at it."""
     if not layer.recurrent or layer.recurrent_fanout is None:
         return 0.0
@@ -182,7 +180,7 @@ def _own_synops(layer: Layer, own: LayerActivity) -> float:
     return own.spikes * float(layer.recurrent_fanout.mean())
 
 
-def workload_metrics(layers: tuple[Layer, ...], activity: Activity) -> dict[str, Any]:
+def workload_metrics(layers: tuple[LayerCount, ...], activity: Activity) -> dict[str, Any]:
     """Per-layer and total synaptic operations, neuron updates, spikes and activation sparsity per inference."""
     if len(activity.layers) != len(layers):
         raise UserError(f"activity file has {len(activity.layers)} layers, the model has {len(layers)}")

@@ -25,7 +25,7 @@ from snndeploy.hardware.report import plot, render
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG of cores and utilization.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --plot file.")
 @json_option
-def estimate(model: str, targets: tuple[str, ...], budget: str | None, system: str | None, activity: str | None,
+def estimate_command(model: str, targets: tuple[str, ...], budget: str | None, system: str | None, activity: str | None,
              plot_path: str | None, force: bool, as_json: bool) -> None:
     """Estimate MODEL (.nir, netx .net/.h5, checkpoint .pt or spec .yaml) on one or more targets.
 

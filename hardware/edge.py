@@ -12,12 +12,12 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
-from snndeploy.hardware.layers import Layer
+from snndeploy.hardware.layers import LayerCount
 from snndeploy.hardware.placement import Placement, closest_limit
 from snndeploy.hardware.profile import Profile
 
 
-def truenorth(layer: Layer, profile: Profile) -> Placement:
+def truenorth(layer: LayerCount, profile: Profile) -> Placement:
     """256 x 256 binary crossbar per core: neuron tiles x axon tiles of the fan-in (a lower bound past 256)."""
     neurons, axons = profile.value("core.neurons"), profile.value("core.axons")
     fan_in = layer.axons_in if layer.op == "dense" else max(layer.fan_in_max, 1)
@@ -37,7 +37,7 @@ def _pow2(x: int) -> int:
     return 2 ** math.ceil(math.log2(max(x, 1)))
 
 
-def speck_memory(layer: Layer) -> tuple[int, int]:
+def speck_memory(layer: LayerCount) -> tuple[int, int]:
     """(kernel memory, neuron memory) entries of a DYNAP-CNN layer (sinabs memory_summary rule, S15)."""
     if layer.op == "dense":
         c_in, kernel = (layer.in_shape[0], (layer.in_shape[1], layer.in_shape[2])) if len(layer.in_shape) == 3 \
@@ -52,7 +52,7 @@ def speck_memory(layer: Layer) -> tuple[int, int]:
     return int(kmem), int(nmem)
 
 
-def speck(layers: tuple[Layer, ...], profile: Profile) -> list[Placement]:
+def speck(layers: tuple[LayerCount, ...], profile: Profile) -> list[Placement]:
     """Each conv/dense layer takes one of the 9 cores whose kernel and neuron memories hold it (max matching);
     sum pooling rides on the previous layer's core."""
     kmem_cap = [int(v) for v in profile.value("core.kernel_memory")]
@@ -87,7 +87,7 @@ def speck(layers: tuple[Layer, ...], profile: Profile) -> list[Placement]:
     return out
 
 
-def _speck_limits(layer: Layer, profile: Profile) -> str:
+def _speck_limits(layer: LayerCount, profile: Profile) -> str:
     if layer.out_channels > profile.value("limits.max_channels"):
         return f"{layer.out_channels} channels > {profile.value('limits.max_channels')}"
     if layer.op == "conv" and max(layer.kernel) > profile.value("limits.max_kernel"):
@@ -95,7 +95,7 @@ def _speck_limits(layer: Layer, profile: Profile) -> str:
     return ""
 
 
-def xylo(layers: tuple[Layer, ...], profile: Profile) -> list[Placement]:
+def xylo(layers: tuple[LayerCount, ...], profile: Profile) -> list[Placement]:
     """One Xylo core: first layer <= input channels, hidden layers share the hidden neurons, last <= outputs."""
     lim = {k: profile.value(f"limits.{k}") for k in ("input_channels", "hidden_neurons", "output_neurons",
                                                       "max_fanout")}
@@ -122,14 +122,14 @@ def xylo(layers: tuple[Layer, ...], profile: Profile) -> list[Placement]:
     return out
 
 
-def spinnaker2(layer: Layer, profile: Profile) -> Placement:
+def spinnaker2(layer: LayerCount, profile: Profile) -> Placement:
     """Neurons per PE and the synapse row format are software-defined: cores stay unknown."""
     return Placement(layer.name, None, None, None, "unknown", True,
                      f"neurons per PE unknown (software-defined); {profile.value('chip.cores')} PEs of "
                      f"{profile.value('core.sram_kb')} KB per chip [{profile.cite('chip.cores')}]")
 
 
-def akida(layer: Layer, profile: Profile) -> Placement:
+def akida(layer: LayerCount, profile: Profile) -> Placement:
     """Akida layer constraints (weight bits, fully-connected input size); NPU capacity is unknown."""
     problem = ""
     bits = layer.bits.bits + int(layer.bits.signed)

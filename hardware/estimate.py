@@ -11,7 +11,7 @@ from snndeploy.hardware import edge, loihi1, loihi2
 from snndeploy.hardware.activity import Activity, read_activity, static_metrics, workload_metrics
 from snndeploy.hardware.budget import Budget, default_budget, parse_budget
 from snndeploy.hardware.energy import energy_latency
-from snndeploy.hardware.layers import Layer, totals
+from snndeploy.hardware.layers import LayerCount, totals
 from snndeploy.hardware.load import load_layers
 from snndeploy.hardware.placement import Placement
 from snndeploy.hardware.profile import Profile, load_profile
@@ -75,7 +75,7 @@ class TargetEstimate:
         }
 
 
-def pack(layers: tuple[Layer, ...], profile: Profile) -> tuple[Placement, ...]:
+def pack(layers: tuple[LayerCount, ...], profile: Profile) -> tuple[Placement, ...]:
     """Per-layer placement with the target's packing model."""
     per_layer = {"loihi2": loihi2.place, "loihi1": loihi1.place, "truenorth": edge.truenorth,
                  "spinnaker2": edge.spinnaker2, "akida": edge.akida}
@@ -120,7 +120,7 @@ def _verdict(placements, checks: list[Check], cores, cores_high, budget: Budget)
     return FITS
 
 
-def estimate_target(layers: tuple[Layer, ...], profile: Profile, budget: Budget | None = None,
+def estimate_target(layers: tuple[LayerCount, ...], profile: Profile, budget: Budget | None = None,
                     activity: Activity | None = None, system: str | None = None) -> TargetEstimate:
     budget = budget or default_budget(profile, system)
     placements = pack(layers, profile)
@@ -144,7 +144,7 @@ def estimate_target(layers: tuple[Layer, ...], profile: Profile, budget: Budget 
                           energy_latency(profile, placements, metrics, chips))
 
 
-def layer_table(layers: tuple[Layer, ...]) -> list[dict[str, Any]]:
+def layer_table(layers: tuple[LayerCount, ...]) -> list[dict[str, Any]]:
     """Hardware-independent per-layer counts (fan-out = into the next layer)."""
     rows = []
     for i, lay in enumerate(layers):
@@ -166,7 +166,7 @@ def layer_table(layers: tuple[Layer, ...]) -> list[dict[str, Any]]:
     return rows
 
 
-def estimate(layers: tuple[Layer, ...], profiles: list[Profile], budget: Budget | None = None,
+def estimate(layers: tuple[LayerCount, ...], profiles: list[Profile], budget: Budget | None = None,
              activity: Activity | None = None, system: str | None = None, model: str = "",
              budgets: list[Budget | None] | None = None) -> dict[str, Any]:
     """The whole report: network counts, NeuroBench metrics and one block per target.

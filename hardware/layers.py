@@ -23,7 +23,7 @@ PASS_NODES = ("Input", "Output", "Flatten", "Delay")
 
 
 @dataclass(frozen=True)
-class Layer:
+class LayerCount:
     """One synapse + neuron stage and what it needs, independent of any hardware."""
 
     name: str
@@ -108,7 +108,7 @@ def _column_counts(csr) -> np.ndarray:
     return np.rint(np.ones(csr.shape[0], dtype=dtype) @ structure).astype(np.int64)
 
 
-def _dense(name: str, weight, in_shape: tuple[int, ...], neuron: str) -> Layer:
+def _dense(name: str, weight, in_shape: tuple[int, ...], neuron: str) -> LayerCount:
     if hasattr(weight, "tocsr"):
         csr = weight.tocsr()
         n_out, n_in = csr.shape
@@ -131,7 +131,7 @@ def _dense(name: str, weight, in_shape: tuple[int, ...], neuron: str) -> Layer:
         nonzero = int(row_nz.sum())
     if int(np.prod(in_shape)) != n_in:
         raise UserError(f"NIR node {name!r}: weight takes {n_in} inputs but receives shape {in_shape}")
-    return Layer(name, "dense", in_shape, (n_out,), neuron, n_out * n_in, nonzero, n_out * n_in, nonzero,
+    return LayerCount(name, "dense", in_shape, (n_out,), neuron, n_out * n_in, nonzero, n_out * n_in, nonzero,
                  int(row_nz.max(initial=0)), nonzero / max(n_out, 1), int(col_nz.max(initial=0)),
                  nonzero / max(n_in, 1), weight_bits(weight), in_fanout=col_nz.astype(np.int64))
 
@@ -150,7 +150,7 @@ def _conv_fanout_max(mask: np.ndarray, groups: int, stride: tuple[int, int], dil
     return best
 
 
-def _conv(name: str, node, in_shape: tuple[int, ...], neuron: str) -> Layer:
+def _conv(name: str, node, in_shape: tuple[int, ...], neuron: str) -> LayerCount:
     w = np.asarray(node.weight)
     if w.ndim != 4 or len(in_shape) != 3:
         raise UserError(f"NIR node {name!r}: Conv2d needs a (out, in/groups, kh, kw) weight and a (C, H, W) input")
@@ -171,12 +171,12 @@ def _conv(name: str, node, in_shape: tuple[int, ...], neuron: str) -> Layer:
     n_out, n_in = c_out * h_out * w_out, int(np.prod(in_shape))
     per_out = mask.sum(axis=(1, 2, 3))  # interior neurons of each output channel
     fanout_max = _conv_fanout_max(mask, groups, stride, dil)
-    return Layer(name, "conv", in_shape, (c_out, h_out, w_out), neuron, synapses, nonzero, int(w.size),
+    return LayerCount(name, "conv", in_shape, (c_out, h_out, w_out), neuron, synapses, nonzero, int(w.size),
                  int(mask.sum()), int(per_out.max(initial=0)), nonzero / max(n_out, 1), fanout_max,
                  nonzero / max(n_in, 1), weight_bits(w), (kh, kw), stride, groups)
 
 
-def _pool(name: str, node, in_shape: tuple[int, ...], neuron: str) -> Layer:
+def _pool(name: str, node, in_shape: tuple[int, ...], neuron: str) -> LayerCount:
     if len(in_shape) != 3:
         raise UserError(f"NIR node {name!r}: pooling needs a (C, H, W) input, gets {in_shape}")
     kernel, stride = _pair(node.kernel_size, "kernel_size"), _pair(node.stride, "stride")
@@ -189,16 +189,16 @@ def _pool(name: str, node, in_shape: tuple[int, ...], neuron: str) -> Layer:
     n_out = in_shape[0] * h_out * w_out
     fanout = int(np.ceil(kernel[0] / stride[0]) * np.ceil(kernel[1] / stride[1]))
     weight = np.ones(1) * float(np.prod(kernel)) ** (-1.0 if node.__class__.__name__ == "AvgPool2d" else 0.0)
-    return Layer(name, "pool", in_shape, (in_shape[0], h_out, w_out), neuron, synapses, synapses, 1, 1,
+    return LayerCount(name, "pool", in_shape, (in_shape[0], h_out, w_out), neuron, synapses, synapses, 1, 1,
                  int(np.prod(kernel)), synapses / max(n_out, 1), fanout, synapses / max(int(np.prod(in_shape)), 1),
                  weight_bits(weight), kernel, stride, in_shape[0])
 
 
-def _scale(name: str, node, in_shape: tuple[int, ...], neuron: str) -> Layer:
+def _scale(name: str, node, in_shape: tuple[int, ...], neuron: str) -> LayerCount:
     w = np.broadcast_to(np.asarray(node.scale, dtype=float), in_shape)
     nonzero = int(np.count_nonzero(w))
     n = int(np.prod(in_shape))
-    return Layer(name, "input", in_shape, in_shape, neuron, n, nonzero, int(np.asarray(node.scale).size),
+    return LayerCount(name, "input", in_shape, in_shape, neuron, n, nonzero, int(np.asarray(node.scale).size),
                  int(np.count_nonzero(node.scale)), 1, nonzero / max(n, 1), 1, nonzero / max(n, 1), weight_bits(w),
                  groups=int(in_shape[0]))
 
@@ -238,7 +238,7 @@ def _topological(graph) -> tuple[list[str], dict[str, str]]:
     return order, recurrent
 
 
-def _with_recurrent(layer: Layer, weight) -> Layer:
+def _with_recurrent(layer: LayerCount, weight) -> LayerCount:
     """Add a layer's recurrent (neurons x neurons) synapses to its counts."""
     rec = _dense(f"{layer.name} (recurrent)", weight, (layer.neurons,), layer.neuron)
     if rec.neurons != layer.neurons:
@@ -259,12 +259,12 @@ def _input_shape(node) -> tuple[int, ...]:
     return shape
 
 
-def layers_from_nir(graph) -> tuple[Layer, ...]:
+def layers_from_nir(graph) -> tuple[LayerCount, ...]:
     """The network's layers in order, from a feed-forward ``nir.NIRGraph`` (self-recurrent layers allowed)."""
     order, recurrent = _topological(graph)
     shape: tuple[int, ...] | None = None
     pending: tuple[str, object, tuple[int, ...]] | None = None
-    layers: list[Layer] = []
+    layers: list[LayerCount] = []
 
     def flush(neuron: str, label: str | None = None, owner: str = "") -> None:
         nonlocal pending, shape
@@ -326,7 +326,7 @@ class _Identity:
     scale = np.ones(1)
 
 
-def totals(layers: Iterable[Layer]) -> dict[str, int]:
+def totals(layers: Iterable[LayerCount]) -> dict[str, int]:
     layers = tuple(layers)
     return {
         "layers": len(layers),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snndeploy.errors import UserError
 from snndeploy.export.nir_io import to_nir
-from snndeploy.hardware.layers import Layer, layers_from_nir
+from snndeploy.hardware.layers import LayerCount, layers_from_nir
 from snndeploy.loader import model_format, open_model
 
 
@@ -27,7 +27,7 @@ def graph_of(path: str | Path):
     return to_nir(open_model(path, model=False, net=True, via_model=True).net)
 
 
-def load_layers(path: str | Path) -> tuple[Layer, ...]:
+def load_layers(path: str | Path) -> tuple[LayerCount, ...]:
     """The estimator's per-layer description of a model file."""
     try:
         return layers_from_nir(graph_of(path))

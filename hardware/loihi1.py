@@ -13,12 +13,12 @@ import math
 
 import numpy as np
 
-from snndeploy.hardware.layers import Layer
+from snndeploy.hardware.layers import LayerCount
 from snndeploy.hardware.placement import Placement, closest_limit
 from snndeploy.hardware.profile import Profile
 
 
-def _weight_bits(layer: Layer, allowed: list[int]) -> int:
+def _weight_bits(layer: LayerCount, allowed: list[int]) -> int:
     need = min(8, layer.bits.bits + int(layer.bits.signed))
     return int(min((b for b in allowed if b >= need), default=max(allowed)))
 
@@ -32,7 +32,7 @@ def axon_bits(synapses: float, bits_each: int, block: int, header: int, word: in
     return float(cost)
 
 
-def _core_bits(layer: Layer, n: int, profile: Profile) -> tuple[float, str]:
+def _core_bits(layer: LayerCount, n: int, profile: Profile) -> tuple[float, str]:
     """Synapse bits on the fullest core holding ``n`` of the layer's neurons, and the encoding used."""
     block, header = int(profile.value("packing.block_synapses")), int(profile.value("packing.block_header_bits"))
     word = int(profile.value("packing.word_bits"))
@@ -55,7 +55,7 @@ def _core_bits(layer: Layer, n: int, profile: Profile) -> tuple[float, str]:
     return axons * axon_bits(per_axon, w_bits + idx_bits, block, header, word), "sparse (conv unrolled)"
 
 
-def place(layer: Layer, profile: Profile) -> Placement:
+def place(layer: LayerCount, profile: Profile) -> Placement:
     budget = {"Compartments": profile.value("core.compartments"), "AxonsIn": profile.value("core.axons_in"),
               "SynapseBits": profile.value("core.synapse_bits")}
     basis = (f"NengoLoihi synapse-memory model: blocks of {profile.value('packing.block_synapses')} synapses, "

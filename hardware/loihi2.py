@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from snndeploy.hardware.layers import Layer
+from snndeploy.hardware.layers import LayerCount
 from snndeploy.hardware.placement import Placement, closest_limit
 from snndeploy.hardware.profile import Profile
 
@@ -53,7 +53,7 @@ def dense_cores(fan_in: int, neurons: int, profile: Profile) -> tuple[int, int, 
     return parts, min(low, parts), max(high, parts), binding
 
 
-def _dense(layer: Layer, profile: Profile) -> Placement:
+def _dense(layer: LayerCount, profile: Profile) -> Placement:
     budget = _budgets(profile)
     fan_in, n = layer.axons_in, layer.neurons
     cap = profile.value("packing.dense_split_max_neurons")
@@ -93,7 +93,7 @@ def _tiles(size: int) -> list[int]:
         i += 1
 
 
-def _tiled(layer: Layer, profile: Profile) -> Placement:
+def _tiled(layer: LayerCount, profile: Profile) -> Placement:
     budget = _budgets(profile)
     c, h, w = (layer.out_shape + (1, 1))[:3] if len(layer.out_shape) == 1 else layer.out_shape
     c_in_g = layer.in_channels // max(layer.groups, 1)
@@ -128,7 +128,7 @@ def _tiled(layer: Layer, profile: Profile) -> Placement:
                      usage, budget)
 
 
-def place(layer: Layer, profile: Profile) -> Placement:
+def place(layer: LayerCount, profile: Profile) -> Placement:
     """Cores for one layer on Loihi 2 (every layer gets its own cores; section 3.1)."""
     if layer.op == "dense":
         return _dense(layer, profile)

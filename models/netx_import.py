@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from snndeploy.errors import UserError
+from snndeploy.models.build import build_model
 from snndeploy.models.spec import BlockSpec, ModelSpec, NeuronSpec
 
 W_SCALE = 1 << 6  # SLAYER weight/threshold units per Loihi unit
@@ -204,7 +205,6 @@ def _load_block(module: torch.nn.Module, block: BlockSpec, params: dict[str, np.
 
 def import_netx(path: str | Path, **kwargs):
     """A trainable SlayerNet with the weights and neuron parameters of a netx HDF5 file (see read_netx_spec)."""
-    from snndeploy.models.build import build_model
 
     path = Path(path)
     spec, params = read_netx_spec(path, **kwargs)

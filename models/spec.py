@@ -2,7 +2,6 @@
 
 A spec is plain data (like nir's IR): ``build_model(spec)`` turns it into lava-dl blocks, the exporters
 read it, and a training checkpoint stores ``spec_to_dict(spec)`` beside the weights. YAML example::
-
     name: mnist_mlp
     input_shape: [784]
     time_steps: 25
@@ -27,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from snndeploy.atomic import write_text
 from snndeploy.errors import UserError
 from snndeploy.yaml_io import read_yaml
 
@@ -371,6 +371,4 @@ def dump_spec(spec: ModelSpec) -> str:
 
 
 def save_spec(spec: ModelSpec, path: str | Path, *, force: bool = True) -> Path:
-    from snndeploy.atomic import write_text
-
     return write_text(path, dump_spec(spec), force=force)

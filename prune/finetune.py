@@ -10,6 +10,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from snndeploy.data.datasets import make_splits
 from snndeploy.train.loop import Callback, TrainConfig, Trainer, evaluate, make_loss
 
 
@@ -44,8 +45,6 @@ class DatasetTrainer:
     def __init__(self, dataset: str, net: nn.Module, *, batch_size: int = 64, subset: int | None = None,
                  test_subset: int | None = None, seed: int = 0, progress: bool = True, lr: float = 1e-3,
                  loss: str = "spike_rate", threads: int = 2):
-        from snndeploy.data.datasets import make_splits
-
         spec = net.spec
         self.splits = make_splits(dataset, time_steps=spec.time_steps, seed=seed, subset=subset,
                                   test_subset=test_subset, input_shape=tuple(spec.input_shape))

@@ -4,7 +4,7 @@ Every prunable synapse weight gets a fixed sign ``s`` and a hidden strength ``th
 ``w = s * max(theta, 0)``, so ``theta <= 0`` means the connection is absent. The strength follows the *redefined*
 gradient ``s * dL/dw`` (the Heaviside factor of the true gradient dropped), so absent synapses keep learning and regrow
 when ``theta`` turns positive; a Laplace prior centred at ``mu = ln(2(1 - p)) / alpha`` pulls strengths below zero
-(spec: ``shared/docs/pruning-methods.md`` section 4, checked against the authors' ``gradrewire.py``).
+(spec: ``docs/pruning-methods.md`` section 4, checked against the authors' ``gradrewire.py``).
 
 On the shared engine: the engine's mask of a layer *is* the connectivity ``theta > 0`` and the stored weight holds
 ``s * theta`` (the authors' "hidden parameter"), so ``stored * mask = s * max(theta, 0)`` exactly, pruned strengths

@@ -1,7 +1,7 @@
 """Pruning methods on the one engine, and their registry (a method registers itself; nothing else changes).
 
 A method turns a target sparsity into rounds (prune [+ regenerate], then fine-tune), and prunes one round at a time
-through a :class:`Context` (the engine, the network and access to data: see :mod:`snndeploy.prune.runner`).
+through a :class:`MethodContext` (the engine, the network and access to data: see :mod:`snndeploy.prune.runner`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Round:
     prune: bool = True
 
 
-class Context(Protocol):
+class MethodContext(Protocol):
     engine: PruningEngine
     net: nn.Module
     generator: torch.Generator
@@ -53,7 +53,7 @@ class Method:
         targets = schedules.make(config.schedule, target, steps=config.steps, rate=config.rate)
         return [Round(i, t, config.epochs_per_step, l1=getattr(config, "l1", 0.0)) for i, t in enumerate(targets)]
 
-    def prune(self, ctx: Context, config: cfglib.PruneConfig, rnd: Round) -> dict:
+    def prune(self, ctx: MethodContext, config: cfglib.PruneConfig, rnd: Round) -> dict:
         raise NotImplementedError
 
 
@@ -74,7 +74,7 @@ def get_method(name: str) -> Method:
 
 # ----- shared pruning primitives -------------------------------------------------------------------------------
 
-def prune_by(ctx: Context, config: cfglib.PruneConfig, target: float,
+def prune_by(ctx: MethodContext, config: cfglib.PruneConfig, target: float,
              weight_score: Callable[[], dict], channel_score: Callable[[], dict]) -> dict:
     engine = ctx.engine
     if engine.structured:

@@ -13,7 +13,7 @@ Stage II of the method prunes ``floor(c d)`` smallest-magnitude active weights o
 :mod:`snndeploy.prune.sparse` for the shared sparse-training machinery and :mod:`snndeploy.prune.set_rigl` for the
 baselines.
 
-The paper leaves several points open (docs: pruning-methods.md section 7); each is a :class:`PQConfig` key whose
+The paper leaves several points open (docs/pruning-methods.md section 7); each is a :class:`PQConfig` key whose
 default is the proposal there: ``p, q, gamma, beta`` = 0.5, 1.0, 1.2, 0.9 and ``eta`` (alpha_r) = 0.001 (item 10);
 ``regrow: ratio`` = c x pruned, or ``same`` / ``none`` (item 11); ``iterations`` x ``epochs_per_step`` = 10 x 20,
 keeping the best iteration on the validation split (``select_best``, item 12); ``init_density`` 0.5 with ``init: er``;

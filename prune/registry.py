@@ -13,8 +13,8 @@ def method_names() -> tuple[str, ...]:
     return tuple(METHODS)
 
 
-def find_method(name: str, where: str = "--method") -> Method:
+def find_method(name: str) -> Method:
     """The method called ``name``; an unknown name is a one-line error listing the choices."""
     if name not in METHODS:
-        raise UserError(f"{where}: unknown pruning method {name!r}; choose one of {', '.join(method_names())}")
+        raise UserError(f"unknown pruning method {name!r}; choose one of {', '.join(method_names())}")
     return METHODS[name]

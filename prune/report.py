@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from snndeploy.atomic import atomic_path, write_json
+from snndeploy.prune.gradr import plot_connectivity
 
 
 def write_report(report: dict, out: Path) -> dict[str, Path]:
@@ -30,8 +31,6 @@ def plot_report(report: dict, path: Path) -> Path:
     if over_time:
         _plot_channels(axes[2], over_time)
     if rewiring:
-        from snndeploy.prune.gradr import plot_connectivity
-
         plot_connectivity(axes[-1], rewiring)
     if layered:
         first = 2 + bool(over_time)

@@ -18,7 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
+from snndeploy.models.checkpoint import rng_state, set_rng_state
+from snndeploy.models.spec import spec_to_dict
 from snndeploy.prune import config as cfglib
 from snndeploy.prune.cost import CostMeter, model_stats, synops_per_sample
 from snndeploy.prune.engine import PruningEngine, Selection
@@ -46,7 +49,7 @@ class RunSpec:
 
 
 @dataclass
-class Context:
+class RunContext:
     """What methods see: the engine, the network, a seeded generator and the training data."""
 
     engine: PruningEngine
@@ -86,14 +89,10 @@ def _non_mask_state(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _rng_state() -> dict:
-    from snndeploy.models.checkpoint import rng_state
-
     return rng_state()
 
 
 def _set_rng(state: dict) -> None:
-    from snndeploy.models.checkpoint import set_rng_state
-
     set_rng_state(state)
 
 
@@ -127,8 +126,6 @@ class Runner:
         return self.out / STATE_FILE
 
     def save_state(self) -> None:
-        from snndeploy.atomic import atomic_path
-
         state = {"format": STATE_FORMAT, "identity": self.spec.identity(), "next_round": self.next_round,
                  "net": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
                  "engine": self.engine.state_dict(), "cost": self.cost.to_dict(), "history": self.history,
@@ -169,7 +166,7 @@ class Runner:
             torch.manual_seed(self.spec.config.seed)
             self.accuracy_before = self.trainer.evaluate(self.net)["accuracy"]
             self.save_state()
-        ctx = Context(self.engine, self.net, self.generator, self.trainer, self.cost)
+        ctx = RunContext(self.engine, self.net, self.generator, self.trainer, self.cost)
         from tqdm import tqdm
 
         todo = self.rounds[self.next_round:]
@@ -182,7 +179,7 @@ class Runner:
             bar.set_postfix(sparsity=f"{self.engine.sparsity():.3f}")
         return self.finish()
 
-    def _round(self, ctx: Context, rnd: Round) -> None:
+    def _round(self, ctx: RunContext, rnd: Round) -> None:
         cfg, method = self.spec.config, self.spec.method
         self.cost.start()
         t0 = time.perf_counter()
@@ -256,6 +253,5 @@ def _spec_dict(net: nn.Module) -> dict | None:
     spec = getattr(net, "spec", None)
     if spec is None or not dataclasses.is_dataclass(spec):
         return None
-    from snndeploy.models.spec import spec_to_dict
 
     return spec_to_dict(spec)

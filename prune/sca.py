@@ -8,7 +8,7 @@ channels highly. Pruned channels come back by ``G_c = mean over batches |dL/dg_c
 gradient of their channel gate (the lava-dl substitute for the BatchNorm scale; it stays non-zero for a pruned
 channel because the gate multiplies intact weights, and the gate folds into the weights at export).
 
-Schedule (the spec's proposed defaults, pruning-methods.md sections 3.3 and 7 item 6; the paper's exact schedule
+Schedule (the spec's proposed defaults, docs/pruning-methods.md sections 3.3 and 7 item 6; the paper's exact schedule
 could not be checked): dense training for ``warmup_epochs``; then every ``epochs_per_step`` epochs a structure
 update until ``ramp_end`` of training, with the target channel sparsity on the Zhu & Gupta cubic ramp
 ``s(t) = s_f (1 - (1 - (t - t0) / (t_end - t0))^3)``. An update prunes, per layer, the lowest-``I`` live channels down

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +15,7 @@ from snndeploy.hardware.budget import default_budget
 from snndeploy.hardware.profile import load_profile
 
 CONFIG = Path(__file__).parent / "configs" / "pipeline_tiny.yaml"
+SPEC = Path(__file__).parents[1] / "examples" / "mnist_mlp.yaml"
 pytestmark = pytest.mark.lava
 
 
@@ -111,8 +113,41 @@ def test_bad_config_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_embedded_default_config_is_valid():
-    from snndeploy.pipeline_config import load_config
+    from snndeploy.pipeline_config import load_pipeline_config
 
-    config, where = load_config(None)
+    config, where = load_pipeline_config(None)
     assert "embedded default" in where
     assert config.data == "mnist" and config.prune.method == "criticality" and config.model.spec["blocks"]
+
+
+@pytest.mark.parametrize("text, key", [
+    ("prune: {method: criticalty}", "'prune.method': unknown pruning method 'criticalty'"),
+    ("prune: {method: slimming, structured: true, config: {no_such_key: 1}}", "'prune.config': unknown method config"),
+    ("prune: {method: imp, config: {rounds: zero}}", "'prune.config'"),
+    ("estimate: {targets: [loihi2, loihi9]}", "'estimate.targets': "),
+    ("estimate: {budget: cores=x}", "'estimate.budget': "),
+    ("model: {spec: SPEC, lr_schedule: cosinus}", "'model': lr_schedule must be one of constant, cosine"),
+    ("model: {spec: SPEC, weight_decay: -1}", "'model': "),
+    ("model: {spec: no_such_spec.yaml}", "'model.spec': "),
+    ("model: {load: model.pth5}", "'model.load': "),
+    ("data: mnistt", "'data': unknown dataset 'mnistt'"),
+])
+def test_the_whole_config_is_checked_before_anything_runs(tmp_path, capsys, text, key):
+    """A typo in any named thing is one line, exit 2, and no run folder (it used to train first, then fail)."""
+    base = {"name": "name: x", "data": "data: mnist", "model": "model: {spec: SPEC, epochs: 1}"}
+    line = dict(base, **{text.split(":")[0]: text})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("\n".join(line.values()).replace("SPEC", str(SPEC)) + "\n")
+    assert main(["pipeline", str(bad), "--out", str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"snndeploy: error: {bad}: {key}") and "\n" not in err, err
+    assert not (tmp_path / "never").exists()
+
+
+def test_the_config_takes_every_training_option():
+    from snndeploy.pipeline_config import ModelStage
+    from snndeploy.train.run import TrainJob
+
+    train_fields = {f.name for f in dataclasses.fields(TrainJob)}
+    run_fields = {"out", "data_name", "seed", "test_subset", "resume", "force", "test", "progress"}
+    assert set(ModelStage().train_options()) == train_fields - run_fields

@@ -136,10 +136,10 @@ def digits_trainer():
 
 def make_ctx(net, trainer, seed: int = 0):
     from snndeploy.prune.cost import CostMeter
-    from snndeploy.prune.runner import Context
+    from snndeploy.prune.runner import RunContext
 
     engine = PruningEngine(net)
-    return Context(engine, net, torch.Generator().manual_seed(seed), trainer, CostMeter())
+    return RunContext(engine, net, torch.Generator().manual_seed(seed), trainer, CostMeter())
 
 
 def gaussian_(net, seed: int = 3):

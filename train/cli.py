@@ -93,11 +93,11 @@ def train(spec: Path, epochs: int, out: Path, data_name: str, encoding: str, max
         emit(result, as_json, _human)
 
 
-@click.command()
+@click.command("evaluate")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
 @data_options
 @json_option
-def evaluate(model_path: Path, data_name: str, encoding: str, max_rate: float, test_subset: int | None,
+def evaluate_command(model_path: Path, data_name: str, encoding: str, max_rate: float, test_subset: int | None,
              batch_size: int, seed: int, threads: int, device: str, as_json: bool) -> None:
     """Test accuracy, loss and spike rates of MODEL (a checkpoint, netx .net or spec) on a dataset's test set."""
     result = run_evaluation(model_path, EvalJob(data_name=data_name, encoding=encoding, max_rate=max_rate,

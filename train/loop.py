@@ -34,8 +34,10 @@ from typing import Any
 
 import torch
 
+from snndeploy.atomic import write_json
 from snndeploy.errors import UserError
 from snndeploy.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint, set_rng_state
+from snndeploy.models.spec import spec_from_dict, spec_to_dict
 from snndeploy.train import distributed
 
 LOSSES = ("spike_rate", "spike_max", "cross_entropy")
@@ -294,7 +296,6 @@ class Trainer:
     def resume(self, path: str | Path) -> None:
         """Continue from a checkpoint: weights, optimizer, completed epochs, metrics and RNG state."""
         checkpoint = load_checkpoint(path)
-        from snndeploy.models.spec import spec_from_dict
 
         if spec_from_dict(checkpoint["spec"]) != self.net.spec:
             raise UserError("the checkpoint was trained from a different model spec", path)
@@ -317,9 +318,6 @@ def format_epoch(m: dict[str, Any], epochs: int) -> str:
 
 
 def write_metrics(out: Path, trainer: Trainer, extra: dict[str, Any] | None = None) -> Path:
-    from snndeploy.atomic import write_json
-    from snndeploy.models.spec import spec_to_dict
-
     data = {"spec": spec_to_dict(trainer.net.spec), "config": dataclasses.asdict(trainer.config),
             "device": str(trainer.device), "world_size": distributed.world_size(), "epochs": trainer.history}
     previous = out / METRICS

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from snndeploy.atomic import atomic_path
+
 
 def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "") -> Path | None:
     """Write loss / accuracy / spike-rate curves; None when there is nothing to plot."""
@@ -15,7 +17,6 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from snndeploy.atomic import atomic_path
 
     epochs = [m["epoch"] for m in history]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
