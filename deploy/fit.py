@@ -1,7 +1,7 @@
 """Prune to a budget: find the smallest sparsity (or width cut) at which the estimator says the model fits.
 
 Each trial prunes a copy of the model one-shot with per-layer scope (every layer loses the same fraction, so the
-widths, and with them the estimate, depend only on the ratio, not on a method's scores), converts it to NIR
+widths, and with them the estimate, depend only on the ratio, not on a method's scores), converts it to the IR
 and asks the estimator. The pipeline's prune stage then prunes to the found ratio with the same per-layer scope,
 so its result has the same layer sizes and the same estimate.
 """
@@ -13,11 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from snndeploy.errors import UserError
-from snndeploy.export.nir_io import to_nir
 from snndeploy.export.slayer_io import from_slayer
 from snndeploy.hardware.budget import parse_budget
 from snndeploy.hardware.estimate import FITS, estimate_target
-from snndeploy.hardware.layers import layers_from_nir
+from snndeploy.hardware.layers import layers_from_ir
 from snndeploy.hardware.profile import load_profile
 from snndeploy.loader import load_model
 from snndeploy.prune import scores
@@ -60,7 +59,7 @@ def pruned_copy(checkpoint: Path, sparsity: float, structured: bool):
 
 
 def estimate_net(net, profile, budget):
-    return estimate_target(layers_from_nir(to_nir(from_slayer(net))), profile, budget)
+    return estimate_target(layers_from_ir(from_slayer(net)), profile, budget)
 
 
 def _trial(checkpoint: Path, sparsity: float, structured: bool, profile, budget) -> dict:

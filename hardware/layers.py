@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from snndeploy.errors import UserError
+from snndeploy.export.ir import Layer, LoihiNet
 from snndeploy.hardware.weightbits import WeightBits, weight_bits
 
 DENSE_NODES = ("Affine", "Linear")
@@ -150,16 +151,17 @@ def _conv_fanout_max(mask: np.ndarray, groups: int, stride: tuple[int, int], dil
     return best
 
 
-def _conv(name: str, node, in_shape: tuple[int, ...], neuron: str) -> LayerCount:
-    w = np.asarray(node.weight)
+def _conv(name: str, weight, groups, stride, padding, dilation, in_shape: tuple[int, ...],
+          neuron: str) -> LayerCount:
+    w = np.asarray(weight)
     if w.ndim != 4 or len(in_shape) != 3:
         raise UserError(f"NIR node {name!r}: Conv2d needs a (out, in/groups, kh, kw) weight and a (C, H, W) input")
     c_out, c_in_g, kh, kw = w.shape
-    groups = int(node.groups)
+    groups = int(groups)
     if c_in_g * groups != in_shape[0]:
         raise UserError(f"NIR node {name!r}: Conv2d expects {c_in_g * groups} input channels, gets {in_shape[0]}")
-    stride, dil = _pair(node.stride, "stride"), _pair(node.dilation, "dilation")
-    pad = _conv_padding(node.padding, (kh, kw), dil)
+    stride, dil = _pair(stride, "stride"), _pair(dilation, "dilation")
+    pad = _conv_padding(padding, (kh, kw), dil)
     h_out = _out_size(in_shape[1], kh, stride[0], pad[0], dil[0])
     w_out = _out_size(in_shape[2], kw, stride[1], pad[1], dil[1])
     rows = _valid_taps(in_shape[1], h_out, kh, stride[0], pad[0], dil[0])
@@ -176,11 +178,12 @@ def _conv(name: str, node, in_shape: tuple[int, ...], neuron: str) -> LayerCount
                  nonzero / max(n_in, 1), weight_bits(w), (kh, kw), stride, groups)
 
 
-def _pool(name: str, node, in_shape: tuple[int, ...], neuron: str) -> LayerCount:
+def _pool(name: str, kernel_size, stride, padding, average: bool, in_shape: tuple[int, ...],
+          neuron: str) -> LayerCount:
     if len(in_shape) != 3:
         raise UserError(f"NIR node {name!r}: pooling needs a (C, H, W) input, gets {in_shape}")
-    kernel, stride = _pair(node.kernel_size, "kernel_size"), _pair(node.stride, "stride")
-    pad = _pair(node.padding, "padding")
+    kernel, stride = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
+    pad = _pair(padding, "padding")
     h_out = _out_size(in_shape[1], kernel[0], stride[0], pad[0], 1)
     w_out = _out_size(in_shape[2], kernel[1], stride[1], pad[1], 1)
     rows = _valid_taps(in_shape[1], h_out, kernel[0], stride[0], pad[0], 1)
@@ -188,19 +191,19 @@ def _pool(name: str, node, in_shape: tuple[int, ...], neuron: str) -> LayerCount
     synapses = int(in_shape[0] * rows.sum() * cols.sum())
     n_out = in_shape[0] * h_out * w_out
     fanout = int(np.ceil(kernel[0] / stride[0]) * np.ceil(kernel[1] / stride[1]))
-    weight = np.ones(1) * float(np.prod(kernel)) ** (-1.0 if node.__class__.__name__ == "AvgPool2d" else 0.0)
+    weight = np.ones(1) * float(np.prod(kernel)) ** (-1.0 if average else 0.0)
     return LayerCount(name, "pool", in_shape, (in_shape[0], h_out, w_out), neuron, synapses, synapses, 1, 1,
                  int(np.prod(kernel)), synapses / max(n_out, 1), fanout, synapses / max(int(np.prod(in_shape)), 1),
                  weight_bits(weight), kernel, stride, in_shape[0])
 
 
-def _scale(name: str, node, in_shape: tuple[int, ...], neuron: str) -> LayerCount:
-    w = np.broadcast_to(np.asarray(node.scale, dtype=float), in_shape)
+def _scale(name: str, scale, in_shape: tuple[int, ...], neuron: str) -> LayerCount:
+    w = np.broadcast_to(np.asarray(scale, dtype=float), in_shape)
     nonzero = int(np.count_nonzero(w))
     n = int(np.prod(in_shape))
-    return LayerCount(name, "input", in_shape, in_shape, neuron, n, nonzero, int(np.asarray(node.scale).size),
-                 int(np.count_nonzero(node.scale)), 1, nonzero / max(n, 1), 1, nonzero / max(n, 1), weight_bits(w),
-                 groups=int(in_shape[0]))
+    return LayerCount(name, "input", in_shape, in_shape, neuron, n, nonzero, int(np.asarray(scale).size),
+                      int(np.count_nonzero(scale)), 1, nonzero / max(n, 1), 1, nonzero / max(n, 1), weight_bits(w),
+                      groups=int(in_shape[0]))
 
 
 def _topological(graph) -> tuple[list[str], dict[str, str]]:
@@ -274,11 +277,11 @@ def layers_from_nir(graph) -> tuple[LayerCount, ...]:
         if kind in DENSE_NODES:
             layer = _dense(name, node.weight, in_shape, neuron)
         elif kind == "Conv2d":
-            layer = _conv(name, node, in_shape, neuron)
+            layer = _conv(name, node.weight, node.groups, node.stride, node.padding, node.dilation, in_shape, neuron)
         elif kind in POOL_NODES:
-            layer = _pool(name, node, in_shape, neuron)
+            layer = _pool(name, node.kernel_size, node.stride, node.padding, kind == "AvgPool2d", in_shape, neuron)
         else:
-            layer = _scale(name, node, in_shape, neuron)
+            layer = _scale(name, node.scale, in_shape, neuron)
         if owner in recurrent:
             layer = _with_recurrent(layer, graph.nodes[recurrent[owner]].weight)
         layers.append(layer)
@@ -311,6 +314,38 @@ def layers_from_nir(graph) -> tuple[LayerCount, ...]:
     if not layers:
         raise UserError("NIR graph has no synapse or neuron layers")
     return tuple(layers)
+
+
+# The exporter writes every IR layer as one CubaLIF node (a voltage read-out gets an infinite threshold).
+IR_NEURON = "CubaLIF"
+
+
+def _count_ir_layer(layer: Layer, in_shape: tuple[int, ...]) -> LayerCount:
+    """One IR layer's counts, exactly as the NIR graph the exporter writes for it is counted."""
+    if layer.op == "dense":
+        count = _dense(layer.name, layer.dense_weight().astype(np.float32), in_shape, IR_NEURON)
+    elif layer.op == "conv":
+        count = _conv(layer.name, np.asarray(layer.weight, dtype=np.float32), layer.groups, layer.stride,
+                      layer.padding, layer.dilation, in_shape, IR_NEURON)
+    elif layer.op == "pool":  # the pooling weight is a gain of the neuron, not a synapse
+        count = _pool(layer.name, layer.kernel, layer.stride, layer.padding, False, in_shape, IR_NEURON)
+    else:  # input: the scale is a gain of the neuron; its synapses are one-to-one
+        count = _scale(layer.name, np.ones(1), in_shape, IR_NEURON)
+    if layer.recurrent is not None:
+        count = _with_recurrent(count, np.asarray(layer.recurrent, dtype=np.float32))
+    return count
+
+
+def layers_from_ir(net: LoihiNet) -> tuple[LayerCount, ...]:
+    """The estimator's per-layer counts of the one IR (no detour through NIR)."""
+    shape = tuple(net.input_shape)
+    counts = []
+    for layer in net.layers:
+        if layer.op == "dense" and len(shape) > 1:
+            shape = (int(np.prod(shape)),)
+        counts.append(_count_ir_layer(layer, shape))
+        shape = counts[-1].out_shape
+    return tuple(counts)
 
 
 def _layer_label(node) -> str | None:

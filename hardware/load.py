@@ -1,36 +1,36 @@
-"""Read a model for the estimator: a NIR graph directly, other formats through the one loader (snndeploy.loader)."""
+"""Read a model for the estimator through the one loader (:mod:`snndeploy.loader`).
+
+Specs, checkpoints and netx files become the IR and are counted from it (:func:`layers_from_ir`). A ``.nir`` file
+is read by the exporter's NIR reader (``export.nir_io.read_graph``, the one place NIR files are read) and counted
+from its graph (:func:`layers_from_nir`), which also takes other tools' graphs that the IR does not hold yet
+(LIF/IF neurons, average pooling, graphs without a time step).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from snndeploy.errors import UserError
-from snndeploy.export.nir_io import to_nir
-from snndeploy.hardware.layers import LayerCount, layers_from_nir
+from snndeploy.export.nir_io import read_graph, to_nir
+from snndeploy.hardware.layers import LayerCount, layers_from_ir, layers_from_nir
 from snndeploy.loader import model_format, open_model
 
 
-def read_nir_graph(path: Path):
-    import nir
-
-    try:
-        return nir.read(str(path))
-    except Exception as exc:  # nir raises KeyError/OSError/ValueError for a malformed file
-        raise UserError(f"not a readable NIR file ({type(exc).__name__}: {exc})", path) from None
-
-
 def graph_of(path: str | Path):
-    """The NIR graph of a ``.nir`` file, a netx HDF5, a checkpoint or a spec (the latter via SLAYER -> NIR)."""
+    """The NIR graph of a ``.nir`` file, a netx HDF5, a checkpoint or a spec (the latter through the IR)."""
     path, fmt = model_format(path)
     if fmt == "nir":
-        return read_nir_graph(path)
+        return read_graph(path)
     return to_nir(open_model(path, model=False, net=True, via_model=True).net)
 
 
 def load_layers(path: str | Path) -> tuple[LayerCount, ...]:
-    """The estimator's per-layer description of a model file."""
+    """The estimator's per-layer counts of a model file."""
     try:
-        return layers_from_nir(graph_of(path))
+        path, fmt = model_format(path)
+        if fmt == "nir":
+            return layers_from_nir(read_graph(path))
+        return layers_from_ir(open_model(path, model=False, net=True, via_model=True).net)
     except UserError as exc:
         if exc.path is None:
             raise UserError(exc.problem, path) from None
