@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from snndeploy.export.nir_io import to_nir
 from snndeploy.hardware import loihi1, loihi2
 from snndeploy.hardware.estimate import NO_FIT, estimate_target
-from snndeploy.hardware.layers import layers_from_nir, totals
+from snndeploy.hardware.layers import layers_from_ir, layers_from_nir, totals
 from snndeploy.hardware.load import load_layers
 from snndeploy.hardware.profile import load_profile
+from snndeploy.loader import load_net
 
 LOIHI2 = load_profile("loihi2")
 
@@ -266,3 +268,13 @@ def test_conv_fanout_respects_stride_and_speck_memory_by_hand():
     assert dense.in_fanout_max == 5 * 9
     # sinabs rule: kernel c_in * 2^(ceil log2 9 + ceil log2 5) = 2 * 16 * 8; neurons 5 * 2^3 * 2^3 (6 -> 8)
     assert speck_memory(strided) == (256, 320)
+
+
+@pytest.mark.parametrize("name", ["mnist-mlp-128/network.net", "oxford/network.net", "tinynet/tiny.net"])
+def test_counting_the_ir_equals_counting_its_exported_graph(fixtures_dir, name):
+    """The estimator counts the IR directly; the NIR graph the exporter writes for it gives the same numbers."""
+    net = load_net(fixtures_dir / name)
+    from_ir, from_graph = layers_from_ir(net), layers_from_nir(to_nir(net))
+    assert from_ir == from_graph
+    for a, b in zip(from_ir, from_graph, strict=True):
+        assert np.array_equal(a.in_fanout, b.in_fanout) if b.in_fanout is not None else a.in_fanout is None
