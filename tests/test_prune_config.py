@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from snndeploy.errors import UserError
@@ -72,3 +75,16 @@ def test_methods_register_without_editing_anything():
         assert get_method("test-halve").rounds(cfglib.PruneConfig(), 0.8)[0].target == pytest.approx(0.4)
     finally:
         METHODS.pop("test-halve")
+
+
+def test_cli_choices_and_readme_come_from_the_one_registry():
+    from snndeploy.prune.cli import prune
+    from snndeploy.prune.registry import method_names
+
+    shipped = {name for name, m in METHODS.items() if type(m).__module__.startswith("snndeploy.")}
+    assert shipped <= set(method_names())
+    choices = next(p for p in prune.params if p.name == "method_name").type.choices
+    assert set(choices) & shipped == shipped
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if "snndeploy prune MODEL" in line)
+    assert set(re.findall(r"`(\w+)`", row.split("methods:")[1].split(";")[0])) == shipped
