@@ -49,8 +49,8 @@ def density(net: LoihiNet) -> float:
 
 def cases(root: Path) -> dict[str, tuple[LoihiNet, np.ndarray, str]]:
     """name -> (network, inputs (N, *shape, T), what the inputs are)."""
+    from snndeploy.loader import load_net
     from snndeploy.sim.inputs import dataset_inputs
-    from snndeploy.simulate import load_net
 
     oxford = load_net(root / "oxford" / "network.net")
     mlp128 = load_net(root / "mnist-mlp-128" / "network.net")

@@ -118,7 +118,7 @@ def test_a_biased_network_bundle_runs_samples_apart_and_reproduces(fixtures_dir,
     from dataclasses import replace
 
     from snndeploy.export.netx_io import write_netx
-    from snndeploy.simulate import load_net
+    from snndeploy.loader import load_net
 
     net = load_net(fixtures_dir / "oxford" / "network.net")
     hidden = net.layers[0]

@@ -14,9 +14,10 @@ from snndeploy.cli import main
 from snndeploy.errors import UserError
 from snndeploy.export.lava_net import build_lava, run_lava
 from snndeploy.export.verify import torch_reference
+from snndeploy.loader import load_net
 from snndeploy.sim.activity import ActivityCounter, fan_out
+from snndeploy.sim.inputs import prepare
 from snndeploy.sim.runner import simulate_net
-from snndeploy.simulate import load_net, prepare
 
 pytestmark = pytest.mark.lava
 

@@ -16,8 +16,8 @@ import pytest
 import snndeploy  # noqa: F401
 from snndeploy.cli import main
 from snndeploy.lava_runner import LavaTimeoutError, lava_worker_processes
+from snndeploy.loader import load_net
 from snndeploy.sim.runner import simulate_net
-from snndeploy.simulate import load_net
 
 pytestmark = pytest.mark.lava
 
