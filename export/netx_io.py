@@ -69,6 +69,10 @@ def read_netx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> L
             return _read_layers(f, path, input_shape)
         except KeyError as exc:
             raise UserError(f"netx file is missing field {exc}", path) from None
+        except UserError as exc:
+            if exc.path is None:
+                raise UserError(exc.problem, path) from None
+            raise
 
 
 def _dense_fan_in(group) -> tuple[int, ...] | None:
