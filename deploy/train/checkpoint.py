@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snndeploy import validate
 from snndeploy.errors import UserError
 
 FORMAT = "snndeploy-checkpoint"
@@ -87,9 +88,7 @@ def safe_torch_load(path: Path, what: str) -> Any:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; a missing, corrupt or foreign file is a UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("checkpoint not found", path)
+    path = validate.require_file(path, "checkpoint")
     data = safe_torch_load(path, "a checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         if isinstance(data, dict) and "spec" in data and "state_dict" in data:
