@@ -82,18 +82,12 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
     if keep_channels is not None:
         if sparsity is not None:
             raise UserError("give --sparsity or --keep-channels, not both")
-        if not 0.0 < keep_channels <= 1.0:
-            raise UserError(f"--keep-channels must be in (0, 1], got {keep_channels}")
         sparsity, structured = 1.0 - keep_channels, True
     if sparsity is None:
         raise UserError("--sparsity (or --keep-channels) is required")
     method = get_method(method_name)
     if method.structured is True and not structured:
         structured = True  # slimming and L1-filter pruning remove channels by definition
-    if not 0.0 <= sparsity < 1.0:
-        raise UserError(f"--sparsity must be in [0, 1), got {sparsity}")
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     out = check_output(out_dir, force=True, folder=True)
     dataset_info(dataset)  # an unknown name is refused before anything runs
     from snndeploy.prune.config import load_config
