@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from snndeploy import validate
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
 from snndeploy.export.netx_io import read_netx
@@ -72,61 +73,66 @@ def model_format(path: str | Path) -> tuple[Path, str]:
 
 
 def model_of_net(net: LoihiNet, path: Path) -> SlayerNet:
-    """The torch model rebuilt from an IR (read from ``path``); a one-line error where it cannot be."""
+    """The torch model rebuilt from an IR (read from ``path``) to verify against; a one-line error if it cannot be."""
     try:
         return to_slayer(net)
     except UserError as exc:
-        raise UserError(f"cannot rebuild a torch model: {exc.problem}", path) from None
+        raise UserError(f"cannot rebuild a torch model for verification: {exc.problem}", path) from None
 
 
 def _model(path: Path, fmt: str) -> SlayerNet:
+    """The model of a file; trained weights are checked finite (:func:`snndeploy.validate.check_tensors`)."""
     if fmt == "spec":
-        return build_model(load_spec(path))
+        return build_model(load_spec(validate.require_file(path, "spec")))
     if fmt == "checkpoint":
-        return model_from_checkpoint(load_checkpoint(path), path)
-    if fmt == "netx":
-        return import_netx(path)
-    return model_of_net(read_nir(path), path)
+        model = model_from_checkpoint(load_checkpoint(path), path)
+    elif fmt == "netx":
+        validate.check_hdf5(validate.require_file(path, "netx"))
+        model = import_netx(path)
+    else:
+        try:
+            model = to_slayer(read_nir(path))
+        except UserError as exc:
+            raise UserError(exc.problem, path) from None
+    validate.check_tensors(model.state_dict().items(), path)
+    return model
 
 
-def _net(path: Path, fmt: str, input_shape: tuple[int, ...] | None, dt: float | None, via_model: bool) -> LoihiNet:
-    if fmt == "netx" and via_model:
-        return _both(path, fmt, dt)[1]
-    if fmt == "netx":
-        return read_netx(path, input_shape=input_shape)
-    if fmt == "nir":
-        return read_nir(path, dt=dt)
-    return from_slayer(_model(path, fmt))
-
-
-def _both(path: Path, fmt: str, dt: float | None) -> tuple[SlayerNet, LoihiNet]:
-    """The model and the IR that agree with it: NIR rebuilds the model from the IR; netx layers the SLAYER importer
-    refuses (e.g. pooling) are read as IR and the model rebuilt from it."""
-    if fmt == "nir":
-        net = read_nir(path, dt=dt)
-        return model_of_net(net, path), net
+def _via_model(path: Path, fmt: str, dt: float | None, clip_weights: bool,
+               need_model: bool) -> tuple[SlayerNet | None, LoihiNet]:
+    """The model and the IR that agree with it. NIR: the model is rebuilt from the IR; a netx file the SLAYER
+    importer refuses (e.g. pooling) or whose weights are to be clipped is read as IR and the model rebuilt from it."""
+    if fmt == "nir" or (fmt == "netx" and clip_weights):
+        net = read_nir(path, dt=dt) if fmt == "nir" else read_netx(path, clip_weights=True)
+        return (model_of_net(net, path) if need_model else None), net
     try:
         model = _model(path, fmt)
-    except UserError:
+    except UserError as first:
         if fmt != "netx":
             raise
-        net = read_netx(path)
-        return model_of_net(net, path), net
+        try:
+            net = read_netx(path)
+        except UserError:
+            raise first from None  # both readers refuse it: the importer's reason comes first
+        return (model_of_net(net, path) if need_model else None), net
     return model, from_slayer(model)
 
 
 def open_model(path: str | Path, *, model: bool = True, net: bool = False, via_model: bool = False,
-               input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> Opened:
+               input_shape: tuple[int, ...] | None = None, dt: float | None = None,
+               clip_weights: bool = False) -> Opened:
     """Open any model file. ``model``/``net`` choose what to build. The IR of a netx file comes from the netx
     reader, or with ``via_model`` from the SLAYER model imported from it (what ``export`` and the estimator read,
     so that an export is verified against the same model). ``input_shape`` helps a netx file without an input
-    layer whose first layer is a convolution; ``dt`` overrides a NIR file's time step."""
+    layer whose first layer is a convolution; ``dt`` overrides a NIR file's time step; ``clip_weights`` clips
+    netx weights outside Loihi's 8 bits instead of refusing the file."""
     path, fmt = model_format(path)
-    if model and net:
-        built, ir = _both(path, fmt, dt)
+    if net and (model or via_model or fmt in ("spec", "checkpoint")):
+        built, ir = _via_model(path, fmt, dt, clip_weights, need_model=model)
         return Opened(path, fmt, built, ir)
     if net:
-        return Opened(path, fmt, None, _net(path, fmt, input_shape, dt, via_model))
+        ir = read_nir(path, dt=dt) if fmt == "nir" else read_netx(path, input_shape, clip_weights=clip_weights)
+        return Opened(path, fmt, None, ir)
     return Opened(path, fmt, _model(path, fmt), None)
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from snndeploy.cli_support import emit, precision_option, resolve_precision
+from snndeploy.atomic import check_output
+from snndeploy.cli_support import COUNT, POSITIVE, PROBABILITY, emit, precision_option, resolve_precision
 from snndeploy.errors import UserError
 from snndeploy.lava_runner import LavaRunError
 from snndeploy.sim.inputs import prepare
@@ -41,25 +42,26 @@ def _human(result: dict[str, Any]) -> str:
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="Spike inputs: .npy (*shape, T) or (N, *shape, T); .npz with x and optional labels y.")
 @click.option("--dataset", help="A local dataset (test split): mnist, fashion-mnist, nmnist-small, ...")
-@click.option("--samples", type=int, help="How many samples (default: all in --input, 100 from --dataset).")
-@click.option("--steps", type=int, help="Time steps per sample (default: the input's, the model's or the dataset's).")
+@click.option("--samples", type=COUNT, help="How many samples (default: all in --input, 100 from --dataset).")
+@click.option("--steps", type=COUNT, help="Time steps per sample (default: the input's, the model's or the dataset's).")
 @precision_option
 @click.option("--probe", "probes", multiple=True, help="Layer (name or index) whose spikes, u and v are saved.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write output spikes, probes, activity.json here.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
-@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
+@click.option("--timeout", "timeout_s", type=POSITIVE, default=600.0, show_default=True,
               help="Seconds one Lava run call may take before it is stopped.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rate encoding of --dataset images.")
-@click.option("--max-rate", type=float, default=1.0, show_default=True, help="Spike probability of a white pixel.")
-@click.option("--chunk-steps", type=int, default=DEFAULT_CHUNK_STEPS, show_default=True,
+@click.option("--max-rate", type=PROBABILITY, default=1.0, show_default=True,
+              help="Spike probability of a white pixel.")
+@click.option("--chunk-steps", type=COUNT, default=DEFAULT_CHUNK_STEPS, show_default=True,
               help="Steps per Lava build (long inputs are run in several builds).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def simulate(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
              precision: str, old_mode: str | None, probes: tuple[str, ...], out: Path | None, force: bool,
              timeout_s: float, seed: int, max_rate: float, chunk_steps: int, as_json: bool) -> None:
     """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
-    if out is not None and out.exists() and not force:
-        raise UserError("exists; pass --force to overwrite it", out)
+    if out is not None:
+        check_output(out, force=force, folder=True)
     if timeout_s <= 0 or chunk_steps < 1:
         raise UserError("--timeout and --chunk-steps must be positive")
     mode = resolve_precision(precision, old_mode)

@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from snndeploy.atomic import atomic_dir
+from snndeploy.atomic import atomic_dir, check_output
 from snndeploy.cli_support import CommandExit, emit, json_option, precision_option, resolve_precision
 from snndeploy.errors import UserError
+from snndeploy.export import checks
 from snndeploy.export.ir import summary
 from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW
 from snndeploy.export.netx_io import write_netx
@@ -97,6 +98,8 @@ def _verify_options(f):
                      help="Write a PNG of every layer's torch and Lava spikes (sample 0), disagreements in red."),
         click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="Time step of a NIR graph that does not record one (other tools' graphs)."),
+        click.option("--clip-weights", is_flag=True,
+                     help="Clip netx weights outside Loihi's 8-bit range instead of refusing the file."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -104,7 +107,8 @@ def _verify_options(f):
 
 
 def _human_export(result: dict) -> str:
-    lines = [f"exported {result['model']} -> {result['out']} ({result['to']}, {result['seconds']:.2f} s)"]
+    verb = "exported" if result["written"] else "NOT exported (verification failed)"
+    lines = [f"{verb} {result['model']} -> {result['out']} ({result['to']}, {result['seconds']:.2f} s)"]
     for row in result["layers"]:
         lines.append(f"  {row['name']:<16} {row['op']:<6} {str(tuple(row['in'])):>16} -> {str(tuple(row['out'])):<14}"
                      f" density {row['density']:.3f}")
@@ -128,29 +132,33 @@ def _human_export(result: dict) -> str:
 def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_quantize: bool, as_json: bool,
            **opts: Any) -> None:
     """Export MODEL (spec, checkpoint, netx HDF5 or NIR) to NIR, a Lava network, netx HDF5 or ONNX."""
-    out_path = Path(out)
-    if out_path.exists() and not force:
-        raise UserError("exists; pass --force to overwrite it", out_path)
+    out_path = check_output(out, force=force, folder=target == "lava")
     start = time.perf_counter()
-    opened = open_model(model, model=do_verify, net=True, via_model=True, dt=opts["dt"])
+    opened = open_model(model, model=do_verify, net=True, via_model=True, dt=opts["dt"],
+                        clip_weights=opts["clip_weights"])
     torch_model, net = opened.model, opened.net
     if do_quantize:
         net, rows = quantize_net(net)
         opts["quantize_report"] = rows
         if do_verify:  # verify what is exported: the torch model of the quantized network
             torch_model = model_of_net(net, Path(model))
-    extra = _write(net, target, out_path, force, opts["sparse_below"])
+    checks.check_net(net, model)  # nothing is verified or written from a network with bad values
 
-    result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path),
-                              "seconds": time.perf_counter() - start, "layers": summary(net), **extra}
+    result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path), "layers": summary(net)}
     if do_quantize:
         result["quantize"] = opts.pop("quantize_report")
     agree = True
-    if do_verify:
+    if do_verify:  # verify first, write only what agrees: a failed check leaves no valid-looking file
         report = _run_verify(torch_model, net, {**opts, "as_json": as_json})
         result["verify"] = report.to_dict()
         result["verify_text"] = describe(report)
         agree = report.agree
+    if agree:
+        result.update(_write(net, target, out_path, force, opts["sparse_below"]))
+    else:
+        result["note"] = f"verification failed: nothing was written to {out_path}"
+    result["written"] = agree
+    result["seconds"] = time.perf_counter() - start
     if as_json:
         result.pop("verify_text", None)
     emit(result, as_json, _human_export)
@@ -166,9 +174,10 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
 def verify_command(model: str, exported: str, as_json: bool, **opts: Any) -> None:
     """Compare the torch MODEL with the Lava network of EXPORTED (.nir, netx HDF5 or a Lava export folder)."""
 
-    opened = open_model(model, model=True, net=True, dt=opts["dt"])
+    opened = open_model(model, model=True, net=True, dt=opts["dt"], clip_weights=opts["clip_weights"])
     torch_model, own = opened.model, opened.net
-    net = open_model(exported, model=False, net=True, via_model=True, dt=opts["dt"]).net
+    net = open_model(exported, model=False, net=True, via_model=True, dt=opts["dt"],
+                     clip_weights=opts["clip_weights"]).net
     if tuple(own.input_shape) != tuple(net.input_shape):
         raise UserError(f"input shapes differ: {own.input_shape} vs {net.input_shape}", exported)
     report = _run_verify(torch_model, net, {**opts, "as_json": as_json})

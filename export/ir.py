@@ -7,8 +7,8 @@ bias = Loihi bias mantissa (exponent 6) / ``W_SCALE``) while the decays are Loih
 (``iDecay``, ``vDecay`` out of 4096), exactly as SLAYER itself quantizes them.
 
 Layer ops: ``input`` (an element-wise scale into a neuron layer, SLAYER's ``Input`` block), ``dense``,
-``conv``, ``pool`` (sum pooling with one shared weight). Shapes are ``(C,)`` or ``(C, H, W)``. Layers and nets
-check their shapes when they are built (one-line ``UserError``); they hold data only, no behaviour.
+``conv``, ``pool`` (sum pooling with one shared weight). Shapes are ``(C,)`` or ``(C, H, W)``. They hold data
+only; :func:`snndeploy.export.checks.check_net` checks values and shapes where a net is read or written.
 """
 
 from __future__ import annotations
@@ -17,11 +17,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from snndeploy.errors import UserError
+from snndeploy.loihi import DECAY_UNITY, MAX_VTH_MANT, W_SCALE  # noqa: F401  (the IR's units, imported from here)
 
-W_SCALE = 64  # SLAYER weight/threshold scale (1 << 6)
-DECAY_UNITY = 4096  # Loihi 12-bit decay unity
-MAX_VTH_MANT = (1 << 17) - 1  # Loihi's largest threshold mantissa: a neuron that never spikes
 OPS = ("input", "dense", "conv", "pool")
 
 
@@ -60,11 +57,6 @@ class Layer:
     delay: np.ndarray | None = None  # per input neuron axonal delay (steps) on this layer's input
     meta: dict = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        problem = _layer_problem(self)
-        if problem:
-            raise UserError(f"layer {self.name!r} ({self.op}): {problem}")
-
     @property
     def size(self) -> int:
         return int(np.prod(self.out_shape))
@@ -86,42 +78,12 @@ class LoihiNet:
     time_steps: int | None = None
     meta: dict = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        size = int(np.prod(self.input_shape))
-        for layer in self.layers:  # each layer takes what the one before gives (flattened or not)
-            if int(np.prod(layer.in_shape)) != size:
-                raise UserError(f"layer {layer.name!r} takes {tuple(layer.in_shape)} but receives {size} values")
-            size = layer.size
-
     @property
     def output_shape(self) -> tuple[int, ...]:
         return self.layers[-1].out_shape
 
     def with_layers(self, layers) -> LoihiNet:
         return replace(self, layers=tuple(layers))
-
-
-def _layer_problem(layer: Layer) -> str | None:
-    """What is wrong with a layer's shapes (as nir's nodes check theirs), or None."""
-    if layer.op not in OPS:
-        return f"unknown op; expected one of {', '.join(OPS)}"
-    if not layer.in_shape or not layer.out_shape or min(*layer.in_shape, *layer.out_shape) < 1:
-        return f"shapes {tuple(layer.in_shape)} -> {tuple(layer.out_shape)} must be positive"
-    w = np.asarray(layer.weight)
-    n_in, n_out = int(np.prod(layer.in_shape)), int(np.prod(layer.out_shape))
-    if layer.op == "dense" and w.size != n_in * n_out:
-        return f"weight of shape {w.shape} does not map {n_in} inputs to {n_out} neurons"
-    if layer.op == "conv":
-        if w.ndim != 4 or len(layer.in_shape) != 3 or len(layer.out_shape) != 3:
-            return "needs a (out, in/groups, kh, kw) weight and (C, H, W) shapes"
-        if w.shape[0] != layer.out_shape[0] or w.shape[1] * layer.groups != layer.in_shape[0]:
-            return f"weight of shape {w.shape} (groups {layer.groups}) does not fit {tuple(layer.in_shape)} -> " \
-                   f"{tuple(layer.out_shape)}"
-    if layer.op in ("input", "pool") and w.size != 1:
-        return f"takes one shared weight, got {w.size}"
-    if layer.recurrent is not None and np.asarray(layer.recurrent).size != n_out * n_out:
-        return f"recurrent weight must be {n_out} x {n_out}"
-    return None
 
 
 def per_neuron(value, shape: tuple[int, ...]) -> np.ndarray:

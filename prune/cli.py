@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import torch
 
-from snndeploy.cli_support import emit, json_option
+from snndeploy.atomic import check_output, set_aside
+from snndeploy.cli_support import COUNT, emit, json_option
+from snndeploy.data.datasets import dataset_info
 from snndeploy.errors import UserError
 from snndeploy.loader import load_model
 from snndeploy.prune.config import load_config, with_scope
 from snndeploy.prune.gradr import with_alpha
-from snndeploy.prune.job import PruneJob, check_out, run_prune
+from snndeploy.prune.job import OUTPUTS, PruneJob, check_out, run_prune
 from snndeploy.prune.registry import find_method, method_names
+from snndeploy.prune.runner import STATE_FILE
 from snndeploy.prune.sparse import SCOPES
 
 
@@ -48,9 +49,9 @@ def _human(result: dict) -> str:
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--method", "method_name", type=click.Choice(method_names()), required=True, help="Pruning method.")
-@click.option("--sparsity", "--target-sparsity", "sparsity", type=float,
+@click.option("--sparsity", "--target-sparsity", "sparsity", type=click.FloatRange(0, 1, max_open=True),
               help="Target sparsity: fraction of weights (unstructured) or channels (--structured) removed.")
-@click.option("--keep-channels", type=float,
+@click.option("--keep-channels", type=click.FloatRange(0, 1, min_open=True),
               help="Fraction of channels/neurons to keep: the same as --structured --sparsity 1-F.")
 @click.option("--structured", is_flag=True, help="Prune whole channels/neurons and shrink the model physically.")
 @click.option("--data", "dataset", required=True, help="Dataset for fine-tuning and evaluation (e.g. mnist, nmnist).")
@@ -64,9 +65,9 @@ def _human(result: dict) -> str:
               help="gradr: Laplace prior strength; deepr, soft_deepr: L1 penalty (overrides the config's alpha).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--force", is_flag=True, help="Start over, replacing a previous run in --out.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--subset", type=int, help="Use only this many training samples.")
-@click.option("--test-subset", type=int, help="Use only this many test samples.")
+@click.option("--batch-size", type=COUNT, default=64, show_default=True)
+@click.option("--subset", type=COUNT, help="Use only this many training samples.")
+@click.option("--test-subset", type=COUNT, help="Use only this many test samples.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
 def prune(model: str, method_name: str, sparsity: float | None, keep_channels: float | None, structured: bool,
@@ -76,19 +77,14 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
     if keep_channels is not None:
         if sparsity is not None:
             raise UserError("give --sparsity or --keep-channels, not both")
-        if not 0.0 < keep_channels <= 1.0:
-            raise UserError(f"--keep-channels must be in (0, 1], got {keep_channels}")
         sparsity, structured = 1.0 - keep_channels, True
     if sparsity is None:
         raise UserError("--sparsity (or --keep-channels) is required")
     method = find_method(method_name)
     if method.structured is True and not structured:
         structured = True  # slimming and L1-filter pruning remove channels by definition
-    if not 0.0 <= sparsity < 1.0:
-        raise UserError(f"--sparsity must be in [0, 1), got {sparsity}")
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
-    out = Path(out_dir)
+    out = check_output(out_dir, force=True, folder=True)
+    dataset_info(dataset)  # an unknown name is refused before anything runs
     config = load_config(method.config_class, config_path)
     config = with_scope(method.name, config, click.get_current_context().meta.get("prune.scope"))
     config = with_alpha(method, config, click.get_current_context().meta.get("prune.alpha"))
@@ -98,5 +94,7 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
     job = PruneJob(method, config, sparsity, structured, dataset, out, source=str(model), resume=resume,
                    batch_size=batch_size, subset=subset, test_subset=test_subset, progress=not no_progress,
                    log=None if as_json else lambda m: click.echo(m, err=True))
-    result = run_prune(net, job)
+    # --force: the previous run's files are put back if this one fails; deleted only once it has finished
+    with set_aside(out, [STATE_FILE, *OUTPUTS] if force else []):
+        result = run_prune(net, job)
     emit(result, as_json, _human)

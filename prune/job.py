@@ -3,7 +3,6 @@ and the benchmarks. It fine-tunes on a dataset, writes ``prune_report.json/png``
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,20 +46,14 @@ class PruneJob:
 
 
 def check_out(out: Path, resume: bool, force: bool) -> None:
-    """Refuse to overwrite a previous run in ``out`` unless resuming it or starting over (``force`` clears it)."""
+    """Refuse to overwrite a previous run in ``out`` unless resuming it or starting over (``force``: the caller
+    sets the old files aside, :func:`snndeploy.atomic.set_aside`)."""
     previous = [name for name in (STATE_FILE, *OUTPUTS) if (out / name).exists()]
     if resume and force:
         raise UserError("--resume and --force exclude each other")
     if previous and not resume and not force:
         raise UserError(f"already holds a pruning run ({', '.join(previous)}); pass --resume to continue it "
                         "or --force to start over", out)
-    if force:
-        for name in (STATE_FILE, *OUTPUTS):
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
 
 
 def run_prune(net, job: PruneJob) -> dict:

@@ -20,7 +20,7 @@ from torch import nn
 
 from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
-from snndeploy.models.checkpoint import rng_state, set_rng_state
+from snndeploy.models.checkpoint import rng_state, safe_torch_load, set_rng_state
 from snndeploy.models.spec import spec_to_dict
 from snndeploy.prune import config as cfglib
 from snndeploy.prune.cost import CostMeter, model_stats, synops_per_sample
@@ -137,10 +137,7 @@ class Runner:
 
     def load_state(self) -> None:
         path = self.state_path
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise UserError(f"cannot read the resume state ({type(exc).__name__})", path) from exc
+        state = safe_torch_load(path, "a pruning resume state")
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise UserError("not a pruning resume state", path)
         if state["identity"] != self.spec.identity():

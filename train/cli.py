@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from snndeploy.cli_support import emit, json_option
+from snndeploy.cli_support import COUNT, FRACTION, POSITIVE, PROBABILITY, emit, json_option
 from snndeploy.loader import load_model
 from snndeploy.train import distributed
 from snndeploy.train.loop import LR_SCHEDULES
@@ -26,12 +26,12 @@ _data_options = [
                                                            "uci-digits."),
     click.option("--encoding", type=click.Choice(ENCODINGS), default="rate", show_default=True,
                  help="How static images become input over the model's time steps (ignored for event data)."),
-    click.option("--max-rate", type=float, default=1.0, show_default=True,
+    click.option("--max-rate", type=PROBABILITY, default=1.0, show_default=True,
                  help="Rate encoding: spike probability per step of a white pixel."),
-    click.option("--test-subset", type=int, default=None, help="Use only the first N test samples."),
-    click.option("--batch-size", type=int, default=32, show_default=True),
+    click.option("--test-subset", type=COUNT, default=None, help="Use only the first N test samples."),
+    click.option("--batch-size", type=COUNT, default=32, show_default=True),
     click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights, splits, encoding, shuffling."),
-    click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads."),
+    click.option("--threads", type=COUNT, default=2, show_default=True, help="torch CPU threads."),
     click.option("--device", default="auto", show_default=True, help="auto (GPU when present), cpu, cuda, cuda:1."),
 ]
 
@@ -54,22 +54,23 @@ def _human(result: dict[str, Any]) -> str:
 
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--epochs", type=int, required=True, help="Total number of epochs (a resumed run continues up to it).")
+@click.option("--epochs", type=COUNT, required=True, help="Total number of epochs (a resumed run continues up to it).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder for checkpoints and metrics.json.")
 @data_options
-@click.option("--subset", type=int, default=None, help="Train on N samples (validation gets N/5).")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+@click.option("--subset", type=COUNT, default=None, help="Train on N samples (validation gets N/5).")
+@click.option("--val-fraction", type=FRACTION, default=0.1, show_default=True,
               help="Share of the training data held out for validation (0: none).")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=POSITIVE, default=1e-3, show_default=True, help="Adam learning rate.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True, help="Adam L2 weight decay.")
 @click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default="constant", show_default=True,
               help="cosine: decay the learning rate from --lr towards 0 over --epochs.")
 @click.option("--loss", type=click.Choice(LOSS_CHOICES), default="auto",
               show_default=True, help="SLAYER SpikeRate / SpikeMax, or cross entropy on the mean output; auto: "
                                       "spike_rate, or cross_entropy for an affine (voltage) readout.")
-@click.option("--true-rate", type=float, default=0.2, show_default=True, help="SpikeRate target, correct class.")
-@click.option("--false-rate", type=float, default=0.03, show_default=True, help="SpikeRate target, other classes.")
+@click.option("--true-rate", type=PROBABILITY, default=0.2, show_default=True, help="SpikeRate target, correct class.")
+@click.option("--false-rate", type=PROBABILITY, default=0.03, show_default=True,
+              help="SpikeRate target, other classes.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output folder.")
 @click.option("--no-test", is_flag=True, help="Skip the final test-set evaluation.")

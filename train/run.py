@@ -4,6 +4,7 @@ benchmarks. A run writes ``checkpoint.pt``, ``best.pt``, ``metrics.json``, ``tra
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -15,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from snndeploy.data.datasets import make_splits
+from snndeploy.atomic import check_output, set_aside
+from snndeploy.data.datasets import dataset_info, make_splits
 from snndeploy.errors import UserError
 from snndeploy.models.build import SlayerNet
 from snndeploy.models.spec import save_spec
@@ -103,12 +105,11 @@ def run_training(spec: Path, job: TrainJob, *, load: Callable[[Path], SlayerNet]
     """Train (or fine-tune) the model file ``spec``, opened by ``load`` (:func:`snndeploy.loader.load_model`) after
     seeding, so a spec's initial weights repeat; the summary on rank 0, None on other DDP ranks."""
     out = Path(job.out)
+    dataset_info(job.data_name)  # an unknown name is refused before anything is printed or written
     if distributed.is_main():
+        check_output(out, force=True, folder=True)
         check_out(out, job.resume, job.force)
     seed_everything(job.threads, job.seed)
-    warning = busy_warning(job.threads)
-    if warning and log and distributed.is_main():
-        log(warning)
     model = load(spec)
     net_spec = model.spec
     loss = job.loss
@@ -123,6 +124,17 @@ def run_training(spec: Path, job: TrainJob, *, load: Callable[[Path], SlayerNet]
     if splits.info.num_classes > net_spec.num_outputs:
         raise UserError(f"{net_spec.name} has {net_spec.num_outputs} outputs but {splits.info.name} has "
                         f"{splits.info.num_classes} classes", spec)
+    warning = busy_warning(job.threads)
+    if warning and log and distributed.is_main():
+        log(warning)
+    # --force: the old run's files are put back if this one fails; deleted only once it has finished
+    with set_aside(out) if job.force and not job.resume and distributed.is_main() else contextlib.nullcontext():
+        return _train(model, spec, job, config, splits, log=log, callbacks=callbacks)
+
+
+def _train(model: SlayerNet, spec: Path, job: TrainJob, config: TrainConfig, splits, *,
+           log: Callable[[str], None] | None, callbacks: Sequence[Callback]) -> dict[str, Any] | None:
+    out, net_spec = Path(job.out), model.spec
     # Each rank draws different encodings/dropout; DDP broadcasts rank 0's initial weights.
     seed_everything(job.threads, job.seed + distributed.rank())
     trainer = Trainer(model, config, callbacks=callbacks, log=log, progress=job.progress)
@@ -152,6 +164,7 @@ def run_training(spec: Path, job: TrainJob, *, load: Callable[[Path], SlayerNet]
 
 def run_evaluation(model_path: Path, job: EvalJob, *, load: Callable[[Path], SlayerNet]) -> dict[str, Any]:
     """Test accuracy, loss and spike rates of the model file ``model_path``, opened by ``load``."""
+    dataset_info(job.data_name)
     seed_everything(job.threads, job.seed)
     model = load(model_path)
     splits = make_splits(job.data_name, time_steps=model.spec.time_steps, encoding=job.encoding, seed=job.seed,

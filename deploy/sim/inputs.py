@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snndeploy import validate
 from snndeploy.data.datasets import dataset_info, load_arrays
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
@@ -62,8 +63,10 @@ def fit_input_shape(x: np.ndarray, shape: tuple[int, ...], *, batched: bool | No
 def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
     """``.npy`` spikes, or ``.npz`` with ``x`` (or ``spikes``) and optional ``y`` (or ``labels``)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError("input file not found", path)
+    if path.suffix.lower() == ".npz":
+        validate.check_npz(path)
+    else:
+        validate.check_npy(path)
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -79,7 +82,7 @@ def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
             labels = None if label_key is None else np.asarray(data[label_key]).astype(np.int64).reshape(-1)
     else:
         x = data
-    x = fit_input_shape(_binary(x, "input", path), shape, path=path)
+    x = fit_input_shape(_binary(validate.check_spikes(x, path), "input", path), shape, path=path)
     if labels is not None and labels.size != x.shape[0]:
         raise UserError(f"{labels.size} labels for {x.shape[0]} samples", path)
     return Inputs(x, labels, str(path))
