@@ -26,6 +26,7 @@ from snndeploy.export.ir import LoihiNet
 from snndeploy.export.netx_io import read_netx
 from snndeploy.export.nir_io import read_nir
 from snndeploy.export.slayer_io import from_slayer, to_slayer
+from snndeploy.models import checkpoint
 from snndeploy.models.build import SlayerNet, build_model
 from snndeploy.models.checkpoint import load_checkpoint, model_from_checkpoint
 from snndeploy.models.netx_import import import_netx
@@ -33,7 +34,7 @@ from snndeploy.models.spec import load_spec
 
 FORMATS: dict[str, str] = {
     ".yaml": "spec", ".yml": "spec",
-    ".pt": "checkpoint", ".pth": "checkpoint", ".ckpt": "checkpoint",
+    **{suffix: "checkpoint" for suffix in checkpoint.SUFFIXES},
     ".net": "netx", ".h5": "netx", ".hdf5": "netx",
     ".nir": "nir",
 }

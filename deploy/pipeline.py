@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 import numpy as np
+import torch
 
 from snndeploy.atomic import write_json
 from snndeploy.cli_support import CommandExit, emit, json_option
@@ -35,7 +36,7 @@ from snndeploy.hardware.report import plot
 from snndeploy.loader import load_model, load_net, open_model
 from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
 from snndeploy.models.spec import load_spec, save_spec, spec_from_dict
-from snndeploy.pipeline_config import PipelineConfig, config_to_dict, load_pipeline_config
+from snndeploy.pipeline_config import PipelineConfig, config_to_dict, load_pipeline_config, resolve_load
 from snndeploy.prune.config import config_from_dict
 from snndeploy.prune.job import PruneJob, run_prune
 from snndeploy.prune.registry import find_method
@@ -43,6 +44,7 @@ from snndeploy.run_report import write_comparison, write_run_report
 from snndeploy.sim.inputs import dataset_inputs
 from snndeploy.sim.report import summarize, write_outputs
 from snndeploy.sim.runner import simulate_net
+from snndeploy.train.loop import predict
 from snndeploy.train.run import EvalJob, TrainJob, run_evaluation, run_training
 
 STAGES = ("model", "fit", "prune", "export", "verify", "simulate", "estimate", "report")
@@ -103,7 +105,7 @@ def model_stage(run: Run, folder: Path) -> dict:
     """Train the spec here, or load a trained model; either way leave ``model.pt`` and its test accuracy."""
     cfg, model = run.config, run.config.model
     if model.load is not None:
-        net = load_model(model.load)
+        net = load_model(resolve_load(model.load))
         checkpoint = save_checkpoint(folder / "model.pt", make_checkpoint(net, extra={"source": model.load}))
         metrics = _evaluate(checkpoint, cfg, run.progress)
         return {"checkpoint": str(checkpoint), "source": model.load, "accuracy": metrics["accuracy"],
@@ -194,14 +196,26 @@ def simulate_stage(run: Run, folder: Path) -> dict:
     result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress)
     summary = summarize(result, inputs, model=str(_nir_path(run)))
     write_outputs(folder / "lava", result, inputs, summary, force=True)
-    return {**summary, "activity": str(folder / "lava" / "activity.json")}
+    return {**summary, **_torch_on_same_samples(run, inputs), "activity": str(folder / "lava" / "activity.json")}
+
+
+def _torch_on_same_samples(run: Run, inputs) -> dict:
+    """Accuracy of the torch (SLAYER) model on exactly the samples Lava ran, so the two read side by side."""
+    if inputs.labels is None:
+        return {}
+    net = load_model((run.results.get("prune") or run.results["model"])["checkpoint"])
+    x = torch.as_tensor(inputs.spikes, dtype=torch.float32)
+    x = x.reshape(x.shape[0], *net.spec.input_shape, x.shape[-1])
+    with torch.no_grad():
+        pred = predict(net.eval()(x)).numpy()
+    correct = int((pred == inputs.labels).sum())
+    return {"torch_accuracy": correct / len(inputs.labels), "torch_correct": correct}
 
 
 def estimate_stage(run: Run, folder: Path) -> dict:
     cfg = run.config.estimate
     targets, fitted = tuple(cfg.targets), {}
     if run.config.fit:  # the fitted target is judged against the --fit budget, the others against the config's
-
         target, fit_budget = split_fit(run.config.fit)
         targets, fitted = targets + ((target,) if target not in targets else ()), {target: fit_budget}
     job = EstimateJob(targets, cfg.budget, run.results["simulate"]["activity"], target_budgets=fitted)

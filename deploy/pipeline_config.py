@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from snndeploy import settings
 from snndeploy.data.datasets import dataset_info
 from snndeploy.errors import UserError
 from snndeploy.fit import parse_fit
@@ -22,6 +23,14 @@ from snndeploy.train.run import ENCODINGS, LOSS_CHOICES
 from snndeploy.yaml_io import parse_yaml, read_yaml
 
 DEFAULT_CONFIG = "pipeline_default.yaml"
+FIXTURES_PREFIX = "fixtures:"
+
+
+def resolve_load(load: str) -> Path:
+    """A model file to load; ``fixtures:REL`` is ``REL`` in the fixtures folder (lava-dl's trained networks)."""
+    if load.startswith(FIXTURES_PREFIX):
+        return settings.fixtures_dir() / load[len(FIXTURES_PREFIX):]
+    return Path(load)
 
 
 @dataclass(frozen=True)
@@ -153,7 +162,7 @@ def check_names(config: PipelineConfig, where: Path | str) -> None:
         ("data", lambda: dataset_info(config.data)),
         ("model.spec", lambda: isinstance(model.spec, str) and load_spec(model.spec)),
         ("model.spec", lambda: isinstance(model.spec, dict) and spec_from_dict(model.spec)),
-        ("model.load", lambda: model.load and model_format(model.load)),
+        ("model.load", lambda: model.load and model_format(resolve_load(model.load))),
         ("model", lambda: _check_train_options(config.model)),
         ("estimate.targets", lambda: [load_profile(t) for t in config.estimate.targets]),
         ("estimate.budget", lambda: config.estimate.budget and parse_budget(config.estimate.budget)),
@@ -224,7 +233,8 @@ def load_pipeline_config(path: str | Path | None) -> tuple[PipelineConfig, str]:
     if path is not None and isinstance(config.model.spec, str) and not Path(config.model.spec).is_absolute():
         config = dataclasses.replace(config, model=dataclasses.replace(
             config.model, spec=str((Path(path).parent / config.model.spec).resolve())))
-    if path is not None and config.model.load and not Path(config.model.load).is_absolute():
+    if path is not None and config.model.load and not config.model.load.startswith(FIXTURES_PREFIX) \
+            and not Path(config.model.load).is_absolute():
         config = dataclasses.replace(config, model=dataclasses.replace(
             config.model, load=str((Path(path).parent / config.model.load).resolve())))
     check_names(config, where)

@@ -15,6 +15,7 @@ from snndeploy.errors import UserError
 from snndeploy.models.build import build_model
 from snndeploy.models.spec import spec_from_dict, spec_to_dict
 
+SUFFIXES = (".pt", ".pth", ".ckpt")  # the model files that are checkpoints (snndeploy.loader.FORMATS)
 FORMAT = "snndeploy-checkpoint"
 VERSION = 1
 

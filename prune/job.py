@@ -14,6 +14,7 @@ from snndeploy.errors import UserError
 from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
 from snndeploy.models.spec import save_spec
 from snndeploy.prune.config import PruneConfig
+from snndeploy.prune.distill import make_objective, recorded_training
 from snndeploy.prune.finetune import DatasetTrainer
 from snndeploy.prune.methods import Method
 from snndeploy.prune.report import write_report
@@ -62,8 +63,10 @@ def run_prune(net, job: PruneJob) -> dict:
     if method.structured is False and job.structured:
         raise UserError(f"method {method.name} has no structured mode")
     torch.manual_seed(config.seed)
+    objective = make_objective(config, net, recorded_training(job.source))
     trainer = DatasetTrainer(job.dataset, net, batch_size=job.batch_size, subset=job.subset,
-                             test_subset=job.test_subset, seed=config.seed, progress=job.progress)
+                             test_subset=job.test_subset, seed=config.seed, progress=job.progress,
+                             objective=objective)
     say = job.log or (lambda _m: None)
     runner = Runner(RunSpec(method, config, job.sparsity, job.structured, job.source), net, trainer, job.out,
                     progress=say)

@@ -17,6 +17,7 @@ class SETConfig(SparseConfig):
     """SET (Mocanu et al. 2018): drop the ``zeta`` smallest weights of each layer, regrow as many at random."""
 
     zeta: float = 0.3
+    epochs_per_step: int = 1  # SET rewires after every training epoch (Mocanu et al. 2018)
 
     def __post_init__(self) -> None:
         super().__post_init__()
