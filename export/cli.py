@@ -13,13 +13,13 @@ from snndeploy.atomic import atomic_dir, check_output
 from snndeploy.cli_support import CommandExit, emit, json_option, precision_option, resolve_precision
 from snndeploy.errors import UserError
 from snndeploy.export import checks
+from snndeploy.export import verify as verification
 from snndeploy.export.ir import summary
 from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW
 from snndeploy.export.netx_io import write_netx
 from snndeploy.export.nir_io import write_nir
 from snndeploy.export.onnx_export import export_onnx
 from snndeploy.export.quantize import quantize_net
-from snndeploy.export.verify import describe, load_inputs, plot_rasters, sample_inputs, verify
 from snndeploy.loader import model_of_net, open_model
 
 TARGETS = ("nir", "lava", "netx", "onnx")
@@ -27,18 +27,18 @@ TARGETS = ("nir", "lava", "netx", "onnx")
 
 def _verify_inputs(net, inputs: str | None, samples: int, steps: int | None, rate: float, seed: int):
     if inputs:
-        return load_inputs(inputs, net.input_shape)
-    return sample_inputs(net.input_shape, int(steps or net.time_steps or 25), samples, rate, seed)
+        return verification.load_inputs(inputs, net.input_shape)
+    return verification.sample_inputs(net.input_shape, int(steps or net.time_steps or 25), samples, rate, seed)
 
 
 def _run_verify(model, net, opts: dict[str, Any]):
     x = _verify_inputs(net, opts["inputs"], opts["samples"], opts["steps"], opts["rate"], opts["seed"])
     rasters: list | None = [] if opts.get("plot") else None
     mode = resolve_precision(opts["precision"], opts["old_mode"])
-    report = verify(model, net, x, mode=mode, probe=opts["probe"], sparse_below=opts["sparse_below"],
+    report = verification.verify(model, net, x, mode=mode, probe=opts["probe"], sparse_below=opts["sparse_below"],
                     progress=not opts["as_json"], rasters=rasters)
     if rasters:
-        plot_rasters(rasters, opts["plot"])
+        verification.plot_rasters(rasters, opts["plot"])
     return report
 
 
@@ -151,7 +151,7 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
     if do_verify:  # verify first, write only what agrees: a failed check leaves no valid-looking file
         report = _run_verify(torch_model, net, {**opts, "as_json": as_json})
         result["verify"] = report.to_dict()
-        result["verify_text"] = describe(report)
+        result["verify_text"] = verification.describe(report)
         agree = report.agree
     if agree:
         result.update(_write(net, target, out_path, force, opts["sparse_below"]))
@@ -182,6 +182,6 @@ def verify_command(model: str, exported: str, as_json: bool, **opts: Any) -> Non
         raise UserError(f"input shapes differ: {own.input_shape} vs {net.input_shape}", exported)
     report = _run_verify(torch_model, net, {**opts, "as_json": as_json})
     result = {"model": model, "exported": exported, **report.to_dict()}
-    emit(result, as_json, lambda r: describe(report))
+    emit(result, as_json, lambda r: verification.describe(report))
     if not report.agree:
         raise CommandExit(1)
