@@ -36,7 +36,7 @@ def _run_verify(model, net, opts: dict[str, Any]):
     rasters: list | None = [] if opts.get("plot") else None
     mode = resolve_precision(opts["precision"], opts["old_mode"])
     report = verification.verify(model, net, x, mode=mode, probe=opts["probe"], sparse_below=opts["sparse_below"],
-                    progress=not opts["as_json"], rasters=rasters)
+                                 progress=not opts["as_json"], rasters=rasters)
     if rasters:
         verification.plot_rasters(rasters, opts["plot"])
     return report
