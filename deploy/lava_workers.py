@@ -2,10 +2,11 @@
 all of them are stopped on an error, a time-out and Ctrl-C, with nothing left behind.
 
 Workers are forked (Lava's own start method) and are not daemons, because Lava forks its runtime processes from
-them. Each worker turns SIGTERM into an exception, so that ``lava_runner`` stops its Lava runtime (workers and
-``/dev/shm`` segments) on the way out; the parent sends SIGTERM to every worker that is still running when
-anything goes wrong (or the parent is interrupted), waits ``GRACE_S``, then kills what remains. Every process
-forked here dies with the parent (``lava_runner``'s parent-death signal), even if the parent is killed.
+them. Each worker turns SIGTERM into :class:`snndeploy.interrupts.Interrupted` (a KeyboardInterrupt), so that
+``lava_runner`` stops its Lava runtime (workers and ``/dev/shm`` segments, without Lava's handshake) on the way
+out; the parent sends SIGTERM to every worker still running when anything goes wrong (or the parent is
+interrupted), waits ``GRACE_S``, then kills what remains. Every process forked here dies with the parent
+(``lava_runner``'s parent-death signal), even if the parent is killed.
 
 Call from the main thread.
 """
@@ -24,13 +25,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from snndeploy import lava_runner
+from snndeploy.interrupts import Interrupted
 
 GRACE_S = 20.0  # how long a stopped worker may take to stop its Lava runtime before it is killed
 POLL_S = 0.2
-
-
-class WorkerStop(BaseException):
-    """Raised inside a worker by SIGTERM: unwinds through ``lava_runner``, which stops the Lava runtime."""
 
 
 def default_workers() -> int:
@@ -42,7 +40,7 @@ def default_workers() -> int:
 
 
 def _raise_stop(signum: int, frame: Any) -> None:
-    raise WorkerStop(f"stopped by signal {signum}")
+    raise Interrupted(signum)
 
 
 def _worker_main(index: int, fn: Callable[..., Any], args: tuple, messages: Any) -> None:
@@ -51,7 +49,7 @@ def _worker_main(index: int, fn: Callable[..., Any], args: tuple, messages: Any)
     try:
         result = fn(*args, lambda done: messages.put(("progress", index, done)))
         messages.put(("done", index, result))
-    except WorkerStop:
+    except Interrupted:
         messages.put(("stopped", index, None))
     except BaseException as exc:  # noqa: BLE001  (everything is reported to the parent)
         messages.put(("error", index, _portable(exc)))

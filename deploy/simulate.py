@@ -34,7 +34,9 @@ from typing import Any
 import click
 import numpy as np
 
-from snndeploy.cli_support import SampleCount, emit
+from snndeploy import validate
+from snndeploy.atomic import check_output
+from snndeploy.cli_support import COUNT, POSITIVE, PROBABILITY, SampleCount, emit
 from snndeploy.errors import UserError
 from snndeploy.export.ir import Layer, LoihiNet
 from snndeploy.export.lava_batch import choose_copies, split_copies
@@ -150,8 +152,10 @@ def fit_input_shape(x: np.ndarray, shape: tuple[int, ...], *, batched: bool | No
 def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
     """``.npy`` spikes, or ``.npz`` with ``x`` (or ``spikes``) and optional ``y`` (or ``labels``)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError("input file not found", path)
+    if path.suffix.lower() == ".npz":
+        validate.check_npz(path)
+    else:
+        validate.check_npy(path)
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -167,7 +171,7 @@ def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
             labels = None if label_key is None else np.asarray(data[label_key]).astype(np.int64).reshape(-1)
     else:
         x = data
-    x = fit_input_shape(_binary(x, "input", path), shape, path=path)
+    x = fit_input_shape(_binary(validate.check_spikes(x, path), "input", path), shape, path=path)
     if labels is not None and labels.size != x.shape[0]:
         raise UserError(f"{labels.size} labels for {x.shape[0]} samples", path)
     return Inputs(x, labels, str(path))
@@ -892,21 +896,22 @@ def _human(result: dict[str, Any]) -> str:
 @click.option("--dataset", help="A local dataset (test split): mnist, fashion-mnist, nmnist-small, ...")
 @click.option("--samples", type=SampleCount(),
               help="How many samples, or 'all' (default: all in --input, 100 from --dataset).")
-@click.option("--steps", type=int, help="Time steps per sample (default: the input's, the model's or the dataset's).")
+@click.option("--steps", type=COUNT, help="Time steps per sample (default: the input's, the model's or the dataset's).")
 @click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fixed", show_default=True,
               help="fixed: Loihi bit-accurate integers; float: floating point.")
 @click.option("--probe", "probes", multiple=True, help="Layer (name or index) whose spikes, u and v are saved.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write output spikes, probes, activity.json here.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
-@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
+@click.option("--timeout", "timeout_s", type=POSITIVE, default=600.0, show_default=True,
               help="Seconds one Lava run call may take before it is stopped.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rate encoding of --dataset images.")
-@click.option("--max-rate", type=float, default=1.0, show_default=True, help="Spike probability of a white pixel.")
-@click.option("--chunk-steps", type=int, default=DEFAULT_CHUNK_STEPS, show_default=True,
+@click.option("--max-rate", type=PROBABILITY, default=1.0, show_default=True,
+              help="Spike probability of a white pixel.")
+@click.option("--chunk-steps", type=COUNT, default=DEFAULT_CHUNK_STEPS, show_default=True,
               help="Steps per Lava build (long inputs are run in several builds).")
-@click.option("--workers", type=click.IntRange(1), default=None,
+@click.option("--workers", type=COUNT, default=None,
               help="Lava runtimes in parallel processes, each on a share of the samples (default: cores available).")
-@click.option("--copies", type=click.IntRange(1), default=None,
+@click.option("--copies", type=COUNT, default=None,
               help="Network copies per Lava build (default: chosen from the network's size; docs/simulate.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def simulate(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
@@ -915,8 +920,8 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
     """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
     from snndeploy.lava_workers import default_workers
 
-    if out is not None and out.exists() and not force:
-        raise UserError("exists; pass --force to overwrite it", out)
+    if out is not None:
+        check_output(out, force=force, folder=True)
     if timeout_s <= 0 or chunk_steps < 1:
         raise UserError("--timeout and --chunk-steps must be positive")
     net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import snndeploy  # noqa: F401  (Lava compatibility hook before any lava import)
+from snndeploy import validate
 from snndeploy.errors import UserError
 from snndeploy.export import lava_batch
 from snndeploy.export.ir import DECAY_UNITY, MAX_VTH_MANT, W_SCALE, Layer, LoihiNet, per_neuron, to_int_exact
@@ -269,7 +270,8 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
         raise UserError(f"unknown record option {record!r} (use all, output or none)")
     if sample_steps is not None and reset_interval is not None:
         raise UserError("give either reset_interval or sample_steps, not both")
-    spikes = np.asarray(spikes)
+    validate.check_net(net)
+    spikes = validate.check_spikes(np.asarray(spikes), None)
     if copies > 1:
         if spikes.shape[0] != copies:
             raise UserError(f"{spikes.shape[0]} input samples for {copies} copies")
