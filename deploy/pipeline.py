@@ -22,6 +22,7 @@ import click
 from snndeploy.atomic import write_json
 from snndeploy.cli_support import CommandExit, emit, json_option
 from snndeploy.errors import UserError
+from snndeploy.lava_workers import default_workers
 from snndeploy.pipeline_config import PipelineConfig, config_to_dict, load_config
 
 FIXTURES_PREFIX = "fixtures:"
@@ -209,7 +210,7 @@ def verify_stage(run: Run, folder: Path) -> dict:
     inputs = _test_inputs(run, net, run.config.verify.samples)
     rasters: list = []
     report = verify(model, net, inputs.spikes, mode=run.config.verify.precision, progress=run.progress,
-                    rasters=rasters)
+                    rasters=rasters, workers=default_workers())
     np.save(folder / "inputs.npy", inputs.spikes)
     plot_rasters(rasters, folder / "rasters.png")
     return {**report.to_dict(), "plot": str(folder / "rasters.png"), "input": inputs.source}
@@ -221,7 +222,8 @@ def simulate_stage(run: Run, folder: Path) -> dict:
 
     net = read_nir(_nir_path(run))
     inputs = _test_inputs(run, net, run.config.simulate.samples)
-    result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress)
+    result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress,
+                          workers=default_workers())
     summary = summarize(result, inputs, model=str(_nir_path(run)))
     write_outputs(folder / "lava", result, inputs, summary, force=True)
     return {**summary, **_torch_on_same_samples(run, inputs), "activity": str(folder / "lava" / "activity.json")}
