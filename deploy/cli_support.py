@@ -46,6 +46,29 @@ def resolve_precision(precision: str, old_mode: str | None) -> str:
     return precision
 
 
+ALL_SAMPLES = sys.maxsize  # ``--samples all``
+
+
+class SampleCount(click.ParamType):
+    """A positive number of samples, or ``all`` (:data:`ALL_SAMPLES`: every sample there is)."""
+
+    name = "N|all"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            count = value
+        elif str(value).strip().lower() == "all":
+            return ALL_SAMPLES
+        else:
+            try:
+                count = int(str(value))
+            except ValueError:
+                self.fail(f"{value!r} is neither a number nor 'all'", param, ctx)
+        if count < 1:
+            self.fail(f"must be at least 1 (or 'all'), got {count}", param, ctx)
+        return count
+
+
 class CommandExit(click.exceptions.Exit):
     """Leave a command with a meaningful exit code after its result has been printed."""
 

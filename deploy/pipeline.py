@@ -33,6 +33,7 @@ from snndeploy.export.verify import plot_rasters, verify
 from snndeploy.fit import fit_to_budget, parse_fit, split_fit
 from snndeploy.hardware.estimate import EstimateJob, estimate_model
 from snndeploy.hardware.report import plot
+from snndeploy.lava_workers import default_workers
 from snndeploy.loader import load_model, load_net, open_model
 from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
 from snndeploy.models.spec import load_spec, save_spec, spec_from_dict
@@ -41,9 +42,7 @@ from snndeploy.prune.config import config_from_dict
 from snndeploy.prune.job import PruneJob, run_prune
 from snndeploy.prune.registry import find_method
 from snndeploy.run_report import write_comparison, write_run_report
-from snndeploy.sim.inputs import dataset_inputs
-from snndeploy.sim.report import summarize, write_outputs
-from snndeploy.sim.runner import simulate_net
+from snndeploy.simulate import dataset_inputs, simulate_net, summarize, write_outputs
 from snndeploy.train.loop import predict
 from snndeploy.train.run import EvalJob, TrainJob, run_evaluation, run_training
 
@@ -184,7 +183,7 @@ def verify_stage(run: Run, folder: Path) -> dict:
     inputs = _test_inputs(run, net, run.config.verify.samples)
     rasters: list = []
     report = verify(model, net, inputs.spikes, mode=run.config.verify.precision, progress=run.progress,
-                    rasters=rasters)
+                    rasters=rasters, workers=default_workers())
     np.save(folder / "inputs.npy", inputs.spikes)
     plot_rasters(rasters, folder / "rasters.png")
     return {**report.to_dict(), "plot": str(folder / "rasters.png"), "input": inputs.source}
@@ -193,7 +192,8 @@ def verify_stage(run: Run, folder: Path) -> dict:
 def simulate_stage(run: Run, folder: Path) -> dict:
     net = load_net(_nir_path(run))
     inputs = _test_inputs(run, net, run.config.simulate.samples)
-    result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress)
+    result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress,
+                          workers=default_workers())
     summary = summarize(result, inputs, model=str(_nir_path(run)))
     write_outputs(folder / "lava", result, inputs, summary, force=True)
     return {**summary, **_torch_on_same_samples(run, inputs), "activity": str(folder / "lava" / "activity.json")}

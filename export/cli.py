@@ -9,36 +9,50 @@ from typing import Any
 
 import click
 
-from snndeploy.atomic import atomic_dir, check_output
-from snndeploy.cli_support import CommandExit, emit, json_option, precision_option, resolve_precision
+from snndeploy.atomic import check_output
+from snndeploy.cli_support import CommandExit, SampleCount, emit, json_option, precision_option, resolve_precision
 from snndeploy.errors import UserError
 from snndeploy.export import checks
-from snndeploy.export import verify as verification
-from snndeploy.export.ir import summary
-from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW
-from snndeploy.export.netx_io import write_netx
-from snndeploy.export.nir_io import write_nir
-from snndeploy.export.onnx_export import export_onnx
-from snndeploy.export.quantize import quantize_net
 from snndeploy.loader import model_of_net, open_model
 
 TARGETS = ("nir", "lava", "netx", "onnx")
+DEFAULT_VERIFY_SAMPLES = 2
 
 
-def _verify_inputs(net, inputs: str | None, samples: int, steps: int | None, rate: float, seed: int):
-    if inputs:
-        return verification.load_inputs(inputs, net.input_shape)
-    return verification.sample_inputs(net.input_shape, int(steps or net.time_steps or 25), samples, rate, seed)
+def _verify_inputs(net, opts: dict[str, Any]):
+    from snndeploy.cli_support import ALL_SAMPLES
+    from snndeploy.export.verify import load_inputs, sample_inputs
+
+    steps, samples = opts["steps"], opts["samples"]
+    if opts["inputs"] and opts["dataset"]:
+        raise UserError("give --inputs FILE or --dataset NAME, not both")
+    if opts["inputs"]:
+        return load_inputs(opts["inputs"], net.input_shape)[:samples or ALL_SAMPLES]
+    samples = samples or DEFAULT_VERIFY_SAMPLES
+    if opts["dataset"]:
+        from snndeploy.data.datasets import dataset_info
+        from snndeploy.simulate import dataset_inputs
+
+        steps = int(steps or net.time_steps or dataset_info(opts["dataset"]).time_steps)
+        return dataset_inputs(opts["dataset"], net.input_shape, samples=samples, steps=steps,
+                              seed=opts["seed"]).spikes
+    if samples == ALL_SAMPLES:
+        raise UserError("--samples all needs --dataset NAME or --inputs FILE (sampled inputs have no end)")
+    return sample_inputs(net.input_shape, int(steps or net.time_steps or 25), samples, opts["rate"], opts["seed"])
 
 
 def _run_verify(model, net, opts: dict[str, Any]):
-    x = _verify_inputs(net, opts["inputs"], opts["samples"], opts["steps"], opts["rate"], opts["seed"])
+    from snndeploy.export.verify import plot_rasters, verify
+    from snndeploy.lava_workers import default_workers
+
+    x = _verify_inputs(net, opts)
     rasters: list | None = [] if opts.get("plot") else None
+    workers = default_workers() if opts["workers"] is None else opts["workers"]
     mode = resolve_precision(opts["precision"], opts["old_mode"])
-    report = verification.verify(model, net, x, mode=mode, probe=opts["probe"], sparse_below=opts["sparse_below"],
-                                 progress=not opts["as_json"], rasters=rasters)
+    report = verify(model, net, x, mode=mode, probe=opts["probe"], sparse_below=opts["sparse_below"],
+                    progress=not opts["as_json"], rasters=rasters, workers=workers)
     if rasters:
-        verification.plot_rasters(rasters, opts["plot"])
+        plot_rasters(rasters, opts["plot"])
     return report
 
 
@@ -46,6 +60,7 @@ def _lava_description(net, sparse_below: float) -> dict:
     """What the Lava converter builds for ``net`` (processes per layer and their Loihi parameters)."""
     import numpy as np
 
+    from snndeploy.export.ir import summary
 
     rows = summary(net)
     for row, layer in zip(rows, net.layers, strict=True):
@@ -64,17 +79,26 @@ def _lava_description(net, sparse_below: float) -> dict:
 
 
 def _write(net, target: str, out: Path, force: bool, sparse_below: float) -> dict:
+    from snndeploy.atomic import atomic_dir
+
     if target == "nir":
+        from snndeploy.export.nir_io import write_nir
+
         write_nir(net, out, force=force)
         return {}
     if target == "netx":
+        from snndeploy.export.netx_io import write_netx
+
         write_netx(net, out, force=force)
         pools = [layer.name for layer in net.layers if layer.op == "pool"]
         return {"note": f"netx 0.6 cannot load pool layers {pools}; snndeploy's Lava converter runs them"} \
             if pools else {}
     if target == "onnx":
+        from snndeploy.export.onnx_export import export_onnx
+
         export_onnx(net, out, force=force)
         return {}
+    from snndeploy.export.nir_io import write_nir
 
     with atomic_dir(out, force=force) as tmp:
         write_nir(net, tmp / "network.nir", force=True)
@@ -83,12 +107,19 @@ def _write(net, target: str, out: Path, force: bool, sparse_below: float) -> dic
 
 
 def _verify_options(f):
+    from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW
+
     options = [
         click.option("--sparse-below", type=click.FloatRange(0, 1.01), default=DEFAULT_SPARSE_BELOW,
                      show_default=True, help="Use Lava Sparse for dense layers with a weight density below this."),
         click.option("--inputs", type=click.Path(dir_okay=False), default=None,
                      help="Input spikes (.npy, (N, *input_shape, T)); default: sampled Bernoulli spikes."),
-        click.option("--samples", type=click.IntRange(1), default=2, show_default=True),
+        click.option("--dataset", default=None,
+                     help="Test samples of a local dataset (mnist, nmnist-small, ...), encoded as simulate does."),
+        click.option("--samples", type=SampleCount(), default=None,
+                     help="Samples to compare, or 'all' (default: all of --inputs, else 2)."),
+        click.option("--workers", type=click.IntRange(1), default=None,
+                     help="Lava runtimes in parallel processes (default: the cores available)."),
         click.option("--steps", type=click.IntRange(1), default=None, help="Steps per sample (default: spec's T)."),
         click.option("--rate", type=click.FloatRange(0, 1), default=0.2, show_default=True,
                      help="Spike probability of sampled inputs."),
@@ -138,20 +169,25 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
                         clip_weights=opts["clip_weights"])
     torch_model, net = opened.model, opened.net
     if do_quantize:
+        from snndeploy.export.quantize import quantize_net
+
         net, rows = quantize_net(net)
         opts["quantize_report"] = rows
         if do_verify:  # verify what is exported: the torch model of the quantized network
             torch_model = model_of_net(net, Path(model))
     checks.check_net(net, model)  # nothing is verified or written from a network with bad values
+    from snndeploy.export.ir import summary
 
     result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path), "layers": summary(net)}
     if do_quantize:
         result["quantize"] = opts.pop("quantize_report")
     agree = True
     if do_verify:  # verify first, write only what agrees: a failed check leaves no valid-looking file
+        from snndeploy.export.verify import describe
+
         report = _run_verify(torch_model, net, {**opts, "as_json": as_json})
         result["verify"] = report.to_dict()
-        result["verify_text"] = verification.describe(report)
+        result["verify_text"] = describe(report)
         agree = report.agree
     if agree:
         result.update(_write(net, target, out_path, force, opts["sparse_below"]))
@@ -173,6 +209,7 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
 @json_option
 def verify_command(model: str, exported: str, as_json: bool, **opts: Any) -> None:
     """Compare the torch MODEL with the Lava network of EXPORTED (.nir, netx HDF5 or a Lava export folder)."""
+    from snndeploy.export.verify import describe
 
     opened = open_model(model, model=True, net=True, dt=opts["dt"], clip_weights=opts["clip_weights"])
     torch_model, own = opened.model, opened.net
@@ -182,6 +219,6 @@ def verify_command(model: str, exported: str, as_json: bool, **opts: Any) -> Non
         raise UserError(f"input shapes differ: {own.input_shape} vs {net.input_shape}", exported)
     report = _run_verify(torch_model, net, {**opts, "as_json": as_json})
     result = {"model": model, "exported": exported, **report.to_dict()}
-    emit(result, as_json, lambda r: verification.describe(report))
+    emit(result, as_json, lambda r: describe(report))
     if not report.agree:
         raise CommandExit(1)

@@ -15,9 +15,7 @@ from snndeploy.errors import UserError
 from snndeploy.export.lava_net import build_lava, run_lava
 from snndeploy.export.verify import torch_reference
 from snndeploy.loader import load_net
-from snndeploy.sim.activity import ActivityCounter, fan_out
-from snndeploy.sim.inputs import prepare
-from snndeploy.sim.runner import simulate_net
+from snndeploy.simulate import ActivityCounter, fan_out, prepare, simulate_net
 
 pytestmark = pytest.mark.lava
 
@@ -35,7 +33,7 @@ def test_mnist_mlp_samples_equal_the_verified_reference(fixtures_dir, no_lava_le
 
     path = fixtures_dir / "mnist-mlp-128" / "network.net"
     net, inputs = prepare(path, None, "mnist", 5, 20)
-    result = simulate_net(net, inputs.spikes, record=(0,), probe=(1,), chunk_steps=60)
+    result = simulate_net(net, inputs.spikes, record=(0,), probe=(1,), chunk_steps=60, copies=1)
     assert result.timing.chunks == 2 and result.output.shape == (5, 10, 20)
     model = load_model(path)
     for k in range(5):
@@ -51,7 +49,7 @@ def test_mnist_mlp_samples_equal_the_verified_reference(fixtures_dir, no_lava_le
     counts = result.output.sum(axis=-1)
     assert np.array_equal(result.predictions(), counts.argmax(axis=1))
     # floating point: back to back equals alone as well
-    floating = simulate_net(net, inputs.spikes[:3], mode="floating_pt")
+    floating = simulate_net(net, inputs.spikes[:3], mode="floating_pt", copies=1)
     alone = run_lava(build_lava(net, inputs.spikes[2], mode="floating_pt"))
     assert np.array_equal(floating.output[2][..., 3:], alone.spikes[-1][..., 3:]) and alone.spikes[-1].sum() > 0
 
@@ -126,8 +124,7 @@ def test_activity_file_feeds_the_estimator(fixtures_dir, no_lava_leftovers):
     from snndeploy.export.nir_io import to_nir
     from snndeploy.hardware.activity import SCHEMA, activity_from_dict, workload_metrics
     from snndeploy.hardware.layers import layers_from_nir
-    from snndeploy.sim.activity import ACTIVITY_SCHEMA
-    from snndeploy.sim.report import activity_dict
+    from snndeploy.simulate import ACTIVITY_SCHEMA, activity_dict
 
     assert ACTIVITY_SCHEMA == SCHEMA
     path = fixtures_dir / "mnist-mlp-128" / "network.net"
@@ -226,7 +223,7 @@ def test_a_biased_network_runs_each_sample_alone_and_exactly(fixtures_dir, no_la
     """mnist-mlp-512's input layer has a bias, which drives it from step 0 of a separate run: such networks get
     one Lava build per sample, and every spiking layer equals the reference."""
     from snndeploy.loader import load_model
-    from snndeploy.sim.runner import separate_runs
+    from snndeploy.simulate import separate_runs
 
     path = fixtures_dir / "mnist-mlp-512" / "network.net"
     net, inputs = prepare(path, None, "mnist", 2, 12)
@@ -238,7 +235,7 @@ def test_a_biased_network_runs_each_sample_alone_and_exactly(fixtures_dir, no_la
     delayed = mlp128.with_layers([replace(mlp128.layers[0], delay=np.ones(128, dtype=np.int64)),
                                   *mlp128.layers[1:]])
     assert separate_runs(delayed) == "the network has axonal delays"
-    result = simulate_net(net, inputs.spikes, record=(0, 1, 2))
+    result = simulate_net(net, inputs.spikes, record=(0, 1, 2), copies=1)
     assert result.timing.chunks == 2
     assert result.probes[3]["v"].shape == (2, 10, 12)  # the voltage read-out is probed automatically
     model = load_model(path)
