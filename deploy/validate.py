@@ -307,10 +307,10 @@ def check_netx_layer(where: str, group, path: str | Path, *, clip_weights: bool 
         raise UserError(exc.problem, path) from None
 
 
-def check_spikes(x: np.ndarray, path: str | Path) -> np.ndarray:
-    """Input spikes (or graded inputs) must be finite and non-negative."""
+def check_spikes(x: np.ndarray, path: str | Path | None, *, signed: bool = False) -> np.ndarray:
+    """Input spikes must be finite and non-negative (``signed``: graded inputs, any finite value)."""
     try:
-        require_values("input spikes", x, lo=0)
+        require_values("input spikes", x, lo=None if signed else 0)
     except UserError as exc:
         raise UserError(exc.problem, path) from None
     return x

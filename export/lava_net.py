@@ -230,7 +230,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     if sample_steps is not None and reset_interval is not None:
         raise UserError("give either reset_interval or sample_steps, not both")
     validate.check_net(net)
-    spikes = validate.check_spikes(np.asarray(spikes), None)
+    spikes = validate.check_spikes(np.asarray(spikes), None, signed=True)  # graded inputs may be negative
     if tuple(spikes.shape[:-1]) != tuple(net.input_shape):
         raise UserError(f"input of shape {spikes.shape[:-1]} does not match the network input {net.input_shape}")
     delay_modes = [_delay_mode(net, i) for i in range(len(net.layers))]
