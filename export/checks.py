@@ -67,10 +67,11 @@ def _check_layer(i: int, layer: Layer, integer_ranges: bool, clip_weights: bool)
         values = getattr(layer, attr)
         if values is None:
             continue
-        ints = np.round(np.asarray(values, dtype=np.float64) * W_SCALE)
-        if clip_weights:
-            layer = replace(layer, **{attr: np.clip(ints, *WEIGHT_RANGE) / W_SCALE})
+        if clip_weights:  # clip only: weights off the integer grid (float models) keep their values
+            bounds = (WEIGHT_RANGE[0] / W_SCALE, WEIGHT_RANGE[1] / W_SCALE)
+            layer = replace(layer, **{attr: np.clip(np.asarray(values, dtype=np.float64), *bounds)})
             continue
+        ints = np.round(np.asarray(values, dtype=np.float64) * W_SCALE)
         require_values(f"{where} {attr}", ints, lo=WEIGHT_RANGE[0], hi=WEIGHT_RANGE[1], unit=" (Loihi integer)",
                        hint=" (8-bit weights; pass --clip-weights to clip knowingly)")
     return layer

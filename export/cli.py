@@ -175,7 +175,8 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
         opts["quantize_report"] = rows
         if do_verify:  # verify what is exported: the torch model of the quantized network
             torch_model = model_of_net(net, Path(model))
-    checks.check_net(net, model)  # nothing is verified or written from a network with bad values
+    # nothing is verified or written from a network with bad values; --clip-weights fits weights to 8 bits
+    net = checks.check_net(net, model, integer_ranges=opts["clip_weights"], clip_weights=opts["clip_weights"])
     from snndeploy.export.ir import summary
 
     result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path), "layers": summary(net)}
