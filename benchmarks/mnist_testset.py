@@ -44,7 +44,7 @@ def main() -> None:
     from snndeploy.cli_support import ALL_SAMPLES
     from snndeploy.export.lava_net import import_lava
     from snndeploy.lava_workers import default_workers
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
     from snndeploy.simulate import dataset_inputs, load_net, simulate_net
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,6 +1,6 @@
 """Pruning methods side by side from trained networks anyone can get: resumable, one JSON per run, table and plots.
 
-Every grid point (network, method, sparsity, seed) is one real pruning job (``snndeploy.prune.cli.run_prune``) in
+Every grid point (network, method, sparsity, seed) is one real pruning job (``snndeploy.prune.job.run_prune``) in
 ``--work/<net>__<method>__<sparsity>__s<seed>/``; its result goes to ``--results/runs/`` under the same name (.json)
 when it finishes. A rerun skips finished points and resumes an interrupted one from its last finished round, so the
 suite can be killed at any time and started again. ``--summary-only`` rebuilds ``summary.json``, the table and the

@@ -67,7 +67,7 @@ def nmnist_cnn() -> LoihiNet:
     import torch
 
     from snndeploy.export.slayer_io import from_slayer
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
 
     torch.manual_seed(0)
     return from_slayer(load_model(REPO_ROOT / "examples" / "nmnist_cnn.yaml"))

@@ -52,7 +52,7 @@ def test_nmnist_cnn_copies_equal_back_to_back_runs(data_dir, no_lava_leftovers):
     """The N-MNIST CNN (examples/nmnist_cnn.yaml, seeded weights; grouped Conv of stacked copies, per-copy flatten)
     on real events: 2 copies x 2 samples back to back == one copy running all 4 back to back."""
     from snndeploy.export.slayer_io import from_slayer
-    from snndeploy.models.load import load_model
+    from snndeploy.loader import load_model
 
     torch.manual_seed(0)
     net = from_slayer(load_model(REPO_ROOT / "examples" / "nmnist_cnn.yaml"))
