@@ -40,7 +40,7 @@ SPARSE_MESSAGE_BITS = 1
 # measured (benchmarks/simulate_speed.py, PSS of the whole process tree): mnist-mlp-512 adds 75-120 bytes per
 # synapse and copy (the CSR matrix in the parent, Lava's copies in the process and its worker, clipped copies)
 BYTES_PER_SYNAPSE = 100
-_BLOCKS: dict[tuple, csr_matrix] = {}  # recent block-diagonal matrices (Lava's Sparse copies what it is given)
+_BLOCKS: dict[tuple, csr_matrix] = {}  # the last build's block-diagonal matrices (Lava's Sparse copies them)
 _BLOCKS_KEPT = 6
 
 
@@ -74,6 +74,8 @@ def block_diagonal(w: np.ndarray, copies: int) -> csr_matrix:
     key = (hashlib.blake2b(np.ascontiguousarray(w).view(np.uint8).reshape(-1), digest_size=16).hexdigest(),
            w.shape, w.dtype.str, copies)
     if key not in _BLOCKS:
+        for old in [k for k in _BLOCKS if k[-1] != copies]:  # another batch size: that run is over
+            del _BLOCKS[old]
         while len(_BLOCKS) >= _BLOCKS_KEPT:
             _BLOCKS.pop(next(iter(_BLOCKS)))
         _BLOCKS[key] = _block_diagonal(w, copies)
