@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from snndeploy.atomic import atomic_path
-from snndeploy.errors import UserError
+from snndeploy.errors import UserError, refuse_lfs_pointer
 from snndeploy.export.ir import MAX_VTH_MANT, W_SCALE, Layer, LoihiNet, Neuron
 
 CUBA_TYPES = ("CUBA", "LOIHI")
@@ -57,6 +57,7 @@ def _bias(group) -> np.ndarray | None:
 def read_netx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> LoihiNet:
     """Read a netx HDF5 file; ``input_shape`` (C,) or (C, H, W) is needed only when the file has no input layer."""
     path = Path(path)
+    refuse_lfs_pointer(path, "netx file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -94,6 +95,8 @@ def _read_layers(f, path: Path, input_shape) -> LoihiNet:
         if shape is None:
             raise UserError(f"{name}: the input shape is unknown (no input layer); pass input_shape", path)
         out_shape = tuple(int(s) for s in np.atleast_1d(g["shape"][()]))
+        if kind in ("dense", "dense_rec"):  # lava-dl writes a dense layer's shape as [N, 1, 1]
+            out_shape = (int(np.prod(out_shape)),)
         delay = np.asarray(g["delay"][()]).astype(np.int64) if "delay" in g else None
         if kind in ("dense", "dense_rec"):
             if "weight/imag" in g:

@@ -57,7 +57,8 @@ def _neuron_node(layer: Layer, dt: float, gain: float):
             "reset": "zero"}
     if n.bias is not None:
         meta["bias"] = np.asarray(n.bias, dtype=np.float64)
-    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=_div(tau_mem, dt), v_leak=_div(bias, dv) * (bias != 0),
+    v_leak = np.where(bias != 0, _div(bias, dv), 0.0)  # no bias: 0 even where the voltage does not decay
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=_div(tau_mem, dt), v_leak=v_leak,
                        v_threshold=threshold, v_reset=np.zeros(shape), w_in=gain * _div(tau_syn, dt),
                        metadata={KEY: _plain(meta)})
 

@@ -9,7 +9,7 @@
 * threshold: ``vThMant`` / 64; current/voltage decay: ``iDecay`` / 4096, ``vDecay`` / 4096.
 
 Each layer keeps its own neuron parameters (a per-block override when they differ from the first layer).
-Supported layers: input (with or without neurons), dense, conv, flatten; a dense layer without neurons
+Supported layers: input (with or without neurons), dense, conv, pool, flatten; a dense layer without neurons
 (a non-spiking readout) becomes an ``affine`` block. CUBA/LOIHI neurons only (sigma-delta and resonate-and-fire
 hdf5 layers are reported as unsupported). With ``quantize`` on, the imported model runs the same fixed-point
 arithmetic as netx's ``fixed_pt`` Lava models, one time step of delay per layer included
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from snndeploy.errors import UserError
+from snndeploy.errors import UserError, refuse_lfs_pointer
 from snndeploy.models.spec import BlockSpec, ModelSpec, NeuronSpec
 
 W_SCALE = 1 << 6  # SLAYER weight/threshold units per Loihi unit
@@ -73,6 +73,11 @@ def _shape(layer) -> tuple[int, ...]:
     return tuple(int(s) for s in np.asarray(layer["shape"][()]).reshape(-1))
 
 
+def _pair(layer, key: str) -> tuple[int, int]:
+    values = [int(k) for k in np.asarray(layer[key][()]).reshape(-1)]
+    return (values[0], values[-1])
+
+
 def _read_layers(handle, path: Path, base: NeuronSpec):
     """(BlockSpec, neuron or None, {param: array}) per layer, and the input shape if an input layer gives it."""
     layers = handle["layer"]
@@ -106,24 +111,22 @@ def _read_layers(handle, path: Path, base: NeuronSpec):
             if "delay" in layer:
                 params["delay"] = np.asarray(layer["delay"][()], dtype=np.float64).reshape(-1)
             rows.append((block, neuron, params))
-        elif kind == "conv":
-            kernel = [int(k) for k in np.asarray(layer["kernelSize"][()]).reshape(-1)]
-            stride = [int(k) for k in np.asarray(layer["stride"][()]).reshape(-1)]
-            padding = [int(k) for k in np.asarray(layer["padding"][()]).reshape(-1)]
-            dilation = [int(k) for k in np.asarray(layer["dilation"][()]).reshape(-1)]
-            for name, values in (("kernel", kernel), ("stride", stride), ("padding", padding),
-                                 ("dilation", dilation)):
-                if len(set(values)) != 1:
-                    raise UserError(f"{where}: non-square {name} {values} is not supported", path)
+        elif kind in ("conv", "pool"):
+            # netx stores these as [height, width], like the spec (netx's own Lava build reverses them to x, y)
+            geometry = {name: _pair(layer, key) for name, key in (("kernel", "kernelSize"), ("stride", "stride"),
+                                                                   ("padding", "padding"),
+                                                                   ("dilation", "dilation"))}
             params["weight"] = np.asarray(layer["weight"][()], dtype=np.float64)
             if "bias" in layer:
                 params["bias"] = np.asarray(layer["bias"][()], dtype=np.float64).reshape(-1)
             if "delay" in layer:
                 params["delay"] = np.asarray(layer["delay"][()], dtype=np.float64).reshape(-1)
             if neuron is None:
-                raise UserError(f"{where}: a conv layer without neurons cannot be imported", path)
-            rows.append((BlockSpec("conv", out=int(_scalar(layer, "outChannels")), kernel=kernel[0],
-                                   stride=stride[0], padding=padding[0], dilation=dilation[0],
+                raise UserError(f"{where}: a {kind} layer without neurons cannot be imported", path)
+            if kind == "pool":
+                rows.append((BlockSpec("pool", **geometry, delay="delay" in layer), neuron, params))
+                continue
+            rows.append((BlockSpec("conv", out=int(_scalar(layer, "outChannels")), **geometry,
                                    groups=int(_scalar(layer, "groups", 1)), delay="delay" in layer,
                                    bias="bias" in layer), neuron, params))
         else:
@@ -149,6 +152,7 @@ def read_netx(path: str | Path, *, name: str | None = None, time_steps: int | No
     if not path.is_file():
         raise UserError("netx file not found", path)
     base = neuron or NeuronSpec()
+    refuse_lfs_pointer(path, "netx file")
     try:
         with h5py.File(path, "r") as handle:
             if "layer" not in handle:

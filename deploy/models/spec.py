@@ -12,6 +12,11 @@ read it, and a training checkpoint stores ``spec_to_dict(spec)`` beside the weig
       - {kind: dense, out: 512}
       - {kind: dense, out: 10, neuron: {threshold: 1.0}}   # per-block override of the model neuron
 
+Conv and pool blocks take ``kernel``, ``stride``, ``padding`` and ``dilation`` as one int (both axes) or a
+two-element list ``[height, width]`` (rows first, then columns: the order of torch, SLAYER, NIR and the netx
+file; Lava's own processes take them the other way round, x first, and the exporters swap them), e.g.
+``{kind: conv, out: 64, kernel: 3, stride: [2, 1], padding: [1, 0]}``.
+
 Units follow SLAYER (lava-dl ``slayer.neuron.cuba``): decays are fractions per step (Loihi value / 4096),
 the threshold is in weight units (Loihi ``vThMant`` / 64).
 """
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from snndeploy.errors import UserError
@@ -71,16 +77,42 @@ class NeuronSpec:
         return {**common, "activation": self.activation}
 
 
+Pair = int | tuple[int, int]  # one value for both axes, or (height, width)
+PAIR_FIELDS = ("kernel", "stride", "padding", "dilation")
+
+
+def as_pair(value: Pair) -> tuple[int, int]:
+    """``(height, width)`` of an int or a two-element sequence."""
+    if isinstance(value, (tuple, list)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def _normal_pair(value: Any) -> Any:
+    """A two-element sequence of ints as a tuple, or as one int when both are equal (so specs compare and
+    round-trip the same however they were written); anything else unchanged, for validation to report."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        return int(value[0]) if value[0] == value[1] else (int(value[0]), int(value[1]))
+    return int(value) if _is_int(value) else value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class BlockSpec:
-    """One lava-dl block. ``out`` is the number of neurons (dense/affine) or channels (conv)."""
+    """One lava-dl block. ``out`` is the number of neurons (dense/affine) or channels (conv).
+
+    ``kernel``, ``stride``, ``padding``, ``dilation``: an int or ``(height, width)`` (see the module docstring).
+    """
 
     kind: str
     out: int | None = None
-    kernel: int = 3
-    stride: int | None = None  # conv: 1, pool: kernel, when None
-    padding: int = 0
-    dilation: int = 1
+    kernel: Pair = 3
+    stride: Pair | None = None  # conv: 1, pool: kernel, when None
+    padding: Pair = 0
+    dilation: Pair = 1
     groups: int = 1
     neuron: NeuronSpec | None = None  # None: the model's neuron
     delay: bool = False  # learnable axonal delay (0..62 steps)
@@ -88,8 +120,16 @@ class BlockSpec:
     weight_norm: bool = False
     weight_scale: float = 1.0
 
-    def conv_stride(self) -> int:
+    def __post_init__(self) -> None:
+        for name in PAIR_FIELDS:
+            object.__setattr__(self, name, _normal_pair(getattr(self, name)))
+
+    def conv_stride(self) -> Pair:
         return self.stride if self.stride is not None else (self.kernel if self.kind == "pool" else 1)
+
+    def pair(self, name: str) -> tuple[int, int]:
+        """``(height, width)`` of ``kernel``, ``stride`` (with its default), ``padding`` or ``dilation``."""
+        return as_pair(self.conv_stride() if name == "stride" else getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -150,7 +190,8 @@ def _block_shape(block: BlockSpec, shape: tuple[int, ...], where: str) -> tuple[
     channels, height, width = shape
     if kind == "conv" and channels % block.groups:
         raise _invalid(f"{channels} input channels are not divisible by groups={block.groups}", where)
-    dims = [_conv_out(s, block.kernel, block.conv_stride(), block.padding, block.dilation) for s in (height, width)]
+    dims = [_conv_out(size, *(block.pair(name)[axis] for name in PAIR_FIELDS))
+            for axis, size in enumerate((height, width))]
     if min(dims) < 1:
         raise _invalid(f"{kind} with kernel {block.kernel} makes the {height}x{width} input empty", where)
     return (block.out if kind == "conv" else channels, *dims)
@@ -193,9 +234,15 @@ def _validate_block(block: BlockSpec, index: int, count: int, neuron: NeuronSpec
         raise _invalid("an input block can only be the first block", where)
     if block.kind == "affine" and index != count - 1:
         raise _invalid("an affine readout can only be the last block", where)
-    if block.kernel < 1 or block.dilation < 1 or block.groups < 1 or block.padding < 0:
+    for name in PAIR_FIELDS:
+        value = getattr(block, name)
+        if not (_is_int(value) or (isinstance(value, tuple) and len(value) == 2 and all(map(_is_int, value)))) \
+                and not (name == "stride" and value is None):
+            raise _invalid(f"{name} must be an integer or a list of two integers [height, width], got {value!r}",
+                           where)
+    if min(block.pair("kernel") + block.pair("dilation")) < 1 or block.groups < 1 or min(block.pair("padding")) < 0:
         raise _invalid("kernel, dilation, groups must be >= 1 and padding >= 0", where)
-    if block.stride is not None and block.stride < 1:
+    if min(block.pair("stride")) < 1:
         raise _invalid("stride must be >= 1", where)
     if block.delay and block.kind not in ("dense", "conv", "pool"):
         raise _invalid("axonal delay is only available on dense, conv and pool blocks", where)
@@ -249,6 +296,14 @@ def _check_keys(data: Mapping, cls, where: str) -> None:
 
 def _coerce(value: Any, default: Any, name: str, where: str) -> Any:
     """Type-check a scalar against the field's default type (bool/int/float/str)."""
+    if name in PAIR_FIELDS:
+        if name == "stride" and value is None:
+            return None
+        pair = _normal_pair(value)
+        if not _is_int(pair) and not isinstance(pair, tuple):
+            raise _invalid(f"{name} must be an integer or a list of two integers [height, width], got {value!r}",
+                           where)
+        return pair
     kind = type(default) if default is not None else None
     if kind is bool:
         if not isinstance(value, bool):
@@ -258,7 +313,7 @@ def _coerce(value: Any, default: Any, name: str, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _invalid(f"{name} must be a number, got {value!r}", where)
         return float(value)
-    if kind is int or name in ("out", "stride"):
+    if kind is int or name == "out":
         if value is None and default is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
@@ -346,6 +401,7 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
     blocks = []
     for block in spec.blocks:
         entry = {"kind": block.kind, **_non_default(block, skip=("kind", "neuron"))}
+        entry.update({k: list(v) for k, v in entry.items() if isinstance(v, tuple)})
         if block.neuron is not None and block.neuron != spec.neuron:
             entry["neuron"] = {k: v for k, v in dataclasses.asdict(block.neuron).items()
                                if getattr(spec.neuron, k) != v}
