@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ import numpy as np
 
 from snndeploy.errors import UserError
 from snndeploy.export.ir import Layer, LoihiNet
+from snndeploy.sim_files import InputArray, golden, layers_arrays, read_input_array
 
 ACTIVITY_SCHEMA = "snndeploy-activity/1"  # snndeploy.hardware.activity.SCHEMA (checked by the tests)
 PRECISIONS = {"fixed": "fixed_pt", "float": "floating_pt"}
@@ -70,10 +71,11 @@ def _netx_input_shape(path: Path) -> tuple[int, ...] | None:
     return None
 
 
-def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None) -> LoihiNet:
+def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> LoihiNet:
     """A LoihiNet from anything the exporter reads: netx HDF5, NIR, a model spec or a training checkpoint.
 
-    ``input_shape`` is used only by netx files without an input layer whose first layer is a convolution.
+    ``input_shape`` is used only by netx files without an input layer whose first layer is a convolution;
+    ``dt`` only by NIR graphs that do not record their time step.
     """
     path = Path(path)
     if not path.is_file():
@@ -86,7 +88,7 @@ def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None) -> Lo
     if suffix in NIR_SUFFIXES:
         from snndeploy.export.nir_io import read_nir
 
-        return read_nir(path)
+        return read_nir(path, dt=dt)
     if suffix in TORCH_SUFFIXES:
         from snndeploy.export.slayer_io import from_slayer
         from snndeploy.models.load import load_model
@@ -101,11 +103,18 @@ def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None) -> Lo
 
 @dataclass(frozen=True)
 class Inputs:
-    """Binary spike inputs ``(N, *input_shape, T)`` (uint8), optional integer labels, and where they came from."""
+    """Binary spike inputs ``(N, *input_shape, T)`` (uint8), optional integer labels, and where they came from.
+
+    ``bias`` ``(N, *input_shape)``: a static input held as the input layer's bias (spikes are then all zero);
+    ``layout`` and ``batched`` say how an input file was laid out (:mod:`snndeploy.sim_files`).
+    """
 
     spikes: np.ndarray
     labels: np.ndarray | None
     source: str
+    bias: np.ndarray | None = None
+    layout: str = ""
+    batched: bool = True
 
     @property
     def samples(self) -> int:
@@ -143,8 +152,11 @@ def fit_input_shape(x: np.ndarray, shape: tuple[int, ...], *, batched: bool | No
     return x.reshape(x.shape[0], *shape, x.shape[-1])
 
 
-def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
-    """``.npy`` spikes, or ``.npz`` with ``x`` (or ``spikes``) and optional ``y`` (or ``labels``)."""
+def load_input_file(path: str | Path, shape: tuple[int, ...], *, bias_input: bool = False,
+                    steps: int | None = None) -> Inputs:
+    """``.npy`` in lava-dl's golden layout (:mod:`snndeploy.sim_files`), or ``.npz`` with ``x`` (or ``spikes``) and
+    optional ``y`` (or ``labels``). ``bias_input``: the network starts with a bias-driven input layer, so an
+    array without a time axis is that layer's bias, run for ``steps`` steps."""
     path = Path(path)
     if not path.is_file():
         raise UserError("input file not found", path)
@@ -163,21 +175,58 @@ def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
             labels = None if label_key is None else np.asarray(data[label_key]).astype(np.int64).reshape(-1)
     else:
         x = data
-    x = fit_input_shape(_binary(x, "input", path), shape, path=path)
-    if labels is not None and labels.size != x.shape[0]:
-        raise UserError(f"{labels.size} labels for {x.shape[0]} samples", path)
-    return Inputs(x, labels, str(path))
+    try:
+        read = read_input_array(x, shape, bias_input=bias_input, path=path)
+    except UserError as exc:  # the same number of values per step in another shape (a 28x28 image into 784 inputs)
+        try:
+            read = InputArray(fit_input_shape(np.asarray(x), shape, path=path), None, "reshaped (C-major)", True)
+        except UserError:
+            raise exc from None
+    if read.spikes is not None:
+        spikes = _binary(read.spikes, "input", path)
+    else:
+        if steps is None:
+            raise UserError("a static input (the input layer's bias) needs --steps or a model that records its "
+                            "time steps", path)
+        spikes = np.zeros((read.bias.shape[0], *shape, steps), dtype=np.uint8)
+    if labels is not None and labels.size != spikes.shape[0]:
+        raise UserError(f"{labels.size} labels for {spikes.shape[0]} samples", path)
+    return Inputs(spikes, labels, str(path), read.bias, read.layout, read.batched)
+
+
+def input_current(net: LoihiNet, values: np.ndarray) -> np.ndarray:
+    """The bias mantissas (Loihi units) that feed ``values`` ``(N, *input_shape)`` as a current into the input
+    layer: ``round(64 (weight x + bias))``, exactly what the torch model's input block computes."""
+    from snndeploy.export.ir import W_SCALE
+
+    layer = net.layers[0]
+    weight = float(np.asarray(layer.weight).reshape(-1)[0])
+    bias = 0.0 if layer.neuron.bias is None else np.asarray(layer.neuron.bias, dtype=np.float64)
+    return np.round(W_SCALE * (weight * values + bias))
 
 
 def dataset_inputs(name: str, shape: tuple[int, ...], *, samples: int, steps: int, seed: int = 0,
-                   max_rate: float = 1.0) -> Inputs:
-    """The first ``samples`` test samples of a dataset as spikes: events binned, images rate-coded (fixed seed)."""
-    from snndeploy.data.datasets import load_arrays
+                   max_rate: float = 1.0, net: LoihiNet | None = None) -> Inputs:
+    """The first ``samples`` test samples of a dataset: events binned; images as the model records (``net``'s
+    ``meta['io']``): a current into a first input layer (its bias per sample, normalised as recorded), else
+    rate-coded spikes (fixed seed)."""
+    from snndeploy.data.datasets import feed_for, load_arrays
+    from snndeploy.models.spec import IOSpec
 
     if samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
     _, test, info = load_arrays(name, time_steps=steps)
     count = min(samples, len(test.y))
+    labels = np.asarray(test.y[:count]).astype(np.int64)
+    source = f"dataset {info.name} (test, first {count})"
+    feed = feed_for((net.meta.get("io") if net is not None else None) or IOSpec())
+    if info.kind != "events" and feed.encoding == "current" and net is not None and net.layers[0].op == "input":
+        values = np.asarray(test.x[:count], dtype=np.float64).reshape(count, *shape)
+        if feed.normalize is not None:
+            values = (values - feed.normalize[0]) / feed.normalize[1]
+        bias = input_current(net, values)
+        return Inputs(np.zeros((count, *shape, steps), dtype=np.uint8), labels, f"{source}; {feed.note}", bias,
+                      "", True)
     if info.kind == "events":
         x = test.x[:count]
     else:
@@ -185,7 +234,7 @@ def dataset_inputs(name: str, shape: tuple[int, ...], *, samples: int, steps: in
         values = np.asarray(test.x[:count], dtype=np.float32)[..., None]
         x = rng.random((*values.shape[:-1], steps)) < np.clip(values * max_rate, 0, 1)
     x = fit_input_shape(_binary(x, info.name, None), shape, batched=True)
-    return Inputs(x, np.asarray(test.y[:count]).astype(np.int64), f"dataset {info.name} (test, first {count})")
+    return Inputs(x, labels, source if info.kind == "events" else f"{source}; rate spikes (max rate {max_rate:g})")
 
 
 def with_steps(inputs: Inputs, steps: int | None) -> Inputs:
@@ -198,7 +247,7 @@ def with_steps(inputs: Inputs, steps: int | None) -> Inputs:
     if x.shape[-1] < steps:
         pad = np.zeros((*x.shape[:-1], steps - x.shape[-1]), dtype=x.dtype)
         x = np.concatenate([x, pad], axis=-1)
-    return Inputs(x, inputs.labels, inputs.source)
+    return replace(inputs, spikes=x)
 
 
 # ----------------------------------------------------------------------------------------------- activity
@@ -409,6 +458,20 @@ def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = 
     return max(1, min(samples, by_steps, by_memory))
 
 
+def input_bias_mant(bias: np.ndarray, mode: str) -> np.ndarray:
+    """An input bias (IR order, Loihi mantissa units) as the input LIF's ``bias_mant`` (Lava order): integers in
+    fixed_pt (exponent 6), SLAYER units in floating_pt (exponent 0)."""
+    from snndeploy.export.ir import W_SCALE
+    from snndeploy.export.lava_net import to_lava_layout
+
+    lava = to_lava_layout(np.asarray(bias, dtype=np.float64)[..., None])[..., 0]
+    if mode != "fixed_pt":
+        return lava / W_SCALE
+    if not np.allclose(lava, np.round(lava)):
+        raise UserError("a fixed_pt input bias must be integers (Loihi bias mantissas)")
+    return np.round(lava).astype(np.int64)
+
+
 def _attach_counter(neuron, layer: Layer, mode: str):
     """A never-spiking integrator behind ``neuron`` whose voltage counts each neuron's spikes (read once per run).
 
@@ -480,7 +543,7 @@ def _stops(n: int, steps: int, every_step: bool, every_sample: bool) -> list[int
 
 def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], probes: tuple[int, ...],
                timing: Timing, timeout_s: float | None, sparse_below: float, advance: Callable[[int], None],
-               every_sample: bool = False):
+               every_sample: bool = False, bias: np.ndarray | None = None, reset_interval: int | None = None):
     """Build, run and stop one chunk ``x`` ``(n, *shape, T)``.
 
     Returns (spike rasters of the ``keep`` layers ``(*shape, n*T)``, spikes per neuron of every layer, u/v probes).
@@ -494,7 +557,9 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     flat = np.concatenate([*x, np.zeros_like(x[0][..., :1])], axis=-1)  # samples back to back, one idle step
     t0 = time.perf_counter()
     lava = build_lava(net, flat, mode=mode, sparse_below=sparse_below, record="output",
-                      sample_steps=steps if n > 1 else None)
+                      sample_steps=steps if n > 1 else None, reset_interval=reset_interval if n == 1 else None)
+    if bias is not None:
+        lava.layers[0].neuron.bias_mant.init = input_bias_mant(bias, mode)
     counters = {i: _attach_counter(layer.neuron, net.layers[i], mode)
                 for i, layer in enumerate(lava.layers) if i not in keep}
     extractors = {i: _extractor(lava.layers[i].neuron, DRAIN_STEPS) for i in keep}
@@ -549,14 +614,18 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
 def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: tuple[int, ...] = (),
                  record: tuple[int, ...] = (), timeout_s: float | None = 600.0,
                  chunk_steps: int = DEFAULT_CHUNK_STEPS, sparse_below: float | None = None, progress: bool = False,
-                 on_sample: Callable[[int], None] | None = None) -> SimResult:
+                 on_sample: Callable[[int], None] | None = None, input_bias: np.ndarray | None = None,
+                 reset_interval: int | None = None) -> SimResult:
     """Run ``inputs`` ``(N, *net.input_shape, T)`` through ``net`` on Lava's CPU backend, sample by sample.
 
     ``probe``: layer indices whose spikes, current ``u`` and voltage ``v`` are kept per sample (``u``/``v`` cost
     one Var read per step); ``record``: layers whose spikes alone are kept (``result.layer_spikes``). A voltage
     read-out output layer is probed automatically. ``on_sample(samples_done)`` is called after each sample, while
     the run is paused (an exception there stops the run like any other). Every run is stopped on success, error,
-    timeout and Ctrl-C (``snndeploy.lava_runner``).
+    timeout and Ctrl-C (``snndeploy.lava_runner``). ``input_bias`` ``(N, *net.input_shape)`` replaces the bias of
+    the first (input) layer per sample (Loihi mantissa units in fixed_pt, as lava-dl's goldens give an image).
+    ``reset_interval``: netx's reset scheme inside each (separately built) sample: layer i's u and v are zeroed
+    every that many steps, pipelined by one step per layer (:func:`snndeploy.export.lava_net.build_lava`).
     """
     from tqdm import tqdm
 
@@ -577,7 +646,11 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     uv_probes = tuple(sorted(set(probe) | ({out_layer} if not net.layers[out_layer].neuron.spiking else set())))
     keep = tuple(sorted(set(probe) | set(record) | {out_layer}))
     import_lava()  # before the progress bar creates a multiprocessing lock
-    per_chunk = 1 if separate_runs(net) else chunk_samples(samples, steps, math.prod(net.input_shape), chunk_steps)
+    if input_bias is not None and (net.layers[0].op != "input" or input_bias.shape != (samples, *net.input_shape)):
+        raise UserError(f"an input bias of shape {input_bias.shape} needs a first input layer of shape "
+                        f"{net.input_shape} and one bias per sample")
+    per_chunk = 1 if separate_runs(net) or input_bias is not None or reset_interval else \
+        chunk_samples(samples, steps, math.prod(net.input_shape), chunk_steps)
     counter = ActivityCounter(net)
     timing = Timing()
     kept: dict[int, list[np.ndarray]] = {i: [] for i in keep}
@@ -596,7 +669,8 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
             x = inputs[start:start + per_chunk]
             rasters, counts, chunk_probes = _run_chunk(
                 net, x, mode, keep, uv_probes, timing, timeout_s,
-                DEFAULT_SPARSE_BELOW if sparse_below is None else sparse_below, advance, on_sample is not None)
+                DEFAULT_SPARSE_BELOW if sparse_below is None else sparse_below, advance, on_sample is not None,
+                None if input_bias is None else input_bias[start], reset_interval)
             counter.add(x.sum(axis=(0, -1), dtype=np.int64), counts, x.shape[0] * steps)
             for i in keep:
                 kept[i].append(_split(rasters[i].astype(np.uint8), x.shape[0], steps, i))
@@ -616,6 +690,27 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
 # ----------------------------------------------------------------------------------------------- the command
 
 
+def netx_reset_interval(net: LoihiNet, inputs: Inputs) -> int | None:
+    """netx's ``reset_interval`` where it applies: a bias-driven input layer fed a static input (lava-dl's
+    PilotNet convention) is reset every ``time_steps`` steps, layer by layer one step apart, as netx does."""
+    return int(net.time_steps) if inputs.bias is not None and net.time_steps else None
+
+
+def sample_runs(net: LoihiNet, inputs: Inputs) -> str:
+    """How samples are separated (the reset convention between samples), in words."""
+    interval = netx_reset_interval(net, inputs)
+    if interval:
+        return (f"{inputs.samples} sample(s), each its own Lava build with the input held as the input layer's "
+                f"bias; netx's reset_interval {interval}: every layer's u and v are zeroed every {interval} steps, "
+                "one step later per layer")
+    if inputs.samples == 1:
+        return "one sample, from rest (no reset)"
+    why = separate_runs(net) or ("each sample sets the input layer's bias" if inputs.bias is not None else None)
+    if why:
+        return f"one Lava build per sample ({why}): each starts from rest"
+    return "back to back, each layer's u and v reset to 0 as a sample reaches it (netx's reset_interval scheme)"
+
+
 def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
     """The JSON-able summary of a simulation (also written as ``result.json``)."""
     out: dict[str, Any] = {
@@ -624,8 +719,8 @@ def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
         "output_shape": list(result.net.output_shape), "output_spikes": int(result.output.sum()),
         "layers": [{"index": i, "name": layer.name, "op": layer.op, "neurons": layer.size,
                     "spikes": result.activity.layers[i].spikes} for i, layer in enumerate(result.net.layers)],
-        "sample_runs": f"one Lava build per sample ({separate_runs(result.net)})" if separate_runs(result.net)
-        else "back to back, each layer reset as a sample reaches it",
+        "sample_runs": sample_runs(result.net, inputs),
+        "input_layout": inputs.layout or None,
         "timing": result.timing.to_dict(),
     }
     total = result.timing.overhead_s + result.timing.run_s + result.timing.read_s
@@ -637,14 +732,21 @@ def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
     return out
 
 
-def write_outputs(out: Path, result: SimResult, inputs: Inputs, summary: dict[str, Any], *, force: bool) -> Path:
-    """``output.npy``, ``probe_<layer>_{spikes,u,v}.npy``, labels/predictions, ``activity.json``,
-    ``simulate.png``, ``result.json``."""
+def write_outputs(out: Path, result: SimResult, inputs: Inputs, summary: dict[str, Any], *, force: bool,
+                  record_all: bool = False, probe_files: tuple[int, ...] | None = None) -> Path:
+    """``output.npy`` and (``record_all``) ``layers.npz`` in lava-dl's golden layout (:mod:`snndeploy.sim_files`),
+    ``probe_<layer>_{spikes,u,v}.npy`` (IR order, one row per sample), labels/predictions, ``activity.json``,
+    ``simulate.png``, ``result.json``. ``probe_files``: the layers to write probe files for (default: all probed)."""
     from snndeploy.atomic import atomic_dir, write_json
 
     with atomic_dir(out, force=force) as tmp:
-        np.save(tmp / "output.npy", result.output)
+        np.save(tmp / "output.npy", golden(result.output, inputs.batched))
+        if record_all:
+            names = [layer.name for layer in result.net.layers]
+            np.savez(tmp / "layers.npz", **layers_arrays(names, result.layer_spikes, result.probes, inputs.batched))
         for i, values in result.probes.items():
+            if probe_files is not None and i not in probe_files:
+                continue
             for key, arr in values.items():
                 np.save(tmp / f"probe_{result.net.layers[i].name}_{key}.npy", arr)
         if inputs.labels is not None:
@@ -697,7 +799,7 @@ def activity_dict(result: SimResult, model: str) -> dict[str, Any]:
 
 
 def prepare(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
-            seed: int = 0, max_rate: float = 1.0) -> tuple[LoihiNet, Inputs]:
+            seed: int = 0, max_rate: float = 1.0, dt: float | None = None) -> tuple[LoihiNet, Inputs]:
     """The network and its inputs for the ``simulate`` and ``deploy`` commands."""
     if (input_path is None) == (dataset is None):
         raise UserError("give exactly one of --input FILE or --dataset NAME")
@@ -706,24 +808,29 @@ def prepare(model: Path, input_path: Path | None, dataset: str | None, samples: 
         from snndeploy.data.datasets import dataset_info
 
         hint = dataset_info(dataset).shape
-    net = load_net(model, input_shape=hint)
+    net = load_net(model, input_shape=hint, dt=dt)
     if input_path is not None:
-        inputs = load_input_file(input_path, net.input_shape)
+        inputs = load_input_file(input_path, net.input_shape, bias_input=net.layers[0].op == "input",
+                                 steps=steps or net.time_steps)
         if samples is not None:
-            inputs = Inputs(inputs.spikes[:samples], None if inputs.labels is None else inputs.labels[:samples],
-                            inputs.source)
+            inputs = replace(inputs, spikes=inputs.spikes[:samples],
+                             labels=None if inputs.labels is None else inputs.labels[:samples],
+                             bias=None if inputs.bias is None else inputs.bias[:samples])
         return net, with_steps(inputs, steps)
     from snndeploy.data.datasets import dataset_info
 
     steps = int(steps or net.time_steps or dataset_info(dataset).time_steps)
     return net, dataset_inputs(dataset, net.input_shape, samples=samples or 100, steps=steps, seed=seed,
-                               max_rate=max_rate)
+                               max_rate=max_rate, net=net)
 
 
 def _human(result: dict[str, Any]) -> str:
     t = result["timing"]
     lines = [f"simulated {result['network']} ({result['precision']}, Lava CPU): {result['samples']} sample(s) x "
-             f"{result['steps_per_sample']} steps, {result['output_spikes']} output spikes"]
+             f"{result['steps_per_sample']} steps, {result['output_spikes']} output spikes",
+             f"  samples: {result['sample_runs']}"]
+    if result.get("input_layout"):
+        lines.append(f"  input read as {result['input_layout']}")
     if "accuracy" in result:
         lines.append(f"  accuracy {result['accuracy']:.4f} ({result['correct']}/{result['samples']})")
     lines.append(f"  {t['steps_per_s']:.0f} steps/s while running; fixed overhead {t['overhead_s']:.2f} s "
@@ -740,14 +847,20 @@ def _human(result: dict[str, Any]) -> str:
 @click.command("simulate")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
-              help="Spike inputs: .npy (*shape, T) or (N, *shape, T); .npz with x and optional labels y.")
+              help="Inputs in lava-dl's golden layout: .npy (*S, T) or (N, *S, T), S the input shape in Lava's x, y, c "
+              "order (or S alone: the input layer's bias); .npz with x and optional labels y.")
 @click.option("--dataset", help="A local dataset (test split): mnist, fashion-mnist, nmnist-small, ...")
 @click.option("--samples", type=int, help="How many samples (default: all in --input, 100 from --dataset).")
 @click.option("--steps", type=int, help="Time steps per sample (default: the input's, the model's or the dataset's).")
 @click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fixed", show_default=True,
               help="fixed: Loihi bit-accurate integers; float: floating point.")
 @click.option("--probe", "probes", multiple=True, help="Layer (name or index) whose spikes, u and v are saved.")
-@click.option("--out", type=click.Path(path_type=Path), help="Write output spikes, probes, activity.json here.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write output.npy (golden layout), probes, activity.json here.")
+@click.option("--record", type=click.Choice(["output", "all"]), default="output", show_default=True,
+              help="all: also DIR/layers.npz with every layer's spikes (and u, v in fixed precision).")
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Time step of a NIR graph that does not record one (other tools' graphs).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
               help="Seconds one Lava run call may take before it is stopped.")
@@ -757,8 +870,8 @@ def _human(result: dict[str, Any]) -> str:
               help="Steps per Lava build (long inputs are run in several builds).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def simulate(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
-             precision: str, probes: tuple[str, ...], out: Path | None, force: bool, timeout_s: float, seed: int,
-             max_rate: float, chunk_steps: int, as_json: bool) -> None:
+             precision: str, probes: tuple[str, ...], out: Path | None, record: str, dt: float | None, force: bool,
+             timeout_s: float, seed: int, max_rate: float, chunk_steps: int, as_json: bool) -> None:
     """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
     from snndeploy.cli_support import emit
 
@@ -766,16 +879,21 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
         raise UserError("exists; pass --force to overwrite it", out)
     if timeout_s <= 0 or chunk_steps < 1:
         raise UserError("--timeout and --chunk-steps must be positive")
-    net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate)
+    if record == "all" and out is None:
+        raise UserError("--record all writes DIR/layers.npz: give --out DIR")
+    net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate, dt)
     probe_idx = resolve_layers(net, probes)
+    everything = tuple(range(len(net.layers))) if record == "all" else ()
+    uv = tuple(sorted(set(probe_idx) | set(everything if precision == "fixed" else ())))
     try:
-        result = simulate_net(net, inputs.spikes, mode=PRECISIONS[precision], probe=probe_idx, timeout_s=timeout_s,
-                              chunk_steps=chunk_steps, progress=not as_json)
+        result = simulate_net(net, inputs.spikes, mode=PRECISIONS[precision], probe=uv, record=everything,
+                              timeout_s=timeout_s, chunk_steps=chunk_steps, progress=not as_json,
+                              input_bias=inputs.bias, reset_interval=netx_reset_interval(net, inputs))
     except _lava_errors() as exc:
         raise click.ClickException(str(exc)) from exc
     summary = summarize(result, inputs, str(model))
     if out is not None:
-        write_outputs(out, result, inputs, summary, force=force)
+        write_outputs(out, result, inputs, summary, force=force, record_all=record == "all", probe_files=probe_idx)
         summary["out"] = str(out)
     emit(summary, as_json, _human)
 

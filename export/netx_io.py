@@ -17,6 +17,7 @@ import numpy as np
 from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError, refuse_lfs_pointer
 from snndeploy.export.ir import MAX_VTH_MANT, W_SCALE, Layer, LoihiNet, Neuron
+from snndeploy.models.netx_import import netx_io_spec
 
 CUBA_TYPES = ("CUBA", "LOIHI")
 
@@ -130,7 +131,8 @@ def _read_layers(f, path: Path, input_shape) -> LoihiNet:
     if net_input is None:
         raise UserError("the input shape is unknown", path)
     steps = int(f["simulation/tSample"][()]) if "simulation/tSample" in f else None
-    return LoihiNet(name=path.stem, input_shape=net_input, layers=tuple(layers), time_steps=steps)
+    io = netx_io_spec(path, fed=layers[0].op == "input", voltage_out=not layers[-1].neuron.spiking)
+    return LoihiNet(name=path.stem, input_shape=net_input, layers=tuple(layers), time_steps=steps, meta={"io": io})
 
 
 def _write_neuron(g, neuron: Neuron, size: int) -> None:

@@ -117,7 +117,7 @@ def from_slayer(model) -> LoihiNet:
     if not layers:
         raise UserError(f"model {spec.name!r} has no exportable layers")
     return LoihiNet(name=spec.name, input_shape=tuple(spec.input_shape), layers=tuple(layers),
-                    time_steps=spec.time_steps, meta={"quantize": bool(spec.quantize)})
+                    time_steps=spec.time_steps, meta={"quantize": bool(spec.quantize), "io": spec.io})
 
 
 def _neuron_spec(neuron: Neuron, base):
@@ -136,7 +136,7 @@ def _neuron_spec(neuron: Neuron, base):
 
 def spec_of(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):
     """The ModelSpec that rebuilds ``net`` as a SlayerNet (unsupported features named)."""
-    from snndeploy.models.spec import BlockSpec, ModelSpec
+    from snndeploy.models.spec import BlockSpec, IOSpec, ModelSpec
 
     blocks = []
     neurons = []
@@ -171,7 +171,8 @@ def spec_of(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):
     if quantize is None:
         quantize = bool(net.meta.get("quantize", True))
     return ModelSpec(name=net.name, input_shape=tuple(net.input_shape), blocks=tuple(blocks),
-                     time_steps=int(net.time_steps or 25), neuron=model_neuron, quantize=quantize)
+                     time_steps=int(net.time_steps or 25), neuron=model_neuron, quantize=quantize,
+                     io=net.meta.get("io") or IOSpec())
 
 
 def to_slayer(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):

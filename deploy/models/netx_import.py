@@ -19,6 +19,7 @@ input layer is driven through its bias from step 0, so with one the Lava run is 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,20 @@ import numpy as np
 import torch
 
 from snndeploy.errors import UserError, refuse_lfs_pointer
-from snndeploy.models.spec import BlockSpec, ModelSpec, NeuronSpec
+from snndeploy.models.spec import BlockSpec, IOSpec, ModelSpec, NeuronSpec
 
+# lava-dl's published networks whose input normalisation only their tutorial states, by SHA-256 of the netx file
+# (docs/benchmarks.md "Real networks"): where it is said, and (mean, std) of x -> (x - mean) / std on [0, 1] data.
+PUBLISHED_IO = {
+    "9b0bbd50581dab691cf57e79898506ad2f70e015d163178ac3d13ac403fd72f3": (
+        "lava-dl bootstrap MNIST tutorial (tutorials/lava/lib/dl/bootstrap/mnist/train.ipynb: "
+        "transforms.Normalize((0.5), (0.5)))", (0.5, 0.5)),
+    "4a47723327c0c9e18d8ac3dcbfa2f2e011e6f2c03ebe80cb3b9360ae56124fd3": (
+        "lava-dl PilotNet LIF tutorial (tutorials/lava/lib/dl/netx/pilotnet_snn/dataset.py: "
+        "2 * weight * x - weight + bias)", (0.5, 0.5)),
+}
 W_SCALE = 1 << 6  # SLAYER weight/threshold units per Loihi unit
+MAX_VTH_MANT = (1 << 17) - 1  # netx's threshold of a layer read by voltage (it never spikes)
 P_SCALE = 1 << 12  # Loihi decay units per 1.0
 CUBA_TYPES = ("CUBA", "LOIHI")
 
@@ -167,15 +179,31 @@ def read_netx(path: str | Path, *, name: str | None = None, time_steps: int | No
     if not rows:
         raise UserError("netx network has no layers", path)
     shape = tuple(input_shape or file_shape or _infer_input_shape(rows, path))
+    last, last_neuron, _ = rows[-1]
+    never_spikes = last_neuron is not None and last_neuron.threshold * W_SCALE >= MAX_VTH_MANT
+    io = netx_io_spec(path, fed=rows[0][0].kind == "input", voltage_out=last.kind == "affine" or never_spikes)
     neurons = [n for _, n, _ in rows if n is not None]
     model_neuron = neurons[0] if neurons else base
     blocks = tuple(b if n is None or n == model_neuron else _with_neuron(b, n) for b, n, _ in rows)
     try:
         spec = ModelSpec(name=name or path.stem, input_shape=shape, time_steps=time_steps, neuron=model_neuron,
-                         blocks=blocks, quantize=True)
+                         blocks=blocks, quantize=True, io=io)
     except UserError as exc:
         raise UserError(exc.problem, path) from exc
     return spec, {str(i): p for i, (_, _, p) in enumerate(rows)}
+
+
+def netx_io_spec(path: Path, *, fed: bool, voltage_out: bool) -> IOSpec:
+    """What a netx file says about feeding and reading its network (``fed``: an input layer with neurons, which a
+    current drives; ``voltage_out``: a non-spiking output), plus the published-network table."""
+    readout = "voltage_sum" if voltage_out else "spike_count"
+    source = (f"netx file: {'an input layer (current input)' if fed else 'no input layer'}, "
+              f"{'an Affine (non-spiking) output' if readout == 'voltage_sum' else 'a spiking output'}")
+    entry = PUBLISHED_IO.get(hashlib.sha256(path.read_bytes()).hexdigest())
+    if entry is not None:
+        source += f"; normalisation from the {entry[0]}"
+    return IOSpec(encoding="current" if fed else None, normalize=None if entry is None else entry[1],
+                  readout=readout, source=source)
 
 
 def _with_neuron(block: BlockSpec, neuron: NeuronSpec) -> BlockSpec:

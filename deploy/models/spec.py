@@ -132,6 +132,40 @@ class BlockSpec:
         return as_pair(self.conv_stride() if name == "stride" else getattr(self, name))
 
 
+ENCODINGS = ("rate", "current", "events")
+READOUTS = ("spike_count", "voltage_sum")
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """How the model is fed and read, as it was trained: recorded so that every command feeds it the same way.
+
+    ``normalize`` ``(mean, std)``: a sample ``x`` (images scaled to [0, 1]) becomes ``(x - mean) / std`` first.
+    ``encoding``: ``rate`` (Bernoulli spikes, probability = value), ``current`` (the value every one of the
+    ``time_steps`` steps; into an ``input`` block it is the input layer's current ``weight * x + bias`` on
+    Loihi's bias grid) or ``events`` (event data binned to frames). ``readout``: the class is the output with
+    the most spikes (``spike_count``) or the highest voltage summed over time (``voltage_sum``, a non-spiking
+    ``affine`` output). ``None``: not recorded (commands fall back to their defaults and say so). ``source``:
+    where these values came from (the file, a documented table, the spec).
+    """
+
+    encoding: str | None = None
+    normalize: tuple[float, float] | None = None
+    readout: str | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.normalize is not None and isinstance(self.normalize, (list, tuple)):
+            object.__setattr__(self, "normalize", tuple(float(v) for v in self.normalize))
+
+    def describe(self) -> str:
+        parts = [f"encoding {self.encoding or 'not recorded'}"]
+        if self.normalize is not None:
+            parts.append(f"normalise (x - {self.normalize[0]:g}) / {self.normalize[1]:g}")
+        parts.append(f"read-out {self.readout or 'not recorded'}")
+        return ", ".join(parts) + (f" [{self.source}]" if self.source else "")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A SLAYER network: input ``(C, H, W)`` or ``(F,)``, time steps, default neuron, blocks in order."""
@@ -142,6 +176,7 @@ class ModelSpec:
     time_steps: int = 25
     neuron: NeuronSpec = field(default_factory=NeuronSpec)
     quantize: bool = True  # Loihi 8-bit weights (lava-dl quantize_8bit pre-hook)
+    io: IOSpec = field(default_factory=IOSpec)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
@@ -163,6 +198,11 @@ class ModelSpec:
     @property
     def num_outputs(self) -> int:
         return math.prod(self.output_shape)
+
+    @property
+    def readout(self) -> str:
+        """The recorded read-out, else the one the last block implies."""
+        return self.io.readout or ("voltage_sum" if self.blocks[-1].kind == "affine" else "spike_count")
 
 
 def _invalid(problem: str, where: str | None = None) -> UserError:
@@ -258,6 +298,18 @@ def _validate_block(block: BlockSpec, index: int, count: int, neuron: NeuronSpec
         raise _invalid("lava-dl has no ALIF affine readout; use a dense block or a cuba neuron override", where)
 
 
+def _validate_io(io: IOSpec) -> None:
+    if not isinstance(io, IOSpec):
+        raise _invalid("'io' is not an IOSpec")
+    if io.encoding is not None and io.encoding not in ENCODINGS:
+        raise _invalid(f"encoding {io.encoding!r} is not one of {', '.join(ENCODINGS)}", "io")
+    if io.readout is not None and io.readout not in READOUTS:
+        raise _invalid(f"readout {io.readout!r} is not one of {', '.join(READOUTS)}", "io")
+    if io.normalize is not None and (len(io.normalize) != 2 or not io.normalize[1] > 0
+                                     or not all(math.isfinite(v) for v in io.normalize)):
+        raise _invalid(f"normalize must be [mean, std] with std > 0, got {list(io.normalize)}", "io")
+
+
 def validate(spec: ModelSpec) -> None:
     """Raise a one-line UserError for anything build_model would fail on."""
     if not isinstance(spec.name, str) or not spec.name:
@@ -269,6 +321,7 @@ def validate(spec: ModelSpec) -> None:
     if not spec.blocks:
         raise _invalid("'blocks' is empty")
     _validate_neuron(spec.neuron, "neuron")
+    _validate_io(spec.io)
     for i, block in enumerate(spec.blocks):
         if not isinstance(block, BlockSpec):
             raise _invalid(f"blocks[{i}] is not a BlockSpec")
@@ -378,7 +431,28 @@ def spec_from_dict(data: Mapping) -> ModelSpec:
     if not isinstance(quantize, bool):
         raise _invalid(f"quantize must be true or false, got {quantize!r}")
     return ModelSpec(name=str(data["name"]), input_shape=tuple(shape), time_steps=time_steps, neuron=neuron,
-                     blocks=tuple(block_from_dict(b, neuron, i) for i, b in enumerate(blocks)), quantize=quantize)
+                     blocks=tuple(block_from_dict(b, neuron, i) for i, b in enumerate(blocks)), quantize=quantize,
+                     io=io_from_dict(data.get("io") or {}))
+
+
+def io_from_dict(data: Mapping) -> IOSpec:
+    _check_keys(data, IOSpec, "io")
+    normalize = data.get("normalize")
+    if normalize is not None and (not isinstance(normalize, (list, tuple)) or len(normalize) != 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in normalize)):
+        raise _invalid(f"normalize must be a list [mean, std], got {normalize!r}", "io")
+    for key in ("encoding", "readout", "source"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise _invalid(f"{key} must be a string, got {data[key]!r}", "io")
+    return IOSpec(encoding=data.get("encoding"), normalize=None if normalize is None else tuple(normalize),
+                  readout=data.get("readout"), source=data.get("source") or "")
+
+
+def io_to_dict(io: IOSpec) -> dict[str, Any]:
+    out = _non_default(io)
+    if "normalize" in out:
+        out["normalize"] = list(out["normalize"])
+    return out
 
 
 def _non_default(obj, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -406,8 +480,11 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
             entry["neuron"] = {k: v for k, v in dataclasses.asdict(block.neuron).items()
                                if getattr(spec.neuron, k) != v}
         blocks.append(entry)
-    return {"name": spec.name, "input_shape": list(spec.input_shape), "time_steps": spec.time_steps,
-            "quantize": spec.quantize, "neuron": dataclasses.asdict(spec.neuron), "blocks": blocks}
+    out = {"name": spec.name, "input_shape": list(spec.input_shape), "time_steps": spec.time_steps,
+           "quantize": spec.quantize, "neuron": dataclasses.asdict(spec.neuron), "blocks": blocks}
+    if spec.io != IOSpec():
+        out["io"] = io_to_dict(spec.io)
+    return out
 
 
 def load_spec(path: str | Path) -> ModelSpec:
