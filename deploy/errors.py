@@ -15,17 +15,3 @@ class UserError(Exception):
         self.path = None if path is None else Path(path)
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
-
-LFS_POINTER = b"version https://git-lfs"
-
-
-def refuse_lfs_pointer(path: str | Path, what: str) -> None:
-    """A Git LFS pointer (a repository cloned without ``git lfs pull``) is named as such, not as a corrupt file."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(len(LFS_POINTER))
-    except OSError:
-        return
-    if head == LFS_POINTER:
-        raise UserError(f"this is a Git LFS pointer, not the {what} itself: fetch the file with 'git lfs pull' "
-                        "in its repository", path)

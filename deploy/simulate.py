@@ -34,6 +34,9 @@ from typing import Any
 import click
 import numpy as np
 
+from snndeploy import validate
+from snndeploy.atomic import check_output
+from snndeploy.cli_support import COUNT, POSITIVE, PROBABILITY
 from snndeploy.errors import UserError
 from snndeploy.export.ir import Layer, LoihiNet
 from snndeploy.sim_files import InputArray, golden, layers_arrays, read_input_array
@@ -158,8 +161,10 @@ def load_input_file(path: str | Path, shape: tuple[int, ...], *, bias_input: boo
     optional ``y`` (or ``labels``). ``bias_input``: the network starts with a bias-driven input layer, so an
     array without a time axis is that layer's bias, run for ``steps`` steps."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError("input file not found", path)
+    if path.suffix.lower() == ".npz":
+        validate.check_npz(path)
+    else:
+        validate.check_npy(path)
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -183,7 +188,7 @@ def load_input_file(path: str | Path, shape: tuple[int, ...], *, bias_input: boo
         except UserError:
             raise exc from None
     if read.spikes is not None:
-        spikes = _binary(read.spikes, "input", path)
+        spikes = _binary(validate.check_spikes(read.spikes, path), "input", path)
     else:
         if steps is None:
             raise UserError("a static input (the input layer's bias) needs --steps or a model that records its "
@@ -850,8 +855,8 @@ def _human(result: dict[str, Any]) -> str:
               help="Inputs in lava-dl's golden layout: .npy (*S, T) or (N, *S, T), S the input shape in Lava's x, y, c "
               "order (or S alone: the input layer's bias); .npz with x and optional labels y.")
 @click.option("--dataset", help="A local dataset (test split): mnist, fashion-mnist, nmnist-small, ...")
-@click.option("--samples", type=int, help="How many samples (default: all in --input, 100 from --dataset).")
-@click.option("--steps", type=int, help="Time steps per sample (default: the input's, the model's or the dataset's).")
+@click.option("--samples", type=COUNT, help="How many samples (default: all in --input, 100 from --dataset).")
+@click.option("--steps", type=COUNT, help="Time steps per sample (default: the input's, the model's or the dataset's).")
 @click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fixed", show_default=True,
               help="fixed: Loihi bit-accurate integers; float: floating point.")
 @click.option("--probe", "probes", multiple=True, help="Layer (name or index) whose spikes, u and v are saved.")
@@ -862,11 +867,12 @@ def _human(result: dict[str, Any]) -> str:
 @click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Time step of a NIR graph that does not record one (other tools' graphs).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
-@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
+@click.option("--timeout", "timeout_s", type=POSITIVE, default=600.0, show_default=True,
               help="Seconds one Lava run call may take before it is stopped.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rate encoding of --dataset images.")
-@click.option("--max-rate", type=float, default=1.0, show_default=True, help="Spike probability of a white pixel.")
-@click.option("--chunk-steps", type=int, default=DEFAULT_CHUNK_STEPS, show_default=True,
+@click.option("--max-rate", type=PROBABILITY, default=1.0, show_default=True,
+              help="Spike probability of a white pixel.")
+@click.option("--chunk-steps", type=COUNT, default=DEFAULT_CHUNK_STEPS, show_default=True,
               help="Steps per Lava build (long inputs are run in several builds).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def simulate(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
@@ -875,8 +881,8 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
     """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
     from snndeploy.cli_support import emit
 
-    if out is not None and out.exists() and not force:
-        raise UserError("exists; pass --force to overwrite it", out)
+    if out is not None:
+        check_output(out, force=force, folder=True)
     if timeout_s <= 0 or chunk_steps < 1:
         raise UserError("--timeout and --chunk-steps must be positive")
     if record == "all" and out is None:

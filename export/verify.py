@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from snndeploy import validate
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
 from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, build_lava, import_lava, run_lava
@@ -76,8 +77,9 @@ def load_inputs(path, shape: tuple[int, ...]) -> np.ndarray:
     from pathlib import Path
 
     path = Path(path)
+    validate.check_npy(path)
     try:
-        x = np.load(path, allow_pickle=False)
+        x = validate.check_spikes(np.load(path, allow_pickle=False), path)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read input spikes ({exc.__class__.__name__})", path) from None
     if tuple(x.shape[:-1]) == tuple(shape):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from snndeploy import validate
 from snndeploy.errors import UserError
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -17,12 +18,18 @@ def load_model(path: str | Path):
     path = Path(path)
     if not path.exists():
         raise UserError("model file not found", path)
-    suffix = path.suffix.lower()
+    model = _build(path, path.suffix.lower())
+    if path.suffix.lower() not in SPEC_SUFFIXES:
+        validate.check_tensors(model.state_dict().items(), path)
+    return model
+
+
+def _build(path: Path, suffix: str):
     if suffix in SPEC_SUFFIXES:
         from snndeploy.models.build import build_model
         from snndeploy.models.spec import load_spec
 
-        return build_model(load_spec(path))
+        return build_model(load_spec(validate.require_file(path, "spec")))
     if suffix in CHECKPOINT_SUFFIXES:
         from snndeploy.train.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -30,9 +37,10 @@ def load_model(path: str | Path):
     if suffix in NETX_SUFFIXES:
         from snndeploy.models.netx_import import import_netx
 
+        validate.check_hdf5(validate.require_file(path, "netx"))
         return import_netx(path)
     if suffix in NIR_SUFFIXES:
-        return _load_nir(path)
+        return _load_nir(validate.check_nir_file(path))
     raise UserError(f"unknown model file type {suffix or '(none)'!r}; expected a spec ({', '.join(SPEC_SUFFIXES)}), "
                     f"checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}), netx ({', '.join(NETX_SUFFIXES)}) or .nir", path)
 

@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 
 from snndeploy.errors import UserError
+from snndeploy.validate import MAX_ELEMENTS
 from snndeploy.yaml_io import read_yaml
 
 NEURON_KINDS = ("cuba", "alif", "sigma_delta")
@@ -240,9 +241,22 @@ def _block_shape(block: BlockSpec, shape: tuple[int, ...], where: str) -> tuple[
 def _infer_shapes(spec: ModelSpec) -> list[tuple[int, ...]]:
     shape, shapes = tuple(spec.input_shape), []
     for i, block in enumerate(spec.blocks):
-        shape = _block_shape(block, shape, f"blocks[{i}] ({block.kind})")
+        where = f"blocks[{i}] ({block.kind})"
+        weights = _weight_count(block, shape)
+        shape = _block_shape(block, shape, where)
+        if max(weights, math.prod(shape)) > MAX_ELEMENTS:  # refuse before torch tries to allocate it
+            raise _invalid(f"{weights:,} weights and {math.prod(shape):,} neurons; one layer may have at most "
+                           f"{MAX_ELEMENTS:,}", where)
         shapes.append(shape)
     return shapes
+
+
+def _weight_count(block: BlockSpec, shape: tuple[int, ...]) -> int:
+    if block.kind in ("dense", "affine"):
+        return math.prod(shape) * int(block.out or 0)
+    if block.kind == "conv":
+        return shape[0] // max(block.groups, 1) * int(block.out or 0) * block.kernel ** 2
+    return 0
 
 
 def _validate_neuron(neuron: NeuronSpec, where: str) -> None:
