@@ -445,11 +445,13 @@ def resolve_layers(net: LoihiNet, names: tuple[str, ...] | list[str]) -> tuple[i
     return tuple(dict.fromkeys(found))
 
 
-def separate_runs(net: LoihiNet) -> str | None:
+def separate_runs(net: LoihiNet, input_bias: bool = False) -> str | None:
     """Why samples cannot run back to back, if they cannot: a bias drives every layer from step 0 of a separate
     run (no reset step reproduces that while the previous sample still drains), and axonal delays shift when a
-    sample reaches each layer. Such networks get one Lava build per sample."""
-    if any(layer.neuron.bias is not None and np.any(np.asarray(layer.neuron.bias)) for layer in net.layers):
+    sample reaches each layer. Such networks get one Lava build per sample. ``input_bias``: the samples set the
+    input layer's bias themselves (written at each sample's first step), so that layer's own bias does not count."""
+    layers = net.layers[1:] if input_bias else net.layers
+    if any(layer.neuron.bias is not None and np.any(np.asarray(layer.neuron.bias)) for layer in layers):
         return "the network has a bias"
     if any(layer.delay is not None and np.any(np.asarray(layer.delay)) for layer in net.layers):
         return "the network has axonal delays"
@@ -508,12 +510,13 @@ def _read_count(counter, mode: str) -> np.ndarray:
     return np.round(v / (COUNT_SCALE if mode == "fixed_pt" else 1.0)).astype(np.int64)
 
 
-def _split(raster: np.ndarray, samples: int, steps: int, layer: int) -> np.ndarray:
-    """(…, samples*steps) -> (samples, …, steps) with the previous sample's tail (local steps <= layer) removed."""
+def _split(raster: np.ndarray, samples: int, steps: int, tail: int) -> np.ndarray:
+    """(…, samples*steps) -> (samples, …, steps) with the previous sample's tail (the first ``tail`` local steps:
+    layer i + 1 of them for spike inputs, i for a bias-driven input, which reaches layer i a step earlier) removed."""
     x = raster.reshape(*raster.shape[:-1], samples, steps)
     x = np.moveaxis(x, -2, 0).copy()
     if samples > 1:
-        x[1:, ..., :layer + 1] = 0
+        x[1:, ..., :tail] = 0
     return x
 
 
@@ -562,9 +565,10 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     flat = np.concatenate([*x, np.zeros_like(x[0][..., :1])], axis=-1)  # samples back to back, one idle step
     t0 = time.perf_counter()
     lava = build_lava(net, flat, mode=mode, sparse_below=sparse_below, record="output",
-                      sample_steps=steps if n > 1 else None, reset_interval=reset_interval if n == 1 else None)
+                      sample_steps=steps if n > 1 else None, reset_interval=reset_interval if n == 1 else None,
+                      bias_driven=bias is not None)
     if bias is not None:
-        lava.layers[0].neuron.bias_mant.init = input_bias_mant(bias, mode)
+        lava.layers[0].neuron.bias_mant.init = input_bias_mant(bias[0], mode)
     counters = {i: _attach_counter(layer.neuron, net.layers[i], mode)
                 for i, layer in enumerate(lava.layers) if i not in keep}
     extractors = {i: _extractor(lava.layers[i].neuron, DRAIN_STEPS) for i in keep}
@@ -586,7 +590,7 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
 
     done = 0
     with lava_runner.lava_session(proc):
-        for stop_at in _stops(n, steps, bool(probes), every_sample):
+        for stop_at in _stops(n, steps, bool(probes), every_sample or (bias is not None and n > 1)):
             count = stop_at - done
             t = time.perf_counter()
             lava_runner.run_steps(proc, count, cfg, timeout_s=timeout_s, stop_after=False, what=what)
@@ -596,6 +600,8 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
                 timing.run_s += time.perf_counter() - t
                 timing.run_steps += count
             read(count)
+            if bias is not None and stop_at % steps == 0 and 0 < stop_at < total:  # the next sample's input
+                lava.layers[0].neuron.bias_mant.set(input_bias_mant(bias[stop_at // steps], mode))
             finished = min(stop_at, total) // steps - min(done, total) // steps
             done = stop_at
             if finished:
@@ -612,7 +618,9 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
 
     rasters = {i: stack(values).astype(np.uint8) for i, values in received.items()}
     per_neuron = [rasters[i].sum(axis=-1) if i in rasters else counts[i] for i in range(len(net.layers))]
-    probed = {i: {"u": _split(stack(u[i]), n, steps, i), "v": _split(stack(v[i]), n, steps, i)} for i in probes}
+    lead = int(bias is None)
+    probed = {i: {"u": _split(stack(u[i]), n, steps, i + lead), "v": _split(stack(v[i]), n, steps, i + lead)}
+              for i in probes}
     return rasters, per_neuron, probed
 
 
@@ -654,7 +662,7 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     if input_bias is not None and (net.layers[0].op != "input" or input_bias.shape != (samples, *net.input_shape)):
         raise UserError(f"an input bias of shape {input_bias.shape} needs a first input layer of shape "
                         f"{net.input_shape} and one bias per sample")
-    per_chunk = 1 if separate_runs(net) or input_bias is not None or reset_interval else \
+    per_chunk = 1 if separate_runs(net, input_bias is not None) or reset_interval else \
         chunk_samples(samples, steps, math.prod(net.input_shape), chunk_steps)
     counter = ActivityCounter(net)
     timing = Timing()
@@ -675,10 +683,10 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
             rasters, counts, chunk_probes = _run_chunk(
                 net, x, mode, keep, uv_probes, timing, timeout_s,
                 DEFAULT_SPARSE_BELOW if sparse_below is None else sparse_below, advance, on_sample is not None,
-                None if input_bias is None else input_bias[start], reset_interval)
+                None if input_bias is None else input_bias[start:start + per_chunk], reset_interval)
             counter.add(x.sum(axis=(0, -1), dtype=np.int64), counts, x.shape[0] * steps)
             for i in keep:
-                kept[i].append(_split(rasters[i].astype(np.uint8), x.shape[0], steps, i))
+                kept[i].append(_split(rasters[i].astype(np.uint8), x.shape[0], steps, i + int(input_bias is None)))
             for i, values in chunk_probes.items():
                 probed[i]["u"].append(values["u"])
                 probed[i]["v"].append(values["v"])
@@ -698,7 +706,7 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
 def netx_reset_interval(net: LoihiNet, inputs: Inputs) -> int | None:
     """netx's ``reset_interval`` where it applies: a bias-driven input layer fed a static input (lava-dl's
     PilotNet convention) is reset every ``time_steps`` steps, layer by layer one step apart, as netx does."""
-    return int(net.time_steps) if inputs.bias is not None and net.time_steps else None
+    return int(net.time_steps) if inputs.bias is not None and inputs.layout and net.time_steps else None
 
 
 def sample_runs(net: LoihiNet, inputs: Inputs) -> str:
@@ -710,9 +718,12 @@ def sample_runs(net: LoihiNet, inputs: Inputs) -> str:
                 "one step later per layer")
     if inputs.samples == 1:
         return "one sample, from rest (no reset)"
-    why = separate_runs(net) or ("each sample sets the input layer's bias" if inputs.bias is not None else None)
+    why = separate_runs(net, inputs.bias is not None)
     if why:
         return f"one Lava build per sample ({why}): each starts from rest"
+    if inputs.bias is not None:
+        return ("back to back, each sample written as the input layer's bias at its first step and each layer's u "
+                "and v reset to 0 as the sample reaches it: every sample runs as if from rest")
     return "back to back, each layer's u and v reset to 0 as a sample reaches it (netx's reset_interval scheme)"
 
 

@@ -378,6 +378,9 @@ def _check_graph(graph, prefix: str) -> None:
                         "through one weight node (neuron -> Linear/Affine -> same neuron) is supported")
 
 
+INFINITE_OK = ("v_threshold", "tau_mem", "tau_syn", "tau", "r")
+
+
 def _check_node(key: str, node) -> None:
     for attr, value in vars(node).items():
         if attr in ("metadata", "input_type", "output_type") or isinstance(value, (str, dict)) or value is None:
@@ -387,8 +390,11 @@ def _check_node(key: str, node) -> None:
             continue
         if arr.size == 0 or 0 in arr.shape:
             raise UserError(f"node {key!r} {attr} is empty (shape {arr.shape}): a zero-size layer")
-        # +inf thresholds mark voltage read-outs in other tools' graphs; NaN is never meaningful
-        require_values(f"node {key!r} {attr}", arr, finite=attr != "v_threshold")
+        # +inf thresholds mark voltage read-outs, +inf time constants (and r = tau_mem / dt) a neuron or synapse
+        # without decay (NIR's own convention, which snndeploy's writer uses); NaN is never meaningful
+        unbounded = attr in INFINITE_OK
+        require_values(f"node {key!r} {attr}", arr, finite=not unbounded, lo=0 if unbounded and attr != "v_threshold"
+                       else None)
     for attr in ("input_type", "output_type"):
         for port, shape in (getattr(node, attr, None) or {}).items():
             dims = np.asarray(shape).reshape(-1)

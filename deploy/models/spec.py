@@ -11,6 +11,7 @@ read it, and a training checkpoint stores ``spec_to_dict(spec)`` beside the weig
     blocks:
       - {kind: dense, out: 512}
       - {kind: dense, out: 10, neuron: {threshold: 1.0}}   # per-block override of the model neuron
+    io: {encoding: rate, readout: spike_count}   # optional: how the model is fed and read (IOSpec)
 
 Conv and pool blocks take ``kernel``, ``stride``, ``padding`` and ``dilation`` as one int (both axes) or a
 two-element list ``[height, width]`` (rows first, then columns: the order of torch, SLAYER, NIR and the netx
@@ -255,7 +256,7 @@ def _weight_count(block: BlockSpec, shape: tuple[int, ...]) -> int:
     if block.kind in ("dense", "affine"):
         return math.prod(shape) * int(block.out or 0)
     if block.kind == "conv":
-        return shape[0] // max(block.groups, 1) * int(block.out or 0) * block.kernel ** 2
+        return shape[0] // max(block.groups, 1) * int(block.out or 0) * math.prod(block.pair("kernel"))
     return 0
 
 
