@@ -57,6 +57,7 @@ SUITE = (
               ("estimate_scaling.json", "estimate_scaling.png")),
     Benchmark("simulate_speed", "#10 simulate", "simulate_speed.py", (), ("--repeats", "1"),
               ("simulate_speed.json", "simulate_speed.png")),
+    Benchmark("real_networks", "#18 real networks", "real_networks.py", (), ("--quick",), ("real_networks.json",)),
 )
 
 
