@@ -273,7 +273,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     if sample_steps is not None and reset_interval is not None:
         raise UserError("give either reset_interval or sample_steps, not both")
     validate.check_net(net)
-    spikes = validate.check_spikes(np.asarray(spikes), None)
+    spikes = validate.check_spikes(np.asarray(spikes), None, signed=True)  # graded inputs may be negative
     if copies > 1:
         if spikes.shape[0] != copies:
             raise UserError(f"{spikes.shape[0]} input samples for {copies} copies")
