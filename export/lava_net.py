@@ -245,7 +245,7 @@ def _delay_mode(net: LoihiNet, i: int) -> str | None:
 def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                sparse_below: float = DEFAULT_SPARSE_BELOW, reset_interval: int | None = None,
                record: str = "all", sample_steps: int | None = None, copies: int = 1,
-               state_ports: tuple[int, ...] = (), bias_driven: bool = False) -> LavaNetwork:
+               state_ports: tuple[int, ...] = ()) -> LavaNetwork:
     """Build the Lava processes of ``net`` fed with ``spikes`` (IR layout ``(*input_shape, T)``).
 
     ``copies > 1``: that many independent copies of the network side by side (:mod:`snndeploy.export.lava_batch`),
@@ -260,8 +260,6 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     ``sample_steps`` (samples of that many steps fed back to back through the source, as ``snndeploy simulate``
     does): layer i's ``u`` and ``v`` are zeroed inside its neuron (``LIFReset``, no extra process) just before
     sample k reaches it, at 1-based step ``k * sample_steps + i + 2``, so that every sample runs as if alone.
-    ``bias_driven``: the samples enter as the input layer's bias instead (set by the caller at each sample's first
-    step), which reaches layer i one step earlier: the resets come at ``k * sample_steps + i + 1``.
     """
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
@@ -300,8 +298,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
         else:
             port.connect(synapse.s_in)
         try:
-            neuron = _neuron(layer, mode, None if not sample_steps else (sample_steps, i + 1 + (not bias_driven)),
-                             i in state_ports)
+            neuron = _neuron(layer, mode, None if not sample_steps else (sample_steps, i + 2), i in state_ports)
         except ValueError as exc:
             raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
         synapse.a_out.connect(neuron.a_in)
