@@ -45,7 +45,7 @@ class ModelStage:
     subset: int | None = None
     batch_size: int = 32
     lr: float = 1e-3
-    encoding: str = "rate"
+    encoding: str | None = None  # None: what the model records, else rate
     max_rate: float = 1.0
     val_fraction: float = 0.1
     weight_decay: float = 0.0

@@ -5,5 +5,6 @@
   method plugs in (hooks after backward, after the optimizer step and at epoch end; see the loop's docstring).
 * ``snndeploy.models.checkpoint``: checkpoint dicts (spec, state dict, optimizer, epoch, RNG), ``weights_only`` loading.
 * ``snndeploy.train.distributed``: DistributedDataParallel under ``torchrun`` (no-ops otherwise).
-* ``snndeploy.train.cli``: ``snndeploy train`` / ``snndeploy evaluate`` (also callable as ``run_training``).
+* ``snndeploy.train.run``: ``run_training(spec, TrainJob)`` and ``run_evaluation(model, EvalJob)``, the library calls
+  behind ``snndeploy train`` / ``snndeploy evaluate`` (``snndeploy.train.cli``) and the pipeline.
 """

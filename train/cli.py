@@ -24,8 +24,9 @@ from snndeploy.train.run import ENCODINGS, LOSS_CHOICES, EvalJob, TrainJob, run_
 _data_options = [
     click.option("--data", "data_name", required=True, help="Dataset: mnist, fashion-mnist, nmnist-small, mnist1d, "
                                                            "uci-digits."),
-    click.option("--encoding", type=click.Choice(ENCODINGS), default="rate", show_default=True,
-                 help="How static images become input over the model's time steps (ignored for event data)."),
+    click.option("--encoding", type=click.Choice(ENCODINGS), default=None,
+                 help="How static images become input over the model's time steps (ignored for event data); "
+                      "default: what the model records (netx input layer: current), else rate."),
     click.option("--max-rate", type=PROBABILITY, default=1.0, show_default=True,
                  help="Rate encoding: spike probability per step of a white pixel."),
     click.option("--test-subset", type=COUNT, default=None, help="Use only the first N test samples."),
@@ -105,7 +106,8 @@ def evaluate_command(model_path: Path, data_name: str, encoding: str, max_rate: 
                                                 test_subset=test_subset, batch_size=batch_size, seed=seed,
                                                 threads=threads, device=device, progress=not as_json),
                             load=load_model)
-    emit(result, as_json, lambda r: (f"{r['model']} on {r['data']} test ({r['samples']} samples): accuracy "
+    emit(result, as_json, lambda r: (f"{r['feed']}; {r['time_steps']} steps, read-out {r['readout']}\n"
+                                     f"{r['model']} on {r['data']} test ({r['samples']} samples): accuracy "
                                      f"{100 * r['accuracy']:.2f}%  loss {r['loss']:.4f}  spike rate "
                                      f"{r['spike_rate']:.4f}\nper-block spike rates: " + ", ".join(
                                          f"{k}: {v:.4f}" for k, v in r["block_spike_rates"].items())))

@@ -9,7 +9,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from snndeploy.atomic import check_output, set_aside
-from snndeploy.data.datasets import dataset_info, make_splits
+from snndeploy.data.datasets import dataset_info, feed_for, make_splits
 from snndeploy.errors import UserError
 from snndeploy.models.build import SlayerNet
 from snndeploy.models.spec import save_spec
@@ -34,7 +34,7 @@ class EvalJob:
     """The test set to evaluate on and how (``snndeploy evaluate``)."""
 
     data_name: str
-    encoding: str = "rate"
+    encoding: str | None = None  # None: what the model records, else rate
     max_rate: float = 1.0
     test_subset: int | None = None
     batch_size: int = 128
@@ -51,7 +51,7 @@ class TrainJob:
     epochs: int
     out: Path
     data_name: str
-    encoding: str = "rate"
+    encoding: str | None = None  # None: what the model records, else rate
     max_rate: float = 1.0
     test_subset: int | None = None
     batch_size: int = 32
@@ -118,9 +118,14 @@ def run_training(spec: Path, job: TrainJob, *, load: Callable[[Path], SlayerNet]
     config = TrainConfig(epochs=job.epochs, batch_size=job.batch_size, lr=job.lr, weight_decay=job.weight_decay,
                          lr_schedule=job.lr_schedule, loss=loss, true_rate=job.true_rate, false_rate=job.false_rate,
                          seed=job.seed, threads=job.threads, device=job.device)
-    splits = make_splits(job.data_name, time_steps=net_spec.time_steps, encoding=job.encoding, seed=job.seed,
+    feed = feed_for(net_spec.io, job.encoding)
+    # the checkpoint records how the model was fed and is read, for every later command
+    net_spec = replace(net_spec, io=replace(net_spec.io, encoding=feed.encoding, readout=net_spec.readout,
+                                            source=net_spec.io.source or f"trained on {job.data_name}"))
+    model.spec = net_spec
+    splits = make_splits(job.data_name, time_steps=net_spec.time_steps, encoding=feed.encoding, seed=job.seed,
                          val_fraction=job.val_fraction, subset=job.subset, test_subset=job.test_subset,
-                         input_shape=net_spec.input_shape, max_rate=job.max_rate)
+                         input_shape=net_spec.input_shape, max_rate=job.max_rate, normalize=feed.normalize)
     if splits.info.num_classes > net_spec.num_outputs:
         raise UserError(f"{net_spec.name} has {net_spec.num_outputs} outputs but {splits.info.name} has "
                         f"{splits.info.num_classes} classes", spec)
@@ -129,10 +134,10 @@ def run_training(spec: Path, job: TrainJob, *, load: Callable[[Path], SlayerNet]
         log(warning)
     # --force: the old run's files are put back if this one fails; deleted only once it has finished
     with set_aside(out) if job.force and not job.resume and distributed.is_main() else contextlib.nullcontext():
-        return _train(model, spec, job, config, splits, log=log, callbacks=callbacks)
+        return _train(model, spec, job, config, splits, feed, log=log, callbacks=callbacks)
 
 
-def _train(model: SlayerNet, spec: Path, job: TrainJob, config: TrainConfig, splits, *,
+def _train(model: SlayerNet, spec: Path, job: TrainJob, config: TrainConfig, splits, feed, *,
            log: Callable[[str], None] | None, callbacks: Sequence[Callback]) -> dict[str, Any] | None:
     out, net_spec = Path(job.out), model.spec
     # Each rank draws different encodings/dropout; DDP broadcasts rank 0's initial weights.
@@ -150,9 +155,9 @@ def _train(model: SlayerNet, spec: Path, job: TrainJob, config: TrainConfig, spl
     test_metrics = evaluate(trainer.model, splits.test, config=config, device=trainer.device) if job.test else None
     if not distributed.is_main():
         return None
-    run = {"data": splits.info.name, "encoding": job.encoding, "subset": job.subset, "val_fraction": job.val_fraction,
-           "train_samples": len(splits.train), "val_samples": len(splits.val), "test_samples": len(splits.test),
-           "source": str(spec)}
+    run = {"data": splits.info.name, "encoding": feed.encoding, "feed": feed.note, "subset": job.subset,
+           "val_fraction": job.val_fraction, "train_samples": len(splits.train), "val_samples": len(splits.val),
+           "test_samples": len(splits.test), "source": str(spec)}
     write_metrics(out, trainer, {"run": run, "test": test_metrics})
     plot_history(trainer.history, out / "training.png", f"{net_spec.name} on {splits.info.name}")
     epoch_seconds = [m["seconds"] for m in history] or [0.0]
@@ -167,9 +172,12 @@ def run_evaluation(model_path: Path, job: EvalJob, *, load: Callable[[Path], Sla
     dataset_info(job.data_name)
     seed_everything(job.threads, job.seed)
     model = load(model_path)
-    splits = make_splits(job.data_name, time_steps=model.spec.time_steps, encoding=job.encoding, seed=job.seed,
-                         test_subset=job.test_subset, input_shape=model.spec.input_shape, max_rate=job.max_rate)
+    feed = feed_for(model.spec.io, job.encoding)
+    splits = make_splits(job.data_name, time_steps=model.spec.time_steps, encoding=feed.encoding, seed=job.seed,
+                         test_subset=job.test_subset, input_shape=model.spec.input_shape, max_rate=job.max_rate,
+                         normalize=feed.normalize)
     config = TrainConfig(seed=job.seed, threads=job.threads, device=job.device, eval_batch_size=job.batch_size)
     target = pick_device(job.device)
     metrics = evaluate(model.to(target), splits.test, config=config, device=target, progress=job.progress)
-    return {"model": model.spec.name, "source": str(model_path), "data": splits.info.name, **metrics}
+    return {"model": model.spec.name, "source": str(model_path), "data": splits.info.name, "feed": feed.note,
+            "time_steps": model.spec.time_steps, "readout": model.spec.readout, **metrics}
