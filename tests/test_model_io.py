@@ -30,8 +30,8 @@ def test_netx_import_records_the_input_layer_affine_output_and_the_tutorials_nor
 def test_io_round_trips_through_yaml_checkpoint_ir_and_nir(fixtures_dir, tmp_path):
     from snndeploy.export.nir_io import read_nir, write_nir
     from snndeploy.export.slayer_io import from_slayer, spec_of
-    from snndeploy.models.netx_import import import_netx
     from snndeploy.models.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+    from snndeploy.models.netx_import import import_netx
 
     model = import_netx(fixtures_dir / "mnist-mlp-512" / "network.net")
     io = model.spec.io
@@ -74,9 +74,9 @@ def test_plain_evaluate_feeds_bootstrap_mnist_as_its_tutorial(fixtures_dir, caps
 
 
 def test_a_trained_checkpoint_records_how_it_was_fed(tmp_path):
-    from snndeploy.models.spec import save_spec
     from snndeploy.loader import load_model
     from snndeploy.models.checkpoint import load_checkpoint, model_from_checkpoint
+    from snndeploy.models.spec import save_spec
     from snndeploy.train.run import TrainJob, run_training
 
     spec = save_spec(spec_from_dict({**MLP, "input_shape": [64], "time_steps": 5}), tmp_path / "s.yaml")
