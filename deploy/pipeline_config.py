@@ -179,11 +179,11 @@ def check_names(config: PipelineConfig, where: Path | str) -> None:
 
 
 def _check_train_options(model: ModelStage) -> None:
-    choices = {"encoding": (model.encoding, ENCODINGS), "loss": (model.loss, LOSS_CHOICES),
+    choices = {"encoding": (model.encoding, (None, *ENCODINGS)), "loss": (model.loss, LOSS_CHOICES),
                "lr_schedule": (model.lr_schedule, LR_SCHEDULES)}
     for key, (value, allowed) in choices.items():
         if value not in allowed:
-            raise UserError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+            raise UserError(f"{key} must be one of {', '.join(v for v in allowed if v)}, got {value!r}")
     loss = "spike_rate" if model.loss == "auto" else model.loss
     TrainConfig(epochs=model.epochs, batch_size=model.batch_size, lr=model.lr, weight_decay=model.weight_decay,
                 lr_schedule=model.lr_schedule, loss=loss, true_rate=model.true_rate, false_rate=model.false_rate,
