@@ -24,6 +24,7 @@ compartments).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ import click
 import numpy as np
 
 from snndeploy.errors import UserError
-from snndeploy.export.ir import Layer, LoihiNet
+from snndeploy.export.ir import Layer, LoihiNet, is_sigma_delta
 
 ACTIVITY_SCHEMA = "snndeploy-activity/1"  # snndeploy.hardware.activity.SCHEMA (checked by the tests)
 PRECISIONS = {"fixed": "fixed_pt", "float": "floating_pt"}
@@ -143,8 +144,8 @@ def fit_input_shape(x: np.ndarray, shape: tuple[int, ...], *, batched: bool | No
     return x.reshape(x.shape[0], *shape, x.shape[-1])
 
 
-def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
-    """``.npy`` spikes, or ``.npz`` with ``x`` (or ``spikes``) and optional ``y`` (or ``labels``)."""
+def read_input_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, labels or None) of a ``.npy`` file or a ``.npz`` with ``x`` (or ``spikes``) and optional ``y``."""
     path = Path(path)
     if not path.is_file():
         raise UserError("input file not found", path)
@@ -152,18 +153,21 @@ def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read input spikes ({type(exc).__name__})", path) from None
-    labels = None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            key = next((k for k in ("x", "spikes", "inputs") if k in data.files), None)
-            if key is None:
-                raise UserError(f".npz input needs an 'x' (or 'spikes') array; found {data.files}", path)
-            x = data[key]
-            label_key = next((k for k in ("y", "labels") if k in data.files), None)
-            labels = None if label_key is None else np.asarray(data[label_key]).astype(np.int64).reshape(-1)
-    else:
-        x = data
-    x = fit_input_shape(_binary(x, "input", path), shape, path=path)
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        return data, None
+    with data:
+        key = next((k for k in ("x", "spikes", "inputs") if k in data.files), None)
+        if key is None:
+            raise UserError(f".npz input needs an 'x' (or 'spikes') array; found {data.files}", path)
+        label_key = next((k for k in ("y", "labels") if k in data.files), None)
+        labels = None if label_key is None else np.asarray(data[label_key]).astype(np.int64).reshape(-1)
+        return data[key], labels
+
+
+def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
+    """``.npy`` spikes, or ``.npz`` with ``x`` (or ``spikes``) and optional ``y`` (or ``labels``)."""
+    x, labels = read_input_arrays(path)
+    x = fit_input_shape(_binary(x, "input", Path(path)), shape, path=Path(path))
     if labels is not None and labels.size != x.shape[0]:
         raise UserError(f"{labels.size} labels for {x.shape[0]} samples", path)
     return Inputs(x, labels, str(path))
@@ -546,6 +550,21 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     return rasters, per_neuron, probed
 
 
+def check_inputs(net: LoihiNet, inputs: np.ndarray, mode: str) -> tuple[int, int]:
+    """(samples, steps) of ``inputs`` ``(N, *net.input_shape, T)``; a one-line error if they or ``mode`` do not fit."""
+    from snndeploy.export.lava_net import MODES
+
+    if mode not in MODES:
+        raise UserError(f"unknown precision {mode!r}")
+    inputs = np.asarray(inputs)
+    if inputs.ndim < 2 or tuple(inputs.shape[1:-1]) != tuple(net.input_shape):
+        raise UserError(f"inputs of shape {inputs.shape} do not fit (N, *{tuple(net.input_shape)}, T)")
+    samples, steps = int(inputs.shape[0]), int(inputs.shape[-1])
+    if samples < 1 or steps < 1:
+        raise UserError("no input samples or no time steps to simulate")
+    return samples, steps
+
+
 def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: tuple[int, ...] = (),
                  record: tuple[int, ...] = (), timeout_s: float | None = 600.0,
                  chunk_steps: int = DEFAULT_CHUNK_STEPS, sparse_below: float | None = None, progress: bool = False,
@@ -560,16 +579,10 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     """
     from tqdm import tqdm
 
-    from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, MODES, import_lava
+    from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, import_lava
 
-    if mode not in MODES:
-        raise UserError(f"unknown precision {mode!r}")
+    samples, steps = check_inputs(net, inputs, mode)
     inputs = np.asarray(inputs)
-    if inputs.ndim < 2 or tuple(inputs.shape[1:-1]) != tuple(net.input_shape):
-        raise UserError(f"inputs of shape {inputs.shape} do not fit (N, *{tuple(net.input_shape)}, T)")
-    samples, steps = int(inputs.shape[0]), int(inputs.shape[-1])
-    if samples < 1 or steps < 1:
-        raise UserError("no input samples or no time steps to simulate")
     if steps > MAX_BUILD_STEPS:
         raise UserError(f"samples of {steps} steps are longer than one Lava build may run ({MAX_BUILD_STEPS}); "
                         "split the recording into samples")
@@ -621,7 +634,7 @@ def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model": model, "network": result.net.name, "precision": result.mode, "backend": "lava-cpu (Loihi2SimCfg)",
         "input": inputs.source, "samples": result.samples, "steps_per_sample": result.steps,
-        "output_shape": list(result.net.output_shape), "output_spikes": int(result.output.sum()),
+        "output_shape": list(result.net.output_shape), "output_spikes": int(np.count_nonzero(result.output)),
         "layers": [{"index": i, "name": layer.name, "op": layer.op, "neurons": layer.size,
                     "spikes": result.activity.layers[i].spikes} for i, layer in enumerate(result.net.layers)],
         "sample_runs": f"one Lava build per sample ({separate_runs(result.net)})" if separate_runs(result.net)
@@ -766,11 +779,18 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
         raise UserError("exists; pass --force to overwrite it", out)
     if timeout_s <= 0 or chunk_steps < 1:
         raise UserError("--timeout and --chunk-steps must be positive")
-    net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate)
+    net = load_net(model) if dataset is None else None
+    if net is not None and is_sigma_delta(net):
+        from snndeploy.simulate_sd import prepare_sd, simulate_sd  # sigma-delta runs (imports this module)
+
+        inputs = prepare_sd(net, input_path, samples, steps)
+        run = functools.partial(simulate_sd, net, inputs.spikes)
+    else:
+        net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate)
+        run = functools.partial(simulate_net, net, inputs.spikes, chunk_steps=chunk_steps, progress=not as_json)
     probe_idx = resolve_layers(net, probes)
     try:
-        result = simulate_net(net, inputs.spikes, mode=PRECISIONS[precision], probe=probe_idx, timeout_s=timeout_s,
-                              chunk_steps=chunk_steps, progress=not as_json)
+        result = run(mode=PRECISIONS[precision], probe=probe_idx, timeout_s=timeout_s)
     except _lava_errors() as exc:
         raise click.ClickException(str(exc)) from exc
     summary = summarize(result, inputs, str(model))

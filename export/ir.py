@@ -1,4 +1,4 @@
-"""The export IR: a feed-forward chain of Loihi CUBA layers, the one shape every exporter reads and writes.
+"""The export IR: a feed-forward chain of Loihi layers, the one shape every exporter reads and writes.
 
 SLAYER models, NIR graphs and netx HDF5 files are all converted to a :class:`LoihiNet`; Lava processes,
 netx files, NIR files, ONNX and the reference simulator are all produced from it. Numbers are kept in
@@ -8,18 +8,28 @@ bias = Loihi bias mantissa (exponent 6) / ``W_SCALE``) while the decays are Loih
 
 Layer ops: ``input`` (an element-wise scale into a neuron layer, SLAYER's ``Input`` block), ``dense``,
 ``conv``, ``pool`` (sum pooling with one shared weight). Shapes are ``(C,)`` or ``(C, H, W)``.
+
+Neuron kinds: :class:`Neuron` (``kind == "cuba"``, binary spikes) and :class:`SigmaDelta` (``kind ==
+"sigma_delta"``, lava-dl's SDNN: graded spikes). A sigma-delta ``input`` layer is the delta encoder alone (no
+synapse, no sigma); see :class:`SigmaDelta` for the fixed-point units.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import numpy as np
+
+from snndeploy.errors import UserError
 
 W_SCALE = 64  # SLAYER weight/threshold scale (1 << 6)
 DECAY_UNITY = 4096  # Loihi 12-bit decay unity
 MAX_VTH_MANT = (1 << 17) - 1  # Loihi's largest threshold mantissa: a neuron that never spikes
 OPS = ("input", "dense", "conv", "pool")
+SD_ACTIVATIONS = ("relu", "identity")  # what Lava's SigmaDelta computes (ActivationMode RELU, UNIT)
+SD_EXP = 6  # netx's spike_exp and state_exp (fixed-point fraction bits of graded spikes and of states)
+SD_MESSAGE_BITS = 16  # netx's default graded payload of an SDNN layer
 
 
 @dataclass(frozen=True)
@@ -31,10 +41,59 @@ class Neuron:
     threshold: np.ndarray  # float (vThMant / 64); ignored when spiking is False
     bias: np.ndarray | None = None  # float, per neuron, per channel or scalar
     spiking: bool = True
+    kind: ClassVar[str] = "cuba"
+    graded: ClassVar[bool] = False
 
     @property
     def vth_mant(self) -> np.ndarray:
-        return np.asarray(np.round(np.asarray(self.threshold, dtype=np.float64) * W_SCALE)).astype(np.int64)
+        return _mant(self.threshold)
+
+
+def _mant(threshold) -> np.ndarray:
+    return np.asarray(np.round(np.asarray(threshold, dtype=np.float64) * W_SCALE)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class SigmaDelta:
+    """Loihi sigma-delta neuron group (lava-dl SDNN, Lava's ``lava.proc.sdn``): graded spikes.
+
+    Per step: ``sigma += input``; ``act = activation(sigma + bias)``; ``delta = act - act_prev + residue``; send
+    ``delta`` if ``|delta| >= threshold`` (with ``cum_error``: if the summed error reaches it) and keep the rest
+    as ``residue``. ``sigma_output``: the layer sends its ``sigma`` every step (netx's read-out layer, Lava's
+    ``Sigma``: no bias, activation or delta). In an ``input`` layer it is the delta encoder alone (Lava's
+    ``Delta``): the network input is delta-encoded with ``threshold``.
+
+    Units are SLAYER's floats (threshold = ``vThMant`` / 64, bias = bias / 64). On Loihi (fixed_pt) the states
+    hold ``spike_exp + state_exp + 6`` fraction bits and a graded spike ``spike_exp + 6``: an input value ``x``
+    is sent as ``x * 2**spike_exp``, a spike of value ``s`` as ``s * 2**(spike_exp + 6)`` in ``message_bits``.
+    """
+
+    threshold: np.ndarray
+    bias: np.ndarray | None = None
+    activation: str = "relu"
+    cum_error: bool = False
+    sigma_output: bool = False
+    spike_exp: int = SD_EXP
+    state_exp: int = SD_EXP
+    message_bits: int = SD_MESSAGE_BITS
+    kind: ClassVar[str] = "sigma_delta"
+    graded: ClassVar[bool] = True
+    spiking: ClassVar[bool] = True
+
+    @property
+    def vth_mant(self) -> np.ndarray:
+        return _mant(self.threshold)
+
+
+def is_sigma_delta(net: LoihiNet) -> bool:
+    return any(layer.neuron.kind == "sigma_delta" for layer in net.layers)
+
+
+def require_cuba(net: LoihiNet, what: str) -> None:
+    """A one-line error where a converter handles CUBA layers only."""
+    for layer in net.layers:
+        if layer.neuron.kind != "cuba":
+            raise UserError(f"{layer.name}: {what} does not support {layer.neuron.kind} neurons")
 
 
 @dataclass(frozen=True)
@@ -45,7 +104,7 @@ class Layer:
     op: str
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
-    neuron: Neuron
+    neuron: Neuron | SigmaDelta
     weight: np.ndarray  # dense (out, in); conv (out, in/groups, kh, kw); input/pool: scalar
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)

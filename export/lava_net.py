@@ -8,6 +8,13 @@ bias mantissa with exponent 6) and, for recurrent layers, a second synapse from 
 to its input. Spikes enter through a ``RingBuffer`` source and every layer's spikes leave through a
 ``RingBuffer`` sink. Images are Lava's XYC (W, H, C) inside and CHW outside. Every synapse adds one time
 step of delay, exactly like SLAYER's ``delay_shift`` (see docs/export.md for the alignment).
+
+Sigma-delta layers use Lava's own ``lava.proc.sdn`` models: ``SigmaDelta`` (``Sigma`` for a ``sigma_output``
+read-out), and for a sigma-delta ``input`` layer a ``Delta`` encoder fed straight from the source, as netx
+builds them; their synapses take graded messages (``num_message_bits``). In ``fixed_pt`` the processes get the
+layer's ``spike_exp``/``state_exp`` and integer parameters and every value is Loihi's integer payload; in
+``floating_pt`` both exponents are 0, parameters are SLAYER floats and the source is scaled by
+:func:`sd_input_scale` (results convert back with :func:`sd_output_scale`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,18 @@ import numpy as np
 
 import snndeploy  # noqa: F401  (Lava compatibility hook before any lava import)
 from snndeploy.errors import UserError
-from snndeploy.export.ir import DECAY_UNITY, MAX_VTH_MANT, W_SCALE, Layer, LoihiNet, per_neuron, to_int_exact
+from snndeploy.export.ir import (
+    DECAY_UNITY,
+    MAX_VTH_MANT,
+    SD_EXP,
+    W_SCALE,
+    Layer,
+    LoihiNet,
+    SigmaDelta,
+    is_sigma_delta,
+    per_neuron,
+    to_int_exact,
+)
 
 MODES = ("fixed_pt", "floating_pt")
 DEFAULT_SPARSE_BELOW = 0.3  # weight density under which a dense layer becomes a Lava Sparse process
@@ -113,10 +131,12 @@ def _synapse_weights(w: np.ndarray, mode: str, what: str) -> dict:
     return {"weights": mant, "num_weight_bits": bits, "weight_exp": exp}
 
 
-def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray | None = None):
+def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray | None = None, bits: int = 0):
     from scipy.sparse import csr_matrix
 
     params = _synapse_weights(w, mode, what)
+    if bits:
+        params["num_message_bits"] = bits
     if delays is not None:
         delays = np.broadcast_to(np.asarray(delays, dtype=np.int64), w.shape).copy()
         if sparse:
@@ -137,20 +157,25 @@ def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray
     return Dense(**params), "Dense"
 
 
-def _conv(weight_oihw: np.ndarray, in_shape, layer: Layer, groups: int, mode: str, what: str):
+def _conv(weight_oihw: np.ndarray, in_shape, layer: Layer, groups: int, mode: str, what: str, bits: int = 0):
     """Lava's Conv does a true convolution on XYC tensors: flip the kernel, reorder to (out, kx, ky, in)."""
     from lava.proc.conv.process import Conv
 
     w = np.asarray(weight_oihw, dtype=np.float64)[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
     w = w if mode == "floating_pt" else to_int_exact(w, W_SCALE, what)
     return Conv(weight=np.ascontiguousarray(w), input_shape=xyc(in_shape), stride=layer.stride[::-1],
-                padding=layer.padding[::-1], dilation=layer.dilation[::-1], groups=groups), "Conv"
+                padding=layer.padding[::-1], dilation=layer.dilation[::-1], groups=groups,
+                num_message_bits=bits), "Conv"
 
 
 def _neuron(layer: Layer, mode: str, reset: tuple[int, int] | None = None):
     """``reset`` = (interval, offset): u and v are zeroed inside the neuron (Lava's ``LIFReset``) at those steps."""
     from lava.proc.lif.process import LIF, LIFReset
 
+    if layer.neuron.kind == "sigma_delta":
+        if reset is not None:
+            raise UserError(f"{layer.name}: sigma-delta layers have no reset; run one sample per build")
+        return _sd_neuron(layer, mode)
     make = LIF if reset is None else functools.partial(LIFReset, reset_interval=int(reset[0]),
                                                        reset_offset=int(reset[1]))
     n, shape = layer.neuron, layer.out_shape
@@ -172,19 +197,73 @@ def _neuron(layer: Layer, mode: str, reset: tuple[int, int] | None = None):
                 bias_mant=to_int_exact(bias, W_SCALE, f"{layer.name} bias"), bias_exp=6)
 
 
-def _synapse(layer: Layer, mode: str, sparse_below: float, delays: np.ndarray | None):
+def sd_input_scale(net: LoihiNet, mode: str) -> float:
+    """What the source values are multiplied by: 1 in fixed_pt (netx's integers, or graded payloads when the
+    network starts without its encoder), SLAYER's units in floating_pt."""
+    if mode == "fixed_pt":
+        return 1.0
+    first = net.layers[0]
+    return 1.0 / (1 << (2 * SD_EXP - _state_exp(net) if first.op == "input" else first.neuron.spike_exp + SD_EXP))
+
+
+def sd_output_scale(layer: Layer, state: bool = False) -> float:
+    """Integer payload per SLAYER unit of a sigma-delta layer's output (its sigma for a ``sigma_output`` layer),
+    or with ``state`` of its sigma."""
+    n = layer.neuron
+    return float(1 << (n.spike_exp + SD_EXP + (n.state_exp if n.sigma_output or state else 0)))
+
+
+def _state_exp(net: LoihiNet) -> int:
+    exps = {layer.neuron.state_exp for layer in net.layers if layer.neuron.kind == "sigma_delta"}
+    if exps - {SD_EXP}:
+        raise UserError(f"sigma-delta state_exp {sorted(exps)}: only {SD_EXP} (netx's) matches 6-bit weights")
+    return SD_EXP
+
+
+def _sd_neuron(layer: Layer, mode: str):
+    """Lava's sigma-delta process for the layer: ``Delta`` (input encoder), ``Sigma`` or ``SigmaDelta``."""
+    from lava.proc.sdn.process import ActivationMode, Delta, Sigma
+    from lava.proc.sdn.process import SigmaDelta as SigmaDeltaProc
+
+    n: SigmaDelta = layer.neuron
+    shape = xyc(layer.out_shape)
+    if n.sigma_output:
+        return Sigma(shape=shape)
+    fixed = mode == "fixed_pt"
+    vth = np.unique(np.asarray(n.threshold, dtype=np.float64))
+    if vth.size > 1:
+        raise UserError(f"{layer.name}: per-neuron delta thresholds are not supported by Lava's sigma-delta models")
+    exps = {"spike_exp": n.spike_exp, "state_exp": n.state_exp} if fixed else {"spike_exp": 0, "state_exp": 0}
+    threshold = int(to_int_exact(vth, W_SCALE, f"{layer.name} threshold")[0]) if fixed else float(vth[0])
+    if layer.op == "input":
+        return Delta(shape=shape, vth=threshold, cum_error=n.cum_error, **exps)
+    bias = np.zeros(layer.out_shape) if n.bias is None else per_neuron(n.bias, layer.out_shape).astype(np.float64)
+    bias = to_lava_layout(bias[..., None])[..., 0]
+    if fixed:
+        bias = to_int_exact(bias, W_SCALE, f"{layer.name} bias").astype(np.int32)
+    mode_ = ActivationMode.RELU if n.activation == "relu" else ActivationMode.UNIT
+    return SigmaDeltaProc(shape=shape, vth=threshold, bias=bias, act_mode=mode_, cum_error=n.cum_error, **exps)
+
+
+def _in_bits(net: LoihiNet, i: int) -> int:
+    """Message bits of the spikes into layer i: the graded payload of the layer before (or of a graded input)."""
+    prev = net.layers[i - 1].neuron if i > 0 else net.layers[0].neuron
+    return int(prev.message_bits) if prev.kind == "sigma_delta" else 0
+
+
+def _synapse(layer: Layer, mode: str, sparse_below: float, delays: np.ndarray | None, bits: int = 0):
     what = f"{layer.name} weights"
     if layer.op == "dense":
         w = layer.dense_weight()
         density = np.count_nonzero(w) / max(w.size, 1)
-        return _dense(w, mode, density < sparse_below, what, delays)
+        return _dense(w, mode, density < sparse_below, what, delays, bits)
     if layer.op == "conv":
-        return _conv(layer.weight, layer.in_shape, layer, layer.groups, mode, what)
+        return _conv(layer.weight, layer.in_shape, layer, layer.groups, mode, what, bits)
     channels = layer.in_shape[0]
     if layer.op == "pool":
         k = layer.kernel
         kernel = np.full((channels, 1, k[0], k[1]), float(np.asarray(layer.weight).reshape(-1)[0]))
-        return _conv(kernel, layer.in_shape, layer, channels, mode, what)
+        return _conv(kernel, layer.in_shape, layer, channels, mode, what, bits)
     if layer.op == "input":
         scale = float(np.asarray(layer.weight).reshape(-1)[0])
         if len(layer.in_shape) == 3:
@@ -233,6 +312,8 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
         raise UserError(f"input of shape {spikes.shape[:-1]} does not match the network input {net.input_shape}")
     delay_modes = [_delay_mode(net, i) for i in range(len(net.layers))]
     steps = int(spikes.shape[-1])
+    if is_sigma_delta(net):
+        spikes = spikes * sd_input_scale(net, mode)
     source = Source(data=to_lava_layout(spikes.astype(np.float64 if mode == "floating_pt" else np.int64)))
     lava = LavaNetwork(net=net, mode=mode, steps=steps, source=source)
     port, port_shape = source.s_out, tuple(net.input_shape)
@@ -242,18 +323,22 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
             delays = np.broadcast_to(np.asarray(net.layers[i - 1].delay, dtype=np.int64).reshape(1, -1),
                                      (layer.size, int(np.prod(layer.in_shape))))
         try:
-            synapse, kind = _synapse(layer, mode, sparse_below, delays)
-        except ValueError as exc:  # weights off the Loihi grid or beyond 8 bits
-            raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
-        if len(port_shape) > 1 and (layer.flatten or layer.op == "dense"):
-            port.transpose([2, 1, 0]).flatten().connect(synapse.s_in)  # XYC -> CHW order, then flat
-        else:
-            port.connect(synapse.s_in)
-        try:
             neuron = _neuron(layer, mode, None if not sample_steps else (sample_steps, i + 2))
         except ValueError as exc:
             raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
-        synapse.a_out.connect(neuron.a_in)
+        if layer.op == "input" and layer.neuron.kind == "sigma_delta":  # netx's delta encoder: no synapse
+            synapse, kind = None, ""
+            port.connect(neuron.a_in)
+        else:
+            try:
+                synapse, kind = _synapse(layer, mode, sparse_below, delays, _in_bits(net, i))
+            except ValueError as exc:  # weights off the Loihi grid or beyond 8 bits
+                raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
+            if len(port_shape) > 1 and (layer.flatten or layer.op == "dense"):
+                port.transpose([2, 1, 0]).flatten().connect(synapse.s_in)  # XYC -> CHW order, then flat
+            else:
+                port.connect(synapse.s_in)
+            synapse.a_out.connect(neuron.a_in)
         recurrent = None
         if layer.recurrent is not None:
             rec_w = np.asarray(layer.recurrent, dtype=np.float64)

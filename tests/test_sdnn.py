@@ -1,0 +1,128 @@
+"""Sigma-delta (SDNN) networks: lava-dl's PilotNet SDNN imported, run on Lava's own sigma-delta models against
+lava-dl's goldens (test_hdf5.py::test_pilotnet_sdnn, test_hdf5_nx.py::test_pilotnet_sdnn_square)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import snndeploy  # noqa: F401
+from snndeploy.cli import main
+from snndeploy.errors import UserError
+from snndeploy.export.ir import SigmaDelta
+from snndeploy.export.netx_io import read_netx
+
+DATA = Path(__file__).parent / "data" / "pilotnet_sdnn"
+LAVA_DL = Path("/work/.mirror/lava-nc+lava-dl/repo")
+GTS = "tests/lava/lib/dl/netx/gts/pilotnet_sdnn"
+
+
+def mirror_file(path: str, tmp_path: Path) -> Path:
+    """A file of the lava-dl mirror (slow tests only; skipped where the mirror is absent)."""
+    if not LAVA_DL.is_dir():
+        pytest.skip("lava-dl mirror not present")
+    out = tmp_path / Path(path).name
+    out.write_bytes(subprocess.run(["git", "-C", str(LAVA_DL), "show", f"HEAD:{path}"], check=True,
+                                   capture_output=True).stdout)
+    return out
+
+
+def test_netx_import_reads_every_sdnn_field():
+    net = read_netx(DATA / "network.net")
+    assert net.input_shape == (3, 33, 100)
+    assert [layer.op for layer in net.layers] == ["input"] + ["conv"] * 4 + ["dense"] * 4
+    assert all(isinstance(layer.neuron, SigmaDelta) for layer in net.layers)
+    assert [int(layer.neuron.vth_mant) for layer in net.layers] == [0, 13, 0, 0, 0, 23, 1, 6, 6]
+    assert [layer.neuron.sigma_output for layer in net.layers] == [False] * 8 + [True]
+    third = net.layers[3]  # PilotNet's rectangular stride and padding
+    assert (third.stride, third.padding, third.out_shape) == ((2, 1), (1, 0), (64, 4, 22))
+    assert net.layers[1].neuron.bias.shape == (24,) and net.layers[5].flatten
+    tutorial = read_netx(DATA / "tutorial_network.net")
+    assert [layer.out_shape for layer in tutorial.layers][1:6] == [(24, 32, 99), (36, 15, 49), (48, 7, 24),
+                                                                   (64, 4, 22), (64, 2, 20)]
+
+
+def test_simulate_gives_lava_dl_golden_output_exactly(tmp_path, capsys, no_lava_leftovers):
+    """lava-dl test_pilotnet_sdnn: as many steps as layers, fixed_pt, sum of absolute differences 0."""
+    out = tmp_path / "sim"
+    args = ["simulate", str(DATA / "network.net"), "--input", str(DATA / "input.npy"), "--steps", "9",
+            "--out", str(out), "--json"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    golden = np.load(DATA / "output.npy")
+    output = np.load(out / "output.npy")
+    assert output.shape == (1, 1, 9)
+    assert np.abs(output[0] - golden).sum() == 0
+    activity = json.loads((out / "activity.json").read_text())
+    assert activity["input"]["graded"] and all(row["graded"] for row in activity["layers"])
+    assert [row["payload_bits"] for row in activity["layers"]] == [16] * 9
+    assert activity["layers"][-1]["spikes"] == 8  # the read-out sends its sigma whenever it is non-zero
+    frame = np.load(DATA / "input.npy")  # replayed every step; the delta encoder sends each pixel once
+    assert result["layers"][0]["spikes"] == np.count_nonzero(frame) and activity["input"]["spikes"] == 9 * 9656
+    assert activity["layers"][1]["synops"] > 0
+
+
+def test_sdnn_inputs_are_checked(tmp_path, capsys):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.full((100, 33, 3, 1), 0.5))
+    for args in (["simulate", str(DATA / "network.net"), "--input", str(bad)],
+                 ["simulate", str(DATA / "network.net"), "--dataset", "mnist"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("snndeploy: error:") and "\n" not in err
+
+
+def _sdnn_file(tmp_path: Path, **neuron) -> Path:
+    import h5py
+
+    path = tmp_path / "tiny.net"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("layer/0/type", (1,), "S10", [b"input"])
+        f.create_dataset("layer/0/shape", data=np.array([4]))
+        for key, value in {"type": "SDNN", "activation": "relu", "vThMant": 0, **neuron}.items():
+            f.create_dataset(f"layer/0/neuron/{key}", data=value)
+        f.create_dataset("layer/1/type", (1,), "S10", [b"dense"])
+        f.create_dataset("layer/1/shape", data=np.array([2]))
+        f.create_dataset("layer/1/weight", data=np.ones((2, 4), np.float32) * 2)
+        f.create_dataset("layer/1/neuron/type", data="SDNN")
+        f.create_dataset("layer/1/neuron/vThMant", data=1)
+    return path
+
+
+def test_unsupported_sdnn_fields_are_named(tmp_path):
+    with pytest.raises(UserError, match="activation 'tanh'"):
+        read_netx(_sdnn_file(tmp_path, activation="tanh"))
+
+
+@pytest.mark.slow
+def test_square_network_sigma_states_equal_lava_dl_goldens(tmp_path, no_lava_leftovers):
+    """lava-dl test_pilotnet_sdnn_square: the input layer skipped, act0[:33, :33] into the first conv; every
+    conv layer's sigma state equals sigma<k>_square.npy at every one of its 20 steps (lava-dl checks step 5)."""
+    from snndeploy.simulate_sd import simulate_sd
+
+    net = read_netx(mirror_file(f"{GTS}/square_network.net", tmp_path))
+    net = net.with_layers(net.layers[1:])
+    act0 = np.load(io.BytesIO(mirror_file(f"{GTS}/act0.npy", tmp_path).read_bytes()))[:33, :33]
+    x = act0.transpose(2, 1, 0, 3)[None]  # netx (W, H, C, T) -> (N, C, H, W, T)
+    result = simulate_sd(net, x, probe=(0, 1, 2, 3))
+    for k in range(4):
+        golden = np.load(mirror_file(f"{GTS}/sigma{k + 1}_square.npy", tmp_path)).transpose(2, 1, 0, 3)
+        assert np.array_equal(result.probes[k]["sigma"][0], golden), k
+
+
+@pytest.mark.slow
+def test_floating_point_stays_within_the_fixed_point_rounding(tmp_path, no_lava_leftovers):
+    """floating_pt has no fixed-point truncation of graded spikes (fixed_pt drops each spike's 6 lowest state
+    bits, netx's state_exp): PilotNet's read-out then differs by less than 0.1 % of its range."""
+    from snndeploy.simulate_sd import load_sd_input, replay_steps, simulate_sd
+
+    net = read_netx(DATA / "network.net")
+    inputs = replay_steps(load_sd_input(DATA / "input.npy", net.input_shape), 9)
+    result = simulate_sd(net, inputs.spikes, mode="floating_pt")
+    golden = np.load(DATA / "output.npy")
+    assert np.abs(result.output[0] - golden).max() < 1e-3 * np.abs(golden).max()
