@@ -1,4 +1,4 @@
-"""Readers for the local dataset files (idx .gz, N-MNIST .bs2, MNIST-1D pickle, UCI digits CSV).
+"""Readers for the local dataset files (idx .gz, N-MNIST .bs2, MNIST-1D pickle (restricted unpickler), UCI digits CSV).
 
 Every reader returns numpy arrays and turns a missing or corrupt file into a one-line UserError that
 names the file. Formats: ``shared/data/README.md``.
@@ -7,12 +7,12 @@ names the file. Formats: ``shared/data/README.md``.
 from __future__ import annotations
 
 import gzip
-import pickle
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from snndeploy import safe_pickle
 from snndeploy.errors import UserError
 
 IDX_IMAGES, IDX_LABELS = 2051, 2049
@@ -102,12 +102,8 @@ def read_id_list(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def read_mnist1d(path: Path) -> dict[str, np.ndarray]:
     """The frozen MNIST-1D split: x (4000, 40), y, x_test (1000, 40), y_test."""
-    try:
-        with open(_require(path), "rb") as fh:
-            # The file is the checksum-verified published pickle (shared/data/SHA256SUMS).
-            data = pickle.load(fh)  # noqa: S301
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, ImportError) as exc:
-        raise UserError(f"corrupt MNIST-1D pickle ({type(exc).__name__}: {exc})", path) from exc
+    with open(_require(path), "rb") as fh:
+        data = safe_pickle.load(fh, path)  # never pickle.load: a planted file would run its payload
     keys = ("x", "y", "x_test", "y_test")
     if not isinstance(data, dict) or any(k not in data for k in keys):
         raise UserError(f"corrupt MNIST-1D pickle (expected a dict with {', '.join(keys)})", path)
