@@ -22,6 +22,7 @@ import numpy as np
 
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
+from snndeploy.export.lava_net import netx_layout_to_ir
 from snndeploy.simulate import (
     ActivityCounter,
     Inputs,
@@ -57,12 +58,7 @@ def load_sd_input(path: str | Path, shape: tuple[int, ...]) -> Inputs:
     x = np.asarray(data)
     if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
         raise UserError("inputs must be finite numbers", path)
-    if len(shape) == 3 and tuple(shape) != tuple(shape[::-1]):
-        lava = tuple(shape[::-1])
-        if tuple(x.shape[:-1]) == lava:
-            x = x.transpose(2, 1, 0, 3)
-        elif x.ndim == 5 and tuple(x.shape[1:-1]) == lava:
-            x = x.transpose(0, 3, 2, 1, 4)
+    x = netx_layout_to_ir(x, shape)
     if np.any(x != np.round(x)):
         raise UserError("sigma-delta inputs must be integers (netx's fixed-point input values)", path)
     return Inputs(fit_input_shape(x.astype(np.int64), shape, path=path), None, str(path))

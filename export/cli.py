@@ -46,6 +46,12 @@ def load_source(path: str | Path, *, need_model: bool = True, dt: float | None =
 
 
 def _model_or_error(to_slayer, net, path: Path):
+    """The torch model verification compares with; for a sigma-delta network its LoihiNet (the reference is
+    :mod:`snndeploy.export.sdnn_ref`)."""
+    from snndeploy.export.ir import is_sigma_delta
+
+    if is_sigma_delta(net):
+        return net
     try:
         return to_slayer(net)
     except UserError as exc:
@@ -53,11 +59,19 @@ def _model_or_error(to_slayer, net, path: Path):
 
 
 def _verify_inputs(net, inputs: str | None, samples: int, steps: int | None, rate: float, seed: int):
-    from snndeploy.export.verify import load_inputs, sample_inputs
+    import numpy as np
 
+    from snndeploy.export.ir import is_sigma_delta
+    from snndeploy.export.verify import load_inputs, sample_inputs, sample_sd_inputs
+
+    sd = is_sigma_delta(net)
     if inputs:
-        return load_inputs(inputs, net.input_shape)
-    return sample_inputs(net.input_shape, int(steps or net.time_steps or 25), samples, rate, seed)
+        x = load_inputs(inputs, net.input_shape)
+        return x[..., np.arange(steps) % x.shape[-1]] if sd and steps else x  # replayed, as Lava's RingBuffer
+    steps = int(steps or net.time_steps or (len(net.layers) if sd else 25))
+    if sd:
+        return sample_sd_inputs(net.input_shape, steps, samples, seed)
+    return sample_inputs(net.input_shape, steps, samples, rate, seed)
 
 
 def _run_verify(model, net, opts: dict[str, Any]):
@@ -86,12 +100,25 @@ def _lava_description(net, sparse_below: float) -> dict:
             row["synapse"] = "Conv" if len(layer.in_shape) == 3 else "Sparse"
         else:
             row["synapse"] = "Conv"
+        if layer.neuron.kind == "sigma_delta":
+            row["neuron"] = _sd_description(layer)
+            row["synapse"] = None if layer.op == "input" else row["synapse"]
+            continue
         row["neuron"] = {"process": "LIF", "du": int(np.asarray(layer.neuron.i_decay).reshape(-1)[0]) - 1,
                          "dv": int(np.asarray(layer.neuron.v_decay).reshape(-1)[0]),
                          "vth": int(layer.neuron.vth_mant.reshape(-1)[0]) if layer.neuron.spiking else None,
                          "bias_exp": 6}
     return {"layers": rows, "sparse_below": sparse_below, "rebuild": "snndeploy.export.lava_net.build_lava("
             "snndeploy.export.nir_io.read_nir('network.nir'), spikes)"}
+
+
+def _sd_description(layer) -> dict:
+    """Lava's sigma-delta process of a layer (lava.proc.sdn) and its fixed-point parameters."""
+    n = layer.neuron
+    process = "Delta" if layer.op == "input" else "Sigma" if n.sigma_output else "SigmaDelta"
+    return {"process": process, "vth": int(n.vth_mant.reshape(-1)[0]), "activation": n.activation,
+            "cum_error": n.cum_error, "spike_exp": n.spike_exp, "state_exp": n.state_exp,
+            "message_bits": n.message_bits}
 
 
 def _write(net, target: str, out: Path, force: bool, sparse_below: float) -> dict:

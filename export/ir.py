@@ -16,7 +16,7 @@ synapse, no sigma); see :class:`SigmaDelta` for the fixed-point units.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar
 
 import numpy as np
@@ -166,6 +166,30 @@ def to_int_exact(values, scale: int, what: str) -> np.ndarray:
         raise ValueError(f"{what} is not on the Loihi grid of 1/{scale} (off by up to {worst / scale:.3g}); "
                          "quantize the model first")
     return ints.astype(np.int64)
+
+
+def _same(x, y) -> bool:
+    return (x is None and y is None) or (x is not None and y is not None and np.array_equal(np.asarray(x),
+                                                                                            np.asarray(y)))
+
+
+def first_difference(a: LoihiNet, b: LoihiNet) -> str | None:
+    """Where two networks differ (shapes, structure, weights, every neuron field), or None if they are equal."""
+    if a.input_shape != b.input_shape or len(a.layers) != len(b.layers):
+        return f"input {a.input_shape} vs {b.input_shape}, {len(a.layers)} vs {len(b.layers)} layers"
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        for f in ("name", "op", "in_shape", "out_shape", "stride", "padding", "dilation", "groups", "kernel",
+                  "flatten"):
+            if getattr(la, f) != getattr(lb, f):
+                return f"{la.name}: {f} {getattr(la, f)} vs {getattr(lb, f)}"
+        if not _same(la.weight, lb.weight):
+            return f"{la.name}: weights"
+        if type(la.neuron) is not type(lb.neuron):
+            return f"{la.name}: neuron kind {la.neuron.kind} vs {lb.neuron.kind}"
+        for f in fields(la.neuron):
+            if not _same(getattr(la.neuron, f.name), getattr(lb.neuron, f.name)):
+                return f"{la.name}: neuron {f.name}"
+    return None
 
 
 def weight_density(layer: Layer) -> float:

@@ -80,6 +80,7 @@ class LavaRun:
     u: dict[int, np.ndarray]
     v: dict[int, np.ndarray]
     mode: str
+    sigma: dict[int, np.ndarray] = field(default_factory=dict)  # sigma-delta layers' sigma (``sigma=True``)
 
 
 def import_lava() -> None:
@@ -100,6 +101,19 @@ def to_lava_layout(x: np.ndarray) -> np.ndarray:
 
 def from_lava_layout(x: np.ndarray) -> np.ndarray:
     return x.transpose(2, 1, 0, 3) if x.ndim == 4 else x
+
+
+def netx_layout_to_ir(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """An image input in netx's own (W, H, C, T) or (N, W, H, C, T) layout (lava-dl's test inputs), recognised by
+    its shape, as (…, C, H, W, T); anything else unchanged."""
+    lava = tuple(shape[::-1])
+    if len(shape) != 3 or lava == tuple(shape):
+        return x
+    if tuple(x.shape[:-1]) == lava:
+        return x.transpose(2, 1, 0, 3)
+    if x.ndim == 5 and tuple(x.shape[1:-1]) == lava:
+        return x.transpose(0, 3, 2, 1, 4)
+    return x
 
 
 def fit_weights(w_int: np.ndarray, what: str) -> tuple[np.ndarray, int, int]:
@@ -375,21 +389,28 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     return lava
 
 
-def run_lava(lava: LavaNetwork, *, probe: tuple[int, ...] = (), timeout_s: float = 600.0) -> LavaRun:
-    """Run all steps; ``probe`` lists layer indices whose ``u`` and ``v`` are read after every step."""
+def run_lava(lava: LavaNetwork, *, probe: tuple[int, ...] = (), timeout_s: float = 600.0,
+             sigma: bool = False) -> LavaRun:
+    """Run all steps; ``probe`` lists layer indices whose ``u`` and ``v`` are read after every step; ``sigma``
+    reads every sigma-delta layer's ``sigma`` after every step."""
     from snndeploy import lava_runner
 
     proc = lava.layers[0].neuron
     cfg = lava.run_config()
     u: dict[int, list] = {i: [] for i in probe}
     v: dict[int, list] = {i: [] for i in probe}
+    sigmas = [i for i, layer in enumerate(lava.net.layers) if sigma and layer.neuron.kind == "sigma_delta"
+              and layer.op != "input"]
+    sig: dict[int, list] = {i: [] for i in sigmas}
     with lava_runner.lava_session(proc):
-        if probe:
+        if probe or sigmas:
             for _ in range(lava.steps):
                 lava_runner.run_steps(proc, 1, cfg, timeout_s=timeout_s, stop_after=False, what="Lava step")
                 for i in probe:
                     u[i].append(np.array(lava.layers[i].neuron.u.get()))
                     v[i].append(np.array(lava.layers[i].neuron.v.get()))
+                for i in sigmas:
+                    sig[i].append(np.array(lava.layers[i].neuron.sigma.get()))
         else:
             lava_runner.run_steps(proc, lava.steps, cfg, timeout_s=timeout_s, stop_after=False, what="Lava run")
         spikes = [from_lava_layout(np.array(layer.sink.data.get())) if layer.sink is not None else None
@@ -399,7 +420,7 @@ def run_lava(lava: LavaNetwork, *, probe: tuple[int, ...] = (), timeout_s: float
         return from_lava_layout(np.stack(values, axis=-1))
 
     return LavaRun(spikes=spikes, u={i: stack(x) for i, x in u.items()}, v={i: stack(x) for i, x in v.items()},
-                   mode=lava.mode)
+                   mode=lava.mode, sigma={i: stack(x) for i, x in sig.items()})
 
 
 def simulate_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",

@@ -21,6 +21,7 @@ from snndeploy.errors import UserError
 from snndeploy.export.ir import (
     MAX_VTH_MANT,
     SD_ACTIVATIONS,
+    SD_EXP,
     SD_MESSAGE_BITS,
     W_SCALE,
     Layer,
@@ -169,7 +170,22 @@ def _read_layers(f, path: Path, input_shape) -> LoihiNet:
     return LoihiNet(name=path.stem, input_shape=net_input, layers=tuple(layers), time_steps=steps)
 
 
-def _write_neuron(g, neuron: Neuron, size: int) -> None:
+def _write_sigma_delta(g, neuron: SigmaDelta) -> None:
+    g.create_dataset("neuron/type", data=SDNN_TYPE)
+    g.create_dataset("neuron/activation", data=neuron.activation)
+    g.create_dataset("neuron/vThMant", data=int(np.asarray(neuron.vth_mant).reshape(-1)[0]))
+    if neuron.sigma_output:
+        g.create_dataset("neuron/sigma_output", data=True)
+    if neuron.message_bits != SD_MESSAGE_BITS:
+        g.create_dataset("neuron/messageBits", data=neuron.message_bits)
+
+
+def _write_neuron(g, neuron: Neuron | SigmaDelta, name: str) -> None:
+    if neuron.kind == "sigma_delta":
+        if np.unique(np.asarray(neuron.threshold)).size > 1 or neuron.cum_error or neuron.spike_exp != SD_EXP:
+            raise UserError(f"{name}: netx stores one delta threshold per layer and neither cum_error nor a "
+                            f"spike_exp other than {SD_EXP}")
+        return _write_sigma_delta(g, neuron)
     if not neuron.spiking and int(np.max(neuron.i_decay)) == 0 and int(np.max(neuron.v_decay)) == 0:
         return  # netx's default for a layer without neuron: a non-leaky integrator, voltage read-out
     g.create_dataset("neuron/type", data="CUBA")
@@ -224,7 +240,8 @@ def _write_layer(g, layer: Layer) -> None:
     if layer.op == "input":
         _type(g, "input")
         g.create_dataset("shape", data=np.array(layer.out_shape))
-        g.create_dataset("weight", data=_ints(np.atleast_1d(layer.weight)))
+        if layer.neuron.kind != "sigma_delta":  # netx's delta encoder has no weight
+            g.create_dataset("weight", data=_ints(np.atleast_1d(layer.weight)))
     elif layer.op == "dense":
         _type(g, "dense_rec" if layer.recurrent is not None else "dense")
         g.create_dataset("shape", data=np.array(layer.out_shape))
@@ -253,4 +270,4 @@ def _write_layer(g, layer: Layer) -> None:
             g.create_dataset("weight", data=np.full((1, 1, k[0], k[1], 1), _ints(layer.weight), np.float32))
     if layer.delay is not None:
         g.create_dataset("delay", data=np.asarray(layer.delay, dtype=np.float32))
-    _write_neuron(g, layer.neuron, layer.size)
+    _write_neuron(g, layer.neuron, layer.name)

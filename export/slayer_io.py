@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from snndeploy.errors import UserError
-from snndeploy.export.ir import DECAY_UNITY, Layer, LoihiNet, Neuron
+from snndeploy.export.ir import DECAY_UNITY, Layer, LoihiNet, Neuron, require_cuba
 
 
 def _effective_weight(synapse) -> torch.Tensor:
@@ -136,6 +136,7 @@ def _neuron_spec(neuron: Neuron, base):
 
 def spec_of(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):
     """The ModelSpec that rebuilds ``net`` as a SlayerNet (unsupported features named)."""
+    require_cuba(net, "the SLAYER model rebuild")
     from snndeploy.models.spec import BlockSpec, ModelSpec
 
     blocks = []

@@ -20,6 +20,7 @@ DENSE_NODES = ("Affine", "Linear")
 POOL_NODES = ("SumPool2d", "AvgPool2d")
 NEURON_NODES = ("CubaLIF", "LIF", "IF", "CubaLI", "LI", "I", "Threshold")
 PASS_NODES = ("Input", "Output", "Flatten", "Delay")
+SD_ENCODER = "Delta"  # a sigma-delta network's input encoder (lava-dl deploys it off the neurocores)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Layer:
     in_fanout: np.ndarray | None = field(default=None, repr=False, compare=False)  # per input neuron (dense)
     recurrent: bool = False  # the layer's own spikes come back through recurrent synapses (counted above)
     recurrent_fanout: np.ndarray | None = field(default=None, repr=False, compare=False)  # per own neuron
+    message_bits: int = 0  # graded payload of each output spike (sigma-delta); 0 for binary spikes
 
     @property
     def neurons(self) -> int:
@@ -302,7 +304,9 @@ def layers_from_nir(graph) -> tuple[Layer, ...]:
         elif kind in NEURON_NODES:
             if pending is None:
                 pending = (name, _Identity(), shape)
-            flush(kind, _layer_label(node), name)
+            flush(_sigma_delta_kind(node) or kind, _layer_label(node), name)
+            if kind == "I" and _sigma_delta_kind(node):
+                layers[-1] = replace(layers[-1], message_bits=int(_snndeploy_meta(node).get("message_bits", 0)))
         elif kind in ("Output", "Delay"):
             if kind == "Output" and pending is not None:
                 flush("none")
@@ -313,11 +317,25 @@ def layers_from_nir(graph) -> tuple[Layer, ...]:
     return tuple(layers)
 
 
+def _snndeploy_meta(node) -> dict:
+    meta = getattr(node, "metadata", None) or {}
+    return meta.get("snndeploy") if isinstance(meta.get("snndeploy"), dict) else {}
+
+
 def _layer_label(node) -> str | None:
     """The layer name snndeploy's exporter stores in a neuron node's metadata, if any."""
-    meta = getattr(node, "metadata", None) or {}
-    label = meta.get("snndeploy", {}).get("layer") if isinstance(meta.get("snndeploy"), dict) else None
+    label = _snndeploy_meta(node).get("layer")
     return None if label is None else str(label)
+
+
+def _sigma_delta_kind(node) -> str | None:
+    """``Delta`` (input encoder), ``Sigma`` (read-out) or ``SigmaDelta`` for snndeploy's sigma-delta ``I`` nodes."""
+    meta = _snndeploy_meta(node)
+    if meta.get("neuron") == "delta":
+        return SD_ENCODER
+    if meta.get("neuron") == "sigma_delta":
+        return "Sigma" if meta.get("sigma_output") else "SigmaDelta"
+    return None
 
 
 class _Identity:

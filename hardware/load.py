@@ -7,7 +7,8 @@ from pathlib import Path
 from snndeploy.errors import UserError
 from snndeploy.hardware.layers import Layer, layers_from_nir
 
-OTHER_SUFFIXES = (".net", ".h5", ".hdf5", ".pt", ".pth", ".ckpt", ".yaml", ".yml")
+NETX_SUFFIXES = (".net", ".h5", ".hdf5")
+OTHER_SUFFIXES = (*NETX_SUFFIXES, ".pt", ".pth", ".ckpt", ".yaml", ".yml")
 
 
 def read_nir_graph(path: Path):
@@ -28,11 +29,17 @@ def graph_of(path: str | Path):
     if suffix == ".nir":
         return read_nir_graph(path)
     if suffix in OTHER_SUFFIXES:
+        from snndeploy.export.netx_io import read_netx
         from snndeploy.export.nir_io import to_nir
         from snndeploy.export.slayer_io import from_slayer
         from snndeploy.models.load import load_model
 
-        return to_nir(from_slayer(load_model(path)))
+        try:
+            return to_nir(from_slayer(load_model(path)))
+        except UserError:
+            if suffix not in NETX_SUFFIXES:
+                raise
+            return to_nir(read_netx(path))  # what the SLAYER importer refuses (sigma-delta layers, pooling)
     raise UserError(f"unknown model file type {suffix or '(none)'!r}; expected .nir, a netx HDF5 "
                     f"(.net/.h5), a checkpoint (.pt) or a spec (.yaml)", path)
 

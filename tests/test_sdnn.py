@@ -14,7 +14,7 @@ import pytest
 import snndeploy  # noqa: F401
 from snndeploy.cli import main
 from snndeploy.errors import UserError
-from snndeploy.export.ir import SigmaDelta
+from snndeploy.export.ir import SigmaDelta, first_difference
 from snndeploy.export.netx_io import read_netx
 
 DATA = Path(__file__).parent / "data" / "pilotnet_sdnn"
@@ -126,3 +126,106 @@ def test_floating_point_stays_within_the_fixed_point_rounding(tmp_path, no_lava_
     result = simulate_sd(net, inputs.spikes, mode="floating_pt")
     golden = np.load(DATA / "output.npy")
     assert np.abs(result.output[0] - golden).max() < 1e-3 * np.abs(golden).max()
+
+
+def assert_same_sdnn(a, b):
+    assert first_difference(a, b) is None, first_difference(a, b)
+
+
+@pytest.mark.parametrize("name", ["network.net", "tutorial_network.net"])
+def test_export_nir_lava_netx_round_trip_exactly(name, tmp_path, capsys):
+    import nir
+
+    from snndeploy.export.nir_io import read_nir
+
+    source = read_netx(DATA / name)
+    for target in ("nir", "lava", "netx"):
+        assert main(["export", str(DATA / name), "--to", target, "--out", str(tmp_path / target), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["to"] == target
+    graph = nir.read(tmp_path / "nir")  # a plain NIR reader accepts it: I nodes for the sigma units
+    assert sum(type(node).__name__ == "I" for node in graph.nodes.values()) == len(source.layers)
+    assert_same_sdnn(source, read_nir(tmp_path / "nir"))
+    assert_same_sdnn(source, read_nir(tmp_path / "lava" / "network.nir"))
+    assert_same_sdnn(source, read_netx(tmp_path / "netx"))
+    lava = json.loads((tmp_path / "lava" / "lava.json").read_text())
+    assert [row["neuron"]["process"] for row in lava["layers"]] == ["Delta"] + ["SigmaDelta"] * (
+        len(source.layers) - 2) + ["Sigma"]
+
+
+@pytest.mark.slow
+def test_netx_written_back_runs_in_lava_dl_with_the_golden_output(tmp_path, no_lava_leftovers):
+    """The file snndeploy writes loads in lava-dl's own netx.hdf5.Network and reproduces lava-dl's golden."""
+    from lava.lib.dl import netx
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc import io as lava_io
+
+    from snndeploy import lava_runner
+    from snndeploy.export.netx_io import write_netx
+
+    path = write_netx(read_netx(DATA / "network.net"), tmp_path / "back.net")
+    net = netx.hdf5.Network(net_config=str(path))
+    source = lava_io.source.RingBuffer(data=np.load(DATA / "input.npy"))
+    sink = lava_io.sink.RingBuffer(shape=net.out_layer.shape, buffer=len(net.layers))
+    source.s_out.connect(net.in_layer.neuron.a_in)
+    net.out_layer.out.connect(sink.a_in)
+    with lava_runner.lava_session(net):
+        lava_runner.run_steps(net, len(net.layers), Loihi2SimCfg(select_tag="fixed_pt"), timeout_s=600,
+                              stop_after=False, what="netx run")
+        output = np.array(sink.data.get())
+    assert np.abs(output - np.load(DATA / "output.npy")).sum() == 0
+
+
+def test_estimate_reproduces_the_published_pilotnet_sdnn_compile_from_the_file(capsys):
+    """lava-dl tutorials/.../pilotnet_sdnn/benchmark.ipynb: 61 cores = 25+13+3+3+2 (conv) + 12+1+1+1 (dense), the
+    input encoder in the input adapter (netx skip_layers=1)."""
+    assert main(["estimate", str(DATA / "tutorial_network.net"), "--target", "loihi2", "--json"]) in (0, 1)
+    target = json.loads(capsys.readouterr().out)["targets"][0]
+    assert [row["cores"] for row in target["layers"]] == [0, 25, 13, 3, 3, 2, 12, 1, 1, 1]
+    assert target["cores"] == 61 and target["layers"][0]["binding"] == "host"
+
+
+def test_estimate_counts_graded_activity_as_macs_with_their_payload(tmp_path, capsys):
+    from snndeploy.hardware.activity import activity_from_spikes
+
+    net = read_netx(DATA / "network.net")
+    steps = 3
+    rng = np.random.default_rng(0)
+    inputs = rng.integers(-3, 4, size=(1, *net.input_shape, steps))
+    outputs = [rng.integers(-3, 4, size=(1, *layer.out_shape, steps)) * (rng.random((1, *layer.out_shape, steps))
+                                                                            < 0.1) for layer in net.layers]
+    activity = activity_from_spikes(inputs, outputs)
+    path = tmp_path / "activity.json"
+    path.write_text(json.dumps(activity.to_dict()))
+    assert main(["estimate", str(DATA / "network.net"), "--target", "loihi2", "--activity", str(path),
+                 "--json"]) in (0, 1)
+    result = json.loads(capsys.readouterr().out)
+    work = result["neurobench_workload"]
+    messages = sum(np.count_nonzero(o) for o in outputs)
+    assert work["payload_bits"] == messages * 16 and work["eff_acs"] == 0 and work["eff_macs"] > 0
+    assert [row["message_bits"] for row in result["layers"]] == [16] * 9
+
+
+def test_torch_reference_reproduces_the_golden_and_lava_float():
+    """The fixed-point torch reference (what verify compares with) equals lava-dl's golden bit for bit."""
+    from snndeploy.export.sdnn_ref import sd_reference
+
+    net = read_netx(DATA / "network.net")
+    x = np.load(DATA / "input.npy").transpose(2, 1, 0, 3)[..., [0] * 9]
+    outputs, sigmas = sd_reference(net, x)
+    assert np.abs(outputs[-1] - np.load(DATA / "output.npy")).sum() == 0
+    assert np.array_equal(sigmas[-1], outputs[-1])  # the read-out sends its sigma
+    assert [int(np.count_nonzero(o)) for o in outputs][0] == np.count_nonzero(x[..., 0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["fixed_pt", "floating_pt"])
+def test_verify_compares_graded_outputs_and_sigma_per_layer_and_step(mode, tmp_path, capsys, no_lava_leftovers):
+    args = ["export", str(DATA / "network.net"), "--to", "nir", "--out", str(tmp_path / "n.nir"), "--verify",
+            "--inputs", str(DATA / "input.npy"), "--steps", "9", "--mode", mode, "--json"]
+    if mode == "fixed_pt":
+        args.append("--probe")
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)["verify"]
+    assert report["agree"] and report["first"] is None
+    assert [row["torch_spikes"] for row in report["layers"]] == [9656, 5600, 13171, 17879, 9334, 253, 227, 54, 8] \
+        or mode == "floating_pt"
