@@ -14,7 +14,7 @@ import traceback
 
 import click
 
-from snndeploy import __version__
+from snndeploy import __version__, interrupts
 from snndeploy.errors import UserError
 
 # name -> ("module:attribute", one-line help). Modules are imported only when their command runs (torch
@@ -44,6 +44,12 @@ def _available(name: str) -> bool:
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # click's main would print a blank line and raise Abort
+            raise interrupts.StopRequested(interrupts.describe(exc)) from exc
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({name for name in COMMANDS if _available(name)} | set(self.commands))
 
@@ -82,35 +88,56 @@ def cli(ctx: click.Context, debug: bool, data_dir: str | None, fixtures_dir: str
         os.environ["SNNDEPLOY_FIXTURES"] = str(fixtures_dir)
 
 
+BUG_REPORT = "this is a bug in snndeploy: please report it with the output of --debug"
+
+
+def one_line(text: str) -> str:
+    """``text`` with its lines joined: every message the CLI prints is one line."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """click's usage error (usage text, hint, message) as one line: the command and the message."""
+    where = exc.ctx.command_path if exc.ctx is not None else "snndeploy"
+    return f"{where}: error: {one_line(exc.format_message())} (see {where} --help)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: maps errors to exit codes (2 = bad input, 1 = failure, 130 = interrupted)."""
+    """Console entry point: maps errors to exit codes (2 = bad input, 1 = failure, 130 = interrupted).
+
+    Whatever goes wrong, stderr gets exactly one line (plus the traceback with ``--debug``).
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        code = cli.main(args=args, prog_name="snndeploy", standalone_mode=False)
+        with interrupts.as_keyboard_interrupt():
+            code = cli.main(args=args, prog_name="snndeploy", standalone_mode=False)
         if isinstance(code, int):  # a command left through CommandExit (click returns its code here)
             return code
     except UserError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"snndeploy: error: {exc}", err=True)
+        click.echo(f"snndeploy: error: {one_line(str(exc))}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:
+        click.echo(_usage_line(exc), err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"snndeploy: error: {one_line(exc.format_message())}", err=True)
         return exc.exit_code
-    except click.Abort:
-        click.echo("snndeploy: aborted", err=True)
+    except interrupts.StopRequested as exc:
+        click.echo(f"snndeploy: {exc}", err=True)
         return 130
-    except KeyboardInterrupt:
-        click.echo("snndeploy: interrupted", err=True)
+    except (click.Abort, KeyboardInterrupt) as exc:
+        click.echo(f"snndeploy: {interrupts.describe(exc)}", err=True)
         return 130
     except Exception as exc:  # a bug or an environment failure, not bad input
         if debug:
             traceback.print_exc()
-        click.echo(f"snndeploy: failed: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-                   err=True)
+        first = one_line(str(exc))[:300]
+        click.echo(f"snndeploy: internal error: {type(exc).__name__}: {first} ({BUG_REPORT})", err=True)
         return 1
     return 0
 

@@ -30,12 +30,14 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+from snndeploy.interrupts import Interrupted
+
 _PR_SET_PDEATHSIG = 1
 _live_processes: weakref.WeakSet = weakref.WeakSet()
 _fork_hook_registered = False
 _exit_handler_registered = False
 _forking = False  # inside the window where Lava forks its workers (inherited by the children at fork time)
-_sigint_pending = False
+_sigint_pending = 0  # the stop signal that arrived while forking (0: none)
 
 
 class LavaRunError(RuntimeError):
@@ -57,7 +59,10 @@ def _setup_child() -> None:
     except (OSError, AttributeError):
         pass
     if _forking:
+        # a group SIGINT/SIGTERM is the parent's to handle: it stops the runtime (a worker dying on its own
+        # mid-start would leave Lava's start waiting forever)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _register_fork_hook() -> None:
@@ -105,8 +110,12 @@ def _model_error(proc: Any, what: str) -> LavaModelError:
     return LavaModelError(f"{what}: {summary}\n--- worker traceback ---\n{errors[0][1]}")
 
 
-def stop(proc: Any) -> None:
-    """Stop ``proc``'s runtime whatever state it is in; a no-op when it was never started or is stopped."""
+def stop(proc: Any, *, graceful: bool = True) -> None:
+    """Stop ``proc``'s runtime whatever state it is in; a no-op when it was never started or is stopped.
+
+    ``graceful=False`` (after Ctrl-C or SIGTERM) skips Lava's handshake: a signal that landed in the middle of a
+    channel exchange can leave a worker that never answers it, and the stop would wait forever.
+    """
     runtime = _runtime(proc)
     if runtime is None or getattr(runtime, "_messaging_infrastructure", None) is None:
         return
@@ -114,8 +123,12 @@ def stop(proc: Any) -> None:
     actors = _actors(proc)
     if not runtime._is_started and not any(_alive(a) for a in actors):
         return
-    if runtime._is_started and not runtime._is_running and all(_alive(a) for a in actors):
-        proc.stop()  # Lava's normal STOP/TERMINATED handshake
+    if graceful and runtime._is_started and not runtime._is_running and all(_alive(a) for a in actors):
+        try:
+            proc.stop()  # Lava's normal STOP/TERMINATED handshake
+        except KeyboardInterrupt:  # interrupted while stopping: finish the stop without the handshake
+            _terminate(proc, actors)
+            raise
         return
     _terminate(proc, actors)
 
@@ -124,7 +137,7 @@ def _terminate(proc: Any, actors: list) -> None:
     """Kill the workers and release shared memory without the handshake (which would wait forever)."""
     for actor in actors:
         if _alive(actor):
-            actor.terminate()
+            actor.kill()  # workers ignore SIGTERM (see _setup_child)
     for actor in actors:
         # Lava's SystemProcess.join() has no timeout (and closes the process); wait through the base class.
         with contextlib.suppress(ValueError, AssertionError):
@@ -163,12 +176,13 @@ def _wait(proc: Any, timeout_s: float | None, what: str) -> None:
 
 def _remember_sigint(signum: int, frame: Any) -> None:
     global _sigint_pending
-    _sigint_pending = True
+    _sigint_pending = _sigint_pending or signum
 
 
 @contextlib.contextmanager
 def _defer_sigint_while_forking() -> Iterator[None]:
-    """Workers forked here ignore SIGINT; a Ctrl-C in the parent meanwhile is raised once Lava has started.
+    """Workers forked here ignore SIGINT and SIGTERM; either signal in the parent meanwhile is raised once Lava
+    has started (SIGTERM as :class:`snndeploy.interrupts.Interrupted`).
 
     Raising inside Lava's compile/start would leave it half built; ignoring it (as before) lost the Ctrl-C.
     """
@@ -176,16 +190,19 @@ def _defer_sigint_while_forking() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _sigint_pending = False
-    previous = signal.signal(signal.SIGINT, _remember_sigint)
+    _sigint_pending = 0
+    previous = {s: signal.signal(s, _remember_sigint) for s in (signal.SIGINT, signal.SIGTERM)}
     _forking = True
     try:
         yield
     finally:
         _forking = False
-        signal.signal(signal.SIGINT, previous)
-    if _sigint_pending:
-        _sigint_pending = False
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    pending, _sigint_pending = _sigint_pending, 0
+    if pending == signal.SIGTERM:
+        raise Interrupted(signal.SIGTERM)
+    if pending:
         raise KeyboardInterrupt
 
 
@@ -213,8 +230,8 @@ def run_steps(
             proc.run(condition=RunSteps(num_steps=num_steps, blocking=False), run_cfg=run_cfg)
         _live_processes.add(proc)
         _wait(proc, timeout_s, what)
-    except BaseException:
-        stop(proc)
+    except BaseException as exc:
+        stop(proc, graceful=not isinstance(exc, KeyboardInterrupt))
         raise
     if stop_after:
         stop(proc)
@@ -225,8 +242,10 @@ def lava_session(proc: Any) -> Iterator[Any]:
     """``with lava_session(net): run_steps(net, ..., stop_after=False); read Vars`` - always stopped."""
     try:
         yield proc
-    finally:
-        stop(proc)
+    except BaseException as exc:
+        stop(proc, graceful=not isinstance(exc, KeyboardInterrupt))
+        raise
+    stop(proc)
 
 
 def _stop_forgotten_runtimes() -> None:

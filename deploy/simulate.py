@@ -35,6 +35,9 @@ from typing import Any
 import click
 import numpy as np
 
+from snndeploy import validate
+from snndeploy.atomic import check_output
+from snndeploy.cli_support import COUNT, POSITIVE, PROBABILITY
 from snndeploy.errors import UserError
 from snndeploy.export.ir import Layer, LoihiNet, is_sigma_delta
 
@@ -147,8 +150,10 @@ def fit_input_shape(x: np.ndarray, shape: tuple[int, ...], *, batched: bool | No
 def read_input_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """(inputs, labels or None) of a ``.npy`` file or a ``.npz`` with ``x`` (or ``spikes``) and optional ``y``."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError("input file not found", path)
+    if path.suffix.lower() == ".npz":
+        validate.check_npz(path)
+    else:
+        validate.check_npy(path)
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -167,7 +172,7 @@ def read_input_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
 def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
     """``.npy`` spikes, or ``.npz`` with ``x`` (or ``spikes``) and optional ``y`` (or ``labels``)."""
     x, labels = read_input_arrays(path)
-    x = fit_input_shape(_binary(x, "input", Path(path)), shape, path=Path(path))
+    x = fit_input_shape(_binary(validate.check_spikes(x, path), "input", Path(path)), shape, path=Path(path))
     if labels is not None and labels.size != x.shape[0]:
         raise UserError(f"{labels.size} labels for {x.shape[0]} samples", path)
     return Inputs(x, labels, str(path))
@@ -755,18 +760,19 @@ def _human(result: dict[str, Any]) -> str:
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="Spike inputs: .npy (*shape, T) or (N, *shape, T); .npz with x and optional labels y.")
 @click.option("--dataset", help="A local dataset (test split): mnist, fashion-mnist, nmnist-small, ...")
-@click.option("--samples", type=int, help="How many samples (default: all in --input, 100 from --dataset).")
-@click.option("--steps", type=int, help="Time steps per sample (default: the input's, the model's or the dataset's).")
+@click.option("--samples", type=COUNT, help="How many samples (default: all in --input, 100 from --dataset).")
+@click.option("--steps", type=COUNT, help="Time steps per sample (default: the input's, the model's or the dataset's).")
 @click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fixed", show_default=True,
               help="fixed: Loihi bit-accurate integers; float: floating point.")
 @click.option("--probe", "probes", multiple=True, help="Layer (name or index) whose spikes, u and v are saved.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write output spikes, probes, activity.json here.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
-@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
+@click.option("--timeout", "timeout_s", type=POSITIVE, default=600.0, show_default=True,
               help="Seconds one Lava run call may take before it is stopped.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rate encoding of --dataset images.")
-@click.option("--max-rate", type=float, default=1.0, show_default=True, help="Spike probability of a white pixel.")
-@click.option("--chunk-steps", type=int, default=DEFAULT_CHUNK_STEPS, show_default=True,
+@click.option("--max-rate", type=PROBABILITY, default=1.0, show_default=True,
+              help="Spike probability of a white pixel.")
+@click.option("--chunk-steps", type=COUNT, default=DEFAULT_CHUNK_STEPS, show_default=True,
               help="Steps per Lava build (long inputs are run in several builds).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def simulate(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
@@ -775,8 +781,8 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
     """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
     from snndeploy.cli_support import emit
 
-    if out is not None and out.exists() and not force:
-        raise UserError("exists; pass --force to overwrite it", out)
+    if out is not None:
+        check_output(out, force=force, folder=True)
     if timeout_s <= 0 or chunk_steps < 1:
         raise UserError("--timeout and --chunk-steps must be positive")
     net = load_net(model) if dataset is None else None

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from snndeploy import validate
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
 from snndeploy.export.lava_net import netx_layout_to_ir
@@ -55,10 +56,7 @@ def load_sd_input(path: str | Path, shape: tuple[int, ...]) -> Inputs:
     (W, H, C) for images, recognised by its shape (lava-dl's test inputs are written that way)."""
     path = Path(path)
     data, _ = read_input_arrays(path)
-    x = np.asarray(data)
-    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-        raise UserError("inputs must be finite numbers", path)
-    x = netx_layout_to_ir(x, shape)
+    x = netx_layout_to_ir(validate.check_spikes(np.asarray(data), path, graded=True), shape)
     if np.any(x != np.round(x)):
         raise UserError("sigma-delta inputs must be integers (netx's fixed-point input values)", path)
     return Inputs(fit_input_shape(x.astype(np.int64), shape, path=path), None, str(path))

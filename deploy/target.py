@@ -30,7 +30,8 @@ import click
 import numpy as np
 
 from snndeploy import __version__
-from snndeploy.cli_support import CommandExit, emit, json_option
+from snndeploy.atomic import check_output
+from snndeploy.cli_support import COUNT, POSITIVE, CommandExit, emit, json_option
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
 from snndeploy.loihi import lava_loihi_available
@@ -188,10 +189,10 @@ def _human(result: dict[str, Any]) -> str:
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="Spike inputs (.npy/.npz); default: random spikes with a fixed seed.")
 @click.option("--dataset", help="Use the first --samples test samples of a local dataset as inputs.")
-@click.option("--samples", type=int, help="How many samples to include (default: 4).")
-@click.option("--steps", type=int, help="Time steps per sample.")
+@click.option("--samples", type=COUNT, help="How many samples to include (default: 4).")
+@click.option("--steps", type=COUNT, help="Time steps per sample.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random or rate-coded inputs.")
-@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
+@click.option("--timeout", "timeout_s", type=POSITIVE, default=600.0, show_default=True,
               help="Seconds a run may take before it is stopped.")
 @click.option("--force", is_flag=True, help="Overwrite an existing bundle folder.")
 @json_option
@@ -203,8 +204,7 @@ def deploy(model: Path, target: str, out: Path | None, input_path: Path | None, 
     2 = bad input; 3 = lava-loihi is not installed here, the job bundle was written instead.
     """
     out = out or Path(f"{model.stem}-{target}-bundle")
-    if out.exists() and not force:
-        raise UserError("exists; pass --force to overwrite it", out)
+    check_output(out, force=force, folder=True)
     if input_path is None and dataset is None:
         from snndeploy.simulate import load_net
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from snndeploy import validate
+from snndeploy.atomic import check_output
 from snndeploy.cli_support import CommandExit, emit, json_option
 from snndeploy.errors import UserError
 
@@ -16,8 +18,11 @@ TARGETS = ("nir", "lava", "netx", "onnx")
 NETX_SUFFIXES = (".net", ".h5", ".hdf5")
 
 
-def load_source(path: str | Path, *, need_model: bool = True, dt: float | None = None):
-    """(torch model or None, LoihiNet) for a model file: spec, checkpoint, netx HDF5, NIR, or a Lava export folder."""
+def load_source(path: str | Path, *, need_model: bool = True, dt: float | None = None, clip_weights: bool = False):
+    """(torch model or None, LoihiNet) for a model file: spec, checkpoint, netx HDF5, NIR, or a Lava export folder.
+
+    ``clip_weights``: netx weights outside Loihi's 8 bits are clipped (otherwise they are refused).
+    """
     from snndeploy.export.nir_io import read_nir
     from snndeploy.export.slayer_io import from_slayer, to_slayer
 
@@ -33,14 +38,22 @@ def load_source(path: str | Path, *, need_model: bool = True, dt: float | None =
         return (_model_or_error(to_slayer, net, path) if need_model else None), net
     from snndeploy.models.load import load_model
 
+    if clip_weights and path.suffix.lower() in NETX_SUFFIXES:
+        from snndeploy.export.netx_io import read_netx
+
+        net = read_netx(path, clip_weights=True)
+        return (_model_or_error(to_slayer, net, path) if need_model else None), net
     try:
         model = load_model(path)
-    except UserError:
+    except UserError as first:
         if path.suffix.lower() not in NETX_SUFFIXES:
             raise
         from snndeploy.export.netx_io import read_netx  # layers the SLAYER importer refuses (e.g. pool)
 
-        net = read_netx(path)
+        try:
+            net = read_netx(path)
+        except UserError:
+            raise first from None  # both readers refuse it: the importer's reason comes first
         return (_model_or_error(to_slayer, net, path) if need_model else None), net
     return model, from_slayer(model)
 
@@ -66,7 +79,7 @@ def _verify_inputs(net, inputs: str | None, samples: int, steps: int | None, rat
 
     sd = is_sigma_delta(net)
     if inputs:
-        x = load_inputs(inputs, net.input_shape)
+        x = load_inputs(inputs, net.input_shape, graded=sd)
         return x[..., np.arange(steps) % x.shape[-1]] if sd and steps else x  # replayed, as Lava's RingBuffer
     steps = int(steps or net.time_steps or (len(net.layers) if sd else 25))
     if sd:
@@ -169,6 +182,8 @@ def _verify_options(f):
                      help="Write a PNG of every layer's torch and Lava spikes (sample 0), disagreements in red."),
         click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="Time step of a NIR graph that does not record one (other tools' graphs)."),
+        click.option("--clip-weights", is_flag=True,
+                     help="Clip netx weights outside Loihi's 8-bit range instead of refusing the file."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -176,7 +191,8 @@ def _verify_options(f):
 
 
 def _human_export(result: dict) -> str:
-    lines = [f"exported {result['model']} -> {result['out']} ({result['to']}, {result['seconds']:.2f} s)"]
+    verb = "exported" if result["written"] else "NOT exported (verification failed)"
+    lines = [f"{verb} {result['model']} -> {result['out']} ({result['to']}, {result['seconds']:.2f} s)"]
     for row in result["layers"]:
         lines.append(f"  {row['name']:<16} {row['op']:<6} {str(tuple(row['in'])):>16} -> {str(tuple(row['out'])):<14}"
                      f" density {row['density']:.3f}")
@@ -200,11 +216,9 @@ def _human_export(result: dict) -> str:
 def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_quantize: bool, as_json: bool,
            **opts: Any) -> None:
     """Export MODEL (spec, checkpoint, netx HDF5 or NIR) to NIR, a Lava network, netx HDF5 or ONNX."""
-    out_path = Path(out)
-    if out_path.exists() and not force:
-        raise UserError("exists; pass --force to overwrite it", out_path)
+    out_path = check_output(out, force=force, folder=target == "lava")
     start = time.perf_counter()
-    torch_model, net = load_source(model, need_model=do_verify, dt=opts["dt"])
+    torch_model, net = load_source(model, need_model=do_verify, dt=opts["dt"], clip_weights=opts["clip_weights"])
     if do_quantize:
         from snndeploy.export.quantize import quantize_net
 
@@ -214,21 +228,26 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
             from snndeploy.export.slayer_io import to_slayer
 
             torch_model = _model_or_error(to_slayer, net, Path(model))
-    extra = _write(net, target, out_path, force, opts["sparse_below"])
+    validate.check_net(net, model)  # nothing is verified or written from a network with bad values
     from snndeploy.export.ir import summary
 
-    result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path),
-                              "seconds": time.perf_counter() - start, "layers": summary(net), **extra}
+    result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path), "layers": summary(net)}
     if do_quantize:
         result["quantize"] = opts.pop("quantize_report")
     agree = True
-    if do_verify:
+    if do_verify:  # verify first, write only what agrees: a failed check leaves no valid-looking file
         from snndeploy.export.verify import describe
 
         report = _run_verify(torch_model, net, {**opts, "as_json": as_json})
         result["verify"] = report.to_dict()
         result["verify_text"] = describe(report)
         agree = report.agree
+    if agree:
+        result.update(_write(net, target, out_path, force, opts["sparse_below"]))
+    else:
+        result["note"] = f"verification failed: nothing was written to {out_path}"
+    result["written"] = agree
+    result["seconds"] = time.perf_counter() - start
     if as_json:
         result.pop("verify_text", None)
     emit(result, as_json, _human_export)
@@ -245,8 +264,8 @@ def verify(model: str, exported: str, as_json: bool, **opts: Any) -> None:
     """Compare the torch MODEL with the Lava network of EXPORTED (.nir, netx HDF5 or a Lava export folder)."""
     from snndeploy.export.verify import describe
 
-    torch_model, own = load_source(model, dt=opts["dt"])
-    _, net = load_source(exported, need_model=False, dt=opts["dt"])
+    torch_model, own = load_source(model, dt=opts["dt"], clip_weights=opts["clip_weights"])
+    _, net = load_source(exported, need_model=False, dt=opts["dt"], clip_weights=opts["clip_weights"])
     if tuple(own.input_shape) != tuple(net.input_shape):
         raise UserError(f"input shapes differ: {own.input_shape} vs {net.input_shape}", exported)
     report = _run_verify(torch_model, net, {**opts, "as_json": as_json})

@@ -78,7 +78,11 @@ class SigmaDelta:
     message_bits: int = SD_MESSAGE_BITS
     kind: ClassVar[str] = "sigma_delta"
     graded: ClassVar[bool] = True
-    spiking: ClassVar[bool] = True
+
+    @property
+    def spiking(self) -> bool:
+        """False for a ``sigma_output`` read-out (it sends its state, like a CUBA voltage read-out)."""
+        return not self.sigma_output
 
     @property
     def vth_mant(self) -> np.ndarray:
@@ -173,14 +177,15 @@ def _same(x, y) -> bool:
                                                                                             np.asarray(y)))
 
 
-def first_difference(a: LoihiNet, b: LoihiNet) -> str | None:
-    """Where two networks differ (shapes, structure, weights, every neuron field), or None if they are equal."""
+def first_difference(a: LoihiNet, b: LoihiNet, *, names: bool = True) -> str | None:
+    """Where two networks differ (shapes, structure, weights, every neuron field; layer names unless ``names`` is
+    False), or None if they are equal."""
     if a.input_shape != b.input_shape or len(a.layers) != len(b.layers):
         return f"input {a.input_shape} vs {b.input_shape}, {len(a.layers)} vs {len(b.layers)} layers"
     for la, lb in zip(a.layers, b.layers, strict=True):
         for f in ("name", "op", "in_shape", "out_shape", "stride", "padding", "dilation", "groups", "kernel",
                   "flatten"):
-            if getattr(la, f) != getattr(lb, f):
+            if getattr(la, f) != getattr(lb, f) and (names or f != "name"):
                 return f"{la.name}: {f} {getattr(la, f)} vs {getattr(lb, f)}"
         if not _same(la.weight, lb.weight):
             return f"{la.name}: weights"

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 import snndeploy  # noqa: F401  (Lava compatibility hook before any lava import)
+from snndeploy import validate
 from snndeploy.errors import UserError
 from snndeploy.export.ir import (
     DECAY_UNITY,
@@ -321,7 +322,8 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
         raise UserError(f"unknown record option {record!r} (use all or output)")
     if sample_steps is not None and reset_interval is not None:
         raise UserError("give either reset_interval or sample_steps, not both")
-    spikes = np.asarray(spikes)
+    validate.check_net(net)
+    spikes = validate.check_spikes(np.asarray(spikes), None, graded=is_sigma_delta(net))
     if tuple(spikes.shape[:-1]) != tuple(net.input_shape):
         raise UserError(f"input of shape {spikes.shape[:-1]} does not match the network input {net.input_shape}")
     delay_modes = [_delay_mode(net, i) for i in range(len(net.layers))]

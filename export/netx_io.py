@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from snndeploy import validate
 from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
 from snndeploy.export.ir import (
@@ -92,9 +93,14 @@ def _bias(group) -> np.ndarray | None:
     return np.asarray(group["bias"][()], dtype=np.float64) / W_SCALE if "bias" in group else None
 
 
-def read_netx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> LoihiNet:
-    """Read a netx HDF5 file; ``input_shape`` (C,) or (C, H, W) is needed only when the file has no input layer."""
-    path = Path(path)
+def read_netx(path: str | Path, input_shape: tuple[int, ...] | None = None, *,
+              clip_weights: bool = False) -> LoihiNet:
+    """Read a netx HDF5 file; ``input_shape`` (C,) or (C, H, W) is needed only when the file has no input layer.
+
+    Every value is validated (:mod:`snndeploy.validate`); ``clip_weights`` clips weights outside Loihi's 8 bits.
+    """
+    path = validate.require_file(path, "netx")
+    validate.check_hdf5(path)
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -103,12 +109,13 @@ def read_netx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> L
         if "layer" not in f:
             raise UserError("not a netx network file (no 'layer' group)", path)
         try:
-            return _read_layers(f, path, input_shape)
+            net = _read_layers(f, path, input_shape, clip_weights)
         except KeyError as exc:
             raise UserError(f"netx file is missing field {exc}", path) from None
+    return validate.check_net(net, path, integer_ranges=True, clip_weights=clip_weights)
 
 
-def _read_layers(f, path: Path, input_shape) -> LoihiNet:
+def _read_layers(f, path: Path, input_shape, clip_weights: bool) -> LoihiNet:
     group = f["layer"]
     layers: list[Layer] = []
     shape = tuple(input_shape) if input_shape else None
@@ -118,6 +125,7 @@ def _read_layers(f, path: Path, input_shape) -> LoihiNet:
         g = group[idx]
         kind = _str(g["type"])
         name = f"layer{idx}"
+        validate.check_netx_layer(f"layer/{idx}", g, path, clip_weights=clip_weights)
         if kind == "input":
             shape = tuple(int(s) for s in g["shape"][()])
             net_input = shape
@@ -131,6 +139,8 @@ def _read_layers(f, path: Path, input_shape) -> LoihiNet:
         if kind == "flatten":
             flatten = True
             continue
+        if shape is None and kind in ("dense", "dense_rec"):  # no input layer: the first fan-in tells
+            shape = net_input = (int(np.asarray(g["weight"]).shape[-1]),)
         if shape is None:
             raise UserError(f"{name}: the input shape is unknown (no input layer); pass input_shape", path)
         out_shape = tuple(int(s) for s in np.atleast_1d(g["shape"][()]))
@@ -203,6 +213,7 @@ def _type(g, kind: str) -> None:
 def write_netx(net: LoihiNet, path: str | Path, *, force: bool = False) -> Path:
     """Write ``net`` as a netx HDF5 file (atomically; an existing file only with ``force``)."""
     path = Path(path)
+    validate.check_net(net, path, integer_ranges=True)
     with atomic_path(path, force=force) as tmp, h5py.File(tmp, "w") as f:
         idx = 0
         if not net.layers or net.layers[0].op != "input":

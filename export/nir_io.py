@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snndeploy import validate
 from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
 from snndeploy.export.ir import DECAY_UNITY, W_SCALE, Layer, LoihiNet, Neuron, SigmaDelta, per_neuron
@@ -172,7 +173,7 @@ def write_nir(net: LoihiNet, path: str | Path, *, force: bool = False) -> Path:
     """Write ``net`` as a ``.nir`` file (atomically; an existing file only with ``force``)."""
     import nir
 
-    graph = to_nir(net)
+    graph = to_nir(validate.check_net(net, path))  # no NaN, inf or broken shape reaches the file
     with atomic_path(path, force=force) as tmp:
         nir.write(tmp, graph)
     return Path(path)
@@ -181,21 +182,21 @@ def write_nir(net: LoihiNet, path: str | Path, *, force: bool = False) -> Path:
 def read_graph(path: str | Path):
     import nir
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("NIR file not found", path)
+    path = validate.check_nir_file(path)  # content, dataset sizes and node types, before nir reads it whole
     try:
-        return nir.read(path, type_check=False)
+        graph = nir.read(path, type_check=False)
     except Exception as exc:  # h5py/nir raise many types on corrupt or foreign files
-        raise UserError(f"not a readable NIR file ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
-                        path) from None
+        detail = next((line for line in str(exc).splitlines() if line.strip()), "")[:120]
+        raise UserError(f"not a readable NIR file ({type(exc).__name__}: {detail})", path) from None
+    validate.check_graph(graph, path)
+    return graph
 
 
 def read_nir(path: str | Path, *, dt: float | None = None) -> LoihiNet:
     """Read a ``.nir`` file as a LoihiNet (exact for files written here; see :func:`from_nir`)."""
     path = Path(path)
     try:
-        return from_nir(read_graph(path), dt=dt, name=path.stem)
+        return validate.check_net(from_nir(read_graph(path), dt=dt, name=path.stem), path)
     except UserError as exc:
         raise UserError(exc.problem, path) from None
 
@@ -304,6 +305,7 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
 
     gmeta = _meta(graph)
     graph = flatten_subgraphs(graph)
+    validate.check_graph(graph)
     if "dt" in gmeta:
         dt = float(gmeta["dt"])
     elif dt is None:

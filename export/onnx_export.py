@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snndeploy import validate
 from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
 from snndeploy.export.ir import DECAY_UNITY, Layer, LoihiNet, per_neuron, require_cuba
@@ -126,7 +127,7 @@ def export_onnx(net: LoihiNet, path: str | Path, *, force: bool = False, opset: 
     require_cuba(net, "the ONNX export")
     import onnx
 
-    step = StepNet(net).eval()
+    step = StepNet(validate.check_net(net, path)).eval()
     x = torch.zeros(1, *net.input_shape)
     state = step.initial_state(1)
     names_in = ["x", *step.state_names()]

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from snndeploy import validate
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet, is_sigma_delta
 from snndeploy.export.lava_net import (
@@ -79,13 +80,15 @@ def sample_inputs(shape: tuple[int, ...], steps: int, samples: int, rate: float,
     return (rng.random((samples, *shape, steps)) < rate).astype(np.float32)
 
 
-def load_inputs(path, shape: tuple[int, ...]) -> np.ndarray:
-    """Spike inputs from a ``.npy`` file: ``(*shape, T)`` or ``(N, *shape, T)``."""
+def load_inputs(path, shape: tuple[int, ...], *, graded: bool = False) -> np.ndarray:
+    """Spike inputs (``graded``: a sigma-delta network's integers, netx's image layout accepted) from a ``.npy``
+    file: ``(*shape, T)`` or ``(N, *shape, T)``."""
     from pathlib import Path
 
     path = Path(path)
+    validate.check_npy(path)
     try:
-        x = np.load(path, allow_pickle=False)
+        x = validate.check_spikes(np.load(path, allow_pickle=False), path, graded=graded)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read input spikes ({exc.__class__.__name__})", path) from None
     x = netx_layout_to_ir(x, shape)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from snndeploy.cli_support import CommandExit, emit, json_option
@@ -29,13 +27,14 @@ def estimate(model: str, targets: tuple[str, ...], budget: str | None, system: s
     Exit code 0: fits every target's budget (or the fit is unknown, for targets that publish no per-core
     capacity); 1: does not fit at least one target; 2: bad input.
     """
+    from snndeploy.atomic import check_output
     from snndeploy.errors import UserError
     from snndeploy.hardware import estimate_model
     from snndeploy.hardware.estimate import NO_FIT
     from snndeploy.hardware.report import plot, render
 
-    if plot_path and Path(plot_path).exists() and not force:
-        raise UserError("exists; pass --force to overwrite it", plot_path)
+    if plot_path:
+        check_output(plot_path, force=force)
     if budget and system:
         raise UserError("give either --budget or --system, not both")
     result = estimate_model(model, targets, budget, activity, system)

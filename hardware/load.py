@@ -12,12 +12,9 @@ OTHER_SUFFIXES = (*NETX_SUFFIXES, ".pt", ".pth", ".ckpt", ".yaml", ".yml")
 
 
 def read_nir_graph(path: Path):
-    import nir
+    from snndeploy.export.nir_io import read_graph
 
-    try:
-        return nir.read(str(path))
-    except Exception as exc:  # nir raises KeyError/OSError/ValueError for a malformed file
-        raise UserError(f"not a readable NIR file ({type(exc).__name__}: {exc})", path) from None
+    return read_graph(path)
 
 
 def graph_of(path: str | Path):

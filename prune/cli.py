@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import click
 
-from snndeploy.cli_support import emit, json_option
+from snndeploy.atomic import check_output, set_aside
+from snndeploy.cli_support import COUNT, emit, json_option
+from snndeploy.data.datasets import dataset_info
 from snndeploy.errors import UserError
 
 METHOD_NAMES = ("criticality", "magnitude", "gmp", "imp", "random", "slimming", "l1filter", "sca")
@@ -48,9 +49,9 @@ def _human(result: dict) -> str:
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--method", "method_name", type=click.Choice(METHOD_NAMES), required=True, help="Pruning method.")
-@click.option("--sparsity", "--target-sparsity", "sparsity", type=float,
+@click.option("--sparsity", "--target-sparsity", "sparsity", type=click.FloatRange(0, 1, max_open=True),
               help="Target sparsity: fraction of weights (unstructured) or channels (--structured) removed.")
-@click.option("--keep-channels", type=float,
+@click.option("--keep-channels", type=click.FloatRange(0, 1, min_open=True),
               help="Fraction of channels/neurons to keep: the same as --structured --sparsity 1-F.")
 @click.option("--structured", is_flag=True, help="Prune whole channels/neurons and shrink the model physically.")
 @click.option("--data", "dataset", required=True, help="Dataset for fine-tuning and evaluation (e.g. mnist, nmnist).")
@@ -64,9 +65,9 @@ def _human(result: dict) -> str:
               help="gradr: Laplace prior strength; deepr, soft_deepr: L1 penalty (overrides the config's alpha).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--force", is_flag=True, help="Start over, replacing a previous run in --out.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--subset", type=int, help="Use only this many training samples.")
-@click.option("--test-subset", type=int, help="Use only this many test samples.")
+@click.option("--batch-size", type=COUNT, default=64, show_default=True)
+@click.option("--subset", type=COUNT, help="Use only this many training samples.")
+@click.option("--test-subset", type=COUNT, help="Use only this many test samples.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @json_option
 def prune(model: str, method_name: str, sparsity: float | None, keep_channels: float | None, structured: bool,
@@ -81,19 +82,14 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
     if keep_channels is not None:
         if sparsity is not None:
             raise UserError("give --sparsity or --keep-channels, not both")
-        if not 0.0 < keep_channels <= 1.0:
-            raise UserError(f"--keep-channels must be in (0, 1], got {keep_channels}")
         sparsity, structured = 1.0 - keep_channels, True
     if sparsity is None:
         raise UserError("--sparsity (or --keep-channels) is required")
     method = get_method(method_name)
     if method.structured is True and not structured:
         structured = True  # slimming and L1-filter pruning remove channels by definition
-    if not 0.0 <= sparsity < 1.0:
-        raise UserError(f"--sparsity must be in [0, 1), got {sparsity}")
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
-    out = Path(out_dir)
+    out = check_output(out_dir, force=True, folder=True)
+    dataset_info(dataset)  # an unknown name is refused before anything runs
     from snndeploy.prune.config import load_config
 
     config = load_config(method.config_class, config_path)
@@ -106,9 +102,13 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
 
     torch.manual_seed(config.seed)  # a spec is initialised randomly: seed first so runs from a spec repeat
     net = load_model(model)
-    result = run_prune(net, method, config, sparsity, structured, dataset, out, source=str(model), resume=resume,
-                       batch_size=batch_size, subset=subset, test_subset=test_subset, progress=not no_progress,
-                       quiet=as_json)
+    from snndeploy.prune.runner import STATE_FILE
+
+    # --force: the previous run's files are put back if this one fails; deleted only once it has finished
+    with set_aside(out, [STATE_FILE, *OUTPUTS] if force else []):
+        result = run_prune(net, method, config, sparsity, structured, dataset, out, source=str(model),
+                           resume=resume, batch_size=batch_size, subset=subset, test_subset=test_subset,
+                           progress=not no_progress, quiet=as_json)
     emit(result, as_json, _human)
 
 
@@ -121,13 +121,6 @@ def _check_out(out: Path, resume: bool, force: bool) -> None:
     if previous and not resume and not force:
         raise UserError(f"already holds a pruning run ({', '.join(previous)}); pass --resume to continue it "
                         "or --force to start over", out)
-    if force:
-        for name in (STATE_FILE, *OUTPUTS):
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
 
 
 def run_prune(net, method, config, sparsity: float, structured: bool, dataset: str, out: Path, *, source: str,

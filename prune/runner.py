@@ -25,6 +25,7 @@ from snndeploy.prune.engine import PruningEngine, Selection
 from snndeploy.prune.finetune import Backend
 from snndeploy.prune.methods import Method, Round
 from snndeploy.prune.shrink import shrink
+from snndeploy.train.checkpoint import safe_torch_load
 
 STATE_FILE = "prune_state.pt"
 STATE_FORMAT = "snndeploy-prune-state"
@@ -140,10 +141,7 @@ class Runner:
 
     def load_state(self) -> None:
         path = self.state_path
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise UserError(f"cannot read the resume state ({type(exc).__name__})", path) from exc
+        state = safe_torch_load(path, "a pruning resume state")
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise UserError("not a pruning resume state", path)
         if state["identity"] != self.spec.identity():

@@ -1,11 +1,12 @@
 """SCA: structured pruning by spiking-channel activity, with channel regrowth during training (Li et al., ICML 2024).
 
-Importance of channel ``c`` of layer ``l`` is its mean membrane-potential magnitude
-``I_c = mean_{n,t,h,w} |U_{n,c,h,w}[t]|``, accumulated over the training batches since the last structure update
-(Dense blocks: each neuron is a channel); ``activity: positive`` counts depolarisation only, ``mean max(U, 0)``, an
-option because a lava-dl CUBA neuron resets to 0 after a spike, so ``|U|`` also rates silent, strongly inhibited
-channels highly. Pruned channels come back by ``G_c = mean over batches |dL/dg_c|``, the
-gradient of their channel gate (the lava-dl substitute for the BatchNorm scale; it stays non-zero for a pruned
+Importance of channel ``c`` of layer ``l`` is its mean membrane-potential magnitude ``I_c = mean_{n,t,h,w}
+|U_{n,c,h,w}[t]|``, accumulated over the training batches since the last structure update (Dense blocks: each neuron
+is a channel); ``activity: positive`` counts depolarisation only, ``mean max(U, 0)``, an option because a lava-dl
+CUBA neuron resets to 0 after a spike, so ``|U|`` also rates silent, strongly inhibited channels highly. Sigma-delta
+(graded) blocks use their pre-activation ``sigma + bias`` as ``U``: ``positive`` is then exactly the channel's graded
+activation (the ReLU output its deltas encode). Pruned channels come back by ``G_c = mean over batches |dL/dg_c|``,
+the gradient of their channel gate (the lava-dl substitute for the BatchNorm scale; it stays non-zero for a pruned
 channel because the gate multiplies intact weights, and the gate folds into the weights at export).
 
 Schedule (the spec's proposed defaults, pruning-methods.md sections 3.3 and 7 item 6; the paper's exact schedule

@@ -110,7 +110,7 @@ def test_foreign_nir_nodes_are_mapped_or_named():
 def test_corrupt_nir_file_is_a_user_error(tmp_path):
     bad = tmp_path / "bad.nir"
     bad.write_bytes(b"\x89HDF garbage")
-    with pytest.raises(UserError, match="not a readable NIR file"):
+    with pytest.raises(UserError, match="is not a nir file: its content is unrecognised binary data, expected HDF5"):
         read_nir(bad)
 
 

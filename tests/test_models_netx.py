@@ -129,7 +129,7 @@ def test_load_model_dispatches_on_suffix(tmp_path: Path):
     with pytest.raises(UserError, match="unknown model file type"):
         load_model(tmp_path / "model.txt")
     (tmp_path / "broken.net").write_bytes(b"not hdf5 at all")
-    with pytest.raises(UserError, match="cannot read as HDF5"):
+    with pytest.raises(UserError, match="is not a netx file: its content is text, expected HDF5"):
         load_model(tmp_path / "broken.net")
 
 

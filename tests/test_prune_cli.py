@@ -79,7 +79,7 @@ def test_structured_l1filter_shrinks_the_model(tmp_path, mlp_net, capsys):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--method", "magnitude", "--sparsity", "1.5"], "--sparsity must be in [0, 1)"),
+    (["--method", "magnitude", "--sparsity", "1.5"], "1.5 is not in the range 0<=x<1"),
     (["--method", "magnitude", "--sparsity", "0.5", "--config", "MISSING"], "method config not found"),
     (["--method", "gmp", "--sparsity", "0.5", "--config", "BAD"], "unknown method config key(s) stepz"),
 ])

@@ -229,3 +229,69 @@ def test_verify_compares_graded_outputs_and_sigma_per_layer_and_step(mode, tmp_p
     assert report["agree"] and report["first"] is None
     assert [row["torch_spikes"] for row in report["layers"]] == [9656, 5600, 13171, 17879, 9334, 253, 227, 54, 8] \
         or mode == "floating_pt"
+
+
+def _front(net):
+    """PilotNet SDNN's input encoder and first two convolutions (square strides)."""
+    return net.with_layers(net.layers[:3])
+
+
+def test_sdnn_layers_become_lava_dl_sigma_delta_blocks_and_back_exactly():
+    """IR -> lava-dl sigma_delta blocks -> IR is exact, and the model evaluates (graded outputs)."""
+    import torch
+    from lava.lib.dl import slayer
+
+    from snndeploy.export.slayer_io import from_slayer, to_slayer
+
+    net = _front(read_netx(DATA / "network.net"))
+    model = to_slayer(net)
+    assert [type(block) for block in model.blocks] == [slayer.block.sigma_delta.Input] + \
+        [slayer.block.sigma_delta.Conv] * 2
+    assert first_difference(net, from_slayer(model), names=False) is None
+    x = torch.as_tensor(np.load(DATA / "input.npy").transpose(2, 1, 0, 3)[None, ..., [0] * 4] / 64.0,
+                        dtype=torch.float32)
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (1, 36, 7, 24, 4) and torch.isfinite(out).all() and out.abs().sum() > 0
+
+
+def test_magnitude_pruning_on_the_mask_engine_runs_bit_exact_on_lava(no_lava_leftovers):
+    """50 % global magnitude pruning (no data), exported back to the IR, run on Lava = the torch reference."""
+    from snndeploy.export.sdnn_ref import sd_reference
+    from snndeploy.export.slayer_io import from_slayer, to_slayer
+    from snndeploy.prune import scores
+    from snndeploy.prune.engine import PruningEngine
+    from snndeploy.simulate_sd import load_sd_input, replay_steps, simulate_sd
+
+    net = _front(read_netx(DATA / "network.net"))
+    model = to_slayer(net)
+    engine = PruningEngine(model)
+    engine.prune_weights(0.5, scores.weight_magnitude(engine))
+    assert abs(engine.weight_sparsity() - 0.5) < 0.01
+    engine.finalize()
+    pruned = from_slayer(model)
+    weights = [np.asarray(layer.weight) for layer in pruned.layers[1:]]
+    assert abs(sum(int((w == 0).sum()) for w in weights) / sum(w.size for w in weights) - 0.5) < 0.02
+    inputs = replay_steps(load_sd_input(DATA / "input.npy", pruned.input_shape), 4)
+    result = simulate_sd(pruned, inputs.spikes)
+    reference, _ = sd_reference(pruned, inputs.spikes[0])
+    assert np.array_equal(result.output[0], reference[-1]) and np.count_nonzero(reference[-1]) > 0
+
+
+def test_graded_criticality_and_activity_come_from_the_pre_activation():
+    """criticality and SCA read a sigma-delta block's pre-activation (sigma + bias) at its activation function."""
+    import torch
+
+    from snndeploy.export.slayer_io import to_slayer
+    from snndeploy.prune.criticality import criticality, record_voltages
+
+    model = to_slayer(_front(read_netx(DATA / "network.net")))
+    x = torch.as_tensor(np.load(DATA / "input.npy").transpose(2, 1, 0, 3)[None, ..., [0] * 3] / 64.0,
+                        dtype=torch.float32)
+    seen = {}
+    with torch.no_grad(), record_voltages(model, [1, 2], lambda i, u: seen.setdefault(i, u)):
+        model(x)
+    assert seen[1].shape == (1, 24, 16, 49, 3) and (seen[1] < 0).any()  # before the ReLU: negative values too
+    assert model.blocks[1].neuron.activation is torch.nn.functional.relu  # the hook is removed afterwards
+    scores = criticality(model, [1, 2], [x])
+    assert scores[1].shape == (24,) and torch.all(scores[1] > 0) and torch.isfinite(scores[2]).all()

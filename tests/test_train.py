@@ -159,7 +159,7 @@ def test_cli_train_evaluate_and_errors(digits_spec: Path, tmp_path: Path, capsys
                      str(tmp_path / "wd"), "--weight-decay", "-1"]) == 2
     assert "weight decay >= 0" in capsys.readouterr().err and not (tmp_path / "wd").exists()
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(UserError, match="cannot load as a checkpoint"):
+    with pytest.raises(UserError, match="is not a checkpoint file: its content is text"):
         load_model(tmp_path / "junk.pt")
     model = load_model(out / "checkpoint.pt")
     assert model.spec == load_spec(digits_spec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from snndeploy import validate
 from snndeploy.errors import UserError
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -17,12 +18,18 @@ def load_model(path: str | Path):
     path = Path(path)
     if not path.exists():
         raise UserError("model file not found", path)
-    suffix = path.suffix.lower()
+    model = _build(path, path.suffix.lower())
+    if path.suffix.lower() not in SPEC_SUFFIXES:
+        validate.check_tensors(model.state_dict().items(), path)
+    return model
+
+
+def _build(path: Path, suffix: str):
     if suffix in SPEC_SUFFIXES:
         from snndeploy.models.build import build_model
         from snndeploy.models.spec import load_spec
 
-        return build_model(load_spec(path))
+        return build_model(load_spec(validate.require_file(path, "spec")))
     if suffix in CHECKPOINT_SUFFIXES:
         from snndeploy.train.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -30,11 +37,34 @@ def load_model(path: str | Path):
     if suffix in NETX_SUFFIXES:
         from snndeploy.models.netx_import import import_netx
 
-        return import_netx(path)
+        validate.check_hdf5(validate.require_file(path, "netx"))
+        try:
+            return import_netx(path)
+        except UserError as refused:
+            return _load_sdnn(path, refused)
     if suffix in NIR_SUFFIXES:
-        return _load_nir(path)
+        return _load_nir(validate.check_nir_file(path))
     raise UserError(f"unknown model file type {suffix or '(none)'!r}; expected a spec ({', '.join(SPEC_SUFFIXES)}), "
                     f"checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}), netx ({', '.join(NETX_SUFFIXES)}) or .nir", path)
+
+
+def _load_sdnn(path: Path, refused: UserError):
+    """A sigma-delta netx file as lava-dl sigma-delta blocks, through the exporter's reader (docs/sdnn.md);
+    ``refused`` (the SLAYER importer's error) for any other file."""
+    from snndeploy.export.ir import is_sigma_delta
+    from snndeploy.export.netx_io import read_netx
+    from snndeploy.export.slayer_io import to_slayer
+
+    try:
+        net = read_netx(path)
+    except UserError:
+        raise refused from None
+    if not is_sigma_delta(net):
+        raise refused
+    try:
+        return to_slayer(net)
+    except UserError as exc:
+        raise UserError(exc.problem, path) from None
 
 
 def _load_nir(path: Path):

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snndeploy import validate
 from snndeploy.errors import UserError
 from snndeploy.models.spec import BlockSpec, ModelSpec, NeuronSpec
 
@@ -85,6 +86,7 @@ def _read_layers(handle, path: Path, base: NeuronSpec):
         layer = layers[key]
         kind = _layer_type(layer)
         where = f"layer {key} ({kind})"
+        validate.check_netx_layer(f"layer/{key}", layer, path)
         neuron = neuron_from_netx(layer["neuron"], base, where) if "neuron" in layer else None
         params: dict[str, np.ndarray] = {}
         if kind == "input":
@@ -145,9 +147,8 @@ def read_netx(path: str | Path, *, name: str | None = None, time_steps: int | No
     """The spec and per-block parameters (Loihi units) of a netx HDF5 file."""
     import h5py
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("netx file not found", path)
+    path = validate.require_file(path, "netx")
+    validate.check_hdf5(path)
     base = neuron or NeuronSpec()
     try:
         with h5py.File(path, "r") as handle:

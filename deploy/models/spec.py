@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from snndeploy.errors import UserError
+from snndeploy.validate import MAX_ELEMENTS
 from snndeploy.yaml_io import read_yaml
 
 NEURON_KINDS = ("cuba", "alif", "sigma_delta")
@@ -159,15 +160,30 @@ def _block_shape(block: BlockSpec, shape: tuple[int, ...], where: str) -> tuple[
 def _infer_shapes(spec: ModelSpec) -> list[tuple[int, ...]]:
     shape, shapes = tuple(spec.input_shape), []
     for i, block in enumerate(spec.blocks):
-        shape = _block_shape(block, shape, f"blocks[{i}] ({block.kind})")
+        where = f"blocks[{i}] ({block.kind})"
+        weights = _weight_count(block, shape)
+        shape = _block_shape(block, shape, where)
+        if max(weights, math.prod(shape)) > MAX_ELEMENTS:  # refuse before torch tries to allocate it
+            raise _invalid(f"{weights:,} weights and {math.prod(shape):,} neurons; one layer may have at most "
+                           f"{MAX_ELEMENTS:,}", where)
         shapes.append(shape)
     return shapes
+
+
+def _weight_count(block: BlockSpec, shape: tuple[int, ...]) -> int:
+    if block.kind in ("dense", "affine"):
+        return math.prod(shape) * int(block.out or 0)
+    if block.kind == "conv":
+        return shape[0] // max(block.groups, 1) * int(block.out or 0) * block.kernel ** 2
+    return 0
 
 
 def _validate_neuron(neuron: NeuronSpec, where: str) -> None:
     if neuron.kind not in NEURON_KINDS:
         raise _invalid(f"neuron kind {neuron.kind!r} is not one of {', '.join(NEURON_KINDS)}", where)
-    if not neuron.threshold > 0:
+    if neuron.kind == "sigma_delta" and not neuron.threshold >= 0:  # a delta threshold of 0 sends every change
+        raise _invalid(f"threshold must be >= 0, got {neuron.threshold}", where)
+    if neuron.kind != "sigma_delta" and not neuron.threshold > 0:
         raise _invalid(f"threshold must be > 0, got {neuron.threshold}", where)
     for name in ("current_decay", "voltage_decay", "threshold_decay", "refractory_decay"):
         value = getattr(neuron, name)
@@ -201,8 +217,8 @@ def _validate_block(block: BlockSpec, index: int, count: int, neuron: NeuronSpec
         raise _invalid("axonal delay is only available on dense, conv and pool blocks", where)
     if block.bias and block.kind not in ("dense", "conv"):
         raise _invalid("bias is only available on dense and conv blocks", where)
-    if block.bias and neuron.kind != "cuba":
-        raise _invalid("bias is only available with cuba neurons", where)
+    if block.bias and neuron.kind not in ("cuba", "sigma_delta"):
+        raise _invalid("bias is only available with cuba and sigma_delta neurons", where)
     if block.weight_scale <= 0:
         raise _invalid("weight_scale must be > 0", where)
     if block.neuron is not None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snndeploy import validate
 from snndeploy.errors import UserError
 
 FORMAT = "snndeploy-checkpoint"
@@ -71,16 +72,24 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
     return Path(path)
 
 
+def safe_torch_load(path: Path, what: str) -> Any:
+    """``torch.load(weights_only=True)``; a refused payload, an empty or corrupt file is a one-line UserError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+        text = str(exc)
+        if "Weights only load failed" in text:
+            culprit = next((line.strip() for line in text.splitlines() if "GLOBAL" in line), "")
+            raise UserError(f"refused to load as {what}: the file asks to run code ({culprit or 'not plain data'}); "
+                            "only tensors and plain data are loaded", path) from None
+        detail = next((line.strip() for line in text.splitlines() if line.strip()), "empty or truncated file")
+        raise UserError(f"cannot load as {what} ({type(exc).__name__}: {detail})", path) from None
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; a missing, corrupt or foreign file is a UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("checkpoint not found", path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise UserError(f"cannot load as a checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-                        path) from exc
+    path = validate.require_file(path, "checkpoint")
+    data = safe_torch_load(path, "a checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         if isinstance(data, dict) and "spec" in data and "state_dict" in data:
             return {"epoch": 0, "optimizer": None, "metrics": [], "extra": {}, **data}

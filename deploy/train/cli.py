@@ -10,13 +10,16 @@ imported netx network) on a local dataset, printing per-epoch loss, accuracy and
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from snndeploy.cli_support import emit, json_option
+from snndeploy.atomic import check_output, set_aside
+from snndeploy.cli_support import COUNT, FRACTION, POSITIVE, PROBABILITY, emit, json_option
+from snndeploy.data.datasets import dataset_info
 from snndeploy.errors import UserError
 
 _data_options = [
@@ -24,12 +27,12 @@ _data_options = [
                                                            "uci-digits."),
     click.option("--encoding", type=click.Choice(["rate", "current"]), default="rate", show_default=True,
                  help="How static images become input over the model's time steps (ignored for event data)."),
-    click.option("--max-rate", type=float, default=1.0, show_default=True,
+    click.option("--max-rate", type=PROBABILITY, default=1.0, show_default=True,
                  help="Rate encoding: spike probability per step of a white pixel."),
-    click.option("--test-subset", type=int, default=None, help="Use only the first N test samples."),
-    click.option("--batch-size", type=int, default=32, show_default=True),
+    click.option("--test-subset", type=COUNT, default=None, help="Use only the first N test samples."),
+    click.option("--batch-size", type=COUNT, default=32, show_default=True),
     click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights, splits, encoding, shuffling."),
-    click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads."),
+    click.option("--threads", type=COUNT, default=2, show_default=True, help="torch CPU threads."),
     click.option("--device", default="auto", show_default=True, help="auto (GPU when present), cpu, cuda, cuda:1."),
 ]
 
@@ -87,22 +90,23 @@ def _human(result: dict[str, Any]) -> str:
 
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--epochs", type=int, required=True, help="Total number of epochs (a resumed run continues up to it).")
+@click.option("--epochs", type=COUNT, required=True, help="Total number of epochs (a resumed run continues up to it).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder for checkpoints and metrics.json.")
 @data_options
-@click.option("--subset", type=int, default=None, help="Train on N samples (validation gets N/5).")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+@click.option("--subset", type=COUNT, default=None, help="Train on N samples (validation gets N/5).")
+@click.option("--val-fraction", type=FRACTION, default=0.1, show_default=True,
               help="Share of the training data held out for validation (0: none).")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=POSITIVE, default=1e-3, show_default=True, help="Adam learning rate.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True, help="Adam L2 weight decay.")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
               help="cosine: decay the learning rate from --lr towards 0 over --epochs.")
 @click.option("--loss", type=click.Choice(["auto", "spike_rate", "spike_max", "cross_entropy"]), default="auto",
               show_default=True, help="SLAYER SpikeRate / SpikeMax, or cross entropy on the mean output; auto: "
                                       "spike_rate, or cross_entropy for an affine (voltage) readout.")
-@click.option("--true-rate", type=float, default=0.2, show_default=True, help="SpikeRate target, correct class.")
-@click.option("--false-rate", type=float, default=0.03, show_default=True, help="SpikeRate target, other classes.")
+@click.option("--true-rate", type=PROBABILITY, default=0.2, show_default=True, help="SpikeRate target, correct class.")
+@click.option("--false-rate", type=PROBABILITY, default=0.03, show_default=True,
+              help="SpikeRate target, other classes.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output folder.")
 @click.option("--no-test", is_flag=True, help="Skip the final test-set evaluation.")
@@ -138,17 +142,15 @@ def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding
     """The ``train`` command as a function (returns the summary on rank 0, None on other DDP ranks)."""
     from snndeploy.data.datasets import make_splits
     from snndeploy.models.load import load_model
-    from snndeploy.models.spec import save_spec
     from snndeploy.train import distributed
-    from snndeploy.train.loop import CHECKPOINT, TrainConfig, Trainer, evaluate, write_metrics
+    from snndeploy.train.loop import TrainConfig
 
     out = Path(out)
+    dataset_info(data_name)  # an unknown name is refused before anything is printed or written
     if distributed.is_main():
+        check_output(out, force=True, folder=True)
         _check_out(out, resume, force)
     _prepare_threads(threads, seed)
-    warning = busy_warning(threads)
-    if warning and log and distributed.is_main():
-        log(warning)
     model = load_model(spec)
     net_spec = model.spec
     if loss == "auto":
@@ -162,6 +164,22 @@ def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding
     if splits.info.num_classes > net_spec.num_outputs:
         raise UserError(f"{net_spec.name} has {net_spec.num_outputs} outputs but {splits.info.name} has "
                         f"{splits.info.num_classes} classes", spec)
+    warning = busy_warning(threads)
+    if warning and log and distributed.is_main():
+        log(warning)
+    # --force: the old run's files are put back if this one fails; deleted only once it has finished
+    with set_aside(out) if force and not resume and distributed.is_main() else contextlib.nullcontext():
+        return _train(model, spec, out, config, splits, net_spec, resume=resume, test=test, threads=threads,
+                      seed=seed, encoding=encoding, subset=subset, val_fraction=val_fraction, callbacks=callbacks,
+                      log=log, progress=progress)
+
+
+def _train(model, spec: Path, out: Path, config, splits, net_spec, *, resume: bool, test: bool, threads: int,
+           seed: int, encoding: str, subset: int | None, val_fraction: float, callbacks, log, progress: bool):
+    from snndeploy.models.spec import save_spec
+    from snndeploy.train import distributed
+    from snndeploy.train.loop import CHECKPOINT, Trainer, evaluate, write_metrics
+
     # Each rank draws different encodings/dropout; DDP broadcasts rank 0's initial weights.
     _prepare_threads(threads, seed + distributed.rank())
     trainer = Trainer(model, config, callbacks=callbacks, log=log, progress=progress)
@@ -215,6 +233,7 @@ def run_evaluation(model_path: Path, *, data_name: str, encoding: str = "rate", 
     from snndeploy.train.loop import TrainConfig, pick_device
     from snndeploy.train.loop import evaluate as evaluate_model
 
+    dataset_info(data_name)
     _prepare_threads(threads, seed)
     model = load_model(model_path)
     splits = make_splits(data_name, time_steps=model.spec.time_steps, encoding=encoding, seed=seed,

@@ -1,0 +1,80 @@
+"""Ctrl-C (SIGINT to the foreground process group) and SIGTERM during a long ``verify``: every Lava worker stops,
+every shared-memory segment is unlinked, and the command exits 130 with one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.lava
+
+
+def _workers(parent: psutil.Process) -> list[psutil.Process]:
+    return [k for k in parent.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
+
+
+def _segments(procs: list[psutil.Process]) -> set[str]:
+    """The /dev/shm files these processes have mapped (Lava's channels are shared memory)."""
+    found = set()
+    for proc in procs:
+        try:
+            found |= {m.path for m in proc.memory_maps() if m.path.startswith("/dev/shm/")}
+        except psutil.Error:
+            pass
+    return found
+
+
+@pytest.fixture(scope="module")
+def long_verify(fixtures_dir, tmp_path_factory) -> list[str]:
+    from snndeploy.export.nir_io import write_nir
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.models.load import load_model
+
+    net = fixtures_dir / "mnist-mlp-128" / "network.net"
+    nir = tmp_path_factory.mktemp("interrupt") / "mlp128.nir"
+    write_nir(from_slayer(load_model(net)), nir)
+    return [sys.executable, "-m", "snndeploy.cli", "verify", str(net), str(nir), "--samples", "50", "--steps", "100"]
+
+
+def _run_and_stop(argv: list[str], signum: int) -> tuple[subprocess.CompletedProcess, list, set[str], float]:
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    parent = psutil.Process(child.pid)
+    try:
+        deadline = time.monotonic() + 240
+        workers: list[psutil.Process] = []
+        while time.monotonic() < deadline and child.poll() is None and len(workers) < 3:
+            time.sleep(0.2)
+            workers = _workers(parent)
+        assert len(workers) >= 3, "the Lava run never started"
+        segments = _segments([parent, *workers])
+        assert segments, "no shared memory seen: the check below would prove nothing"
+        os.killpg(child.pid, signum)  # a terminal's Ctrl-C reaches the whole foreground group
+        start = time.monotonic()
+        _, err = child.communicate(timeout=60)
+        return (subprocess.CompletedProcess(argv, child.returncode, "", err), workers, segments,
+                time.monotonic() - start)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum", [
+    signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_during_verify_leaves_no_process_and_no_shared_memory(long_verify, signum):
+    result, workers, segments, seconds = _run_and_stop(long_verify, signum)
+    assert result.returncode == 130, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == ("snndeploy: interrupted" if signum == signal.SIGINT else "snndeploy: stopped by SIGTERM")
+    assert "Traceback" not in result.stderr
+    assert seconds < 20, f"took {seconds:.1f} s to stop"
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert [p.pid for p in alive] == []
+    left = sorted(s for s in segments if Path(s).exists())
+    assert left == [], f"{len(left)} of {len(segments)} shared-memory segments left in /dev/shm"
