@@ -57,6 +57,8 @@ SUITE = (
               ("estimate_scaling.json", "estimate_scaling.png")),
     Benchmark("simulate_speed", "#10 simulate", "simulate_speed.py", (), ("--repeats", "1"),
               ("simulate_speed.json", "simulate_speed.png")),
+    Benchmark("sdnn_pilotnet", "#19 sigma-delta", "sdnn_pilotnet.py", (), ("--quick", "--raise"),
+              ("sdnn_pilotnet.json",)),
 )
 
 
