@@ -38,9 +38,11 @@ def method_config(name: str, epochs: int):
     from snndeploy.prune.sca import SCAConfig
 
     common = {"eval_each_step": False, "seed": 0}
-    if name == "sca":
+    if name == "sca":  # the default: depolarisation-only activity
         return SCAConfig(epochs=epochs, warmup_epochs=0, **common)
-    if name == "sca_pos":  # SCA with the depolarisation-only activity option
+    if name == "sca_abs":  # the spec's mean |U| (favours silent, inhibited channels)
+        return SCAConfig(epochs=epochs, warmup_epochs=0, activity="abs", **common)
+    if name == "sca_pos":  # kept for the earlier result files: the same as the default now
         return SCAConfig(epochs=epochs, warmup_epochs=0, activity="positive", **common)
     if name == "criticality":
         return cfglib.CriticalityConfig(steps=epochs, epochs_per_step=1, calib_batches=2, **common)

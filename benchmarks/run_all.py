@@ -55,8 +55,11 @@ SUITE = (
     Benchmark("export", "#8 export", "export_bench.py", (), ("--steps", "100", "--repeats", "1"), ("export.json",)),
     Benchmark("estimate_scaling", "#9 estimate", "estimate_scaling.py", (), ("--max", "1e6", "--repeat", "1"),
               ("estimate_scaling.json", "estimate_scaling.png")),
-    Benchmark("simulate_speed", "#10 simulate", "simulate_speed.py", (), ("--repeats", "1"),
-              ("simulate_speed.json", "simulate_speed.png")),
+    Benchmark("simulate_speed", "#10/#21 simulate", "simulate_speed.py", (),
+              ("--samples", "8", "--netx-samples", "1", "--batches", "4", "--cases", "mnist-mlp-128",
+               "--variants", "dense"), ("simulate_speed.json", "simulate_speed.png")),
+    Benchmark("mnist_testset", "#21 Lava at scale", "mnist_testset.py", (), ("--samples", "40"),
+              ("mnist_testset.json",)),
     Benchmark("sdnn_pilotnet", "#19 sigma-delta", "sdnn_pilotnet.py", (), ("--quick", "--raise"),
               ("sdnn_pilotnet.json",)),
 )

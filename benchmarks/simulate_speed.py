@@ -1,28 +1,44 @@
-"""Simulation speed on Lava's CPU backend (``snndeploy simulate``, fixed_pt): steps/s of the fixture networks,
-dense and magnitude-pruned, with the fixed cost of starting and stopping a run reported separately.
+"""Simulation speed on Lava's CPU backend (fixed_pt): samples/s of every way of running many samples, in one run.
 
-    .venv/bin/python benchmarks/simulate_speed.py [--repeats 2] [--sparsity 0.9] [--out results/x.json]
+    .venv/bin/python benchmarks/simulate_speed.py [--samples 64] [--sparsity 0.9] [--cases mnist-mlp-512,...]
+                                                  [--out benchmarks/results/simulate_speed.json]
 
-Per network and variant it runs ``simulate_net`` over the same inputs and reports the best of ``--repeats``
-runs (the machine is shared): steps/s while stepping (``run_s``), the fixed overhead (building the processes,
-compile + start = the first step, stop), reading results back, and the wall time. Pruning zeroes the
-smallest-magnitude ``--sparsity`` of each dense/conv layer's non-zero weights (Loihi integer weights stay on
-their grid); dense layers below 30 % density become Lava ``Sparse`` processes. Not part of CI.
+For each network (mnist-mlp-128, mnist-mlp-512 (biased input layer, voltage read-out), the N-MNIST CNN of
+examples/nmnist_cnn.yaml with seeded weights on real nmnist-small events, tinynet (biased conv)), dense and with
+the ``--sparsity`` smallest-magnitude weights of every dense/conv layer zeroed, it measures, one after another on
+the same inputs:
+
+* ``netx``: lava-dl's ``netx.hdf5.Network`` built, run and stopped once per sample (through ``lava_runner``), the
+  output read from a ``RingBuffer`` sink - what a user of netx does for a test set (a few samples: it is slow);
+* ``per-sample``: ``simulate_net`` with one Lava build per sample (``copies=1``, one sample per build);
+* ``back-to-back``: ``simulate_net`` with one copy running many samples per build (networks without bias only);
+* ``B=<n>``: ``simulate_net`` with n network copies per build (``lava_batch``), ``B=auto`` the default rule;
+* ``workers``: the default rule on ``--workers`` Lava runtimes in parallel processes.
+
+samples/s is samples over wall time (building, compiling, running, reading and stopping included; imports and
+the input encoding excluded). Peak RSS is the largest sum of resident memory over this process and all its
+children (Lava's workers) sampled every 0.1 s during the run (shared pages counted once per process: an upper
+bound). Every batched result is checked spike for spike (output spikes, and a read-out's voltage) against the
+per-sample run of the same samples. Not part of CI; the machine is shared, so state its load with the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 import snndeploy  # noqa: F401  (Lava compatibility hook first)
 from snndeploy.export.ir import LoihiNet
-from snndeploy.settings import fixtures_dir
+from snndeploy.settings import REPO_ROOT, fixtures_dir
 
 
 def magnitude_prune(net: LoihiNet, sparsity: float) -> LoihiNet:
@@ -47,90 +63,219 @@ def density(net: LoihiNet) -> float:
     return sum(a for a, _ in sizes) / max(sum(b for _, b in sizes), 1)
 
 
-def cases(root: Path) -> dict[str, tuple[LoihiNet, np.ndarray, str]]:
+def nmnist_cnn() -> LoihiNet:
+    import torch
+
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.models.load import load_model
+
+    torch.manual_seed(0)
+    return from_slayer(load_model(REPO_ROOT / "examples" / "nmnist_cnn.yaml"))
+
+
+def cases(root: Path, samples: int) -> dict[str, tuple[LoihiNet, np.ndarray, str]]:
     """name -> (network, inputs (N, *shape, T), what the inputs are)."""
     from snndeploy.simulate import dataset_inputs, load_net
 
-    oxford = load_net(root / "oxford" / "network.net")
     mlp128 = load_net(root / "mnist-mlp-128" / "network.net")
     mlp512 = load_net(root / "mnist-mlp-512" / "network.net")
     tiny = load_net(root / "tinynet" / "tiny.net")
+    cnn = nmnist_cnn()
     rng = np.random.default_rng(0)
     return {
-        "oxford": (oxford, np.load(root / "dense-cuba" / "in.npy")[None, :, :1000].astype(np.uint8),
-                   "lava-dl dense-cuba/in.npy, 1 x 1000 steps"),
-        "mnist-mlp-128": (mlp128, dataset_inputs("mnist", mlp128.input_shape, samples=40, steps=25).spikes,
-                          "40 MNIST test digits x 25 steps"),
-        "mnist-mlp-512": (mlp512, dataset_inputs("mnist", mlp512.input_shape, samples=10, steps=16).spikes,
-                          "10 MNIST test digits x 16 steps (voltage read-out probed every step)"),
-        "tinynet": (tiny, (rng.random((10, *tiny.input_shape, 16)) < 0.2).astype(np.uint8),
-                    "10 x 16 steps of random spikes (rate 0.2)"),
+        "mnist-mlp-128": (mlp128, dataset_inputs("mnist", mlp128.input_shape, samples=samples, steps=25).spikes,
+                          f"{samples} MNIST test digits x 25 steps"),
+        "mnist-mlp-512": (mlp512, dataset_inputs("mnist", mlp512.input_shape, samples=samples, steps=16).spikes,
+                          f"{samples} MNIST test digits x 16 steps"),
+        "nmnist-cnn": (cnn, dataset_inputs("nmnist-small", cnn.input_shape, samples=samples, steps=30).spikes,
+                       f"{samples} nmnist-small test samples x 30 steps"),
+        "tinynet": (tiny, (rng.random((samples, *tiny.input_shape, 16)) < 0.2).astype(np.uint8),
+                    f"{samples} x 16 steps of random spikes (rate 0.2)"),
     }
 
 
-def measure(net: LoihiNet, x: np.ndarray, repeats: int) -> dict:
+class PeakRss:
+    """Largest resident memory of this process plus its children while the block runs."""
+
+    def __enter__(self) -> PeakRss:
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.1)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def netx_per_sample(net: LoihiNet, x: np.ndarray) -> dict:
+    """lava-dl netx: one ``hdf5.Network`` per sample from the netx file of ``net``, output read from a sink."""
+    from lava.lib.dl import netx
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc import io
+
+    from snndeploy import lava_runner
+    from snndeploy.export.netx_io import write_netx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_netx(net, Path(tmp) / "net.net", force=True)
+        start = time.perf_counter()
+        for sample in x:
+            network = netx.hdf5.Network(net_config=str(path))
+            if net.layers[0].op == "input" and len(net.input_shape) == 1:
+                # netx drives an input layer with neurons through its bias only (docs/benchmarks.md "Export")
+                network.in_layer.neuron.bias_mant.init = sample.mean(axis=-1) * 64
+            else:
+                source = io.source.RingBuffer(data=sample.reshape(*network.inp.shape, -1).astype(np.int64))
+                source.s_out.connect(network.inp)
+            sink = io.sink.RingBuffer(shape=network.out.shape, buffer=x.shape[-1])
+            network.out.connect(sink.a_in)
+            with lava_runner.lava_session(network):
+                lava_runner.run_steps(network, x.shape[-1], Loihi2SimCfg(select_tag="fixed_pt"), stop_after=False)
+                sink.data.get()
+        wall = time.perf_counter() - start
+    return {"wall_s": wall}
+
+
+def run_ours(net: LoihiNet, x: np.ndarray, **options) -> tuple[dict, object]:
     from snndeploy.simulate import simulate_net
 
-    best: dict | None = None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = simulate_net(net, x)
-        wall = time.perf_counter() - start
-        row = {**result.timing.to_dict(), "wall_s": wall, "output_spikes": int(result.output.sum()),
-               "spikes": int(sum(a.spikes for a in result.activity.layers))}
-        if best is None or row["steps_per_s"] > best["steps_per_s"]:
-            best = row
-    return best
+    start = time.perf_counter()
+    result = simulate_net(net, x, **options)
+    wall = time.perf_counter() - start
+    t = result.timing
+    return {"wall_s": wall, "copies": result.plan.copies, "per_copy": result.plan.per_copy, "builds": t.chunks,
+            "overhead_s": t.overhead_s, "run_s": t.run_s, "read_s": t.read_s}, result
+
+
+def same_outputs(a, b) -> bool:
+    out = len(a.net.layers) - 1
+    same = np.array_equal(a.output, b.output)
+    if "v" in a.probes.get(out, {}):
+        same = same and np.array_equal(a.probes[out]["v"], b.probes[out]["v"])
+    return same
+
+
+def variants(net: LoihiNet, samples: int, workers: int, batches: list[int]) -> list[tuple[str, int, dict]]:
+    """(name, samples, simulate_net options) of our ways of running, for ``net``."""
+    from snndeploy.simulate import separate_runs
+
+    steps_one = {"copies": 1, "chunk_steps": 1}  # one sample per build
+    rows = [("per-sample", min(samples, 4), steps_one)]
+    if separate_runs(net) is None:
+        rows.append(("back-to-back", samples, {"copies": 1}))
+    rows += [(f"B={b}", samples, {"copies": b}) for b in batches if b <= samples]
+    rows.append(("B=auto", samples, {}))
+    rows.append((f"workers={workers}", samples, {"workers": workers}))
+    return rows
+
+
+def measure_case(name: str, net: LoihiNet, x: np.ndarray, args) -> list[dict]:
+    rows = []
+    with PeakRss() as rss:
+        netx_n = min(len(x), args.netx_samples)
+        wall = netx_per_sample(net, x[:netx_n])["wall_s"]
+    netx_rate = netx_n / wall
+    rows.append({"method": "netx", "samples": netx_n, "samples_per_s": netx_rate, "wall_s": wall,
+                 "peak_rss_mb": rss.peak / 2**20, "exact": None})
+    print(f"  {'netx':<14} {netx_n:>5} samples {netx_rate:8.2f} samples/s  peak RSS {rss.peak / 2**20:7.0f} MB",
+          flush=True)
+    reference = None
+    for method, count, options in variants(net, len(x), args.workers, args.batches):
+        with PeakRss() as rss:
+            row, result = run_ours(net, x[:count], **options)
+        if method == "per-sample":
+            reference = result
+        n_ref = reference.samples
+        exact = same_outputs(_head(result, n_ref), reference) if method != "per-sample" else True
+        rate = count / row["wall_s"]
+        rows.append({"method": method, "samples": count, "samples_per_s": rate, "vs_netx": rate / netx_rate,
+                     "peak_rss_mb": rss.peak / 2**20, "exact": exact, **row})
+        print(f"  {method:<14} {count:>5} samples {rate:8.2f} samples/s  x{rate / netx_rate:6.1f} netx  "
+              f"B={row['copies']} x {row['per_copy']}, {row['builds']} builds  peak RSS {rss.peak / 2**20:7.0f} MB"
+              f"  exact {exact}", flush=True)
+    return rows
+
+
+def _head(result, n: int):
+    """The first ``n`` samples of a result (for comparison with the per-sample run)."""
+    out = len(result.net.layers) - 1
+    probes = {i: {k: v[:n] for k, v in d.items()} for i, d in result.probes.items() if i == out}
+    return replace(result, output=result.output[:n], probes=probes)
 
 
 def plot(rows: list[dict], path: Path) -> None:
+    """samples/s of every method, per network and variant (log scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(dict.fromkeys(r["network"] for r in rows))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for offset, variant in ((-0.2, "dense"), (0.2, "pruned")):
-        sel = {r["network"]: r for r in rows if r["variant"] == variant}
-        xs = [i + offset for i, n in enumerate(names) if n in sel]
-        axes[0].bar(xs, [sel[n]["steps_per_s"] for n in names if n in sel], width=0.4, label=variant)
-        axes[1].bar(xs, [sel[n]["overhead_s"] for n in names if n in sel], width=0.4, label=variant)
-    for ax, title in zip(axes, ("steps/s while running", "fixed overhead per run (s)"), strict=True):
-        ax.set_xticks(range(len(names)), names, rotation=15)
-        ax.set_title(title)
-        ax.legend()
-    fig.suptitle("snndeploy simulate on Lava CPU (fixed_pt)")
+    groups = list(dict.fromkeys((r["network"], r["variant"]) for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups)), 4))
+    width = 0.8 / len(methods)
+    for k, method in enumerate(methods):
+        values = {(r["network"], r["variant"]): r["samples_per_s"] for r in rows if r["method"] == method}
+        xs = [i + k * width for i, g in enumerate(groups) if g in values]
+        ax.bar(xs, [values[g] for g in groups if g in values], width=width, label=method)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], [f"{n}\n{v}" for n, v in groups], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("samples/s (wall)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Lava CPU fixed_pt: netx per sample vs snndeploy simulate")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
     from snndeploy.export.lava_net import import_lava
+    from snndeploy.lava_workers import default_workers
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--netx-samples", type=int, default=4)
+    parser.add_argument("--batches", default="8,32", help="Copies per build to measure besides the default rule.")
+    parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--sparsity", type=float, default=0.9)
+    parser.add_argument("--cases", default="mnist-mlp-128,mnist-mlp-512,nmnist-cnn,tinynet")
+    parser.add_argument("--variants", default="dense,pruned")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "simulate_speed.json"))
     args = parser.parse_args()
+    args.batches = [int(b) for b in args.batches.split(",") if b]
     import_lava()
+    load = os.getloadavg()
+    print(f"load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores", flush=True)
     rows = []
-    for name, (net, x, what) in cases(fixtures_dir() / "lava-dl").items():
-        for variant in ("dense", "pruned"):
+    all_cases = cases(fixtures_dir() / "lava-dl", args.samples)
+    for name in args.cases.split(","):
+        net, x, what = all_cases[name]
+        for variant in args.variants.split(","):
             variant_net = net if variant == "dense" else magnitude_prune(net, args.sparsity)
-            row = {"network": name, "variant": variant, "inputs": what, "samples": int(x.shape[0]),
-                   "steps_per_sample": int(x.shape[-1]), "neurons": sum(lay.size for lay in net.layers),
-                   "weight_density": round(density(variant_net), 4),
-                   **measure(variant_net, x, args.repeats)}
-            rows.append(row)
-            print(f"{name:<14} {variant:<6} density {row['weight_density']:.3f}  {row['steps_per_s']:7.1f} steps/s  "
-                  f"overhead {row['overhead_s']:5.2f} s (build {row['build_s']:.2f}, start {row['start_s']:.2f}, "
-                  f"stop {row['stop_s']:.2f})  read {row['read_s']:.2f} s  wall {row['wall_s']:.1f} s", flush=True)
+            print(f"{name} {variant} (weight density {density(variant_net):.3f}), {what}", flush=True)
+            for row in measure_case(name, variant_net, x, args):
+                rows.append({"network": name, "variant": variant, "inputs": what,
+                             "weight_density": round(density(variant_net), 4), **row})
+    plot(rows, Path(args.out).with_suffix(".png"))
+    end_load = os.getloadavg()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"sparsity": args.sparsity, "repeats": args.repeats, "rows": rows}, indent=2) + "\n")
-    plot(rows, out.with_suffix(".png"))
-    print(f"wrote {out} and {out.with_suffix('.png')}")
+    out.write_text(json.dumps({"args": {k: v for k, v in vars(args).items()}, "load_start": load,
+                               "load_end": end_load, "rows": rows}, indent=2) + "\n")
+    print(f"load average at end {end_load[0]:.1f} {end_load[1]:.1f} {end_load[2]:.1f}; wrote {out}")
 
 
 if __name__ == "__main__":

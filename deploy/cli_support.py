@@ -21,6 +21,29 @@ POSITIVE = click.FloatRange(min=0, min_open=True)  # seconds, learning rates
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 
 
+ALL_SAMPLES = sys.maxsize  # ``--samples all``
+
+
+class SampleCount(click.ParamType):
+    """A positive number of samples, or ``all`` (:data:`ALL_SAMPLES`: every sample there is)."""
+
+    name = "N|all"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            count = value
+        elif str(value).strip().lower() == "all":
+            return ALL_SAMPLES
+        else:
+            try:
+                count = int(str(value))
+            except ValueError:
+                self.fail(f"{value!r} is neither a number nor 'all'", param, ctx)
+        if count < 1:
+            self.fail(f"must be at least 1 (or 'all'), got {count}", param, ctx)
+        return count
+
+
 class CommandExit(click.exceptions.Exit):
     """Leave a command with a meaningful exit code after its result has been printed."""
 

@@ -22,8 +22,10 @@ import click
 from snndeploy.atomic import write_json
 from snndeploy.cli_support import CommandExit, emit, json_option
 from snndeploy.errors import UserError
+from snndeploy.lava_workers import default_workers
 from snndeploy.pipeline_config import PipelineConfig, config_to_dict, load_config
 
+FIXTURES_PREFIX = "fixtures:"
 STAGES = ("model", "fit", "prune", "export", "verify", "simulate", "estimate", "report")
 MARKER = "stage.json"
 NIR_FILE = "network.nir"
@@ -81,6 +83,15 @@ def _evaluate(checkpoint: Path, config: PipelineConfig, progress: bool) -> dict:
                           progress=progress)
 
 
+def resolve_load(load: str) -> Path:
+    """A model file to load; ``fixtures:REL`` is ``REL`` in the fixtures folder (lava-dl's trained networks)."""
+    if load.startswith(FIXTURES_PREFIX):
+        from snndeploy import settings
+
+        return settings.fixtures_dir() / load[len(FIXTURES_PREFIX):]
+    return Path(load)
+
+
 def model_stage(run: Run, folder: Path) -> dict:
     """Train the spec here, or load a trained model; either way leave ``model.pt`` and its test accuracy."""
     from snndeploy.models.load import load_model
@@ -89,7 +100,7 @@ def model_stage(run: Run, folder: Path) -> dict:
 
     cfg, model = run.config, run.config.model
     if model.load is not None:
-        net = load_model(model.load)
+        net = load_model(resolve_load(model.load))
         checkpoint = save_checkpoint(folder / "model.pt", make_checkpoint(net, extra={"source": model.load}))
         metrics = _evaluate(checkpoint, cfg, run.progress)
         return {"checkpoint": str(checkpoint), "source": model.load, "accuracy": metrics["accuracy"],
@@ -199,7 +210,7 @@ def verify_stage(run: Run, folder: Path) -> dict:
     inputs = _test_inputs(run, net, run.config.verify.samples)
     rasters: list = []
     report = verify(model, net, inputs.spikes, mode=run.config.verify.precision, progress=run.progress,
-                    rasters=rasters)
+                    rasters=rasters, workers=default_workers())
     np.save(folder / "inputs.npy", inputs.spikes)
     plot_rasters(rasters, folder / "rasters.png")
     return {**report.to_dict(), "plot": str(folder / "rasters.png"), "input": inputs.source}
@@ -211,10 +222,29 @@ def simulate_stage(run: Run, folder: Path) -> dict:
 
     net = read_nir(_nir_path(run))
     inputs = _test_inputs(run, net, run.config.simulate.samples)
-    result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress)
+    result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress,
+                          workers=default_workers())
     summary = summarize(result, inputs, model=str(_nir_path(run)))
     write_outputs(folder / "lava", result, inputs, summary, force=True)
-    return {**summary, "activity": str(folder / "lava" / "activity.json")}
+    return {**summary, **_torch_on_same_samples(run, inputs), "activity": str(folder / "lava" / "activity.json")}
+
+
+def _torch_on_same_samples(run: Run, inputs) -> dict:
+    """Accuracy of the torch (SLAYER) model on exactly the samples Lava ran, so the two read side by side."""
+    import torch
+
+    from snndeploy.models.load import load_model
+    from snndeploy.train.loop import predict
+
+    if inputs.labels is None:
+        return {}
+    net = load_model((run.results.get("prune") or run.results["model"])["checkpoint"])
+    x = torch.as_tensor(inputs.spikes, dtype=torch.float32)
+    x = x.reshape(x.shape[0], *net.spec.input_shape, x.shape[-1])
+    with torch.no_grad():
+        pred = predict(net.eval()(x)).numpy()
+    correct = int((pred == inputs.labels).sum())
+    return {"torch_accuracy": correct / len(inputs.labels), "torch_correct": correct}
 
 
 def estimate_stage(run: Run, folder: Path) -> dict:

@@ -45,13 +45,13 @@ class ExportStage:
 
 @dataclass(frozen=True)
 class VerifyStage:
-    samples: int = 3
+    samples: int = 100
     precision: str = "fixed_pt"
 
 
 @dataclass(frozen=True)
 class SimulateStage:
-    samples: int = 50
+    samples: int = 1000
     precision: str = "fixed_pt"
 
 

@@ -159,8 +159,12 @@ def _headline(results: dict) -> list[list[Any]]:
                  ["live weights", f"{prune['model']['live_weights']} of {prune['model']['weights']}"],
                  ["SynOps per sample (torch)", f"{prune['synops_per_sample']['total']:.0f}"]]
     if "simulate" in results:
-        rows.append(["accuracy on Lava fixed_pt", f"{_pct(results['simulate'].get('accuracy'))} "
-                                                  f"({results['simulate']['samples']} test samples)"])
+        sim = results["simulate"]
+        if sim.get("torch_accuracy") is not None:
+            rows.append([f"on the same {sim['samples']} test samples: torch / Lava fixed_pt",
+                         f"{_pct(sim['torch_accuracy'])} / {_pct(sim.get('accuracy'))}"])
+        else:
+            rows.append(["accuracy on Lava fixed_pt", f"{_pct(sim.get('accuracy'))} ({sim['samples']} test samples)"])
     for t in results.get("estimate", {}).get("targets", []):
         rows.append([f"{t['title']}", f"{t['verdict']}: {t['cores']} cores (range {t['cores_range']}), "
                                       f"{t['chips']} chip(s)"])

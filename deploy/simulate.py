@@ -37,9 +37,10 @@ import numpy as np
 
 from snndeploy import validate
 from snndeploy.atomic import check_output
-from snndeploy.cli_support import COUNT, POSITIVE, PROBABILITY
+from snndeploy.cli_support import COUNT, POSITIVE, PROBABILITY, SampleCount, emit
 from snndeploy.errors import UserError
 from snndeploy.export.ir import Layer, LoihiNet, is_sigma_delta
+from snndeploy.export.lava_batch import choose_copies, split_copies
 
 ACTIVITY_SCHEMA = "snndeploy-activity/1"  # snndeploy.hardware.activity.SCHEMA (checked by the tests)
 PRECISIONS = {"fixed": "fixed_pt", "float": "floating_pt"}
@@ -49,6 +50,8 @@ COUNT_SCALE = 64  # fixed_pt LIF: v grows by a_in << 6
 DRAIN_STEPS = 256  # Extractor channel depth: recorded spikes are drained at least this often
 MAX_COUNT_VTH = (1 << 17) - 1  # a counter would spike at ~131,000 counts: builds stay below MAX_BUILD_STEPS
 MAX_BUILD_STEPS = 100_000
+ENCODE_PART = 500  # images rate-coded at a time
+VALUES_PER_RECEIVE = 8  # an Extractor receive of one step's spikes costs about as much as reading 8 Var values
 NETX_SUFFIXES = (".net", ".h5", ".hdf5")
 NIR_SUFFIXES = (".nir",)
 TORCH_SUFFIXES = (".yaml", ".yml", ".pt", ".pth", ".ckpt")
@@ -188,12 +191,16 @@ def dataset_inputs(name: str, shape: tuple[int, ...], *, samples: int, steps: in
     _, test, info = load_arrays(name, time_steps=steps)
     count = min(samples, len(test.y))
     if info.kind == "events":
-        x = test.x[:count]
-    else:
+        x = _binary(test.x[:count], info.name, None)
+    else:  # encoded in parts (a whole test set's random draws would take gigabytes); the same draws as at once
         rng = np.random.default_rng(seed)
-        values = np.asarray(test.x[:count], dtype=np.float32)[..., None]
-        x = rng.random((*values.shape[:-1], steps)) < np.clip(values * max_rate, 0, 1)
-    x = fit_input_shape(_binary(x, info.name, None), shape, batched=True)
+        parts = []
+        for start in range(0, count, ENCODE_PART):
+            values = np.asarray(test.x[start:min(count, start + ENCODE_PART)], dtype=np.float32)[..., None]
+            parts.append((rng.random((*values.shape[:-1], steps)) < np.clip(values * max_rate, 0, 1))
+                         .astype(np.uint8))
+        x = np.concatenate(parts)
+    x = fit_input_shape(x, shape, batched=True)
     return Inputs(x, np.asarray(test.y[:count]).astype(np.int64), f"dataset {info.name} (test, first {count})")
 
 
@@ -294,6 +301,16 @@ class ActivityCounter:
             act.neuron_updates += act.neurons * steps
             incoming = counts
 
+    def merge(self, other: ActivityCounter) -> None:
+        """Add the counts of another run of the same network (another worker's samples)."""
+        self.steps += other.steps
+        self.input_per_neuron += other.input_per_neuron
+        for mine, theirs in zip(self.layers, other.layers, strict=True):
+            mine.per_neuron += theirs.per_neuron
+            mine.synops += theirs.synops
+            mine.recurrent_synops += theirs.recurrent_synops
+            mine.neuron_updates += theirs.neuron_updates
+
     def to_dict(self, *, samples: int, steps_per_sample: int, model: str, precision: str) -> dict[str, Any]:
         """The activity file (schema of :mod:`snndeploy.hardware.activity`): means per sample, plus run totals."""
         per = max(samples, 1)
@@ -339,6 +356,12 @@ class Timing:
     stop_s: float = 0.0
     chunks: int = 0
     run_steps: int = 0  # steps timed in run_s (each chunk's first step is in start_s)
+    wall_s: float = 0.0  # the whole simulation, as the caller waited for it
+    workers: int = 1  # Lava runtimes in parallel; the other figures are summed over them
+
+    def add(self, other: Timing) -> None:
+        for name in ("build_s", "start_s", "run_s", "read_s", "stop_s", "chunks", "run_steps"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
     def steps_per_s(self) -> float:
@@ -354,6 +377,26 @@ class Timing:
                 "overhead_per_chunk_s": self.overhead_s / max(self.chunks, 1)}
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """How samples share Lava builds: ``copies`` network copies side by side, each running ``per_copy`` samples
+    back to back (1: every copy's sample starts from step 0 of a fresh build)."""
+
+    copies: int
+    per_copy: int
+    reason: str
+
+    @property
+    def per_build(self) -> int:
+        return self.copies * self.per_copy
+
+    def describe(self) -> str:
+        if self.per_copy > 1:
+            return (f"{self.copies} network copies per Lava build, each running up to {self.per_copy} samples back "
+                    "to back (layers reset as a sample reaches them)")
+        return f"{self.copies} network copies per Lava build, one sample each from step 0 ({self.reason})"
+
+
 @dataclass
 class SimResult:
     """Per-sample output spikes ``(N, *out, T)``, probes by layer index, activity and timing."""
@@ -367,6 +410,7 @@ class SimResult:
     steps: int
     samples: int
     layer_spikes: dict[int, np.ndarray] = field(default_factory=dict)
+    plan: RunPlan | None = None
 
     def predictions(self) -> np.ndarray:
         """Class per sample: most output spikes (ties: lowest index); a voltage read-out: highest summed voltage."""
@@ -418,18 +462,32 @@ def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = 
     return max(1, min(samples, by_steps, by_memory))
 
 
-def _attach_counter(neuron, layer: Layer, mode: str):
+def plan_runs(net: LoihiNet, samples: int, steps: int, chunk_steps: int = DEFAULT_CHUNK_STEPS,
+              copies: int | None = None) -> RunPlan:
+    """The one rule for sharing builds: ``copies`` from :func:`snndeploy.export.lava_batch.choose_copies` (group
+    limit, memory, work per step); back to back within each copy only where that is exact (no bias, no axonal
+    delays: :func:`separate_runs`), as many samples as ``chunk_steps`` and the source's memory allow."""
+    copies = choose_copies(net, samples) if copies is None else max(1, min(int(copies), samples))
+    why = separate_runs(net)
+    if why is not None:
+        return RunPlan(copies, 1, why)
+    per_copy = chunk_samples(-(-samples // copies), steps, math.prod(net.input_shape) * copies, chunk_steps)
+    return RunPlan(copies, per_copy, "back to back is exact")
+
+
+def _attach_counter(neuron, layer: Layer, mode: str, copies: int = 1):
     """A never-spiking integrator behind ``neuron`` whose voltage counts each neuron's spikes (read once per run).
 
     Reading a spike raster back from Lava costs ~15-20 us per value, so hidden layers are counted in place:
     an identity ``Sparse`` synapse into a ``LIF`` with full current decay and no voltage decay accumulates
     ``64 x`` spikes (fixed_pt) or the spikes (floating_pt) in ``v``. The count lags one step (the synapse).
+    With ``copies``, the counts of copy b are entries ``b*size .. (b+1)*size - 1``.
     """
     from lava.proc.lif.process import LIF
     from lava.proc.sparse.process import Sparse
     from scipy.sparse import identity
 
-    n = layer.size
+    n = layer.size * copies
     port = neuron.s_out
     if len(layer.out_shape) == 3:
         port = port.transpose([2, 1, 0]).flatten()  # Lava's W, H, C -> C, H, W order (as the IR counts)
@@ -442,6 +500,13 @@ def _attach_counter(neuron, layer: Layer, mode: str):
     port.connect(syn.s_in)
     syn.a_out.connect(counter.a_in)
     return counter
+
+
+def _count_in_place(build_steps: int, neurons: int) -> bool:
+    """Whether a hidden layer's spikes are counted in place rather than drained through an Extractor: the count is
+    one Var read of every neuron (Lava sends Var data value by value), the Extractor one array per step, which
+    costs about as much as ``VALUES_PER_RECEIVE`` values."""
+    return neurons < VALUES_PER_RECEIVE * build_steps
 
 
 def _read_count(counter, mode: str) -> np.ndarray:
@@ -458,12 +523,12 @@ def _split(raster: np.ndarray, samples: int, steps: int, layer: int) -> np.ndarr
     return x
 
 
-def _extractor(neuron, buffer_size: int):
-    """Spikes leave through a Lava ``Extractor``: a channel of whole arrays, ~1000x faster than a sink's Var read."""
+def _extractor(port, buffer_size: int):
+    """Spikes (or u, v) leave through a Lava ``Extractor``: a channel of whole arrays, ~1000x faster than a Var read."""
     from lava.proc.io.extractor import Extractor
 
-    extractor = Extractor(shape=neuron.s_out.shape, buffer_size=buffer_size)
-    neuron.s_out.connect(extractor.in_port)
+    extractor = Extractor(shape=port.shape, buffer_size=buffer_size)
+    port.connect(extractor.in_port)
     return extractor
 
 
@@ -475,41 +540,56 @@ def run_config(mode: str):
     return Loihi2SimCfg(select_tag=mode, exception_proc_model_map={Extractor: PyLoihiExtractorModel})
 
 
-def _stops(n: int, steps: int, every_step: bool, every_sample: bool) -> list[int]:
+def _stops(n: int, steps: int, every_sample: bool) -> list[int]:
     """Cumulative step counts at which the run pauses: after the first step, every ``DRAIN_STEPS`` (or sample),
     at the end and after the idle step. Each pause costs a few milliseconds."""
     total = n * steps
-    if every_step:
-        return list(range(1, total + 2))
     marks = {1, total, total + 1} | set(range(DRAIN_STEPS, total, DRAIN_STEPS))
     if every_sample:
         marks |= {(k + 1) * steps for k in range(n)}
     return sorted(marks)
 
 
+def _per_sample(raster: np.ndarray, copies: int, per_copy: int, steps: int, layer: int, n: int) -> np.ndarray:
+    """``(copies*C, ..., per_copy*steps)`` -> ``(n, C, ..., steps)``: copy b ran samples ``b*per_copy ...``."""
+    runs = split_copies(raster, copies)
+    return np.concatenate([_split(run, per_copy, steps, layer) for run in runs], axis=0)[:n]
+
+
 def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], probes: tuple[int, ...],
                timing: Timing, timeout_s: float | None, sparse_below: float, advance: Callable[[int], None],
-               every_sample: bool = False):
-    """Build, run and stop one chunk ``x`` ``(n, *shape, T)``.
+               every_sample: bool = False, copies: int = 1):
+    """Build, run and stop one chunk ``x`` ``(n, *shape, T)`` on ``copies`` copies of the network side by side,
+    each running ``ceil(n / copies)`` consecutive samples back to back (zero samples pad the last copy).
 
-    Returns (spike rasters of the ``keep`` layers ``(*shape, n*T)``, spikes per neuron of every layer, u/v probes).
-    One extra step with no input runs last, so that the counters take in the spikes of the final step.
+    Returns (per-sample spikes of the ``keep`` layers ``(n, *shape, T)``, spikes per neuron of every layer summed
+    over the copies, per-sample u/v probes). One extra step with no input runs last, so that the counters take in
+    the spikes of the final step.
     """
     from snndeploy import lava_runner
     from snndeploy.export.lava_net import build_lava, from_lava_layout
 
     n, steps = x.shape[0], x.shape[-1]
-    total = n * steps
-    flat = np.concatenate([*x, np.zeros_like(x[0][..., :1])], axis=-1)  # samples back to back, one idle step
+    copies = min(copies, n)
+    per_copy = -(-n // copies)
+    total = per_copy * steps
+    padded = np.concatenate([x, np.zeros((copies * per_copy - n, *x.shape[1:]), dtype=x.dtype)])
+    runs = padded.reshape(copies, per_copy, *x.shape[1:])
+    flat = np.concatenate([*np.moveaxis(runs, 1, 0), np.zeros_like(runs[:, 0, ..., :1])], axis=-1)
+    real = np.clip(n - np.arange(copies) * per_copy, 0, per_copy)  # real samples per copy
     t0 = time.perf_counter()
-    lava = build_lava(net, flat, mode=mode, sparse_below=sparse_below, record="output",
-                      sample_steps=steps if n > 1 else None)
-    counters = {i: _attach_counter(layer.neuron, net.layers[i], mode)
-                for i, layer in enumerate(lava.layers) if i not in keep}
-    extractors = {i: _extractor(lava.layers[i].neuron, DRAIN_STEPS) for i in keep}
+    lava = build_lava(net, flat if copies > 1 else flat[0], mode=mode, sparse_below=sparse_below, record="none",
+                      sample_steps=steps if per_copy > 1 else None, copies=copies, state_ports=probes)
+    in_place = {i for i in range(len(net.layers)) if i not in keep and _count_in_place(total + 1, net.layers[i].size
+                                                                                          * copies)}
+    counters = {i: _attach_counter(lava.layers[i].neuron, net.layers[i], mode, copies) for i in in_place}
+    extractors = {i: _extractor(lava.layers[i].neuron.s_out, DRAIN_STEPS) for i in range(len(net.layers))
+                  if i not in in_place}
+    state = {(i, var): _extractor(getattr(lava.layers[i].neuron, f"{var}_out"), DRAIN_STEPS)
+             for i in probes for var in ("u", "v")}
     proc, cfg = lava.layers[0].neuron, run_config(mode)
     timing.build_s += time.perf_counter() - t0
-    received: dict[int, list] = {i: [] for i in keep}
+    received: dict[int, list] = {i: [] for i in extractors}
     u: dict[int, list] = {i: [] for i in probes}
     v: dict[int, list] = {i: [] for i in probes}
     what = f"Lava {mode} run of {net.name}"
@@ -518,14 +598,16 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
         t = time.perf_counter()
         for i, extractor in extractors.items():
             received[i].extend(extractor.receive() for _ in range(count))
-        for i in probes:
-            u[i].append(np.array(lava.layers[i].neuron.u.get()))
-            v[i].append(np.array(lava.layers[i].neuron.v.get()))
+        for (i, var), extractor in state.items():
+            (u if var == "u" else v)[i].extend(extractor.receive() for _ in range(count))
         timing.read_s += time.perf_counter() - t
+
+    def finished(step: int) -> int:
+        return int(np.minimum(real, min(step, total) // steps).sum())
 
     done = 0
     with lava_runner.lava_session(proc):
-        for stop_at in _stops(n, steps, bool(probes), every_sample):
+        for stop_at in _stops(per_copy, steps, every_sample):
             count = stop_at - done
             t = time.perf_counter()
             lava_runner.run_steps(proc, count, cfg, timeout_s=timeout_s, stop_after=False, what=what)
@@ -535,12 +617,12 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
                 timing.run_s += time.perf_counter() - t
                 timing.run_steps += count
             read(count)
-            finished = min(stop_at, total) // steps - min(done, total) // steps
+            newly = finished(stop_at) - finished(done)
             done = stop_at
-            if finished:
-                advance(finished)
+            if newly:
+                advance(newly)
         t = time.perf_counter()
-        counts = {i: _read_count(c, mode) for i, c in counters.items()}
+        counts = {i: _read_count(c, mode).reshape(copies, -1).sum(axis=0) for i, c in counters.items()}
         timing.read_s += time.perf_counter() - t
         t = time.perf_counter()
     timing.stop_s += time.perf_counter() - t
@@ -550,9 +632,12 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
         return from_lava_layout(np.stack(values, axis=-1))[..., :total]
 
     rasters = {i: stack(values).astype(np.uint8) for i, values in received.items()}
-    per_neuron = [rasters[i].sum(axis=-1) if i in rasters else counts[i] for i in range(len(net.layers))]
-    probed = {i: {"u": _split(stack(u[i]), n, steps, i), "v": _split(stack(v[i]), n, steps, i)} for i in probes}
-    return rasters, per_neuron, probed
+    per_neuron = [split_copies(rasters[i], copies).sum(axis=(0, -1)).reshape(-1) if i in rasters else counts[i]
+                  for i in range(len(net.layers))]
+    spikes = {i: _per_sample(rasters[i], copies, per_copy, steps, i, n) for i in keep}
+    probed = {i: {"u": _per_sample(stack(u[i]), copies, per_copy, steps, i, n),
+                  "v": _per_sample(stack(v[i]), copies, per_copy, steps, i, n)} for i in probes}
+    return spikes, per_neuron, probed
 
 
 def check_inputs(net: LoihiNet, inputs: np.ndarray, mode: str) -> tuple[int, int]:
@@ -573,14 +658,20 @@ def check_inputs(net: LoihiNet, inputs: np.ndarray, mode: str) -> tuple[int, int
 def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: tuple[int, ...] = (),
                  record: tuple[int, ...] = (), timeout_s: float | None = 600.0,
                  chunk_steps: int = DEFAULT_CHUNK_STEPS, sparse_below: float | None = None, progress: bool = False,
-                 on_sample: Callable[[int], None] | None = None) -> SimResult:
+                 on_sample: Callable[[int], None] | None = None, copies: int | None = None,
+                 workers: int = 1) -> SimResult:
     """Run ``inputs`` ``(N, *net.input_shape, T)`` through ``net`` on Lava's CPU backend, sample by sample.
 
-    ``probe``: layer indices whose spikes, current ``u`` and voltage ``v`` are kept per sample (``u``/``v`` cost
-    one Var read per step); ``record``: layers whose spikes alone are kept (``result.layer_spikes``). A voltage
-    read-out output layer is probed automatically. ``on_sample(samples_done)`` is called after each sample, while
-    the run is paused (an exception there stops the run like any other). Every run is stopped on success, error,
-    timeout and Ctrl-C (``snndeploy.lava_runner``).
+    How samples share Lava builds is :func:`plan_runs`' rule (``copies``: network copies per build, default
+    its own choice); ``result.plan`` says which ran. Every sample's outputs equal those of a run of it alone.
+    ``workers > 1`` splits the samples into that many consecutive parts, each run by its own Lava runtime in a
+    worker process (:mod:`snndeploy.lava_workers`); ``on_sample`` then gets the total over the workers.
+
+    ``probe``: layer indices whose spikes, current ``u`` and voltage ``v`` are kept per sample (``u``/``v`` leave
+    through ports of ``ProbedLIF`` neurons); ``record``: layers whose spikes alone are kept
+    (``result.layer_spikes``). A voltage read-out output layer is probed automatically. ``on_sample(samples_done)``
+    is called after each sample, while the run is paused (an exception there stops the run like any other). Every
+    run is stopped on success, error, timeout and Ctrl-C (``snndeploy.lava_runner``).
     """
     from tqdm import tqdm
 
@@ -595,7 +686,13 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     uv_probes = tuple(sorted(set(probe) | ({out_layer} if not net.layers[out_layer].neuron.spiking else set())))
     keep = tuple(sorted(set(probe) | set(record) | {out_layer}))
     import_lava()  # before the progress bar creates a multiprocessing lock
-    per_chunk = 1 if separate_runs(net) else chunk_samples(samples, steps, math.prod(net.input_shape), chunk_steps)
+    started = time.perf_counter()
+    workers = max(1, min(int(workers), samples))
+    if workers > 1:
+        options = {"mode": mode, "probe": probe, "record": record, "timeout_s": timeout_s,
+                   "chunk_steps": chunk_steps, "sparse_below": sparse_below, "copies": copies}
+        return _simulate_in_workers(net, inputs, workers, options, progress, on_sample, started)
+    plan = plan_runs(net, samples, steps, chunk_steps, copies)
     counter = ActivityCounter(net)
     timing = Timing()
     kept: dict[int, list[np.ndarray]] = {i: [] for i in keep}
@@ -610,14 +707,15 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
             on_sample(done[0])
 
     try:
-        for start in range(0, samples, per_chunk):
-            x = inputs[start:start + per_chunk]
-            rasters, counts, chunk_probes = _run_chunk(
+        for start in range(0, samples, plan.per_build):
+            x = inputs[start:start + plan.per_build]
+            spikes, counts, chunk_probes = _run_chunk(
                 net, x, mode, keep, uv_probes, timing, timeout_s,
-                DEFAULT_SPARSE_BELOW if sparse_below is None else sparse_below, advance, on_sample is not None)
+                DEFAULT_SPARSE_BELOW if sparse_below is None else sparse_below, advance, on_sample is not None,
+                plan.copies)
             counter.add(x.sum(axis=(0, -1), dtype=np.int64), counts, x.shape[0] * steps)
             for i in keep:
-                kept[i].append(_split(rasters[i].astype(np.uint8), x.shape[0], steps, i))
+                kept[i].append(spikes[i])
             for i, values in chunk_probes.items():
                 probed[i]["u"].append(values["u"])
                 probed[i]["v"].append(values["v"])
@@ -627,8 +725,54 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     probes_out = {i: {k: np.concatenate(v, axis=0) for k, v in d.items()} for i, d in probed.items()}
     for i in probe:
         probes_out.setdefault(i, {})["spikes"] = layer_spikes[i]
+    timing.wall_s = time.perf_counter() - started
     return SimResult(net=net, mode=mode, output=layer_spikes[out_layer], probes=probes_out, activity=counter,
-                     timing=timing, steps=steps, samples=samples, layer_spikes=layer_spikes)
+                     timing=timing, steps=steps, samples=samples, layer_spikes=layer_spikes, plan=plan)
+
+
+def _simulate_part(net: LoihiNet, inputs: np.ndarray, options: dict[str, Any], report: Callable[[int], None]):
+    return simulate_net(net, inputs, on_sample=report, **options)
+
+
+def _simulate_in_workers(net: LoihiNet, inputs: np.ndarray, workers: int, options: dict[str, Any], progress: bool,
+                         on_sample: Callable[[int], None] | None, started: float) -> SimResult:
+    """``simulate_net`` over consecutive parts of ``inputs`` in ``workers`` processes, merged in order."""
+    from tqdm import tqdm
+
+    from snndeploy.lava_workers import run_parallel
+
+    bar = tqdm(total=inputs.shape[0], desc=f"simulate {net.name} ({workers} workers)", unit="sample",
+               disable=not progress, leave=False)
+
+    def advance(done: int) -> None:
+        bar.update(done - bar.n)
+        if on_sample is not None:
+            on_sample(done)
+
+    parts = [(net, part, options) for part in np.array_split(inputs, workers)]
+    silence = None if options["timeout_s"] is None else 2 * options["timeout_s"] + 60
+    try:
+        results = run_parallel(_simulate_part, parts, on_progress=advance, silence_s=silence)
+    finally:
+        bar.close()
+    return merge_results(results, time.perf_counter() - started)
+
+
+def merge_results(results: list[SimResult], wall_s: float) -> SimResult:
+    """One result from the results of consecutive parts of the samples."""
+    first = results[0]
+    counter = ActivityCounter(first.net)
+    timing = Timing(wall_s=wall_s, workers=len(results))
+    for result in results:
+        counter.merge(result.activity)
+        timing.add(result.timing)
+    layer_spikes = {i: np.concatenate([r.layer_spikes[i] for r in results]) for i in first.layer_spikes}
+    probes = {i: {key: np.concatenate([r.probes[i][key] for r in results]) for key in values}
+              for i, values in first.probes.items()}
+    out_layer = len(first.net.layers) - 1
+    return SimResult(net=first.net, mode=first.mode, output=layer_spikes[out_layer], probes=probes,
+                     activity=counter, timing=timing, steps=first.steps, samples=sum(r.samples for r in results),
+                     layer_spikes=layer_spikes, plan=first.plan)
 
 
 # ----------------------------------------------------------------------------------------------- the command
@@ -642,12 +786,13 @@ def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
         "output_shape": list(result.net.output_shape), "output_spikes": int(np.count_nonzero(result.output)),
         "layers": [{"index": i, "name": layer.name, "op": layer.op, "neurons": layer.size,
                     "spikes": result.activity.layers[i].spikes} for i, layer in enumerate(result.net.layers)],
-        "sample_runs": f"one Lava build per sample ({separate_runs(result.net)})" if separate_runs(result.net)
-        else "back to back, each layer reset as a sample reaches it",
+        "sample_runs": result.plan.describe(),
+        "copies": result.plan.copies, "samples_per_copy": result.plan.per_copy,
         "timing": result.timing.to_dict(),
     }
-    total = result.timing.overhead_s + result.timing.run_s + result.timing.read_s
-    out["samples_per_s"] = result.samples / total if total > 0 else None
+    wall = result.timing.wall_s
+    out["workers"] = result.timing.workers
+    out["samples_per_s"] = result.samples / wall if wall > 0 else None
     if inputs.labels is not None:
         pred = result.predictions()
         out["accuracy"] = float(np.mean(pred == inputs.labels))
@@ -744,6 +889,8 @@ def _human(result: dict[str, Any]) -> str:
              f"{result['steps_per_sample']} steps, {result['output_spikes']} output spikes"]
     if "accuracy" in result:
         lines.append(f"  accuracy {result['accuracy']:.4f} ({result['correct']}/{result['samples']})")
+    lines.append(f"  {result['samples_per_s']:.2f} samples/s in {t['wall_s']:.1f} s: {result['sample_runs']}, "
+                 f"{result['workers']} worker(s)")
     lines.append(f"  {t['steps_per_s']:.0f} steps/s while running; fixed overhead {t['overhead_s']:.2f} s "
                  f"(build {t['build_s']:.2f}, compile+start {t['start_s']:.2f}, stop {t['stop_s']:.2f}) over "
                  f"{t['chunks']} run(s); reading spikes back {t['read_s']:.2f} s")
@@ -760,7 +907,8 @@ def _human(result: dict[str, Any]) -> str:
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="Spike inputs: .npy (*shape, T) or (N, *shape, T); .npz with x and optional labels y.")
 @click.option("--dataset", help="A local dataset (test split): mnist, fashion-mnist, nmnist-small, ...")
-@click.option("--samples", type=COUNT, help="How many samples (default: all in --input, 100 from --dataset).")
+@click.option("--samples", type=SampleCount(),
+              help="How many samples, or 'all' (default: all in --input, 100 from --dataset).")
 @click.option("--steps", type=COUNT, help="Time steps per sample (default: the input's, the model's or the dataset's).")
 @click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fixed", show_default=True,
               help="fixed: Loihi bit-accurate integers; float: floating point.")
@@ -774,12 +922,16 @@ def _human(result: dict[str, Any]) -> str:
               help="Spike probability of a white pixel.")
 @click.option("--chunk-steps", type=COUNT, default=DEFAULT_CHUNK_STEPS, show_default=True,
               help="Steps per Lava build (long inputs are run in several builds).")
+@click.option("--workers", type=COUNT, default=None,
+              help="Lava runtimes in parallel processes, each on a share of the samples (default: cores available).")
+@click.option("--copies", type=COUNT, default=None,
+              help="Network copies per Lava build (default: chosen from the network's size; docs/simulate.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def simulate(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
              precision: str, probes: tuple[str, ...], out: Path | None, force: bool, timeout_s: float, seed: int,
-             max_rate: float, chunk_steps: int, as_json: bool) -> None:
+             max_rate: float, chunk_steps: int, workers: int | None, copies: int | None, as_json: bool) -> None:
     """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
-    from snndeploy.cli_support import emit
+    from snndeploy.lava_workers import default_workers
 
     if out is not None:
         check_output(out, force=force, folder=True)
@@ -793,7 +945,8 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
         run = functools.partial(simulate_sd, net, inputs.spikes)
     else:
         net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate)
-        run = functools.partial(simulate_net, net, inputs.spikes, chunk_steps=chunk_steps, progress=not as_json)
+        run = functools.partial(simulate_net, net, inputs.spikes, chunk_steps=chunk_steps, progress=not as_json,
+                                copies=copies, workers=default_workers() if workers is None else workers)
     probe_idx = resolve_layers(net, probes)
     try:
         result = run(mode=PRECISIONS[precision], probe=probe_idx, timeout_s=timeout_s)

@@ -27,6 +27,7 @@ from snndeploy.export.lava_net import netx_layout_to_ir
 from snndeploy.simulate import (
     ActivityCounter,
     Inputs,
+    RunPlan,
     SimResult,
     Timing,
     _extractor,
@@ -80,7 +81,7 @@ def _run_sample(net: LoihiNet, x: np.ndarray, mode: str, probes: tuple[int, ...]
     steps = x.shape[-1]
     t0 = time.perf_counter()
     lava = build_lava(net, x, mode=mode, record="output")
-    extractors = [_extractor(layer.neuron, steps + 1) for layer in lava.layers]
+    extractors = [_extractor(layer.neuron.s_out, steps + 1) for layer in lava.layers]
     proc = lava.layers[0].neuron
     timing.build_s += time.perf_counter() - t0
     sigmas: dict[int, list] = {i: [] for i in probes}
@@ -121,6 +122,7 @@ def simulate_sd(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", pr
     samples, steps = check_inputs(net, inputs, mode)
     inputs = np.asarray(inputs)
     import_lava()
+    start = time.perf_counter()
     counter, timing = SdActivityCounter(net), Timing()
     layers: list[list[np.ndarray]] = [[] for _ in net.layers]
     sigma: dict[int, list[np.ndarray]] = {i: [] for i in probe}
@@ -134,8 +136,10 @@ def simulate_sd(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", pr
             sigma[i].append(s)
     layer_out = {i: np.stack(v) for i, v in enumerate(layers)}
     probes = {i: {"spikes": layer_out[i], "sigma": np.stack(sigma[i])} for i in probe}
+    timing.wall_s = time.perf_counter() - start
     return SimResult(net=net, mode=mode, output=layer_out[len(net.layers) - 1], probes=probes, activity=counter,
-                     timing=timing, steps=steps, samples=samples, layer_spikes=layer_out)
+                     timing=timing, steps=steps, samples=samples, layer_spikes=layer_out,
+                     plan=RunPlan(1, 1, "sigma-delta layers have no reset"))
 
 
 def prepare_sd(net: LoihiNet, input_path: Path | None, samples: int | None, steps: int | None) -> Inputs:

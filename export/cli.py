@@ -11,10 +11,11 @@ import click
 
 from snndeploy import validate
 from snndeploy.atomic import check_output
-from snndeploy.cli_support import CommandExit, emit, json_option
+from snndeploy.cli_support import CommandExit, SampleCount, emit, json_option
 from snndeploy.errors import UserError
 
 TARGETS = ("nir", "lava", "netx", "onnx")
+DEFAULT_VERIFY_SAMPLES = 2
 NETX_SUFFIXES = (".net", ".h5", ".hdf5")
 
 
@@ -71,29 +72,47 @@ def _model_or_error(to_slayer, net, path: Path):
         raise UserError(f"cannot rebuild a torch model for verification: {exc.problem}", path) from None
 
 
-def _verify_inputs(net, inputs: str | None, samples: int, steps: int | None, rate: float, seed: int):
+def _verify_inputs(net, opts: dict[str, Any]):
     import numpy as np
 
+    from snndeploy.cli_support import ALL_SAMPLES
     from snndeploy.export.ir import is_sigma_delta
     from snndeploy.export.verify import load_inputs, sample_inputs, sample_sd_inputs
 
+    steps, samples = opts["steps"], opts["samples"]
     sd = is_sigma_delta(net)
-    if inputs:
-        x = load_inputs(inputs, net.input_shape, graded=sd)
+    if opts["inputs"] and opts["dataset"]:
+        raise UserError("give --inputs FILE or --dataset NAME, not both")
+    if opts["inputs"]:
+        x = load_inputs(opts["inputs"], net.input_shape, graded=sd)[:samples or ALL_SAMPLES]
         return x[..., np.arange(steps) % x.shape[-1]] if sd and steps else x  # replayed, as Lava's RingBuffer
-    steps = int(steps or net.time_steps or (len(net.layers) if sd else 25))
+    samples = samples or DEFAULT_VERIFY_SAMPLES
     if sd:
-        return sample_sd_inputs(net.input_shape, steps, samples, seed)
-    return sample_inputs(net.input_shape, steps, samples, rate, seed)
+        if opts["dataset"] or samples == ALL_SAMPLES:
+            raise UserError("a sigma-delta network is verified on --inputs FILE or sampled graded frames")
+        return sample_sd_inputs(net.input_shape, int(steps or net.time_steps or len(net.layers)), samples,
+                                opts["seed"])
+    if opts["dataset"]:
+        from snndeploy.data.datasets import dataset_info
+        from snndeploy.simulate import dataset_inputs
+
+        steps = int(steps or net.time_steps or dataset_info(opts["dataset"]).time_steps)
+        return dataset_inputs(opts["dataset"], net.input_shape, samples=samples, steps=steps,
+                              seed=opts["seed"]).spikes
+    if samples == ALL_SAMPLES:
+        raise UserError("--samples all needs --dataset NAME or --inputs FILE (sampled inputs have no end)")
+    return sample_inputs(net.input_shape, int(steps or net.time_steps or 25), samples, opts["rate"], opts["seed"])
 
 
 def _run_verify(model, net, opts: dict[str, Any]):
     from snndeploy.export.verify import plot_rasters, verify
+    from snndeploy.lava_workers import default_workers
 
-    x = _verify_inputs(net, opts["inputs"], opts["samples"], opts["steps"], opts["rate"], opts["seed"])
+    x = _verify_inputs(net, opts)
     rasters: list | None = [] if opts.get("plot") else None
+    workers = default_workers() if opts["workers"] is None else opts["workers"]
     report = verify(model, net, x, mode=opts["mode"], probe=opts["probe"], sparse_below=opts["sparse_below"],
-                    progress=not opts["as_json"], rasters=rasters)
+                    progress=not opts["as_json"], rasters=rasters, workers=workers)
     if rasters:
         plot_rasters(rasters, opts["plot"])
     return report
@@ -172,7 +191,12 @@ def _verify_options(f):
                      show_default=True, help="Use Lava Sparse for dense layers with a weight density below this."),
         click.option("--inputs", type=click.Path(dir_okay=False), default=None,
                      help="Input spikes (.npy, (N, *input_shape, T)); default: sampled Bernoulli spikes."),
-        click.option("--samples", type=click.IntRange(1), default=2, show_default=True),
+        click.option("--dataset", default=None,
+                     help="Test samples of a local dataset (mnist, nmnist-small, ...), encoded as simulate does."),
+        click.option("--samples", type=SampleCount(), default=None,
+                     help="Samples to compare, or 'all' (default: all of --inputs, else 2)."),
+        click.option("--workers", type=click.IntRange(1), default=None,
+                     help="Lava runtimes in parallel processes (default: the cores available)."),
         click.option("--steps", type=click.IntRange(1), default=None, help="Steps per sample (default: spec's T)."),
         click.option("--rate", type=click.FloatRange(0, 1), default=0.2, show_default=True,
                      help="Spike probability of sampled inputs."),

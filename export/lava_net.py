@@ -14,7 +14,7 @@ read-out), and for a sigma-delta ``input`` layer a ``Delta`` encoder fed straigh
 builds them; their synapses take graded messages (``num_message_bits``). In ``fixed_pt`` the processes get the
 layer's ``spike_exp``/``state_exp`` and integer parameters and every value is Loihi's integer payload; in
 ``floating_pt`` both exponents are 0, parameters are SLAYER floats and the source is scaled by
-:func:`sd_input_scale` (results convert back with :func:`sd_output_scale`).
+:func:`sd_input_scale` (results convert back with :func:`sd_output_scale`). Sigma-delta networks run one copy.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import numpy as np
 import snndeploy  # noqa: F401  (Lava compatibility hook before any lava import)
 from snndeploy import validate
 from snndeploy.errors import UserError
+from snndeploy.export import lava_batch
 from snndeploy.export.ir import (
     DECAY_UNITY,
     MAX_VTH_MANT,
@@ -66,6 +67,7 @@ class LavaNetwork:
     steps: int
     source: Any
     layers: list[LavaLayer] = field(default_factory=list)
+    copies: int = 1  # independent copies side by side (lava_batch)
 
     def run_config(self):
         from lava.magma.core.run_configs import Loihi2SimCfg
@@ -146,10 +148,14 @@ def _synapse_weights(w: np.ndarray, mode: str, what: str) -> dict:
     return {"weights": mant, "num_weight_bits": bits, "weight_exp": exp}
 
 
-def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray | None = None, bits: int = 0):
-    from scipy.sparse import csr_matrix
-
+def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray | None = None, copies: int = 1,
+           bits: int = 0):
+    """A dense layer's synapse; ``copies > 1``: a block-diagonal ``Sparse`` of that many copies of ``w``;
+    ``bits``: graded input messages of that many bits (sigma-delta)."""
     params = _synapse_weights(w, mode, what)
+    sparse = sparse or copies > 1
+    if copies > 1:  # one Sparse input vector holds all copies: the graded (dot) path, same sums for 0/1 spikes
+        params["num_message_bits"] = lava_batch.SPARSE_MESSAGE_BITS
     if bits:
         params["num_message_bits"] = bits
     if delays is not None:
@@ -158,7 +164,8 @@ def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray
             from lava.proc.sparse.process import DelaySparse
 
             delays[np.asarray(w) == 0] = 0
-            return DelaySparse(weights=csr_matrix(params.pop("weights")), delays=csr_matrix(delays),
+            return DelaySparse(weights=lava_batch.block_diagonal(params.pop("weights"), copies),
+                               delays=lava_batch.block_diagonal(delays, copies),
                                max_delay=MAX_DELAY, **params), "DelaySparse"
         from lava.proc.dense.process import DelayDense
 
@@ -166,7 +173,7 @@ def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray
     if sparse:
         from lava.proc.sparse.process import Sparse
 
-        return Sparse(weights=csr_matrix(params.pop("weights")), **params), "Sparse"
+        return Sparse(weights=lava_batch.block_diagonal(params.pop("weights"), copies), **params), "Sparse"
     from lava.proc.dense.process import Dense
 
     return Dense(**params), "Dense"
@@ -183,14 +190,18 @@ def _conv(weight_oihw: np.ndarray, in_shape, layer: Layer, groups: int, mode: st
                 num_message_bits=bits), "Conv"
 
 
-def _neuron(layer: Layer, mode: str, reset: tuple[int, int] | None = None):
-    """``reset`` = (interval, offset): u and v are zeroed inside the neuron (Lava's ``LIFReset``) at those steps."""
+def _neuron(layer: Layer, mode: str, reset: tuple[int, int] | None = None, ports: bool = False):
+    """``reset`` = (interval, offset): u and v are zeroed inside the neuron (Lava's ``LIFReset``) at those steps.
+    ``ports``: the neuron also sends ``u`` and ``v`` every step (``u_out``, ``v_out``; lava_procs.ProbedLIF)."""
     from lava.proc.lif.process import LIF, LIFReset
 
     if layer.neuron.kind == "sigma_delta":
-        if reset is not None:
-            raise UserError(f"{layer.name}: sigma-delta layers have no reset; run one sample per build")
+        if reset is not None or ports:
+            raise UserError(f"{layer.name}: sigma-delta layers have no reset or u/v ports; run one sample per build")
         return _sd_neuron(layer, mode)
+    if ports:
+        from snndeploy.export.lava_procs import ProbedLIF as LIF  # noqa: N814
+        from snndeploy.export.lava_procs import ProbedLIFReset as LIFReset  # noqa: N814
     make = LIF if reset is None else functools.partial(LIFReset, reset_interval=int(reset[0]),
                                                        reset_offset=int(reset[1]))
     n, shape = layer.neuron, layer.out_shape
@@ -266,12 +277,15 @@ def _in_bits(net: LoihiNet, i: int) -> int:
     return int(prev.message_bits) if prev.kind == "sigma_delta" else 0
 
 
-def _synapse(layer: Layer, mode: str, sparse_below: float, delays: np.ndarray | None, bits: int = 0):
-    what = f"{layer.name} weights"
-    if layer.op == "dense":
-        w = layer.dense_weight()
+def _synapse(one: Layer, mode: str, sparse_below: float, delays: np.ndarray | None, copies: int = 1,
+             bits: int = 0):
+    """The synapse of ``copies`` copies of layer ``one`` side by side (``bits``: graded input messages)."""
+    what = f"{one.name} weights"
+    if one.op == "dense":
+        w = one.dense_weight()
         density = np.count_nonzero(w) / max(w.size, 1)
-        return _dense(w, mode, density < sparse_below, what, delays, bits)
+        return _dense(w, mode, density < sparse_below, what, delays, copies, bits)
+    layer = lava_batch.replicate_layer(one, copies)
     if layer.op == "conv":
         return _conv(layer.weight, layer.in_shape, layer, layer.groups, mode, what, bits)
     channels = layer.in_shape[0]
@@ -283,8 +297,31 @@ def _synapse(layer: Layer, mode: str, sparse_below: float, delays: np.ndarray | 
         scale = float(np.asarray(layer.weight).reshape(-1)[0])
         if len(layer.in_shape) == 3:
             return _conv(np.full((channels, 1, 1, 1), scale), layer.in_shape, layer, channels, mode, what)
-        return _dense(np.eye(channels) * scale, mode, True, what)
+        return _input_scale(channels, scale, mode, what)
     raise UserError(f"{layer.name}: layer op {layer.op!r} has no Lava mapping")
+
+
+def _input_scale(size: int, scale: float, mode: str, what: str):
+    """An element-wise input scale as a diagonal ``Sparse`` (built sparse: ``size`` grows with the copies)."""
+    from lava.proc.sparse.process import Sparse
+
+    params = _synapse_weights(np.array([[scale]]), mode, what)
+    weight = params.pop("weights")
+    return Sparse(weights=lava_batch.scaled_identity(size, weight.reshape(-1)[0], weight.dtype), **params), "Sparse"
+
+
+def synapse_kinds(net: LoihiNet, sparse_below: float = DEFAULT_SPARSE_BELOW, copies: int = 1) -> list[str]:
+    """The Lava synapse process each layer of ``net`` gets in :func:`build_lava` (without building it)."""
+    kinds = []
+    for i, layer in enumerate(net.layers):
+        if layer.op != "dense":
+            kinds.append("Sparse" if layer.op == "input" and len(layer.in_shape) == 1 else "Conv")
+            continue
+        w = layer.dense_weight()
+        sparse = copies > 1 or np.count_nonzero(w) / max(w.size, 1) < sparse_below
+        delayed = i > 0 and _delay_mode(net, i - 1) == "synapse"
+        kinds.append(("Delay" if delayed else "") + ("Sparse" if sparse else "Dense"))
+    return kinds
 
 
 def _delay_mode(net: LoihiNet, i: int) -> str | None:
@@ -303,8 +340,15 @@ def _delay_mode(net: LoihiNet, i: int) -> str | None:
 
 def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                sparse_below: float = DEFAULT_SPARSE_BELOW, reset_interval: int | None = None,
-               record: str = "all", sample_steps: int | None = None) -> LavaNetwork:
+               record: str = "all", sample_steps: int | None = None, copies: int = 1,
+               state_ports: tuple[int, ...] = ()) -> LavaNetwork:
     """Build the Lava processes of ``net`` fed with ``spikes`` (IR layout ``(*input_shape, T)``).
+
+    ``copies > 1``: that many independent copies of the network side by side (:mod:`snndeploy.export.lava_batch`),
+    ``spikes`` of shape ``(copies, *input_shape, T)``; every layer's processes, Vars and sinks hold the copies
+    stacked on the leading axis (``lava_batch.split_copies``).
+    ``state_ports``: layers whose neurons send ``u`` and ``v`` out every step (``u_out``/``v_out``), far cheaper
+    than reading them as Vars.
 
     ``reset_interval`` (samples of that many steps, back to back): layer i's ``u`` and ``v`` are zeroed
     every interval, ``i`` steps late, as the sample reaches it through i synapse delays (netx's scheme).
@@ -318,28 +362,36 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
 
     if mode not in MODES:
         raise UserError(f"unknown Lava mode {mode!r} (use {' or '.join(MODES)})")
-    if record not in ("all", "output"):
-        raise UserError(f"unknown record option {record!r} (use all or output)")
+    if record not in ("all", "output", "none"):
+        raise UserError(f"unknown record option {record!r} (use all, output or none)")
     if sample_steps is not None and reset_interval is not None:
         raise UserError("give either reset_interval or sample_steps, not both")
     validate.check_net(net)
-    spikes = validate.check_spikes(np.asarray(spikes), None, graded=is_sigma_delta(net))
-    if tuple(spikes.shape[:-1]) != tuple(net.input_shape):
+    sd = is_sigma_delta(net)
+    if sd and (copies > 1 or sample_steps or reset_interval):
+        raise UserError("sigma-delta networks run one sample per build (no copies, resets or back-to-back samples)")
+    spikes = validate.check_spikes(np.asarray(spikes), None, graded=sd)
+    if sd:
+        spikes = spikes * sd_input_scale(net, mode)
+    if copies > 1:
+        if spikes.shape[0] != copies:
+            raise UserError(f"{spikes.shape[0]} input samples for {copies} copies")
+        spikes = lava_batch.stack_copies(spikes)
+    if tuple(spikes.shape[:-1]) != lava_batch.copies_shape(tuple(net.input_shape), copies):
         raise UserError(f"input of shape {spikes.shape[:-1]} does not match the network input {net.input_shape}")
     delay_modes = [_delay_mode(net, i) for i in range(len(net.layers))]
     steps = int(spikes.shape[-1])
-    if is_sigma_delta(net):
-        spikes = spikes * sd_input_scale(net, mode)
     source = Source(data=to_lava_layout(spikes.astype(np.float64 if mode == "floating_pt" else np.int64)))
-    lava = LavaNetwork(net=net, mode=mode, steps=steps, source=source)
-    port, port_shape = source.s_out, tuple(net.input_shape)
-    for i, layer in enumerate(net.layers):
+    lava = LavaNetwork(net=net, mode=mode, steps=steps, source=source, copies=copies)
+    port, port_shape = source.s_out, lava_batch.copies_shape(tuple(net.input_shape), copies)
+    for i, one in enumerate(net.layers):
+        layer = lava_batch.replicate_layer(one, copies)
         delays = None
         if i > 0 and delay_modes[i - 1] == "synapse":
             delays = np.broadcast_to(np.asarray(net.layers[i - 1].delay, dtype=np.int64).reshape(1, -1),
-                                     (layer.size, int(np.prod(layer.in_shape))))
+                                     (one.size, int(np.prod(one.in_shape))))
         try:
-            neuron = _neuron(layer, mode, None if not sample_steps else (sample_steps, i + 2))
+            neuron = _neuron(layer, mode, None if not sample_steps else (sample_steps, i + 2), i in state_ports)
         except ValueError as exc:
             raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
         if layer.op == "input" and layer.neuron.kind == "sigma_delta":  # netx's delta encoder: no synapse
@@ -347,7 +399,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
             port.connect(neuron.a_in)
         else:
             try:
-                synapse, kind = _synapse(layer, mode, sparse_below, delays, _in_bits(net, i))
+                synapse, kind = _synapse(one, mode, sparse_below, delays, copies, _in_bits(net, i))
             except ValueError as exc:  # weights off the Loihi grid or beyond 8 bits
                 raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
             if len(port_shape) > 1 and (layer.flatten or layer.op == "dense"):
@@ -360,13 +412,13 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
             rec_w = np.asarray(layer.recurrent, dtype=np.float64)
             try:
                 recurrent, _ = _dense(rec_w, mode, np.count_nonzero(rec_w) / rec_w.size < sparse_below,
-                                      f"{layer.name} recurrent weights")
+                                      f"{layer.name} recurrent weights", copies=copies)
             except ValueError as exc:
                 raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
             neuron.s_out.connect(recurrent.s_in)
             recurrent.a_out.connect(neuron.a_in)
         sink = None
-        if record == "all" or i == len(net.layers) - 1:
+        if record == "all" or (record == "output" and i == len(net.layers) - 1):
             sink = Sink(shape=neuron.s_out.shape, buffer=steps)
             neuron.s_out.connect(sink.a_in)
         lava.layers.append(LavaLayer(layer.name, synapse, neuron, sink, recurrent, kind))

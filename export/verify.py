@@ -28,10 +28,12 @@ from snndeploy.export.lava_net import (
     netx_layout_to_ir,
     run_lava,
     sd_output_scale,
+    synapse_kinds,
 )
 from snndeploy.export.sdnn_ref import sd_reference
 
 S_SCALE = 4096  # SLAYER state scale: Loihi u, v = SLAYER u, v * 4096
+VERIFY_PART = 500  # samples compared at a time (bounds the memory of a whole-test-set verification)
 
 
 @dataclass(frozen=True)
@@ -101,13 +103,19 @@ def load_inputs(path, shape: tuple[int, ...], *, graded: bool = False) -> np.nda
 
 def torch_reference(model, x: np.ndarray, probe: bool = False):
     """Per exported layer: SLAYER outputs on ``[0, x]`` and, with ``probe``, SLAYER current and voltage."""
+    spikes, currents, voltages = torch_reference_batch(model, np.asarray(x)[None], probe)
+    return [a[0] for a in spikes], [a[0] for a in currents], [a[0] for a in voltages]
+
+
+def torch_reference_batch(model, x: np.ndarray, probe: bool = False):
+    """:func:`torch_reference` of every sample of ``x`` ``(N, *shape, T)`` in one pass (arrays ``(N, ...)``)."""
     from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
     from lava.lib.dl.slayer.utils import quantize
 
     x = np.asarray(x, dtype=np.float32)  # spikes may come as bool/uint8 (datasets); the torch model computes in float
     x_ext = np.concatenate([np.zeros_like(x[..., :1]), x], axis=-1)
     with torch.no_grad():
-        inp = torch.as_tensor(x_ext)[None]
+        inp = torch.as_tensor(x_ext)
         _, outs = model(inp, return_all=True)
         spikes, currents, voltages = [], [], []
         prev = inp
@@ -115,7 +123,7 @@ def torch_reference(model, x: np.ndarray, probe: bool = False):
             if bspec.kind == "flatten" or (bspec.kind == "input" and block.neuron is None):
                 prev = out
                 continue
-            spikes.append(out[0].numpy())
+            spikes.append(out.numpy())
             if probe:
                 neuron = block.neuron
                 if bspec.kind == "input":  # the export moves the input bias to the voltage (iDecay 4096 only)
@@ -131,8 +139,8 @@ def torch_reference(model, x: np.ndarray, probe: bool = False):
                 voltage = leaky_integrator.dynamics(
                     biased, quantize(neuron.voltage_decay), torch.zeros(1), neuron.s_scale,
                     neuron.threshold + neuron.threshold_eps if bspec.kind != "affine" else None)
-                currents.append(current[0].numpy())
-                voltages.append(voltage[0].numpy())
+                currents.append(current.numpy())
+                voltages.append(voltage.numpy())
             prev = out
     return spikes, currents, voltages
 
@@ -213,70 +221,105 @@ def verify_sd(reference: LoihiNet, net: LoihiNet, inputs: np.ndarray, *, mode: s
 
 def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: bool = False,
            sparse_below: float = DEFAULT_SPARSE_BELOW, progress: bool = False,
-           rasters: list | None = None) -> VerifyReport:
+           rasters: list | None = None, workers: int = 1, part: int = VERIFY_PART) -> VerifyReport:
     """Compare ``model`` (SlayerNet) with the Lava network of ``net`` on ``inputs`` ``(N, *shape, T)``.
 
-    ``rasters``: if a list, it receives ``(layer name, variable, torch values, Lava values)`` of sample 0.
-    A sigma-delta ``net`` is checked by :func:`verify_sd` against the reference of ``model`` (its LoihiNet).
+    Every layer of every sample is compared (spikes; a read-out's voltage; with ``probe`` also ``u`` and ``v``).
+    Lava runs ``part`` samples at a time through ``snndeploy.simulate.simulate_net`` (many samples per build,
+    ``workers`` runtimes; each sample's values equal those of a run of it alone), the torch model on the same
+    part in one batch. ``rasters``: if a list, it receives ``(layer name, variable, torch values, Lava values)``
+    of sample 0. A sigma-delta ``net`` is checked by :func:`verify_sd` against the reference of ``model`` (its
+    LoihiNet).
     """
     if is_sigma_delta(net):
         return verify_sd(model if isinstance(model, LoihiNet) else net, net, inputs, mode=mode, probe=probe,
                          sparse_below=sparse_below, progress=progress)
+    from snndeploy.simulate import simulate_net
+
     import_lava()  # before the first progress bar (see import_lava)
     model = model.eval()
     n_layers = len(net.layers)
+    samples, steps = int(inputs.shape[0]), int(inputs.shape[-1])
     exact = mode == "fixed_pt"
+    tally = _Tally(net, exact)
+    readouts = tuple(i for i, layer in enumerate(net.layers) if not layer.neuron.spiking)
+    probes = tuple(range(n_layers)) if probe else readouts
+    bar = tqdm(total=samples, desc="verify", disable=not progress, unit="sample")
+    done = 0
+
+    def advance(count: int) -> None:
+        bar.update(done + count - bar.n)
+
+    try:
+        for start in range(0, samples, part):
+            x = np.asarray(inputs[start:start + part])
+            run = simulate_net(net, x, mode=mode, probe=probes, record=tuple(range(n_layers)),
+                               sparse_below=sparse_below, workers=workers, on_sample=advance)
+            t_spk, t_cur, t_volt = torch_reference_batch(model, x, probe=probe)
+            if len(t_spk) != n_layers:
+                raise UserError(f"the model has {len(t_spk)} neuron layers but the exported network has {n_layers}")
+            for i in range(n_layers):
+                for var, ref, got, var_tol in _checks(net, i, run, t_spk, t_cur, t_volt, probe, steps, exact):
+                    if rasters is not None and start == 0 and var == tally.variables[i]:
+                        rasters.append((net.layers[i].name, var, ref[0], got[0]))
+                    tally.add(start, i, var, ref, got, var_tol)
+            done += x.shape[0]
+            bar.update(done - bar.n)
+    finally:
+        bar.close()
+    layers = [LayerAgreement(layer.name, tally.variables[i], *tally.stats[i]) for i, layer in enumerate(net.layers)]
+    agree = tally.first is None if exact else all(la.mismatches == 0 for la in layers if la.variable == "spikes")
+    return VerifyReport(agree=agree, mode=mode, samples=samples, steps=steps, layers=layers, first=tally.first,
+                        synapses=synapse_kinds(net, sparse_below, copies=1))
+
+
+def _checks(net: LoihiNet, i: int, run, t_spk, t_cur, t_volt, probe: bool, steps: int, exact: bool):
+    """(variable, torch values, Lava values, tolerance) of layer i for a batch of samples ``(N, ..., T)``."""
     tol = 0.0 if exact else 1e-3
-    stats = [[0.0, 0.0, 0, 0] for _ in range(n_layers)]
-    variables = ["spikes" if layer.neuron.spiking else "v" for layer in net.layers]
-    first: Divergence | None = None
-    synapses: list[str] = []
-    steps = int(inputs.shape[-1])
-    for s in tqdm(range(inputs.shape[0]), desc="verify", disable=not progress, unit="sample"):
-        x = inputs[s]
-        readouts = tuple(i for i, layer in enumerate(net.layers) if not layer.neuron.spiking)
-        probes = tuple(range(n_layers)) if probe else readouts
-        lava = build_lava(net, x, mode=mode, sparse_below=sparse_below)
-        synapses = [layer.synapse_kind for layer in lava.layers]
-        run = run_lava(lava, probe=probes)
-        t_spk, t_cur, t_volt = torch_reference(model, x, probe=probe)
-        if len(t_spk) != n_layers:
-            raise UserError(f"the model has {len(t_spk)} neuron layers but the exported network has {n_layers}")
-        for i in range(n_layers):
-            checks = []
-            if net.layers[i].neuron.spiking:
-                checks.append(("spikes", t_spk[i][..., 1:], delayed(run.spikes[i], net.layers[i].delay), 0.0))
-            else:
-                scale = S_SCALE if exact else 1.0
-                checks.append(("v", t_spk[i][..., :steps] * scale, run.v[i], tol * scale))
-            if probe:
-                scale = S_SCALE if exact else 1.0
-                cur = t_cur[i][..., :steps]  # internal states are not delay-shifted: same step
-                checks.append(("u", cur * scale, run.u[i], tol * scale))
-                if net.layers[i].neuron.spiking:  # Lava's v is after the reset; compare where nothing spiked
-                    volt = np.where(run.spikes[i] > 0, run.v[i], t_volt[i][..., :steps] * scale)
-                    checks.append(("v", volt, run.v[i], tol * scale))
-            for var, ref, got, var_tol in checks:
-                if rasters is not None and s == 0 and var == variables[i]:
-                    rasters.append((net.layers[i].name, var, ref, got))
-                if var == variables[i]:
-                    st = stats[i]
-                    st[0] += float(np.sum(ref)) if var == "spikes" else 0.0
-                    st[1] += float(np.sum(got)) if var == "spikes" else 0.0
-                    mism = int(np.sum(np.abs(ref - got) > (var_tol if exact or var == "spikes" else 1e-2)))
-                    st[2] += mism
-                    st[3] += int(ref.size)
-                if not exact and var != "spikes":
-                    continue  # floating_pt: SLAYER rounds its states to 1/4096 every step, Lava floats do not
-                where = _first_mismatch(ref, got, var_tol)
-                if where is not None and (first is None or (s, where[-1], i) < (first.sample, first.step,
-                                                                                 first.layer)):
-                    first = Divergence(s, i, net.layers[i].name, where[-1], where[:-1], var,
-                                       float(ref[where]), float(got[where]))
-    layers = [LayerAgreement(layer.name, variables[i], *stats[i]) for i, layer in enumerate(net.layers)]
-    agree = first is None if exact else all(la.mismatches == 0 for la in layers if la.variable == "spikes")
-    return VerifyReport(agree=agree, mode=mode, samples=int(inputs.shape[0]), steps=steps, layers=layers,
-                        first=first, synapses=synapses)
+    scale = S_SCALE if exact else 1.0
+    checks = []
+    if net.layers[i].neuron.spiking:
+        lava_spikes = np.stack([delayed(s, net.layers[i].delay) for s in run.layer_spikes[i]])
+        checks.append(("spikes", t_spk[i][..., 1:], lava_spikes, 0.0))
+    else:
+        checks.append(("v", t_spk[i][..., :steps] * scale, run.probes[i]["v"], tol * scale))
+    if probe:
+        u, v = run.probes[i]["u"], run.probes[i]["v"]
+        checks.append(("u", t_cur[i][..., :steps] * scale, u, tol * scale))  # states are not delay-shifted
+        if net.layers[i].neuron.spiking:  # Lava's v is after the reset; compare where nothing spiked
+            volt = np.where(run.layer_spikes[i] > 0, v, t_volt[i][..., :steps] * scale)
+            checks.append(("v", volt, v, tol * scale))
+    return checks
+
+
+class _Tally:
+    """Per layer: torch spikes, Lava spikes, mismatches, values compared; and the first divergence (sample-major,
+    then time step, then layer)."""
+
+    def __init__(self, net: LoihiNet, exact: bool):
+        self.net, self.exact = net, exact
+        self.variables = ["spikes" if layer.neuron.spiking else "v" for layer in net.layers]
+        self.stats = [[0.0, 0.0, 0, 0] for _ in net.layers]
+        self.first: Divergence | None = None
+
+    def add(self, offset: int, i: int, var: str, ref: np.ndarray, got: np.ndarray, tol: float) -> None:
+        if var == self.variables[i]:
+            st = self.stats[i]
+            st[0] += float(np.sum(ref)) if var == "spikes" else 0.0
+            st[1] += float(np.sum(got)) if var == "spikes" else 0.0
+            st[2] += int(np.sum(np.abs(ref - got) > (tol if self.exact or var == "spikes" else 1e-2)))
+            st[3] += int(ref.size)
+        if not self.exact and var != "spikes":
+            return  # floating_pt: SLAYER rounds its states to 1/4096 every step, Lava floats do not
+        bad = (np.abs(ref - got) > tol).reshape(ref.shape[0], -1).any(axis=1)
+        if not bad.any():
+            return
+        k = int(np.argmax(bad))
+        where = _first_mismatch(ref[k], got[k], tol)
+        sample = offset + k
+        if self.first is None or (sample, where[-1], i) < (self.first.sample, self.first.step, self.first.layer):
+            self.first = Divergence(sample, i, self.net.layers[i].name, where[-1], where[:-1], var,
+                                    float(ref[k][where]), float(got[k][where]))
 
 
 def describe(report: VerifyReport) -> str:

@@ -129,6 +129,7 @@ def run_prune(net, method, config, sparsity: float, structured: bool, dataset: s
     """Run one pruning job and write its outputs into ``out``; returns the result dict the CLI prints."""
     import torch
 
+    from snndeploy.prune.distill import make_objective, recorded_training
     from snndeploy.prune.finetune import DatasetTrainer
     from snndeploy.prune.report import write_report
     from snndeploy.prune.runner import Runner, RunSpec
@@ -137,8 +138,9 @@ def run_prune(net, method, config, sparsity: float, structured: bool, dataset: s
     if method.structured is False and structured:
         raise UserError(f"method {method.name} has no structured mode")
     torch.manual_seed(config.seed)
+    objective = make_objective(config, net, recorded_training(source))
     trainer = DatasetTrainer(dataset, net, batch_size=batch_size, subset=subset, test_subset=test_subset,
-                             seed=config.seed, progress=progress)
+                             seed=config.seed, progress=progress, objective=objective)
     say = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
     runner = Runner(RunSpec(method, config, sparsity, structured, source), net, trainer, out, progress=say)
     result = runner.run(resume=resume)

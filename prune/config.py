@@ -10,8 +10,10 @@ from typing import Any
 
 from snndeploy.errors import UserError
 from snndeploy.prune.criticality import KERNELS
+from snndeploy.prune.distill import LABEL_LOSSES, OBJECTIVES
 from snndeploy.prune.engine import SCOPES
 from snndeploy.prune.schedules import SCHEDULES
+from snndeploy.prune.scores import CHANNEL_NORMS
 from snndeploy.yaml_io import read_yaml
 
 
@@ -30,8 +32,15 @@ class PruneConfig:
     exclude_first: bool = False
     exclude_last: bool = False
     min_channels: int = 1  # structured: channels every layer keeps
+    min_width: float = 0.1  # structured: share of its channels every layer keeps (with min_channels: the larger)
+    channel_norm: str = "layer"  # structured, global scope: scores divided by their layer's mean (layer) | none
     seed: int = 0
     eval_each_step: bool = True
+    # fine-tuning objective of every method (snndeploy.prune.distill): distillation from the dense network + labels
+    objective: str = "distill"  # distill | label
+    distill_weight: float = 0.5  # share of the distillation term (the label loss gets the rest)
+    temperature: float = 2.0  # softmax temperature on output counts (spikes summed over time)
+    label_loss: str = "auto"  # auto (the checkpoint's own training loss, else cross_entropy) | cross_entropy | ...
 
 
 @dataclass(frozen=True)
@@ -75,8 +84,14 @@ class IMPConfig(PruneConfig):
 
     schedule: str = "iterative"
     rate: float = 0.2
-    epochs_per_step: int = 10
-    rewind: str = "start"  # start: rewind surviving weights to the model as loaded | none
+    epochs_per_step: int = 10  # training epochs per round (Frankle et al.: a full training run)
+    # epoch: the lottery ticket with rewinding (Frankle et al. 2020): train the architecture from a fresh init for
+    # dense_epochs, keep the iterate after rewind_epoch epochs, rewind the survivors to it after every pruning round;
+    # init: rewind to the fresh init (Frankle & Carbin 2019); start: to the model as loaded; none: no rewinding
+    rewind: str = "epoch"
+    rewind_epoch: int = 1
+    dense_epochs: int = 0  # dense training from init (init, epoch); 0: epochs_per_step
+    dense_lr: float = 1e-3  # learning rate of that dense training (a fresh init needs a training-sized rate)
 
 
 @dataclass(frozen=True)
@@ -105,13 +120,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": SCHEDULES, "scope": SCOPES, "regen": ("criticality", "gradient", "random", "none"),
     "kernel": KERNELS, "weight_score": ("post", "post_magnitude", "post_rate"),
     "regrow_init": ("restore", "zero"), "channel_score": ("gate", "gate_l1"),
-    "rewind": ("start", "none"),
+    "rewind": ("epoch", "init", "start", "none"),
+    "objective": OBJECTIVES, "channel_norm": CHANNEL_NORMS, "label_loss": LABEL_LOSSES,
 }
 RANGES: dict[str, tuple[float, float]] = {
     "steps": (1, 1000), "rate": (1e-6, 0.999), "epochs_per_step": (0, 100000), "lr": (1e-12, 10.0),
     "min_channels": (1, 1 << 20), "delta": (0.0, 10.0), "max_overprune": (0.0, 1.0),
     "alpha": (1e-6, 1e6), "calib_batches": (1, 100000),
     "l1": (0.0, 10.0), "sparsity_epochs": (0, 100000),
+    "rewind_epoch": (0, 100000), "dense_epochs": (0, 100000), "dense_lr": (1e-12, 10.0),
+    "distill_weight": (0.0, 1.0), "min_width": (0.0, 1.0), "temperature": (1e-3, 1e3),
 }
 
 

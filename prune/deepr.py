@@ -2,8 +2,9 @@
 
 As in the Grad R authors' ``deeprewire.py`` (spec section 4.4 and 6): fixed signs; only *active* connections follow
 the Adam step, an L1 pull ``alpha`` towards zero and (optionally) Gaussian noise; a connection whose weight changes
-sign dies. Deep R then wakes random dormant connections of a layer while its dormant fraction exceeds the target
-(``p``), so a layer never ends sparser than the target; reactivated weights get ``rewire_value`` with their own sign
+sign dies. Deep R then wakes exactly as many random dormant connections of a layer as it lacks to
+``(1 - p) * size`` active ones (the authors' fixed connection count), so a layer never ends sparser than the target;
+reactivated weights get ``rewire_value`` with their own sign
 (the authors' code writes ``+eps`` whatever the sign, which kills negative ones again at once). Soft Deep R has no
 reactivation: dormant strengths random-walk below zero (bounded by ``-T^2 p / (2 alpha (1 - p))``) and come back when
 they cross it. ``temperature`` defaults to 0 as in the authors' runs (no noise: soft Deep R then never regrows).

@@ -28,6 +28,7 @@ from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.methods import Method, Round, register
 
 INIT_KINDS = ("er", "erk", "uniform")
+INIT_SELECT = ("random", "magnitude")
 MOMENTUM_SOURCES = ("calibration", "training")
 AT_TARGET = ("freeze", "hold")
 SCOPES = ("neuron", "layer", "global")  # rewiring scope units
@@ -217,18 +218,22 @@ def dense_gradient(ctx, batches: int) -> dict[int, torch.Tensor]:
 class SparseConfig(cfglib.PruneConfig):
     """Shared by the sparse-from-scratch methods (PQ, fixed ratio, SET, RigL)."""
 
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"scope": SCOPES, "init": INIT_KINDS}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"scope": SCOPES, "init": INIT_KINDS, "init_select": INIT_SELECT}
     iterations: int = 10  # trained iterations; the mask is rewired between them
     epochs_per_step: int = 20  # Epoch_frequency: training epochs per iteration (spec 7 item 12)
     scope: str = "layer"
     init: str = "er"  # er | erk | uniform: per-layer density allocation of the random initial masks
     init_density: float = 0.5  # PQ / fixed ratio: density of iteration 1 (SET / RigL use 1 - --sparsity)
+    # which weights the initial masks keep: random (sparse from scratch, the papers) | magnitude (the largest of each
+    # layer: starting from a trained network, a random mask would throw away what it learned)
+    init_select: str = "random"
     select_best: bool = True  # restore the iteration with the best validation accuracy at the end
     exclude_regrow_pruned: bool = True  # regrow just-pruned weights only where a unit has no other free position
 
     def __post_init__(self) -> None:
         checks = [(self.iterations >= 1, "iterations must be >= 1"),
                   (self.init in INIT_KINDS, f"init must be one of {', '.join(INIT_KINDS)}"),
+                  (self.init_select in INIT_SELECT, f"init_select must be one of {', '.join(INIT_SELECT)}"),
                   (0.0 < self.init_density <= 1.0, "init_density must be in (0, 1]"),
                   (self.scope in SCOPES, f"scope must be one of {', '.join(SCOPES)}")]
         for ok, problem in checks:
@@ -241,6 +246,7 @@ class SETConfig(SparseConfig):
     """SET (Mocanu et al. 2018): drop the ``zeta`` smallest weights of each layer, regrow as many at random."""
 
     zeta: float = 0.3
+    epochs_per_step: int = 1  # SET rewires after every training epoch (Mocanu et al. 2018)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -376,7 +382,7 @@ class SparseMethod(Method):
 
     # ----- steps ---------------------------------------------------------------------------------------------------
     def initialise(self, ctx, config: SparseConfig, target_density: float) -> dict:
-        """Random masks with Erdos-Renyi per-layer densities (exact counts per layer)."""
+        """Erdos-Renyi per-layer densities (exact counts per layer); random entries, or each layer's largest."""
         engine = ctx.engine
         shapes = [tuple(layer.mask.mask.shape) for layer in engine.layers]
         dens = er_densities(shapes, target_density, config.init)
@@ -384,7 +390,10 @@ class SparseMethod(Method):
         for layer, d in zip(engine.layers, dens, strict=True):
             n = layer.mask.mask.numel()
             keep = min(n, max(1, int(round(d * n))))
-            order = torch.randperm(n, generator=ctx.generator)
+            if config.init_select == "magnitude":
+                order = torch.argsort(layer.weight.detach().abs().reshape(-1), descending=True, stable=True)
+            else:
+                order = torch.randperm(n, generator=ctx.generator)
             live = layer.mask.mask.view(-1)[order[keep:]] != 0
             selection[layer.info.index] = torch.sort(order[keep:][live]).values
         prune_exact(engine, selection)

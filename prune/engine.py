@@ -9,6 +9,7 @@ be tracked for gradient regrowth, and ``dL/dgate`` of pruned channels stays non-
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -191,8 +192,11 @@ class PruningEngine:
 
     # ----- structured --------------------------------------------------------------------------------------------
     def prune_channels(self, target: float, scores: dict[int, torch.Tensor], scope: str = "global",
-                       min_channels: int = 1) -> dict[int, torch.Tensor]:
-        """Prune the lowest-scored live channels until ``target`` channel sparsity (keeping ``min_channels``)."""
+                       min_channels: int = 1, min_width: float = 0.0) -> dict[int, torch.Tensor]:
+        """Prune the lowest-scored live channels until ``target`` channel sparsity.
+
+        Every layer keeps at least ``max(min_channels, ceil(min_width * channels))`` of its channels.
+        """
         _check_scope(scope)
         groups = [self.layers] if scope == "global" else [[layer] for layer in self.layers]
         chosen: dict[int, torch.Tensor] = {}
@@ -207,7 +211,8 @@ class PruningEngine:
                 s = _masked_scores(scores[layer.info.index], layer.mask.channel_mask)
                 # keep the best min_channels live channels of every layer out of reach (already pruned ones are inf)
                 live = torch.isfinite(s)
-                keep = torch.topk(s.masked_fill(~live, float("-inf")), min(min_channels, int(live.sum()))).indices
+                floor = max(min_channels, math.ceil(min_width * s.numel() - 1e-9))
+                keep = torch.topk(s.masked_fill(~live, float("-inf")), min(floor, int(live.sum()))).indices
                 s = s.clone()
                 s[keep] = float("inf")
                 flats.append(s)

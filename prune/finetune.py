@@ -10,6 +10,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from snndeploy.prune.distill import Objective
 from snndeploy.train.loop import Callback, TrainConfig, Trainer, evaluate, make_loss
 
 
@@ -43,7 +44,7 @@ class DatasetTrainer:
 
     def __init__(self, dataset: str, net: nn.Module, *, batch_size: int = 64, subset: int | None = None,
                  test_subset: int | None = None, seed: int = 0, progress: bool = True, lr: float = 1e-3,
-                 loss: str = "spike_rate", threads: int = 2):
+                 loss: str = "spike_rate", threads: int = 2, objective: Objective | None = None):
         from snndeploy.data.datasets import make_splits
 
         spec = net.spec
@@ -52,6 +53,9 @@ class DatasetTrainer:
         self.config = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, seed=seed, loss=loss, threads=threads,
                                   device="cpu")
         self.progress = progress
+        # every method trains through this objective (distillation + label loss, snndeploy.prune.distill);
+        # None: the plain training loss of ``loss``
+        self.objective = objective
         self._train_iter: Iterator | None = None
 
     def _loader(self, dataset, shuffle: bool, seed: int = 0) -> torch.utils.data.DataLoader:
@@ -73,7 +77,8 @@ class DatasetTrainer:
         """Train ``epochs`` epochs with snndeploy.train (shuffling seeded by ``seed_offset``); returns the steps."""
         hook = _AfterStep(after_step)
         config = dataclasses.replace(self.config, epochs=epochs, seed=self.config.seed * 1009 + seed_offset)
-        trainer = Trainer(net, config, callbacks=[hook], optimizer=optimizer, log=None, progress=self.progress)
+        trainer = Trainer(net, config, callbacks=[hook], optimizer=optimizer, log=None, progress=self.progress,
+                          objective=self.objective)
         trainer.fit(self.splits.train)
         return hook.steps
 
@@ -84,4 +89,5 @@ class DatasetTrainer:
         loss_fn = make_loss(self.config)
         net.train()
         for x, y in itertools.islice(self.train_batches(), batches):
-            loss_fn(net(x), y).backward()
+            output = net(x)
+            (self.objective(output, y, x) if self.objective else loss_fn(output, y)).backward()

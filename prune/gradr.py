@@ -242,15 +242,20 @@ class RewiringAdam(torch.optim.Optimizer):
         return torch.randn(like.shape, generator=self.generator).to(like.device, like.dtype)
 
     def _reactivate(self, w: torch.Tensor, sign: torch.Tensor) -> None:
-        """Deep R: while a layer has more dormant connections than ``target``, wake random dormant ones."""
-        dormant = (w == 0).to(w.dtype)
-        frac = float(dormant.sum()) / w.numel()
-        if frac <= self.hyper.target:
+        """Deep R: wake exactly as many random dormant connections as the layer lacks to its target count.
+
+        As in the authors' code, the number of active connections is held at ``(1 - target) * size`` after every
+        step: the shortfall is made up by that many dormant connections drawn uniformly without replacement.
+        """
+        active = int((w != 0).sum())
+        want = int(round((1.0 - self.hyper.target) * w.numel()))
+        candidates = torch.nonzero(((w == 0) & (sign != 0)).reshape(-1)).view(-1)  # zero sign: never a weight
+        count = min(want - active, candidates.numel())
+        if count <= 0:
             return
-        prob = (frac - self.hyper.target) / frac
-        draw = torch.rand(w.shape, generator=self.generator).to(w.device) < prob
-        wake = draw & (dormant > 0) & (sign != 0)  # a zero-sign entry can never carry a weight
-        w[wake] = sign[wake] * self.hyper.rewire_value
+        pick = candidates[torch.randperm(candidates.numel(), generator=self.generator)[:count].to(w.device)]
+        flat, signs = w.view(-1), sign.reshape(-1)
+        flat[pick] = signs[pick] * self.hyper.rewire_value
 
     # ----- connectivity ------------------------------------------------------------------------------------------
     def take_trajectory(self) -> list[list[float]]:

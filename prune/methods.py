@@ -6,6 +6,7 @@ through a :class:`Context` (the engine, the network and access to data: see :mod
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -13,10 +14,14 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from snndeploy.errors import UserError
+from snndeploy.models.build import build_model
 from snndeploy.prune import config as cfglib
 from snndeploy.prune import criticality as critlib
 from snndeploy.prune import schedules, scores
+from snndeploy.prune.cost import CostMeter
 from snndeploy.prune.engine import PruningEngine
+from snndeploy.prune.finetune import Backend
 
 
 @dataclass(frozen=True)
@@ -29,12 +34,17 @@ class Round:
     l1: float = 0.0
     rewind: bool = False
     prune: bool = True
+    fresh_optimizer: bool = False  # start this round's fine-tuning with a new Adam (default: the run's one carries on)
 
 
 class Context(Protocol):
     engine: PruningEngine
     net: nn.Module
     generator: torch.Generator
+    cost: CostMeter
+    trainer: Backend
+
+    def set_rewind_point(self) -> None: ...
 
     def calibration_inputs(self, batches: int) -> list[torch.Tensor]: ...
 
@@ -78,10 +88,18 @@ def prune_by(ctx: Context, config: cfglib.PruneConfig, target: float,
              weight_score: Callable[[], dict], channel_score: Callable[[], dict]) -> dict:
     engine = ctx.engine
     if engine.structured:
-        chosen = engine.prune_channels(target, channel_score(), config.scope, config.min_channels)
+        chosen = prune_channels(engine, config, target, channel_score())
     else:
         chosen = engine.prune_weights(target, weight_score(), config.scope)
     return {"pruned": int(sum(v.numel() for v in chosen.values()))}
+
+
+def prune_channels(engine: PruningEngine, config: cfglib.PruneConfig, target: float,
+                   score: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """Structured pruning with the config's scope, per-layer normalisation (global scope) and minimum width."""
+    if config.scope == "global":
+        score = scores.normalise_channels(engine, score, config.channel_norm)
+    return engine.prune_channels(target, score, config.scope, config.min_channels, config.min_width)
 
 
 def _top_among(chosen: dict[int, torch.Tensor], score: dict[int, torch.Tensor], count: int) -> dict[int, torch.Tensor]:
@@ -137,14 +155,56 @@ class RandomMethod(Method):
 
 @register
 class IMPMethod(MagnitudeMethod):
-    """Iterative magnitude pruning; after each prune the surviving weights are rewound (lottery-ticket style)."""
+    """Iterative magnitude pruning with rewinding (lottery ticket): see :class:`snndeploy.prune.config.IMPConfig`.
+
+    With ``rewind: init`` or ``epoch`` round 0 trains the architecture densely from a fresh (seeded) init and keeps
+    the rewind point; every later round prunes ``rate`` of the remaining weights by magnitude, rewinds the survivors
+    and trains ``epochs_per_step`` epochs with a fresh optimizer. All training, the dense run included, is counted.
+    """
 
     name = "imp"
     config_class = cfglib.IMPConfig
 
     def rounds(self, config, target):
-        return [Round(r.index, r.target, r.epochs, rewind=config.rewind == "start")
+        rewind = config.rewind != "none"
+        plan = [Round(r.index, r.target, r.epochs, rewind=rewind, fresh_optimizer=rewind)
                 for r in super().rounds(config, target)]
+        if config.rewind not in ("init", "epoch"):
+            return plan
+        return [Round(0, 0.0, 0)] + [dataclasses.replace(r, index=r.index + 1) for r in plan]
+
+    def prune(self, ctx, config, rnd):
+        if rnd.index == 0 and not rnd.rewind and config.rewind in ("init", "epoch"):  # the dense round
+            return self.dense_training(ctx, config)
+        return super().prune(ctx, config, rnd)
+
+    def dense_training(self, ctx, config) -> dict:
+        """Train from a fresh init; the rewind point is the init or the iterate after ``rewind_epoch`` epochs."""
+        epochs = config.dense_epochs or config.epochs_per_step
+        k = config.rewind_epoch if config.rewind == "epoch" else 0
+        if k >= epochs and config.rewind == "epoch":
+            raise UserError(f"imp: rewind_epoch ({k}) must be below the dense training epochs ({epochs})")
+        reinitialise(ctx.net, config.seed)
+        optimizer = torch.optim.Adam(ctx.net.parameters(), lr=config.dense_lr)
+        steps = ctx.trainer.train_epochs(ctx.net, optimizer, k, ctx.engine.after_step, seed_offset=100_000) if k else 0
+        ctx.set_rewind_point()
+        steps += ctx.trainer.train_epochs(ctx.net, optimizer, epochs - k, ctx.engine.after_step, seed_offset=100_001)
+        ctx.cost.epochs += epochs
+        ctx.cost.optimizer_steps += steps
+        return {"dense_epochs": epochs, "rewind_epoch": k, "optimizer_steps": steps}
+
+
+def reinitialise(net: nn.Module, seed: int) -> None:
+    """Fresh weights for ``net`` from its spec (lava-dl's initialisers, seeded); masks and gates stay as they are."""
+    torch.manual_seed(seed)
+    fresh = build_model(net.spec).state_dict()
+    own = net.state_dict()
+    state = {}
+    for key, value in fresh.items():
+        target = key if key in own else key.replace(".weight", ".parametrizations.weight.original")
+        if target in own:
+            state[target] = value
+    net.load_state_dict(state, strict=False)
 
 
 @register
@@ -208,8 +268,7 @@ class CriticalityMethod(Method):
         margin = min(margin, config.max_overprune * (1.0 - rnd.target))
         over = min(rnd.target + margin, 0.999)
         if structured:
-            chosen = engine.prune_channels(over, scores.channel_scale(engine, config.channel_score), config.scope,
-                                           config.min_channels)
+            chosen = prune_channels(engine, config, over, scores.channel_scale(engine, config.channel_score))
         else:
             chosen = engine.prune_weights(over, scores.weight_magnitude(engine), config.scope)
         if config.regen == "random":

@@ -55,6 +55,12 @@ class Context:
     generator: torch.Generator
     trainer: Backend
     cost: CostMeter
+    rewind: dict = field(default_factory=dict)  # the runner's rewind point (the same dict: saved with the run)
+
+    def set_rewind_point(self) -> None:
+        """Make the network's current weights the point that ``Round.rewind`` restores."""
+        self.rewind.clear()
+        self.rewind.update(_non_mask_state(self.net))
 
     def calibration_inputs(self, batches: int) -> list[torch.Tensor]:
         self.cost.calibration_batches += batches
@@ -121,6 +127,7 @@ class Runner:
         self.accuracy_before: float | None = None
         self.next_round = 0
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.optimizer: torch.optim.Optimizer | None = None
 
     # ----- state ---------------------------------------------------------------------------------------------------
     @property
@@ -134,7 +141,8 @@ class Runner:
                  "net": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
                  "engine": self.engine.state_dict(), "cost": self.cost.to_dict(), "history": self.history,
                  "start_state": self.start_state, "accuracy_before": self.accuracy_before, "rng": _rng_state(),
-                 "generator": self.generator.get_state()}
+                 "generator": self.generator.get_state(),
+                 "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None}
         self.out.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.state_path) as tmp:
             torch.save(state, tmp)
@@ -156,6 +164,10 @@ class Runner:
         self.accuracy_before = state["accuracy_before"]
         self.next_round = int(state["next_round"])
         self.generator.set_state(state["generator"])
+        if state.get("optimizer") is not None:
+            self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.spec.config.lr)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.engine.bind_optimizer(self.optimizer)
         _set_rng(state["rng"])
 
     # ----- run -----------------------------------------------------------------------------------------------------
@@ -167,7 +179,7 @@ class Runner:
             torch.manual_seed(self.spec.config.seed)
             self.accuracy_before = self.trainer.evaluate(self.net)["accuracy"]
             self.save_state()
-        ctx = Context(self.engine, self.net, self.generator, self.trainer, self.cost)
+        ctx = Context(self.engine, self.net, self.generator, self.trainer, self.cost, self.start_state)
         from tqdm import tqdm
 
         todo = self.rounds[self.next_round:]
@@ -207,21 +219,25 @@ class Runner:
         self.progress(f"round {rnd.index + 1}/{len(self.rounds)}: sparsity {entry['sparsity']:.4f}"
                       + (f", accuracy {entry['accuracy']:.4f}" if "accuracy" in entry else ""))
 
+    def _optimizer(self, rnd: Round) -> torch.optim.Optimizer:
+        """The run's Adam: one for all rounds (moments carry over), a fresh one where the round asks for it."""
+        if self.optimizer is None or rnd.fresh_optimizer:
+            self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.spec.config.lr)
+            self.engine.bind_optimizer(self.optimizer)
+        return self.optimizer
+
     def _finetune(self, rnd: Round) -> int:
         if rnd.epochs <= 0:
             return 0
         lr = self.spec.config.lr
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.engine.bind_optimizer(optimizer)
+        optimizer = self._optimizer(rnd)
 
         def after_step() -> None:
             if rnd.l1 > 0:
                 _soft_threshold(self.engine, lr * rnd.l1)
             self.engine.after_step()
 
-        steps = self.trainer.train_epochs(self.net, optimizer, rnd.epochs, after_step, seed_offset=rnd.index)
-        self.engine.bind_optimizer(None)
-        return steps
+        return self.trainer.train_epochs(self.net, optimizer, rnd.epochs, after_step, seed_offset=rnd.index)
 
     # ----- result --------------------------------------------------------------------------------------------------
     def finish(self) -> RunResult:

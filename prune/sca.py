@@ -1,13 +1,14 @@
 """SCA: structured pruning by spiking-channel activity, with channel regrowth during training (Li et al., ICML 2024).
 
-Importance of channel ``c`` of layer ``l`` is its mean membrane-potential magnitude ``I_c = mean_{n,t,h,w}
-|U_{n,c,h,w}[t]|``, accumulated over the training batches since the last structure update (Dense blocks: each neuron
-is a channel); ``activity: positive`` counts depolarisation only, ``mean max(U, 0)``, an option because a lava-dl
-CUBA neuron resets to 0 after a spike, so ``|U|`` also rates silent, strongly inhibited channels highly. Sigma-delta
-(graded) blocks use their pre-activation ``sigma + bias`` as ``U``: ``positive`` is then exactly the channel's graded
-activation (the ReLU output its deltas encode). Pruned channels come back by ``G_c = mean over batches |dL/dg_c|``,
-the gradient of their channel gate (the lava-dl substitute for the BatchNorm scale; it stays non-zero for a pruned
-channel because the gate multiplies intact weights, and the gate folds into the weights at export).
+Importance of channel ``c`` of layer ``l`` is its mean membrane-potential magnitude
+``I_c = mean_{n,t,h,w} |U_{n,c,h,w}[t]|``, accumulated over the training batches since the last structure update
+(Dense blocks: each neuron is a channel); ``activity: positive`` counts depolarisation only, ``mean max(U, 0)``,
+the default: a lava-dl CUBA neuron resets to 0 after a spike, so ``|U|`` (``activity: abs``, the spec's) also
+rates silent, strongly inhibited channels highly (docs/benchmarks.md: it collapses). Pruned channels come back by
+``G_c = mean over batches |dL/dg_c|``, the gradient of their channel gate (the lava-dl substitute for the
+BatchNorm scale; it stays non-zero for a pruned channel because the gate multiplies intact weights, and the gate
+folds into the weights at export). Sigma-delta (graded) blocks use their pre-activation ``sigma + bias`` as ``U``:
+``positive`` is then exactly the channel's graded activation (the ReLU output its deltas encode).
 
 Schedule (the spec's proposed defaults, pruning-methods.md sections 3.3 and 7 item 6; the paper's exact schedule
 could not be checked): dense training for ``warmup_epochs``; then every ``epochs_per_step`` epochs a structure
@@ -58,7 +59,9 @@ class SCAConfig(cfglib.PruneConfig):
     regrow_fraction: float = 0.3  # alpha_r: regrown channels per update = f(t) * pruned target, cosine-decayed
     regrow_gate: str = "reset"  # regrown gate: reset to 1 | restore (its value if pruned in the same update, else 1)
     calib_batches: int = 10  # batches for scores when no training pass was observed before an update
-    activity: str = "abs"  # abs: mean |U| (the spec) | positive: mean max(U, 0), depolarisation only (an option)
+    # positive: mean max(U, 0), depolarisation only (default: |U| rates silent, inhibited channels highly, see the
+    # module docstring) | abs: mean |U| (the spec's)
+    activity: str = "positive"
 
     def __post_init__(self) -> None:
         def bad(problem: str) -> UserError:
@@ -324,10 +327,10 @@ def live_channels(engine: PruningEngine) -> dict[str, int]:
 
 
 def update(engine: PruningEngine, stats: ChannelStats, target: float, regrow: float, scope: str = "layer",
-           min_channels: int = 1, regrow_gate: str = "reset") -> dict:
+           min_channels: int = 1, regrow_gate: str = "reset", min_width: float = 0.0) -> dict:
     """Prune the least active live channels to ``target * (1 + regrow)``, regrow by gate gradient to ``target``."""
     over = min(target * (1.0 + regrow), 1.0)
-    pruned = engine.prune_channels(over, prune_scores(engine, stats.activity, scope), scope, min_channels)
+    pruned = engine.prune_channels(over, prune_scores(engine, stats.activity, scope), scope, min_channels, min_width)
     regrown = regrow_selection(engine, stats.gate_grad, target, scope)
     engine.regrow_channels(regrown, init=regrow_gate)
     zero_norm_state(engine)
@@ -369,7 +372,7 @@ class SCAMethod(Method):
                     raise UserError("SCA could not measure channel activity: the training data gave no batch")
                 info["calibrated"] = True
             info.update(update(engine, stats, rnd.target, phase.regrow, config.scope, config.min_channels,
-                               config.regrow_gate))
+                               config.regrow_gate, config.min_width))
         else:
             info["live_channels"] = live_channels(engine)
         if rnd.index + 1 < len(phases) and phases[rnd.index + 1].update:

@@ -100,3 +100,24 @@ def channel_gradient(engine: PruningEngine) -> dict[int, torch.Tensor]:
                              "pass are needed)")
         out[layer.info.index] = gate.grad.detach().abs().clone()
     return out
+
+
+CHANNEL_NORMS = ("layer", "none")
+
+
+def normalise_channels(engine: PruningEngine, scores: dict[int, torch.Tensor], norm: str = "layer"
+                       ) -> dict[int, torch.Tensor]:
+    """Channel scores made comparable between layers for a global ranking (``layer``: divided by the mean score of
+    the layer's live channels, so each layer's channels rank against their own layer's typical value; a layer
+    with a large fan-in has small weights and would otherwise be stripped first)."""
+    if norm == "none":
+        return scores
+    if norm != "layer":
+        raise ValueError(f"unknown channel score normalisation {norm!r}; choose one of {', '.join(CHANNEL_NORMS)}")
+    out = {}
+    for layer in engine.layers:
+        s = scores[layer.info.index].detach().to(torch.float64)
+        live = layer.mask.channel_mask.reshape(-1) > 0
+        mean = float(s.reshape(-1)[live].abs().mean()) if bool(live.any()) else 0.0
+        out[layer.info.index] = s / mean if mean > 0 else s
+    return out

@@ -53,7 +53,9 @@ def test_registry_and_round_plans():
         get_method("nope")
     imp = get_method("imp")
     rounds = imp.rounds(cfglib.IMPConfig(), 0.9)
-    assert len(rounds) == 11 and all(r.rewind for r in rounds) and rounds[-1].target == pytest.approx(0.9)
+    # round 0 trains densely from init (the rewind point), then 11 rounds of 20 % with rewinding
+    assert len(rounds) == 12 and not rounds[0].rewind and all(r.rewind for r in rounds[1:])
+    assert rounds[-1].target == pytest.approx(0.9)
     slim = get_method("slimming").rounds(cfglib.SlimmingConfig(), 0.5)
     assert not slim[0].prune and slim[0].l1 == pytest.approx(1e-4) and slim[-1].target == 0.5
     crit = get_method("criticality").rounds(cfglib.CriticalityConfig(), 0.9)

@@ -39,7 +39,7 @@ def run(tmp_path, method: str, target: float, structured: bool = False, rounds=N
 
 
 @pytest.mark.parametrize("method,cfg", [
-    ("magnitude", {}), ("imp", {"rate": 0.6}), ("criticality", {"steps": 2, "calib_batches": 1}),
+    ("magnitude", {}), ("imp", {"rate": 0.6, "rewind": "start"}), ("criticality", {"steps": 2, "calib_batches": 1}),
     pytest.param("gmp", {"steps": 2}, marks=pytest.mark.slow),
     pytest.param("random", {}, marks=pytest.mark.slow),
     pytest.param("criticality", {"calib_batches": 1, "schedule": "one_shot", "regen": "gradient"},
@@ -66,7 +66,7 @@ def test_unstructured_methods_reach_the_target(tmp_path, method, cfg):
 
 def test_imp_rewinds_surviving_weights(tmp_path):
     rounds = [Round(0, 0.5, 1, rewind=True), Round(1, 0.75, 0, rewind=True)]
-    runner, result, start = run(tmp_path, "imp", 0.75, rounds=rounds)
+    runner, result, start = run(tmp_path, "imp", 0.75, rounds=rounds, rewind="start")
     for layer in runner.engine.layers:
         key = f"blocks.{layer.info.index}.synapse.parametrizations.weight.original"
         live = result.net.blocks[layer.info.index].synapse.weight.detach() != 0

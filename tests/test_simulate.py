@@ -32,7 +32,7 @@ def test_mnist_mlp_samples_equal_the_verified_reference(fixtures_dir, no_lava_le
 
     path = fixtures_dir / "mnist-mlp-128" / "network.net"
     net, inputs = prepare(path, None, "mnist", 5, 20)
-    result = simulate_net(net, inputs.spikes, record=(0,), probe=(1,), chunk_steps=60)
+    result = simulate_net(net, inputs.spikes, record=(0,), probe=(1,), chunk_steps=60, copies=1)
     assert result.timing.chunks == 2 and result.output.shape == (5, 10, 20)
     model = load_model(path)
     for k in range(5):
@@ -48,7 +48,7 @@ def test_mnist_mlp_samples_equal_the_verified_reference(fixtures_dir, no_lava_le
     counts = result.output.sum(axis=-1)
     assert np.array_equal(result.predictions(), counts.argmax(axis=1))
     # floating point: back to back equals alone as well
-    floating = simulate_net(net, inputs.spikes[:3], mode="floating_pt")
+    floating = simulate_net(net, inputs.spikes[:3], mode="floating_pt", copies=1)
     alone = run_lava(build_lava(net, inputs.spikes[2], mode="floating_pt"))
     assert np.array_equal(floating.output[2][..., 3:], alone.spikes[-1][..., 3:]) and alone.spikes[-1].sum() > 0
 
@@ -234,7 +234,7 @@ def test_a_biased_network_runs_each_sample_alone_and_exactly(fixtures_dir, no_la
     delayed = mlp128.with_layers([replace(mlp128.layers[0], delay=np.ones(128, dtype=np.int64)),
                                   *mlp128.layers[1:]])
     assert separate_runs(delayed) == "the network has axonal delays"
-    result = simulate_net(net, inputs.spikes, record=(0, 1, 2))
+    result = simulate_net(net, inputs.spikes, record=(0, 1, 2), copies=1)
     assert result.timing.chunks == 2
     assert result.probes[3]["v"].shape == (2, 10, 12)  # the voltage read-out is probed automatically
     model = load_model(path)

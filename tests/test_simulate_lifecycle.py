@@ -40,7 +40,7 @@ def test_error_in_the_parent_during_a_run_stops_it(fixtures_dir, no_lava_leftove
             raise RuntimeError("stop here")
 
     with pytest.raises(RuntimeError, match="stop here"):
-        simulate_net(net, random_spikes(4, 10), on_sample=fail_at_two)
+        simulate_net(net, random_spikes(4, 10), on_sample=fail_at_two, copies=1)
     assert seen == [1, 2]
 
 
@@ -57,9 +57,11 @@ def test_a_run_past_its_timeout_is_stopped_with_a_message(fixtures_dir, capsys, 
 
 
 def start_cli(fixtures_dir, tmp_path) -> subprocess.Popen:
-    """A long ``snndeploy simulate`` in its own process group (so that a group signal is a terminal Ctrl-C)."""
+    """A long ``snndeploy simulate`` in its own process group (so that a group signal is a terminal Ctrl-C), in
+    one Lava runtime (tests/test_simulate_workers.py runs several)."""
     args = [sys.executable, "-m", "snndeploy.cli", "simulate", str(mnist_mlp(fixtures_dir)), "--dataset", "mnist",
-            "--samples", "400", "--steps", "50", "--out", str(tmp_path / "out"), "--json"]
+            "--samples", "400", "--steps", "50", "--out", str(tmp_path / "out"), "--json", "--workers", "1",
+            "--copies", "1"]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 

@@ -198,13 +198,14 @@ class Trainer:
 
     def __init__(self, model, config: TrainConfig, *, callbacks: Sequence[Callback] = (),
                  optimizer: torch.optim.Optimizer | None = None, log: Callable[[str], None] | None = print,
-                 progress: bool = True):
+                 progress: bool = True, objective: Callable[..., torch.Tensor] | None = None):
         self.config = config
         self.device = pick_device(config.device)
         self.net = model.to(self.device)
         self.model = distributed.wrap(self.net, self.device)
         self.optimizer = optimizer or self._default_optimizer()
         self.loss_fn = make_loss(config)
+        self.objective = objective  # objective(output, label, x): replaces loss_fn in training (e.g. distillation)
         self.callbacks = list(callbacks)
         self.log = log if distributed.is_main() else None
         self.progress = progress and distributed.is_main()
@@ -244,7 +245,7 @@ class Trainer:
         for x, label in bar:
             x, label = x.to(self.device), label.to(self.device)
             output, outputs = self.model(x, return_all=True)
-            loss = self.loss_fn(output, label)
+            loss = self.objective(output, label, x) if self.objective else self.loss_fn(output, label)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.last_outputs = outputs

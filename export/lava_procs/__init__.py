@@ -6,5 +6,6 @@ away from the exporter's other modules, keeps that scan small and free of side e
 """
 
 from snndeploy.export.lava_procs.axon_delay import AxonDelay
+from snndeploy.export.lava_procs.probed_lif import ProbedLIF, ProbedLIFReset
 
-__all__ = ["AxonDelay"]
+__all__ = ["AxonDelay", "ProbedLIF", "ProbedLIFReset"]

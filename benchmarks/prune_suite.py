@@ -1,0 +1,237 @@
+"""Pruning methods side by side from trained networks anyone can get: resumable, one JSON per run, table and plots.
+
+Every grid point (network, method, sparsity, seed) is one real pruning job (``snndeploy.prune.cli.run_prune``) in
+``--work/<net>__<method>__<sparsity>__s<seed>/``; its result goes to ``--results/runs/`` under the same name (.json)
+when it finishes. A rerun skips finished points and resumes an interrupted one from its last finished round, so the
+suite can be killed at any time and started again. ``--summary-only`` rebuilds ``summary.json``, the table and the
+plots from the JSONs present (nothing is trained).
+
+Equal fine-tuning budget: every method but IMP trains ``--epochs`` epochs in all (gradual methods spread them over
+``--steps`` pruning steps); IMP trains densely from a fresh init and ``--imp-epochs`` per round, all counted.
+
+    .venv/bin/python benchmarks/prune_suite.py --nets mnist-mlp-128 --sparsities 0.9 --seeds 0 1 2 \\
+        --methods criticality criticality_rand gmp magnitude --epochs 4 --subset 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import snndeploy  # noqa: F401  (Lava compatibility hook first)
+from snndeploy import settings
+
+ROOT = Path(__file__).resolve().parent
+NETS = {  # name -> (model file, dataset); only networks anyone can get
+    "mnist-mlp-128": ("lava-dl/mnist-mlp-128/network.net", "mnist"),  # lava-dl netx MNIST 784-128-64-10
+    "mnist-mlp-512": ("lava-dl/mnist-mlp-512/network.net", "mnist"),  # lava-dl bootstrap MNIST 784-512-512-10
+}
+LABELS = {"criticality": "criticality (C_i, ties |w|)", "criticality_cw": "criticality (C_i * |w|)",
+          "criticality_rand": "random regeneration (ablation)", "gmp": "GMP", "magnitude": "global magnitude",
+          "imp": "IMP (rewind to epoch k)", "gradr": "Grad R", "deepr": "Deep R", "pq": "PQ", "set": "SET",
+          "rigl": "RigL", "random": "random"}
+
+
+def model_path(net: str) -> Path:
+    if net in NETS:
+        return settings.fixtures_dir() / NETS[net][0]
+    return Path(net)  # a committed checkpoint of ours, given by path
+
+
+def dataset(net: str, args: argparse.Namespace) -> str:
+    return NETS[net][1] if net in NETS else args.data
+
+
+def make_config(name: str, seed: int, args: argparse.Namespace):
+    """The method config of one grid point (equal fine-tuning epochs, IMP apart)."""
+    from snndeploy.prune import config as cfglib
+    from snndeploy.prune.deepr import DeepRConfig
+    from snndeploy.prune.dst import RigLConfig, SETConfig
+    from snndeploy.prune.gradr import GradRConfig
+    from snndeploy.prune.pq import PQConfig
+
+    per_step = max(1, args.epochs // args.steps)
+    common = {"lr": args.lr, "seed": seed, "eval_each_step": True}
+    if name.startswith("criticality"):
+        extra = {"weight_score": "post_magnitude" if name == "criticality_cw" else "post",
+                 "regen": "random" if name == "criticality_rand" else "criticality"}
+        return cfglib.CriticalityConfig(steps=args.steps, epochs_per_step=per_step, calib_batches=args.calib,
+                                        **common, **extra)
+    if name == "gmp":
+        return cfglib.GMPConfig(steps=args.steps, epochs_per_step=per_step, **common)
+    if name == "magnitude":
+        return cfglib.MagnitudeConfig(epochs_per_step=args.epochs, **common)
+    if name == "random":
+        return cfglib.RandomConfig(epochs_per_step=args.epochs, **common)
+    if name == "imp":
+        return cfglib.IMPConfig(epochs_per_step=args.imp_epochs, rewind="epoch", rewind_epoch=1, **common)
+    if name in ("gradr", "deepr"):
+        cls = GradRConfig if name == "gradr" else DeepRConfig
+        return cls(epochs=args.epochs, **common)
+    if name in ("set", "rigl"):
+        cls = SETConfig if name == "set" else RigLConfig
+        return cls(iterations=args.epochs, epochs_per_step=1, init_select="magnitude", **common)
+    if name == "pq":
+        return PQConfig(iterations=args.epochs, epochs_per_step=1, **common)
+    raise SystemExit(f"unknown method {name}")
+
+
+def point_name(net: str, method: str, sparsity: float, seed: int) -> str:
+    return f"{Path(net).stem if net not in NETS else net}__{method}__{sparsity:g}__s{seed}"
+
+
+def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Namespace) -> dict | None:
+    """Run (or resume, or skip) one grid point; returns its result record."""
+    from snndeploy.atomic import write_json
+    from snndeploy.models.load import load_model
+    from snndeploy.prune.cli import run_prune
+    from snndeploy.prune.methods import get_method
+    from snndeploy.prune.runner import STATE_FILE
+
+    name = point_name(net, method, sparsity, seed)
+    result_path = args.results / "runs" / f"{name}.json"
+    if result_path.is_file():
+        return json.loads(result_path.read_text())
+    work = args.work / name
+    config = make_config(method, seed, args)
+    base = "criticality" if method.startswith("criticality") else method
+    t0 = time.perf_counter()
+    import torch
+
+    torch.manual_seed(seed)
+    result = run_prune(load_model(model_path(net)), get_method(base), config, sparsity, False, dataset(net, args),
+                       work, source=str(model_path(net)), resume=(work / STATE_FILE).is_file(),
+                       batch_size=args.batch_size, subset=args.subset, test_subset=args.test_subset,
+                       progress=False, quiet=True)
+    r = result["report"]
+    record = {"net": net, "method": method, "sparsity": sparsity, "seed": seed, "data": dataset(net, args),
+              "subset": args.subset, "test_subset": args.test_subset, "accuracy_before": r["accuracy_before"],
+              "accuracy_after": r["accuracy_after"], "weight_sparsity": r["sparsity"]["weights"],
+              "cost": r["cost"], "config": r["config"], "history": r["history"],
+              "synops_per_sample": r["synops_per_sample"]["total"], "elapsed_s": time.perf_counter() - t0}
+    write_json(result_path, record)
+    print(f"  {name}: {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f} "
+          f"({r['cost']['epochs']} epochs, {record['elapsed_s']:.0f} s)", flush=True)
+    return record
+
+
+def summarise(results: Path) -> list[dict]:
+    """Mean and standard deviation over seeds of every (net, method, sparsity) present."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for path in sorted((results / "runs").glob("*.json")):
+        rec = json.loads(path.read_text())
+        groups[(rec["net"], rec["method"], rec["sparsity"])].append(rec)
+    rows = []
+    for (net, method, sparsity), recs in sorted(groups.items()):
+        acc = [r["accuracy_after"] for r in recs]
+        dense = [r["accuracy_before"] for r in recs]
+        rows.append({"net": net, "method": method, "sparsity": sparsity, "seeds": sorted(r["seed"] for r in recs),
+                     "dense": statistics.mean(dense), "mean": statistics.mean(acc),
+                     "std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                     "delta_pp": 100 * (statistics.mean(acc) - statistics.mean(dense)),
+                     "epochs": statistics.mean(r["cost"]["epochs"] for r in recs),
+                     "test_samples": recs[0]["test_subset"] or 10000, "train_samples": recs[0]["subset"]})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| net | method | sparsity | seeds | dense | after (mean +- std) | delta (pp) | epochs |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['net']} | {LABELS.get(r['method'], r['method'])} | {r['sparsity']:g} | "
+                     f"{len(r['seeds'])} | {100 * r['dense']:.2f} | {100 * r['mean']:.2f} +- {100 * r['std']:.2f} | "
+                     f"{r['delta_pp']:+.2f} | {r['epochs']:g} |")
+    return "\n".join(lines)
+
+
+def plots(results: Path, rows: list[dict]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    for net in sorted({r["net"] for r in rows}):
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        mine = [r for r in rows if r["net"] == net]
+        for method in sorted({r["method"] for r in mine}):
+            pts = sorted((r["sparsity"], 100 * r["mean"], 100 * r["std"]) for r in mine if r["method"] == method)
+            ax1.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                         label=LABELS.get(method, method))
+        ax1.axhline(100 * mine[0]["dense"], color="k", ls=":", label="dense")
+        ax1.set_xlabel("weight sparsity")
+        ax1.set_ylabel("test accuracy (%)")
+        ax1.set_title(f"{net}: accuracy vs sparsity (mean +- std over seeds)")
+        ax1.legend(fontsize=7)
+        for path in sorted((results / "runs").glob(f"{net}__*.json")):
+            rec = json.loads(path.read_text())
+            epochs, xs, ys = 0, [], []
+            for h in rec["history"]:
+                epochs += h.get("epochs", 0) + h.get("dense_epochs", 0)
+                if "accuracy" in h:
+                    xs.append(epochs)
+                    ys.append(100 * h["accuracy"])
+            ax2.plot(xs, ys, marker=".", alpha=0.7, label=f"{rec['method']} {rec['sparsity']:g} s{rec['seed']}")
+        ax2.set_xscale("symlog")
+        ax2.set_xlabel("training epochs (cumulative)")
+        ax2.set_ylabel("test accuracy (%)")
+        ax2.set_title("accuracy vs epochs (cost)")
+        ax2.legend(fontsize=5, ncol=2)
+        fig.tight_layout()
+        path = results / f"{net}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        out.append(path)
+    return out
+
+
+def write_summary(results: Path) -> list[dict]:
+    from snndeploy.atomic import write_json
+
+    rows = summarise(results)
+    write_json(results / "summary.json", {"rows": rows})
+    (results / "summary.md").write_text(table(rows) + "\n")
+    plots(results, rows)
+    print(table(rows))
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nets", nargs="+", default=["mnist-mlp-128"], help=f"{', '.join(NETS)} or a checkpoint path")
+    p.add_argument("--data", default="mnist", help="dataset of a network given by path")
+    p.add_argument("--methods", nargs="+", default=["criticality", "criticality_rand", "gmp", "magnitude"])
+    p.add_argument("--sparsities", nargs="+", type=float, default=[0.9])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs of every method but IMP")
+    p.add_argument("--steps", type=int, default=4, help="pruning steps of the gradual methods")
+    p.add_argument("--imp-epochs", type=int, default=4, help="IMP: training epochs per round (and dense training)")
+    p.add_argument("--calib", type=int, default=10, help="criticality calibration batches")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--subset", type=int, default=20000, help="training samples (>= 20,000 for the issue's grid)")
+    p.add_argument("--test-subset", type=int, default=None, help="test samples (default: the whole test set)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--results", type=Path, default=ROOT / "results" / "prune_suite")
+    p.add_argument("--work", type=Path, default=ROOT / "results" / "runs" / "prune_suite")
+    p.add_argument("--summary-only", action="store_true")
+    args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if not args.summary_only:
+        for sparsity in args.sparsities:
+            for seed in args.seeds:
+                for net in args.nets:
+                    for method in args.methods:
+                        one_run(net, method, sparsity, seed, args)
+                        write_summary(args.results)
+    write_summary(args.results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Many samples in one Lava build (``snndeploy.export.lava_batch``): copies of the network side by side give every
+sample exactly the spikes (and read-out voltages) of a run of it alone, on real fixture networks and data."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from scipy.sparse import block_diag, csr_matrix
+
+import snndeploy  # noqa: F401
+from snndeploy.export import lava_batch
+from snndeploy.settings import REPO_ROOT
+from snndeploy.simulate import load_net, plan_runs, prepare, simulate_net
+
+pytestmark = pytest.mark.lava
+
+
+def all_layers(net) -> tuple[int, ...]:
+    return tuple(range(len(net.layers)))
+
+
+def assert_same_runs(a, b, net) -> None:
+    """Every layer's spikes of every sample, and the probed u/v, are identical; so is the activity where every
+    sample ran from a fresh start (back to back, a sample's tail spills into the next sample's activity)."""
+    for i in all_layers(net):
+        assert np.array_equal(a.layer_spikes[i], b.layer_spikes[i]), f"layer {i}"
+    for i, values in b.probes.items():
+        for key in ("u", "v"):
+            assert np.array_equal(a.probes[i][key], values[key]), f"layer {i} {key}"
+    if a.plan.per_copy == b.plan.per_copy == 1:
+        assert [x.per_neuron.tolist() for x in a.activity.layers] == [x.per_neuron.tolist()
+                                                                     for x in b.activity.layers]
+
+
+def test_biased_mlp_copies_equal_one_build_per_sample(fixtures_dir, no_lava_leftovers):
+    """mnist-mlp-512 (bias on its input layer, voltage read-out): 3 copies in one build == 3 separate builds."""
+    net, inputs = prepare(fixtures_dir / "mnist-mlp-512" / "network.net", None, "mnist", 3, 12)
+    batched = simulate_net(net, inputs.spikes, record=all_layers(net), copies=3)
+    alone = simulate_net(net, inputs.spikes, record=all_layers(net), copies=1)
+    assert (batched.plan.copies, batched.plan.per_copy, batched.timing.chunks) == (3, 1, 1)
+    assert (alone.plan.copies, alone.timing.chunks) == (1, 3)
+    assert all(batched.layer_spikes[i].sum() > 0 for i in range(3))
+    assert batched.probes[3]["v"].shape == (3, 10, 12) and np.any(batched.probes[3]["v"])
+    assert_same_runs(batched, alone, net)
+    assert np.array_equal(batched.predictions(), alone.predictions())
+
+
+def test_nmnist_cnn_copies_equal_back_to_back_runs(data_dir, no_lava_leftovers):
+    """The N-MNIST CNN (examples/nmnist_cnn.yaml, seeded weights; grouped Conv of stacked copies, per-copy flatten)
+    on real events: 2 copies x 2 samples back to back == one copy running all 4 back to back."""
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.models.load import load_model
+
+    torch.manual_seed(0)
+    net = from_slayer(load_model(REPO_ROOT / "examples" / "nmnist_cnn.yaml"))
+    _, inputs = prepare(REPO_ROOT / "examples" / "nmnist_cnn.yaml", None, "nmnist-small", 4, 30)
+    batched = simulate_net(net, inputs.spikes, record=all_layers(net), copies=2)
+    single = simulate_net(net, inputs.spikes, record=all_layers(net), copies=1)
+    assert (batched.plan.copies, batched.plan.per_copy) == (2, 2)
+    assert all(batched.layer_spikes[i].sum() > 0 for i in range(3))
+    assert_same_runs(batched, single, net)
+
+
+@pytest.mark.slow
+def test_mlp_and_tinynet_copies_with_uneven_last_copy(fixtures_dir, no_lava_leftovers):
+    """mnist-mlp-128 (no bias: copies run back to back) with 5 samples on 2 copies (the last copy padded), and
+    tinynet (biased conv net, input scale as a grouped Conv) on 3 copies, against one copy / separate builds."""
+    net, inputs = prepare(fixtures_dir / "mnist-mlp-128" / "network.net", None, "mnist", 5, 15)
+    batched = simulate_net(net, inputs.spikes, record=all_layers(net), copies=2)
+    assert (batched.plan.copies, batched.plan.per_copy) == (2, 3)
+    assert_same_runs(batched, simulate_net(net, inputs.spikes, record=all_layers(net), copies=1), net)
+    tiny = load_net(fixtures_dir / "tinynet" / "tiny.net")
+    x = (np.random.default_rng(0).random((3, *tiny.input_shape, 10)) < 0.2).astype(np.uint8)
+    batched = simulate_net(tiny, x, record=all_layers(tiny), copies=3)
+    assert batched.layer_spikes[2].sum() > 0
+    assert_same_runs(batched, simulate_net(tiny, x, record=all_layers(tiny), copies=1), tiny)
+
+
+@pytest.mark.slow
+def test_synapse_delays_run_exactly_in_copies(fixtures_dir, no_lava_leftovers):
+    """Axonal delays (DelaySparse, block-diagonal delays) start at step 0 in every copy as in a separate run."""
+    mlp = load_net(fixtures_dir / "mnist-mlp-128" / "network.net")
+    delays = np.random.default_rng(1).integers(0, 4, 128)
+    net = mlp.with_layers([replace(mlp.layers[0], delay=delays), *mlp.layers[1:]])
+    _, inputs = prepare(fixtures_dir / "mnist-mlp-128" / "network.net", None, "mnist", 2, 15)
+    batched = simulate_net(net, inputs.spikes, record=all_layers(net), copies=2)
+    assert batched.plan.per_copy == 1 and batched.layer_spikes[1].sum() > 0
+    assert_same_runs(batched, simulate_net(net, inputs.spikes, record=all_layers(net), copies=1), net)
+
+
+def test_the_plan_rule(fixtures_dir):
+    mlp512 = load_net(fixtures_dir / "mnist-mlp-512" / "network.net")
+    mlp128 = load_net(fixtures_dir / "mnist-mlp-128" / "network.net")
+    tiny = load_net(fixtures_dir / "tinynet" / "tiny.net")
+    plan = plan_runs(mlp512, 10_000, 16)
+    assert plan.per_copy == 1 and "bias" in plan.describe()
+    per_copy = lava_batch.synapses_per_copy(mlp512)
+    assert plan.copies == lava_batch.DEFAULT_MEMORY_BYTES // (lava_batch.BYTES_PER_SYNAPSE * per_copy)
+    assert plan_runs(mlp512, 2, 16).copies == 2  # never more copies than samples
+    assert lava_batch.choose_copies(mlp512, 10_000, memory_bytes=1) == 1  # memory bound
+    back_to_back = plan_runs(mlp128, 10_000, 25)
+    assert back_to_back.per_copy > 1 and "back to back" in back_to_back.describe()
+    assert lava_batch.max_copies(tiny) == 127 // 3  # the input scale: one Conv group per channel and copy
+    assert plan_runs(tiny, 10_000, 16).copies <= 42
+
+
+def test_block_diagonal_and_replicated_layers(fixtures_dir):
+    w = np.random.default_rng(0).integers(-3, 4, (5, 7)) * (np.random.default_rng(1).random((5, 7)) < 0.5)
+    expected = block_diag([csr_matrix(w)] * 4, format="csr")
+    assert (lava_batch.block_diagonal(w, 4) != expected).nnz == 0
+    assert lava_batch.block_diagonal(w, 4) is lava_batch.block_diagonal(w.copy(), 4)  # kept for the next build
+    tiny = load_net(fixtures_dir / "tinynet" / "tiny.net")
+    conv = lava_batch.replicate_layer(tiny.layers[1], 3)
+    assert conv.in_shape == (9, 16, 16) and conv.out_shape == (72, 6, 6) and conv.groups == 3
+    assert np.array_equal(conv.weight[24:48], tiny.layers[1].weight)
+    assert conv.neuron.bias.shape == (72, 6, 6)
+    x = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+    assert np.array_equal(lava_batch.split_copies(lava_batch.stack_copies(x), 2), x)
