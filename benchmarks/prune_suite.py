@@ -30,7 +30,7 @@ NETS = {  # name -> (model file, dataset); only networks anyone can get
     "mnist-mlp-128": ("lava-dl/mnist-mlp-128/network.net", "mnist"),  # lava-dl netx MNIST 784-128-64-10
     "mnist-mlp-512": ("lava-dl/mnist-mlp-512/network.net", "mnist"),  # lava-dl bootstrap MNIST 784-512-512-10
 }
-LABELS = {"criticality": "criticality (C_i, ties |w|)", "criticality_cw": "criticality (C_i * |w|)",
+LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw": "criticality (C_i x magnitude)",
           "criticality_rand": "random regeneration (ablation)", "gmp": "GMP", "magnitude": "global magnitude",
           "imp": "IMP (rewind to epoch k)", "gradr": "Grad R", "deepr": "Deep R", "pq": "PQ", "set": "SET",
           "rigl": "RigL", "random": "random"}

@@ -30,7 +30,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from snndeploy.interrupts import Interrupted
+from snndeploy.interrupts import Interrupted, as_keyboard_interrupt
 
 _PR_SET_PDEATHSIG = 1
 _live_processes: weakref.WeakSet = weakref.WeakSet()
@@ -221,10 +221,18 @@ def run_steps(
     propagates. With ``stop_after=False`` the runtime stays up so that Vars can be read; use
     :func:`lava_session` to guarantee the final stop.
     """
-    from lava.magma.core.run_conditions import RunSteps
-
     _register_fork_hook()
     _register_exit_handler()
+    # SIGTERM stops the run like Ctrl-C whoever started it (CLI, pipeline, benchmark scripts)
+    with as_keyboard_interrupt():
+        _run_and_wait(proc, num_steps, run_cfg, timeout_s, what)
+        if stop_after:
+            stop(proc)
+
+
+def _run_and_wait(proc: Any, num_steps: int, run_cfg: Any, timeout_s: float | None, what: str) -> None:
+    from lava.magma.core.run_conditions import RunSteps
+
     try:
         with _defer_sigint_while_forking():
             proc.run(condition=RunSteps(num_steps=num_steps, blocking=False), run_cfg=run_cfg)
@@ -233,19 +241,18 @@ def run_steps(
     except BaseException as exc:
         stop(proc, graceful=not isinstance(exc, KeyboardInterrupt))
         raise
-    if stop_after:
-        stop(proc)
 
 
 @contextlib.contextmanager
 def lava_session(proc: Any) -> Iterator[Any]:
     """``with lava_session(net): run_steps(net, ..., stop_after=False); read Vars`` - always stopped."""
-    try:
-        yield proc
-    except BaseException as exc:
-        stop(proc, graceful=not isinstance(exc, KeyboardInterrupt))
-        raise
-    stop(proc)
+    with as_keyboard_interrupt():
+        try:
+            yield proc
+        except BaseException as exc:
+            stop(proc, graceful=not isinstance(exc, KeyboardInterrupt))
+            raise
+        stop(proc)
 
 
 def _stop_forgotten_runtimes() -> None:

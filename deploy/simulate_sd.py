@@ -57,7 +57,7 @@ def load_sd_input(path: str | Path, shape: tuple[int, ...]) -> Inputs:
     (W, H, C) for images, recognised by its shape (lava-dl's test inputs are written that way)."""
     path = Path(path)
     data, _ = read_input_arrays(path)
-    x = netx_layout_to_ir(validate.check_spikes(np.asarray(data), path, graded=True), shape)
+    x = netx_layout_to_ir(validate.check_spikes(np.asarray(data), path, signed=True), shape)
     if np.any(x != np.round(x)):
         raise UserError("sigma-delta inputs must be integers (netx's fixed-point input values)", path)
     return Inputs(fit_input_shape(x.astype(np.int64), shape, path=path), None, str(path))

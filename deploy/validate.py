@@ -27,6 +27,7 @@ MAX_ELEMENTS = 1 << 27  # values in one array (1 GiB of float64); the largest fi
 MAX_FILE_BYTES = 4 << 30
 WEIGHT_RANGE = (-256, 255)  # Loihi synaptic weight mantissa: 8 bits and a sign
 BIAS_RANGE = (-(1 << 12), (1 << 12) - 1)  # 13-bit signed bias mantissa
+INFINITE_OK = ("v_threshold", "tau", "tau_mem", "tau_syn")  # NIR parameters where +inf has a meaning
 LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
 MAGIC = {"hdf5": b"\x89HDF\r\n\x1a\n", "zip": b"PK\x03\x04", "npy": b"\x93NUMPY"}
 # what each kind of file must contain; a pickle (protocol >= 2) starts with 0x80 (old torch.save format)
@@ -176,8 +177,10 @@ def require_values(name: str, values, *, lo: float | None = None, hi: float | No
     if found is None:
         return
     index, value = found
-    if not np.isfinite(value) and (finite or np.isnan(value)):
-        raise UserError(f"{_where(name, index)} is {value}; every value must be a finite number")
+    if np.isnan(value):
+        raise UserError(f"{_where(name, index)} is nan (not a number)")
+    if np.isinf(value) and finite:
+        raise UserError(f"{_where(name, index)} is {value}; every value must be finite")
     bounds = f"in [{lo:g}, {hi:g}]" if lo is not None and hi is not None else (f">= {lo:g}" if lo is not None
                                                                                  else f"<= {hi:g}")
     raise UserError(f"{_where(name, index)} = {value:g}{unit} is out of range (must be {bounds}){hint}")
@@ -243,10 +246,11 @@ def _check_layer(i: int, layer: Layer, integer_ranges: bool, clip_weights: bool)
         values = getattr(layer, attr)
         if values is None:
             continue
-        ints = np.round(np.asarray(values, dtype=np.float64) * W_SCALE)
-        if clip_weights:
-            layer = replace(layer, **{attr: np.clip(ints, *WEIGHT_RANGE) / W_SCALE})
+        if clip_weights:  # clip only: weights off the integer grid (float models) keep their values
+            bounds = (WEIGHT_RANGE[0] / W_SCALE, WEIGHT_RANGE[1] / W_SCALE)
+            layer = replace(layer, **{attr: np.clip(np.asarray(values, dtype=np.float64), *bounds)})
             continue
+        ints = np.round(np.asarray(values, dtype=np.float64) * W_SCALE)
         require_values(f"{where} {attr}", ints, lo=WEIGHT_RANGE[0], hi=WEIGHT_RANGE[1], unit=" (Loihi integer)",
                        hint=" (8-bit weights; pass --clip-weights to clip knowingly)")
     return layer
@@ -305,10 +309,10 @@ def check_netx_layer(where: str, group, path: str | Path, *, clip_weights: bool 
         raise UserError(exc.problem, path) from None
 
 
-def check_spikes(x: np.ndarray, path: str | Path, *, graded: bool = False) -> np.ndarray:
-    """Input spikes must be finite and non-negative; ``graded`` inputs (a sigma-delta network's) only finite."""
+def check_spikes(x: np.ndarray, path: str | Path | None, *, signed: bool = False) -> np.ndarray:
+    """Input spikes must be finite and non-negative (``signed``: graded inputs, any finite value)."""
     try:
-        require_values("input spikes", x, lo=None if graded else 0)
+        require_values("input spikes", x, lo=None if signed else 0)
     except UserError as exc:
         raise UserError(exc.problem, path) from None
     return x
@@ -386,8 +390,12 @@ def _check_node(key: str, node) -> None:
             continue
         if arr.size == 0 or 0 in arr.shape:
             raise UserError(f"node {key!r} {attr} is empty (shape {arr.shape}): a zero-size layer")
-        # +inf thresholds mark voltage read-outs in other tools' graphs; NaN is never meaningful
-        require_values(f"node {key!r} {attr}", arr, finite=attr != "v_threshold")
+        # +inf thresholds mark voltage read-outs and +inf time constants "no decay" in other tools' graphs;
+        # NaN, -inf and an infinite weight are never meaningful
+        if attr in INFINITE_OK:
+            require_values(f"node {key!r} {attr}", arr, finite=False, lo=0)
+        else:
+            require_values(f"node {key!r} {attr}", arr)
     for attr in ("input_type", "output_type"):
         for port, shape in (getattr(node, attr, None) or {}).items():
             dims = np.asarray(shape).reshape(-1)

@@ -252,7 +252,8 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
             from snndeploy.export.slayer_io import to_slayer
 
             torch_model = _model_or_error(to_slayer, net, Path(model))
-    validate.check_net(net, model)  # nothing is verified or written from a network with bad values
+    # nothing is verified or written from a network with bad values; --clip-weights fits weights to 8 bits
+    net = validate.check_net(net, model, integer_ranges=opts["clip_weights"], clip_weights=opts["clip_weights"])
     from snndeploy.export.ir import summary
 
     result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path), "layers": summary(net)}

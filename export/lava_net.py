@@ -370,7 +370,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     sd = is_sigma_delta(net)
     if sd and (copies > 1 or sample_steps or reset_interval):
         raise UserError("sigma-delta networks run one sample per build (no copies, resets or back-to-back samples)")
-    spikes = validate.check_spikes(np.asarray(spikes), None, graded=sd)
+    spikes = validate.check_spikes(np.asarray(spikes), None, signed=True)  # graded inputs may be negative
     if sd:
         spikes = spikes * sd_input_scale(net, mode)
     if copies > 1:

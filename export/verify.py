@@ -90,7 +90,7 @@ def load_inputs(path, shape: tuple[int, ...], *, graded: bool = False) -> np.nda
     path = Path(path)
     validate.check_npy(path)
     try:
-        x = validate.check_spikes(np.load(path, allow_pickle=False), path, graded=graded)
+        x = validate.check_spikes(np.load(path, allow_pickle=False), path, signed=graded)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read input spikes ({exc.__class__.__name__})", path) from None
     x = netx_layout_to_ir(x, shape)

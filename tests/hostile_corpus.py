@@ -422,6 +422,9 @@ def _option_cases() -> list[Case]:
         Case("simulate:chunk-0", ["simulate", m, "--chunk-steps", "0"], "--chunk-steps"),
         Case("simulate:max-rate", ["simulate", m, "--dataset", "uci-digits", "--max-rate", "2"], "--max-rate"),
         Case("simulate:dataset", ["simulate", m, "--dataset", "imagenet"], "imagenet"),
+        Case("simulate:workers-0", ["simulate", m, "--input", spikes, "--workers", "0"], "--workers"),
+        Case("simulate:copies-0", ["simulate", m, "--input", spikes, "--copies", "0"], "--copies"),
+        Case("verify:workers-0", ["verify", m, "{base}/tiny.nir", "--workers", "0"], "--workers"),
         Case("simulate:probe", ["simulate", m, "--input", spikes, "--probe", "layer99"], "layer99"),
         Case("deploy:samples-0", ["deploy", m, "--samples", "0", "--out", "{root}/d0"], "--samples", out="d0"),
         Case("deploy:steps-neg", ["deploy", m, "--steps", "-1", "--out", "{root}/d1"], "--steps", out="d1"),
@@ -478,8 +481,29 @@ def _option_cases() -> list[Case]:
              _write("budget.yaml", b"\x00\xff\xfe binary")),
         Case("estimate:activity", ["estimate", m, "--activity", "{root}/act.json"], "act.json",
              _write("act.json", b"{not json")),
+        Case("estimate:activity-nan", ["estimate", m, "--activity", "{root}/actnan.json"], "input.spikes",
+             _write("actnan.json", json.dumps({"schema": "snndeploy-activity/1", "source": "lava", "samples": 1,
+                                               "time_steps": 4, "input": {"neurons": 64, "spikes": float("nan")},
+                                               "layers": [{"neurons": 12, "spikes": 1}, {"neurons": 10,
+                                                                                         "spikes": 1}]}).encode())),
         Case("pipeline:missing-config", ["pipeline", "{root}/nope.yaml"], "nope.yaml"),
         Case("pipeline:until", ["pipeline", "--until", "deploy"], "--until"),
+        Case("pipeline:lfs-config", ["pipeline", "{root}/plfs.yaml", "--out", "{root}/prun1"], "Git LFS pointer",
+             _write("plfs.yaml", LFS_POINTER), out="prun1"),
+        Case("pipeline:binary-config", ["pipeline", "{root}/pbin.yaml", "--out", "{root}/prun2"], "pbin.yaml",
+             _write("pbin.yaml", b"\x00\x01\x02binary"), out="prun2"),
+        Case("pipeline:broken-config", ["pipeline", "{root}/pbroken.yaml", "--out", "{root}/prun3"],
+             "not valid YAML", _write("pbroken.yaml", b"name: [unclosed\n"), out="prun3"),
+        Case("pipeline:empty-config", ["pipeline", "{root}/pempty.yaml", "--out", "{root}/prun4"], "pempty.yaml",
+             _write("pempty.yaml", b""), out="prun4"),
+        Case("pipeline:folder-config", ["pipeline", "{root}", "--out", "{root}/prun5"], "directory", out="prun5"),
+        Case("pipeline:fit-syntax", ["pipeline", "--fit", "loihi2cores", "--out", "{root}/prun6"], "loihi2cores",
+             out="prun6"),
+        Case("prune:config-lfs", ["prune", m, "--method", "gmp", "--sparsity", "0.5", "--data", "uci-digits",
+                                  "--config", "{root}/mlfs.yaml", "--out", "{root}/p6"], "Git LFS pointer",
+             _write("mlfs.yaml", LFS_POINTER), out="p6"),
+        Case("estimate:profile-lfs", ["estimate", m, "--target", "{root}/tlfs.yaml"], "tlfs.yaml",
+             _write("tlfs.yaml", LFS_POINTER)),
         Case("compare:no-runs", ["compare", "{root}/norun1", "{root}/norun2"], "norun1"),
         # input spike files
         Case("verify:nan-spikes", ["verify", m, "{base}/tiny.nir", "--inputs", "{root}/nan.npy"],
@@ -531,7 +555,17 @@ def _option_cases() -> list[Case]:
     c.append(Case("export:clip-weights-accepted", ["export", "{root}/w5000c.net", "--to", "nir", "--out",
                                                    "{root}/clipped.nir", "--clip-weights"], "",
                   _edit_h5("mlp128.net", "w5000c.net", _set("layer/1/weight", (2, 7), 5000)), code=0))
+    c.append(Case("export:netx-out-of-range", ["export", "{root}/big.pt", "--to", "netx", "--out", "{root}/big.net"],
+                  "weight[0, 0] = 640", _checkpoint("big.pt", _big_weight), out="big.net"))
+    c.append(Case("export:netx-clipped", ["export", "{root}/big.pt", "--to", "netx", "--out", "{root}/bigc.net",
+                                          "--clip-weights"], "", _checkpoint("big.pt", _big_weight), code=0))
     return c
+
+
+def _big_weight(data) -> None:
+    key = next(k for k in data["state_dict"] if k.endswith("weight"))
+    data["state_dict"][key].view(-1)[0] = 10.0  # 640 in Loihi integers: beyond 8 bits
+    data["spec"]["quantize"] = False  # a float model (a quantized one computes with SLAYER's clipped weights)
 
 
 def _spikes_with(value: float) -> np.ndarray:

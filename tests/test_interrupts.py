@@ -78,3 +78,20 @@ def test_a_stop_signal_during_verify_leaves_no_process_and_no_shared_memory(long
     assert [p.pid for p in alive] == []
     left = sorted(s for s in segments if Path(s).exists())
     assert left == [], f"{len(left)} of {len(segments)} shared-memory segments left in /dev/shm"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_lava_run_started_outside_the_cli(fixtures_dir):
+    """A script (a benchmark, a notebook job) running Lava through snndeploy also stops cleanly on SIGTERM."""
+    script = ("import numpy as np\n"
+              "from snndeploy.simulate import load_net, simulate_net\n"
+              f"net = load_net({str(fixtures_dir / 'mnist-mlp-128' / 'network.net')!r})\n"
+              "x = (np.random.default_rng(0).random((400, 784, 50)) < 0.2).astype(np.uint8)\n"
+              "simulate_net(net, x)\n")
+    result, workers, segments, seconds = _run_and_stop([sys.executable, "-c", script], signal.SIGTERM)
+    assert result.returncode != 0
+    assert "Interrupted: SIGTERM" in result.stderr
+    assert seconds < 20, f"took {seconds:.1f} s to stop"
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert [p.pid for p in alive] == []
+    assert sorted(s for s in segments if Path(s).exists()) == []
