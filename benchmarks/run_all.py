@@ -60,6 +60,7 @@ SUITE = (
                "--variants", "dense"), ("simulate_speed.json", "simulate_speed.png")),
     Benchmark("mnist_testset", "#21 Lava at scale", "mnist_testset.py", (), ("--samples", "40"),
               ("mnist_testset.json",)),
+    Benchmark("real_networks", "#18 real networks", "real_networks.py", (), ("--quick",), ("real_networks.json",)),
     Benchmark("sdnn_pilotnet", "#19 sigma-delta", "sdnn_pilotnet.py", (), ("--quick", "--raise"),
               ("sdnn_pilotnet.json",)),
 )

@@ -14,3 +14,4 @@ class UserError(Exception):
         self.problem = problem
         self.path = None if path is None else Path(path)
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+

@@ -24,7 +24,7 @@ class ModelStage:
     subset: int | None = None
     batch_size: int = 32
     lr: float = 1e-3
-    encoding: str = "rate"
+    encoding: str | None = None  # None: what the model records, else rate
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,10 @@ compartments).
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from snndeploy.cli_support import COUNT, POSITIVE, PROBABILITY, SampleCount, emi
 from snndeploy.errors import UserError
 from snndeploy.export.ir import Layer, LoihiNet, is_sigma_delta
 from snndeploy.export.lava_batch import choose_copies, split_copies
+from snndeploy.sim_files import InputArray, golden, layers_arrays, read_input_array
 
 ACTIVITY_SCHEMA = "snndeploy-activity/1"  # snndeploy.hardware.activity.SCHEMA (checked by the tests)
 PRECISIONS = {"fixed": "fixed_pt", "float": "floating_pt"}
@@ -77,10 +77,11 @@ def _netx_input_shape(path: Path) -> tuple[int, ...] | None:
     return None
 
 
-def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None) -> LoihiNet:
+def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> LoihiNet:
     """A LoihiNet from anything the exporter reads: netx HDF5, NIR, a model spec or a training checkpoint.
 
-    ``input_shape`` is used only by netx files without an input layer whose first layer is a convolution.
+    ``input_shape`` is used only by netx files without an input layer whose first layer is a convolution;
+    ``dt`` only by NIR graphs that do not record their time step.
     """
     path = Path(path)
     if not path.is_file():
@@ -93,7 +94,7 @@ def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None) -> Lo
     if suffix in NIR_SUFFIXES:
         from snndeploy.export.nir_io import read_nir
 
-        return read_nir(path)
+        return read_nir(path, dt=dt)
     if suffix in TORCH_SUFFIXES:
         from snndeploy.export.slayer_io import from_slayer
         from snndeploy.models.load import load_model
@@ -108,11 +109,18 @@ def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None) -> Lo
 
 @dataclass(frozen=True)
 class Inputs:
-    """Binary spike inputs ``(N, *input_shape, T)`` (uint8), optional integer labels, and where they came from."""
+    """Binary spike inputs ``(N, *input_shape, T)`` (uint8), optional integer labels, and where they came from.
+
+    ``bias`` ``(N, *input_shape)``: a static input held as the input layer's bias (spikes are then all zero);
+    ``layout`` and ``batched`` say how an input file was laid out (:mod:`snndeploy.sim_files`).
+    """
 
     spikes: np.ndarray
     labels: np.ndarray | None
     source: str
+    bias: np.ndarray | None = None
+    layout: str = ""
+    batched: bool = True
 
     @property
     def samples(self) -> int:
@@ -172,24 +180,66 @@ def read_input_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         return data[key], labels
 
 
-def load_input_file(path: str | Path, shape: tuple[int, ...]) -> Inputs:
-    """``.npy`` spikes, or ``.npz`` with ``x`` (or ``spikes``) and optional ``y`` (or ``labels``)."""
+def load_input_file(path: str | Path, shape: tuple[int, ...], *, bias_input: bool = False,
+                    steps: int | None = None) -> Inputs:
+    """``.npy`` in lava-dl's golden layout (:mod:`snndeploy.sim_files`), or ``.npz`` with ``x`` (or ``spikes``) and
+    optional ``y`` (or ``labels``). ``bias_input``: the network starts with a bias-driven input layer, so an
+    array without a time axis is that layer's bias, run for ``steps`` steps."""
+    path = Path(path)
     x, labels = read_input_arrays(path)
-    x = fit_input_shape(_binary(validate.check_spikes(x, path), "input", Path(path)), shape, path=Path(path))
-    if labels is not None and labels.size != x.shape[0]:
-        raise UserError(f"{labels.size} labels for {x.shape[0]} samples", path)
-    return Inputs(x, labels, str(path))
+    try:
+        read = read_input_array(x, shape, bias_input=bias_input, path=path)
+    except UserError as exc:  # the same number of values per step in another shape (a 28x28 image into 784 inputs)
+        try:
+            read = InputArray(fit_input_shape(np.asarray(x), shape, path=path), None, "reshaped (C-major)", True)
+        except UserError:
+            raise exc from None
+    if read.spikes is not None:
+        spikes = _binary(validate.check_spikes(read.spikes, path), "input", path)
+    else:
+        if steps is None:
+            raise UserError("a static input (the input layer's bias) needs --steps or a model that records its "
+                            "time steps", path)
+        spikes = np.zeros((read.bias.shape[0], *shape, steps), dtype=np.uint8)
+    if labels is not None and labels.size != spikes.shape[0]:
+        raise UserError(f"{labels.size} labels for {spikes.shape[0]} samples", path)
+    return Inputs(spikes, labels, str(path), read.bias, read.layout, read.batched)
+
+
+def input_current(net: LoihiNet, values: np.ndarray) -> np.ndarray:
+    """The bias mantissas (Loihi units) that feed ``values`` ``(N, *input_shape)`` as a current into the input
+    layer: ``round(64 (weight x + bias))``, exactly what the torch model's input block computes."""
+    from snndeploy.export.ir import W_SCALE
+
+    layer = net.layers[0]
+    weight = float(np.asarray(layer.weight).reshape(-1)[0])
+    bias = 0.0 if layer.neuron.bias is None else np.asarray(layer.neuron.bias, dtype=np.float64)
+    return np.round(W_SCALE * (weight * values + bias))
+
 
 
 def dataset_inputs(name: str, shape: tuple[int, ...], *, samples: int, steps: int, seed: int = 0,
-                   max_rate: float = 1.0) -> Inputs:
-    """The first ``samples`` test samples of a dataset as spikes: events binned, images rate-coded (fixed seed)."""
-    from snndeploy.data.datasets import load_arrays
+                   max_rate: float = 1.0, net: LoihiNet | None = None) -> Inputs:
+    """The first ``samples`` test samples of a dataset: events binned; images as the model records (``net``'s
+    ``meta['io']``): a current into a first input layer (its bias per sample, normalised as recorded), else
+    rate-coded spikes (fixed seed)."""
+    from snndeploy.data.datasets import feed_for, load_arrays
+    from snndeploy.models.spec import IOSpec
 
     if samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
     _, test, info = load_arrays(name, time_steps=steps)
     count = min(samples, len(test.y))
+    labels = np.asarray(test.y[:count]).astype(np.int64)
+    source = f"dataset {info.name} (test, first {count})"
+    feed = feed_for((net.meta.get("io") if net is not None else None) or IOSpec())
+    if info.kind != "events" and feed.encoding == "current" and net is not None and net.layers[0].op == "input":
+        values = np.asarray(test.x[:count], dtype=np.float64).reshape(count, *shape)
+        if feed.normalize is not None:
+            values = (values - feed.normalize[0]) / feed.normalize[1]
+        bias = input_current(net, values)
+        return Inputs(np.zeros((count, *shape, steps), dtype=np.uint8), labels, f"{source}; {feed.note}", bias,
+                      "", True)
     if info.kind == "events":
         x = _binary(test.x[:count], info.name, None)
     else:  # encoded in parts (a whole test set's random draws would take gigabytes); the same draws as at once
@@ -201,7 +251,7 @@ def dataset_inputs(name: str, shape: tuple[int, ...], *, samples: int, steps: in
                          .astype(np.uint8))
         x = np.concatenate(parts)
     x = fit_input_shape(x, shape, batched=True)
-    return Inputs(x, np.asarray(test.y[:count]).astype(np.int64), f"dataset {info.name} (test, first {count})")
+    return Inputs(x, labels, source if info.kind == "events" else f"{source}; rate spikes (max rate {max_rate:g})")
 
 
 def with_steps(inputs: Inputs, steps: int | None) -> Inputs:
@@ -214,7 +264,7 @@ def with_steps(inputs: Inputs, steps: int | None) -> Inputs:
     if x.shape[-1] < steps:
         pad = np.zeros((*x.shape[:-1], steps - x.shape[-1]), dtype=x.dtype)
         x = np.concatenate([x, pad], axis=-1)
-    return Inputs(x, inputs.labels, inputs.source)
+    return replace(inputs, spikes=x)
 
 
 # ----------------------------------------------------------------------------------------------- activity
@@ -463,16 +513,33 @@ def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = 
 
 
 def plan_runs(net: LoihiNet, samples: int, steps: int, chunk_steps: int = DEFAULT_CHUNK_STEPS,
-              copies: int | None = None) -> RunPlan:
+              copies: int | None = None, alone: str | None = None) -> RunPlan:
     """The one rule for sharing builds: ``copies`` from :func:`snndeploy.export.lava_batch.choose_copies` (group
     limit, memory, work per step); back to back within each copy only where that is exact (no bias, no axonal
     delays: :func:`separate_runs`), as many samples as ``chunk_steps`` and the source's memory allow."""
+    if alone is not None:  # each sample sets the input layer's bias or runs netx's reset: one build, one copy
+        return RunPlan(1, 1, alone)
     copies = choose_copies(net, samples) if copies is None else max(1, min(int(copies), samples))
     why = separate_runs(net)
     if why is not None:
         return RunPlan(copies, 1, why)
     per_copy = chunk_samples(-(-samples // copies), steps, math.prod(net.input_shape) * copies, chunk_steps)
     return RunPlan(copies, per_copy, "back to back is exact")
+
+
+def input_bias_mant(bias: np.ndarray, mode: str) -> np.ndarray:
+    """An input bias (IR order, Loihi mantissa units) as the input LIF's ``bias_mant`` (Lava order): integers in
+    fixed_pt (exponent 6), SLAYER units in floating_pt (exponent 0)."""
+    from snndeploy.export.ir import W_SCALE
+    from snndeploy.export.lava_net import to_lava_layout
+
+    lava = to_lava_layout(np.asarray(bias, dtype=np.float64)[..., None])[..., 0]
+    if mode != "fixed_pt":
+        return lava / W_SCALE
+    if not np.allclose(lava, np.round(lava)):
+        raise UserError("a fixed_pt input bias must be integers (Loihi bias mantissas)")
+    return np.round(lava).astype(np.int64)
+
 
 
 def _attach_counter(neuron, layer: Layer, mode: str, copies: int = 1):
@@ -558,9 +625,11 @@ def _per_sample(raster: np.ndarray, copies: int, per_copy: int, steps: int, laye
 
 def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], probes: tuple[int, ...],
                timing: Timing, timeout_s: float | None, sparse_below: float, advance: Callable[[int], None],
-               every_sample: bool = False, copies: int = 1):
+               every_sample: bool = False, copies: int = 1, bias: np.ndarray | None = None,
+               reset_interval: int | None = None):
     """Build, run and stop one chunk ``x`` ``(n, *shape, T)`` on ``copies`` copies of the network side by side,
     each running ``ceil(n / copies)`` consecutive samples back to back (zero samples pad the last copy).
+    ``bias`` (one sample, one copy): the input layer's bias for it; ``reset_interval``: netx's reset scheme.
 
     Returns (per-sample spikes of the ``keep`` layers ``(n, *shape, T)``, spikes per neuron of every layer summed
     over the copies, per-sample u/v probes). One extra step with no input runs last, so that the counters take in
@@ -579,7 +648,10 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     real = np.clip(n - np.arange(copies) * per_copy, 0, per_copy)  # real samples per copy
     t0 = time.perf_counter()
     lava = build_lava(net, flat if copies > 1 else flat[0], mode=mode, sparse_below=sparse_below, record="none",
-                      sample_steps=steps if per_copy > 1 else None, copies=copies, state_ports=probes)
+                      sample_steps=steps if per_copy > 1 else None, copies=copies, state_ports=probes,
+                      reset_interval=reset_interval)
+    if bias is not None:
+        lava.layers[0].neuron.bias_mant.init = input_bias_mant(bias[0], mode)
     in_place = {i for i in range(len(net.layers)) if i not in keep and _count_in_place(total + 1, net.layers[i].size
                                                                                           * copies)}
     counters = {i: _attach_counter(lava.layers[i].neuron, net.layers[i], mode, copies) for i in in_place}
@@ -659,7 +731,8 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
                  record: tuple[int, ...] = (), timeout_s: float | None = 600.0,
                  chunk_steps: int = DEFAULT_CHUNK_STEPS, sparse_below: float | None = None, progress: bool = False,
                  on_sample: Callable[[int], None] | None = None, copies: int | None = None,
-                 workers: int = 1) -> SimResult:
+                 workers: int = 1, input_bias: np.ndarray | None = None,
+                 reset_interval: int | None = None) -> SimResult:
     """Run ``inputs`` ``(N, *net.input_shape, T)`` through ``net`` on Lava's CPU backend, sample by sample.
 
     How samples share Lava builds is :func:`plan_runs`' rule (``copies``: network copies per build, default
@@ -672,6 +745,11 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     (``result.layer_spikes``). A voltage read-out output layer is probed automatically. ``on_sample(samples_done)``
     is called after each sample, while the run is paused (an exception there stops the run like any other). Every
     run is stopped on success, error, timeout and Ctrl-C (``snndeploy.lava_runner``).
+
+    ``input_bias`` ``(N, *net.input_shape)`` replaces the bias of the first (input) layer per sample (Loihi
+    mantissa units in fixed_pt, as lava-dl's goldens give an image; each sample then runs alone, in this process).
+    ``reset_interval``: netx's reset scheme inside each sample: layer i's u and v are zeroed every that many steps,
+    pipelined by one step per layer (:func:`snndeploy.export.lava_net.build_lava`).
     """
     from tqdm import tqdm
 
@@ -687,12 +765,21 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     keep = tuple(sorted(set(probe) | set(record) | {out_layer}))
     import_lava()  # before the progress bar creates a multiprocessing lock
     started = time.perf_counter()
+    if input_bias is not None and (net.layers[0].op != "input" or input_bias.shape != (samples, *net.input_shape)):
+        raise UserError(f"an input bias of shape {input_bias.shape} needs a first input layer of shape "
+                        f"{net.input_shape} and one bias per sample")
+    alone = None
+    if input_bias is not None or reset_interval:
+        workers = 1
+        alone = "each sample is written as the input layer's bias" + (
+            f"; netx's reset_interval {reset_interval}: every layer's u and v are zeroed every {reset_interval} "
+            "steps, one step later per layer" if reset_interval else "")
     workers = max(1, min(int(workers), samples))
     if workers > 1:
         options = {"mode": mode, "probe": probe, "record": record, "timeout_s": timeout_s,
                    "chunk_steps": chunk_steps, "sparse_below": sparse_below, "copies": copies}
         return _simulate_in_workers(net, inputs, workers, options, progress, on_sample, started)
-    plan = plan_runs(net, samples, steps, chunk_steps, copies)
+    plan = plan_runs(net, samples, steps, chunk_steps, copies, alone)
     counter = ActivityCounter(net)
     timing = Timing()
     kept: dict[int, list[np.ndarray]] = {i: [] for i in keep}
@@ -712,7 +799,7 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
             spikes, counts, chunk_probes = _run_chunk(
                 net, x, mode, keep, uv_probes, timing, timeout_s,
                 DEFAULT_SPARSE_BELOW if sparse_below is None else sparse_below, advance, on_sample is not None,
-                plan.copies)
+                plan.copies, None if input_bias is None else input_bias[start:start + plan.per_build], reset_interval)
             counter.add(x.sum(axis=(0, -1), dtype=np.int64), counts, x.shape[0] * steps)
             for i in keep:
                 kept[i].append(spikes[i])
@@ -778,6 +865,13 @@ def merge_results(results: list[SimResult], wall_s: float) -> SimResult:
 # ----------------------------------------------------------------------------------------------- the command
 
 
+def netx_reset_interval(net: LoihiNet, inputs: Inputs) -> int | None:
+    """netx's ``reset_interval`` where it applies: a bias-driven input layer fed a static input (lava-dl's
+    PilotNet convention) is reset every ``time_steps`` steps, layer by layer one step apart, as netx does."""
+    return int(net.time_steps) if inputs.bias is not None and inputs.layout and net.time_steps else None
+
+
+
 def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
     """The JSON-able summary of a simulation (also written as ``result.json``)."""
     out: dict[str, Any] = {
@@ -787,6 +881,7 @@ def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
         "layers": [{"index": i, "name": layer.name, "op": layer.op, "neurons": layer.size,
                     "spikes": result.activity.layers[i].spikes} for i, layer in enumerate(result.net.layers)],
         "sample_runs": result.plan.describe(),
+        "input_layout": inputs.layout or None,
         "copies": result.plan.copies, "samples_per_copy": result.plan.per_copy,
         "timing": result.timing.to_dict(),
     }
@@ -800,14 +895,21 @@ def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
     return out
 
 
-def write_outputs(out: Path, result: SimResult, inputs: Inputs, summary: dict[str, Any], *, force: bool) -> Path:
-    """``output.npy``, ``probe_<layer>_{spikes,u,v}.npy``, labels/predictions, ``activity.json``,
-    ``simulate.png``, ``result.json``."""
+def write_outputs(out: Path, result: SimResult, inputs: Inputs, summary: dict[str, Any], *, force: bool,
+                  record_all: bool = False, probe_files: tuple[int, ...] | None = None) -> Path:
+    """``output.npy`` and (``record_all``) ``layers.npz`` in lava-dl's golden layout (:mod:`snndeploy.sim_files`),
+    ``probe_<layer>_{spikes,u,v}.npy`` (IR order, one row per sample), labels/predictions, ``activity.json``,
+    ``simulate.png``, ``result.json``. ``probe_files``: the layers to write probe files for (default: all probed)."""
     from snndeploy.atomic import atomic_dir, write_json
 
     with atomic_dir(out, force=force) as tmp:
-        np.save(tmp / "output.npy", result.output)
+        np.save(tmp / "output.npy", golden(result.output, inputs.batched))
+        if record_all:
+            names = [layer.name for layer in result.net.layers]
+            np.savez(tmp / "layers.npz", **layers_arrays(names, result.layer_spikes, result.probes, inputs.batched))
         for i, values in result.probes.items():
+            if probe_files is not None and i not in probe_files:
+                continue
             for key, arr in values.items():
                 np.save(tmp / f"probe_{result.net.layers[i].name}_{key}.npy", arr)
         if inputs.labels is not None:
@@ -860,7 +962,7 @@ def activity_dict(result: SimResult, model: str) -> dict[str, Any]:
 
 
 def prepare(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
-            seed: int = 0, max_rate: float = 1.0) -> tuple[LoihiNet, Inputs]:
+            seed: int = 0, max_rate: float = 1.0, dt: float | None = None) -> tuple[LoihiNet, Inputs]:
     """The network and its inputs for the ``simulate`` and ``deploy`` commands."""
     if (input_path is None) == (dataset is None):
         raise UserError("give exactly one of --input FILE or --dataset NAME")
@@ -869,24 +971,28 @@ def prepare(model: Path, input_path: Path | None, dataset: str | None, samples: 
         from snndeploy.data.datasets import dataset_info
 
         hint = dataset_info(dataset).shape
-    net = load_net(model, input_shape=hint)
+    net = load_net(model, input_shape=hint, dt=dt)
     if input_path is not None:
-        inputs = load_input_file(input_path, net.input_shape)
+        inputs = load_input_file(input_path, net.input_shape, bias_input=net.layers[0].op == "input",
+                                 steps=steps or net.time_steps)
         if samples is not None:
-            inputs = Inputs(inputs.spikes[:samples], None if inputs.labels is None else inputs.labels[:samples],
-                            inputs.source)
+            inputs = replace(inputs, spikes=inputs.spikes[:samples],
+                             labels=None if inputs.labels is None else inputs.labels[:samples],
+                             bias=None if inputs.bias is None else inputs.bias[:samples])
         return net, with_steps(inputs, steps)
     from snndeploy.data.datasets import dataset_info
 
     steps = int(steps or net.time_steps or dataset_info(dataset).time_steps)
     return net, dataset_inputs(dataset, net.input_shape, samples=samples or 100, steps=steps, seed=seed,
-                               max_rate=max_rate)
+                               max_rate=max_rate, net=net)
 
 
 def _human(result: dict[str, Any]) -> str:
     t = result["timing"]
     lines = [f"simulated {result['network']} ({result['precision']}, Lava CPU): {result['samples']} sample(s) x "
              f"{result['steps_per_sample']} steps, {result['output_spikes']} output spikes"]
+    if result.get("input_layout"):
+        lines.append(f"  input read as {result['input_layout']}")
     if "accuracy" in result:
         lines.append(f"  accuracy {result['accuracy']:.4f} ({result['correct']}/{result['samples']})")
     lines.append(f"  {result['samples_per_s']:.2f} samples/s in {t['wall_s']:.1f} s: {result['sample_runs']}, "
@@ -905,7 +1011,8 @@ def _human(result: dict[str, Any]) -> str:
 @click.command("simulate")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
-              help="Spike inputs: .npy (*shape, T) or (N, *shape, T); .npz with x and optional labels y.")
+              help="Inputs in lava-dl's golden layout: .npy (*S, T) or (N, *S, T), S the input shape in Lava's x, y, c "
+              "order (or S alone: the input layer's bias); .npz with x and optional labels y.")
 @click.option("--dataset", help="A local dataset (test split): mnist, fashion-mnist, nmnist-small, ...")
 @click.option("--samples", type=SampleCount(),
               help="How many samples, or 'all' (default: all in --input, 100 from --dataset).")
@@ -913,7 +1020,12 @@ def _human(result: dict[str, Any]) -> str:
 @click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default="fixed", show_default=True,
               help="fixed: Loihi bit-accurate integers; float: floating point.")
 @click.option("--probe", "probes", multiple=True, help="Layer (name or index) whose spikes, u and v are saved.")
-@click.option("--out", type=click.Path(path_type=Path), help="Write output spikes, probes, activity.json here.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write output.npy (golden layout), probes, activity.json here.")
+@click.option("--record", type=click.Choice(["output", "all"]), default="output", show_default=True,
+              help="all: also DIR/layers.npz with every layer's spikes (and u, v in fixed precision).")
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Time step of a NIR graph that does not record one (other tools' graphs).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
 @click.option("--timeout", "timeout_s", type=POSITIVE, default=600.0, show_default=True,
               help="Seconds one Lava run call may take before it is stopped.")
@@ -928,8 +1040,9 @@ def _human(result: dict[str, Any]) -> str:
               help="Network copies per Lava build (default: chosen from the network's size; docs/simulate.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def simulate(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
-             precision: str, probes: tuple[str, ...], out: Path | None, force: bool, timeout_s: float, seed: int,
-             max_rate: float, chunk_steps: int, workers: int | None, copies: int | None, as_json: bool) -> None:
+             precision: str, probes: tuple[str, ...], out: Path | None, record: str, dt: float | None, force: bool,
+             timeout_s: float, seed: int, max_rate: float, chunk_steps: int, workers: int | None, copies: int | None,
+             as_json: bool) -> None:
     """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
     from snndeploy.lava_workers import default_workers
 
@@ -937,24 +1050,35 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
         check_output(out, force=force, folder=True)
     if timeout_s <= 0 or chunk_steps < 1:
         raise UserError("--timeout and --chunk-steps must be positive")
+    if record == "all" and out is None:
+        raise UserError("--record all writes DIR/layers.npz: give --out DIR")
     net = load_net(model) if dataset is None else None
-    if net is not None and is_sigma_delta(net):
-        from snndeploy.simulate_sd import prepare_sd, simulate_sd  # sigma-delta runs (imports this module)
+    sd = net is not None and is_sigma_delta(net)
+    if sd:
+        from snndeploy.simulate_sd import prepare_sd  # sigma-delta runs (it imports this module)
 
         inputs = prepare_sd(net, input_path, samples, steps)
-        run = functools.partial(simulate_sd, net, inputs.spikes)
     else:
-        net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate)
-        run = functools.partial(simulate_net, net, inputs.spikes, chunk_steps=chunk_steps, progress=not as_json,
-                                copies=copies, workers=default_workers() if workers is None else workers)
+        net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate, dt)
     probe_idx = resolve_layers(net, probes)
+    everything = tuple(range(len(net.layers))) if record == "all" else ()
+    uv = tuple(sorted(set(probe_idx) | set(everything if precision == "fixed" else ())))
     try:
-        result = run(mode=PRECISIONS[precision], probe=probe_idx, timeout_s=timeout_s)
+        if sd:
+            from snndeploy.simulate_sd import simulate_sd
+
+            result = simulate_sd(net, inputs.spikes, mode=PRECISIONS[precision], probe=probe_idx,
+                                 timeout_s=timeout_s)
+        else:
+            result = simulate_net(net, inputs.spikes, mode=PRECISIONS[precision], probe=uv, record=everything,
+                                  timeout_s=timeout_s, chunk_steps=chunk_steps, progress=not as_json, copies=copies,
+                                  workers=default_workers() if workers is None else workers, input_bias=inputs.bias,
+                                  reset_interval=netx_reset_interval(net, inputs))
     except _lava_errors() as exc:
         raise click.ClickException(str(exc)) from exc
     summary = summarize(result, inputs, str(model))
     if out is not None:
-        write_outputs(out, result, inputs, summary, force=force)
+        write_outputs(out, result, inputs, summary, force=force, record_all=record == "all", probe_files=probe_idx)
         summary["out"] = str(out)
     emit(summary, as_json, _human)
 

@@ -218,7 +218,8 @@ def deploy(model: Path, target: str, out: Path | None, input_path: Path | None, 
 
     started = time.perf_counter()
     try:
-        result = simulate_net(net, inputs.spikes, mode="fixed_pt", timeout_s=timeout_s, progress=not as_json)
+        result = simulate_net(net, inputs.spikes, mode="fixed_pt", timeout_s=timeout_s, progress=not as_json,
+                              input_bias=inputs.bias)
     except LavaRunError as exc:
         raise click.ClickException(str(exc)) from exc
     write_bundle(out, net, inputs, result, model=str(model), reason=reason, force=force)

@@ -30,6 +30,7 @@ from snndeploy.export.ir import (
     Neuron,
     SigmaDelta,
 )
+from snndeploy.models.netx_import import netx_io_spec
 
 CUBA_TYPES = ("CUBA", "LOIHI")
 SDNN_TYPE = "SDNN"
@@ -144,6 +145,8 @@ def _read_layers(f, path: Path, input_shape, clip_weights: bool) -> LoihiNet:
         if shape is None:
             raise UserError(f"{name}: the input shape is unknown (no input layer); pass input_shape", path)
         out_shape = tuple(int(s) for s in np.atleast_1d(g["shape"][()]))
+        if kind in ("dense", "dense_rec"):  # lava-dl writes a dense layer's shape as [N, 1, 1]
+            out_shape = (int(np.prod(out_shape)),)
         delay = np.asarray(g["delay"][()]).astype(np.int64) if "delay" in g else None
         if kind in ("dense", "dense_rec"):
             if "weight/imag" in g:
@@ -177,7 +180,8 @@ def _read_layers(f, path: Path, input_shape, clip_weights: bool) -> LoihiNet:
     if net_input is None:
         raise UserError("the input shape is unknown", path)
     steps = int(f["simulation/tSample"][()]) if "simulation/tSample" in f else None
-    return LoihiNet(name=path.stem, input_shape=net_input, layers=tuple(layers), time_steps=steps)
+    io = netx_io_spec(path, fed=layers[0].op == "input", voltage_out=not layers[-1].neuron.spiking)
+    return LoihiNet(name=path.stem, input_shape=net_input, layers=tuple(layers), time_steps=steps, meta={"io": io})
 
 
 def _write_sigma_delta(g, neuron: SigmaDelta) -> None:

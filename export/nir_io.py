@@ -66,7 +66,8 @@ def _neuron_node(layer: Layer, dt: float, gain: float):
             "reset": "zero"}
     if n.bias is not None:
         meta["bias"] = np.asarray(n.bias, dtype=np.float64)
-    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=_div(tau_mem, dt), v_leak=_div(bias, dv) * (bias != 0),
+    v_leak = np.where(bias != 0, _div(bias, dv), 0.0)  # no bias: 0 even where the voltage does not decay
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=_div(tau_mem, dt), v_leak=v_leak,
                        v_threshold=threshold, v_reset=np.zeros(shape), w_in=gain * _div(tau_syn, dt),
                        metadata={KEY: _plain(meta)})
 
@@ -166,7 +167,28 @@ def to_nir(net: LoihiNet):
             "quantize": int(bool(net.meta.get("quantize", True)))}
     if net.time_steps:
         meta["time_steps"] = int(net.time_steps)
+    meta.update(_io_meta(net.meta.get("io")))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={KEY: _plain(meta)}, type_check=False)
+
+
+def _io_meta(io) -> dict:
+    """How the network is fed and read (``snndeploy.models.spec.IOSpec``) as flat graph metadata."""
+    if io is None:
+        return {}
+    meta = {f"io_{key}": value for key, value in (("encoding", io.encoding), ("readout", io.readout),
+                                                   ("source", io.source)) if value}
+    if io.normalize is not None:
+        meta["io_normalize"] = np.asarray(io.normalize, dtype=np.float64)
+    return meta
+
+
+def _io_from_meta(gmeta: dict):
+    from snndeploy.models.spec import IOSpec
+
+    normalize = gmeta.get("io_normalize")
+    return IOSpec(encoding=gmeta.get("io_encoding") or None, readout=gmeta.get("io_readout") or None,
+                  normalize=None if normalize is None else tuple(float(v) for v in np.asarray(normalize)),
+                  source=str(gmeta.get("io_source", "")))
 
 
 def write_nir(net: LoihiNet, path: str | Path, *, force: bool = False) -> Path:
@@ -369,7 +391,7 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
     steps = gmeta.get("time_steps")
     return LoihiNet(name=str(gmeta.get("name", name)), input_shape=input_shape, layers=tuple(layers), dt=dt,
                     time_steps=int(steps) if steps is not None else None,
-                    meta={"quantize": bool(gmeta.get("quantize", 0))})
+                    meta={"quantize": bool(gmeta.get("quantize", 0)), "io": _io_from_meta(gmeta)})
 
 
 def _synapse_node(node, key: str, shape: tuple[int, ...], where: str) -> dict | None:

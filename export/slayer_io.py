@@ -137,15 +137,15 @@ def from_slayer(model) -> LoihiNet:
             w = _np(_effective_weight(block.synapse))
             w = w.reshape(w.shape[:4])
             layers.append(Layer(name, "conv", in_shape, out_shape, _neuron(block, where), w,
-                                stride=(bspec.conv_stride(),) * 2, padding=(bspec.padding,) * 2,
-                                dilation=(bspec.dilation,) * 2, groups=bspec.groups, delay=_delay(block, where)))
+                                stride=bspec.pair("stride"), padding=bspec.pair("padding"),
+                                dilation=bspec.pair("dilation"), groups=bspec.groups, delay=_delay(block, where)))
         elif bspec.kind == "pool":
             w = _np(_effective_weight(block.synapse)).reshape(-1)
             if np.unique(w).size != 1:
                 raise UserError(f"{where}: a pooling kernel with unequal weights is not sum pooling")
             layers.append(Layer(name, "pool", in_shape, out_shape, _neuron(block, where), np.array(w[0]),
-                                stride=(bspec.conv_stride(),) * 2, padding=(bspec.padding,) * 2,
-                                dilation=(bspec.dilation,) * 2, kernel=(bspec.kernel,) * 2,
+                                stride=bspec.pair("stride"), padding=bspec.pair("padding"),
+                                dilation=bspec.pair("dilation"), kernel=bspec.pair("kernel"),
                                 delay=_delay(block, where)))
         else:
             raise UserError(f"{where}: block kind {bspec.kind!r} is not supported by the export")
@@ -154,7 +154,7 @@ def from_slayer(model) -> LoihiNet:
     if not layers:
         raise UserError(f"model {spec.name!r} has no exportable layers")
     return LoihiNet(name=spec.name, input_shape=tuple(spec.input_shape), layers=tuple(layers),
-                    time_steps=spec.time_steps, meta={"quantize": bool(spec.quantize)})
+                    time_steps=spec.time_steps, meta={"quantize": bool(spec.quantize), "io": spec.io})
 
 
 def _neuron_spec(neuron: Neuron | SigmaDelta, base):
@@ -180,7 +180,7 @@ def _neuron_spec(neuron: Neuron | SigmaDelta, base):
 
 def spec_of(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):
     """The ModelSpec that rebuilds ``net`` as a SlayerNet (unsupported features named)."""
-    from snndeploy.models.spec import BlockSpec, ModelSpec
+    from snndeploy.models.spec import BlockSpec, IOSpec, ModelSpec
 
     blocks = []
     neurons = []
@@ -200,13 +200,10 @@ def spec_of(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):
             if not layer.neuron.spiking and layer.neuron.bias is not None:
                 raise UserError(f"{layer.name}: a non-spiking read-out with bias has no SLAYER affine equivalent")
         else:
-            if len(set(layer.stride)) > 1 or len(set(layer.padding)) > 1 or len(set(layer.dilation)) > 1:
-                raise UserError(f"{layer.name}: non-square stride/padding/dilation is not supported by the spec")
-            kernel = layer.kernel[0] if layer.op == "pool" else int(np.asarray(layer.weight).shape[-1])
-            if layer.op == "conv" and np.asarray(layer.weight).shape[-2] != kernel:
-                raise UserError(f"{layer.name}: non-square kernels are not supported by the spec")
+            kernel = tuple(layer.kernel) if layer.op == "pool" else tuple(np.asarray(layer.weight).shape[-2:])
             block = BlockSpec(layer.op, out=layer.out_shape[0] if layer.op == "conv" else None, kernel=kernel,
-                              stride=layer.stride[0], padding=layer.padding[0], dilation=layer.dilation[0],
+                              stride=tuple(layer.stride), padding=tuple(layer.padding),
+                              dilation=tuple(layer.dilation),
                               groups=layer.groups if layer.op == "conv" else 1, delay=layer.delay is not None,
                               bias=has_bias)
         blocks.append(block)
@@ -218,7 +215,8 @@ def spec_of(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):
     if quantize is None:
         quantize = bool(net.meta.get("quantize", True))
     return ModelSpec(name=net.name, input_shape=tuple(net.input_shape), blocks=tuple(blocks),
-                     time_steps=int(net.time_steps or 25), neuron=model_neuron, quantize=quantize)
+                     time_steps=int(net.time_steps or 25), neuron=model_neuron, quantize=quantize,
+                     io=net.meta.get("io") or IOSpec())
 
 
 def to_slayer(net: LoihiNet, *, quantize: bool | None = None, base_neuron=None):

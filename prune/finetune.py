@@ -45,11 +45,13 @@ class DatasetTrainer:
     def __init__(self, dataset: str, net: nn.Module, *, batch_size: int = 64, subset: int | None = None,
                  test_subset: int | None = None, seed: int = 0, progress: bool = True, lr: float = 1e-3,
                  loss: str = "spike_rate", threads: int = 2, objective: Objective | None = None):
-        from snndeploy.data.datasets import make_splits
+        from snndeploy.data.datasets import feed_for, make_splits
 
         spec = net.spec
+        self.feed = feed_for(spec.io)  # as the model records it was fed (rate where it records nothing)
         self.splits = make_splits(dataset, time_steps=spec.time_steps, seed=seed, subset=subset,
-                                  test_subset=test_subset, input_shape=tuple(spec.input_shape))
+                                  test_subset=test_subset, input_shape=tuple(spec.input_shape),
+                                  encoding=self.feed.encoding, normalize=self.feed.normalize)
         self.config = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, seed=seed, loss=loss, threads=threads,
                                   device="cpu")
         self.progress = progress

@@ -3,8 +3,9 @@
 ``make_splits("mnist", time_steps=25, encoding="rate", seed=0)`` gives train / validation / test
 :class:`SpikeDataset` objects whose items are ``(spikes [*input_shape, T] float32, label)``.
 
-* mnist, fashion-mnist: 28x28 images scaled to [0, 1]; ``rate`` (Bernoulli spikes, probability = intensity
-  x ``max_rate`` per step) or ``current`` (the intensity as a constant input current every step).
+* mnist, fashion-mnist: 28x28 images scaled to [0, 1] (then ``(x - mean) / std`` where a model records a
+  normalisation); ``rate`` (Bernoulli spikes, probability = intensity x ``max_rate`` per step) or ``current``
+  (the intensity as a constant input current every step). :func:`feed_for` picks them from a model's spec.
 * nmnist-small: N-MNIST events binned into ``2 x 34 x 34`` frames per step over ``window_ms`` (default 300 ms).
 * mnist1d (40 samples per signal) and uci-digits (8x8): tiny sets for tests, same encodings.
 
@@ -27,6 +28,34 @@ from snndeploy.data import readers
 from snndeploy.errors import UserError
 
 ENCODINGS = ("rate", "current")
+
+
+@dataclass(frozen=True)
+class Feed:
+    """How a model is fed for one run: the encoding, an optional ``(mean, std)`` normalisation and a sentence
+    saying where both came from (the model's recorded input pipeline, a command-line override, the default)."""
+
+    encoding: str
+    normalize: tuple[float, float] | None
+    note: str
+
+
+def feed_for(io, encoding: str | None = None, *, default: str = "rate") -> Feed:
+    """The feed of a model whose spec records ``io`` (:class:`snndeploy.models.spec.IOSpec`); ``encoding`` (a CLI
+    option) overrides the recorded encoding and the note says so."""
+    recorded = io.encoding if io.encoding in ENCODINGS else None
+    normalize = io.normalize
+    if encoding is None:
+        chosen = recorded or default
+        note = (f"encoding {chosen} (recorded in the model" + (f": {io.source}" if io.source else "") + ")"
+                if recorded else f"encoding {chosen} (default: the model records none; --encoding sets it)")
+    else:
+        chosen = encoding
+        note = (f"encoding {chosen} (--encoding overrides the model's {recorded})" if recorded and recorded != encoding
+                else f"encoding {chosen} (--encoding)")
+    if normalize is not None:
+        note += f"; input normalised as (x - {normalize[0]:g}) / {normalize[1]:g} (recorded in the model)"
+    return Feed(chosen, normalize, note)
 
 
 @dataclass(frozen=True)
@@ -139,11 +168,13 @@ class SpikeDataset(torch.utils.data.Dataset):
     """Samples as spike (or current) tensors ``[*input_shape, T]`` and integer labels."""
 
     def __init__(self, arrays: Arrays, index: np.ndarray, *, info: DataInfo, time_steps: int, encoding: str,
-                 input_shape: tuple[int, ...], max_rate: float = 1.0, fixed_seed: int | None = None):
+                 input_shape: tuple[int, ...], max_rate: float = 1.0, fixed_seed: int | None = None,
+                 normalize: tuple[float, float] | None = None):
         self.x, self.y = arrays.x, arrays.y
         self.index = np.asarray(index, dtype=np.int64)
         self.info, self.time_steps, self.encoding = info, time_steps, encoding
         self.input_shape, self.max_rate = tuple(input_shape), max_rate
+        self.normalize = normalize
         # Evaluation sets encode every sample the same way each time (seeded per sample); training sets
         # draw fresh spikes from torch's global RNG every epoch.
         self.fixed_seed = fixed_seed
@@ -162,6 +193,8 @@ class SpikeDataset(torch.utils.data.Dataset):
             frames = torch.from_numpy(self.x[j].astype(np.float32))
             return frames.reshape(*self.input_shape, frames.shape[-1]), label
         value = torch.from_numpy(self.x[j]).reshape(*self.input_shape, 1)
+        if self.normalize is not None:
+            value = (value - self.normalize[0]) / self.normalize[1]
         if self.encoding == "current":
             return value.expand(*self.input_shape, self.time_steps).contiguous(), label
         generator = None
@@ -192,8 +225,9 @@ def _fit_shape(info: DataInfo, input_shape: tuple[int, ...] | None) -> tuple[int
 def make_splits(name: str, *, time_steps: int | None = None, encoding: str = "rate", seed: int = 0,
                 val_fraction: float = 0.1, subset: int | None = None, test_subset: int | None = None,
                 input_shape: tuple[int, ...] | None = None, max_rate: float = 1.0, window_ms: float = 300.0,
-                data_dir: str | Path | None = None) -> Splits:
-    """Train / validation / test datasets with a fixed-seed validation share of the training data."""
+                data_dir: str | Path | None = None, normalize: tuple[float, float] | None = None) -> Splits:
+    """Train / validation / test datasets with a fixed-seed validation share of the training data;
+    ``normalize`` ``(mean, std)`` maps a static sample ``x`` to ``(x - mean) / std`` before it is encoded."""
     if encoding not in ENCODINGS:
         raise UserError(f"unknown encoding {encoding!r}; available: {', '.join(ENCODINGS)}")
     if not 0 <= val_fraction < 1:
@@ -216,6 +250,6 @@ def make_splits(name: str, *, time_steps: int | None = None, encoding: str = "ra
 
     def ds(arrays: Arrays, idx: np.ndarray, fixed: bool) -> SpikeDataset:
         return SpikeDataset(arrays, idx, info=info, time_steps=time_steps, encoding=encoding, input_shape=shape,
-                            max_rate=max_rate, fixed_seed=seed if fixed else None)
+                            max_rate=max_rate, fixed_seed=seed if fixed else None, normalize=normalize)
 
     return Splits(ds(train, train_idx, False), ds(train, val_idx, True), ds(test, test_idx, True), info)

@@ -5,8 +5,9 @@ and netx work on it unchanged. What snndeploy adds:
 
 * shapes are fixed at build time (neuron shapes, delays, flatten), so a state dict loads before any forward;
 * ``quantize: false`` replaces lava-dl's 8-bit weight pre-hook with an identity that still descales for export;
-* an ``input`` block quantizes its (graded) input, weight and bias to integer bias mantissas, which is how
-  Loihi and netx drive an input layer (lava-dl's own default would round them to the 8-bit weight grid);
+* an ``input`` block computes ``weight * x + bias`` and rounds that current once to Loihi's bias grid (1/64): an
+  input layer on Loihi and in netx integrates an integer bias mantissa (lava-dl rounds input, weight and bias
+  separately, to its 8-bit weight grid by default); for spike inputs both agree exactly;
 * ``bias: true`` gives a block a per-neuron bias through the neuron's ``norm`` hook (:class:`NeuronBias`),
   which is where lava-dl's hdf5 export and Loihi put it (added to the voltage every step).
 """
@@ -53,6 +54,28 @@ class BiasMantissa:
 
         value = quantize(value, step=1 / self.w_scale)
         return value * self.w_scale if descale else value
+
+
+def _grid_input_forward(self, x: torch.Tensor) -> torch.Tensor:
+    """lava-dl's ``Input.forward`` with the affine transform computed first and its result rounded once by the
+    pre-hook (see the module docstring)."""
+    if self.neuron is not None:
+        z = x * self.pre_hook_fx(self.weight) if self.weight is not None else x
+        z = z + self.pre_hook_fx(self.bias) if self.bias is not None else z
+        x = self.neuron(self.pre_hook_fx(z))
+    if self.delay_shift is True:
+        from lava.lib.dl.slayer.block.base import step_delay
+
+        x = step_delay(self, x)
+    if self.input_shape is None:
+        self.input_shape = self.neuron.shape if self.neuron is not None else x.shape[1:-1]
+    return (x, torch.mean(x > 0)) if self.count_log is True else x
+
+
+@functools.cache
+def _grid_input_class(base: type) -> type:
+    return type(base.__name__, (base,), {"forward": _grid_input_forward, "__module__": __name__,
+                                         "__qualname__": f"grid_{base.__module__.rsplit('.', 1)[-1]}_Input"})
 
 
 class NeuronBias(nn.Module):
@@ -157,7 +180,8 @@ def build_block(block: BlockSpec, neuron: NeuronSpec, in_shape: tuple[int, ...],
     if kind == "flatten":
         module = mod.Flatten()
     elif kind == "input":
-        module = mod.Input(neuron_kwargs(neuron, quantize=quantize), weight=1.0, bias=0.0)
+        cls = mod.Input if neuron.kind == "sigma_delta" else _grid_input_class(mod.Input)  # own forward there
+        module = cls(neuron_kwargs(neuron, quantize=quantize), weight=1.0, bias=0.0)
         module.pre_hook_fx = BiasMantissa() if quantize else FloatWeights()
     elif kind == "affine":
         if neuron.kind == "sigma_delta":

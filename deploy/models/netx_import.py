@@ -9,7 +9,7 @@
 * threshold: ``vThMant`` / 64; current/voltage decay: ``iDecay`` / 4096, ``vDecay`` / 4096.
 
 Each layer keeps its own neuron parameters (a per-block override when they differ from the first layer).
-Supported layers: input (with or without neurons), dense, conv, flatten; a dense layer without neurons
+Supported layers: input (with or without neurons), dense, conv, pool, flatten; a dense layer without neurons
 (a non-spiking readout) becomes an ``affine`` block. CUBA/LOIHI neurons only (sigma-delta and resonate-and-fire
 hdf5 layers are reported as unsupported). With ``quantize`` on, the imported model runs the same fixed-point
 arithmetic as netx's ``fixed_pt`` Lava models, one time step of delay per layer included
@@ -19,6 +19,7 @@ input layer is driven through its bias from step 0, so with one the Lava run is 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,20 @@ import torch
 
 from snndeploy import validate
 from snndeploy.errors import UserError
-from snndeploy.models.spec import BlockSpec, ModelSpec, NeuronSpec
+from snndeploy.models.spec import BlockSpec, IOSpec, ModelSpec, NeuronSpec
 
+# lava-dl's published networks whose input normalisation only their tutorial states, by SHA-256 of the netx file
+# (docs/benchmarks.md "Real networks"): where it is said, and (mean, std) of x -> (x - mean) / std on [0, 1] data.
+PUBLISHED_IO = {
+    "9b0bbd50581dab691cf57e79898506ad2f70e015d163178ac3d13ac403fd72f3": (
+        "lava-dl bootstrap MNIST tutorial (tutorials/lava/lib/dl/bootstrap/mnist/train.ipynb: "
+        "transforms.Normalize((0.5), (0.5)))", (0.5, 0.5)),
+    "4a47723327c0c9e18d8ac3dcbfa2f2e011e6f2c03ebe80cb3b9360ae56124fd3": (
+        "lava-dl PilotNet LIF tutorial (tutorials/lava/lib/dl/netx/pilotnet_snn/dataset.py: "
+        "2 * weight * x - weight + bias)", (0.5, 0.5)),
+}
 W_SCALE = 1 << 6  # SLAYER weight/threshold units per Loihi unit
+MAX_VTH_MANT = (1 << 17) - 1  # netx's threshold of a layer read by voltage (it never spikes)
 P_SCALE = 1 << 12  # Loihi decay units per 1.0
 CUBA_TYPES = ("CUBA", "LOIHI")
 
@@ -74,6 +86,11 @@ def _shape(layer) -> tuple[int, ...]:
     return tuple(int(s) for s in np.asarray(layer["shape"][()]).reshape(-1))
 
 
+def _pair(layer, key: str) -> tuple[int, int]:
+    values = [int(k) for k in np.asarray(layer[key][()]).reshape(-1)]
+    return (values[0], values[-1])
+
+
 def _read_layers(handle, path: Path, base: NeuronSpec):
     """(BlockSpec, neuron or None, {param: array}) per layer, and the input shape if an input layer gives it."""
     layers = handle["layer"]
@@ -108,24 +125,22 @@ def _read_layers(handle, path: Path, base: NeuronSpec):
             if "delay" in layer:
                 params["delay"] = np.asarray(layer["delay"][()], dtype=np.float64).reshape(-1)
             rows.append((block, neuron, params))
-        elif kind == "conv":
-            kernel = [int(k) for k in np.asarray(layer["kernelSize"][()]).reshape(-1)]
-            stride = [int(k) for k in np.asarray(layer["stride"][()]).reshape(-1)]
-            padding = [int(k) for k in np.asarray(layer["padding"][()]).reshape(-1)]
-            dilation = [int(k) for k in np.asarray(layer["dilation"][()]).reshape(-1)]
-            for name, values in (("kernel", kernel), ("stride", stride), ("padding", padding),
-                                 ("dilation", dilation)):
-                if len(set(values)) != 1:
-                    raise UserError(f"{where}: non-square {name} {values} is not supported", path)
+        elif kind in ("conv", "pool"):
+            # netx stores these as [height, width], like the spec (netx's own Lava build reverses them to x, y)
+            geometry = {name: _pair(layer, key) for name, key in (("kernel", "kernelSize"), ("stride", "stride"),
+                                                                   ("padding", "padding"),
+                                                                   ("dilation", "dilation"))}
             params["weight"] = np.asarray(layer["weight"][()], dtype=np.float64)
             if "bias" in layer:
                 params["bias"] = np.asarray(layer["bias"][()], dtype=np.float64).reshape(-1)
             if "delay" in layer:
                 params["delay"] = np.asarray(layer["delay"][()], dtype=np.float64).reshape(-1)
             if neuron is None:
-                raise UserError(f"{where}: a conv layer without neurons cannot be imported", path)
-            rows.append((BlockSpec("conv", out=int(_scalar(layer, "outChannels")), kernel=kernel[0],
-                                   stride=stride[0], padding=padding[0], dilation=dilation[0],
+                raise UserError(f"{where}: a {kind} layer without neurons cannot be imported", path)
+            if kind == "pool":
+                rows.append((BlockSpec("pool", **geometry, delay="delay" in layer), neuron, params))
+                continue
+            rows.append((BlockSpec("conv", out=int(_scalar(layer, "outChannels")), **geometry,
                                    groups=int(_scalar(layer, "groups", 1)), delay="delay" in layer,
                                    bias="bias" in layer), neuron, params))
         else:
@@ -164,15 +179,31 @@ def read_netx(path: str | Path, *, name: str | None = None, time_steps: int | No
     if not rows:
         raise UserError("netx network has no layers", path)
     shape = tuple(input_shape or file_shape or _infer_input_shape(rows, path))
+    last, last_neuron, _ = rows[-1]
+    never_spikes = last_neuron is not None and last_neuron.threshold * W_SCALE >= MAX_VTH_MANT
+    io = netx_io_spec(path, fed=rows[0][0].kind == "input", voltage_out=last.kind == "affine" or never_spikes)
     neurons = [n for _, n, _ in rows if n is not None]
     model_neuron = neurons[0] if neurons else base
     blocks = tuple(b if n is None or n == model_neuron else _with_neuron(b, n) for b, n, _ in rows)
     try:
         spec = ModelSpec(name=name or path.stem, input_shape=shape, time_steps=time_steps, neuron=model_neuron,
-                         blocks=blocks, quantize=True)
+                         blocks=blocks, quantize=True, io=io)
     except UserError as exc:
         raise UserError(exc.problem, path) from exc
     return spec, {str(i): p for i, (_, _, p) in enumerate(rows)}
+
+
+def netx_io_spec(path: Path, *, fed: bool, voltage_out: bool) -> IOSpec:
+    """What a netx file says about feeding and reading its network (``fed``: an input layer with neurons, which a
+    current drives; ``voltage_out``: a non-spiking output), plus the published-network table."""
+    readout = "voltage_sum" if voltage_out else "spike_count"
+    source = (f"netx file: {'an input layer (current input)' if fed else 'no input layer'}, "
+              f"{'an Affine (non-spiking) output' if readout == 'voltage_sum' else 'a spiking output'}")
+    entry = PUBLISHED_IO.get(hashlib.sha256(path.read_bytes()).hexdigest())
+    if entry is not None:
+        source += f"; normalisation from the {entry[0]}"
+    return IOSpec(encoding="current" if fed else None, normalize=None if entry is None else entry[1],
+                  readout=readout, source=source)
 
 
 def _with_neuron(block: BlockSpec, neuron: NeuronSpec) -> BlockSpec:

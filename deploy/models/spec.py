@@ -11,6 +11,12 @@ read it, and a training checkpoint stores ``spec_to_dict(spec)`` beside the weig
     blocks:
       - {kind: dense, out: 512}
       - {kind: dense, out: 10, neuron: {threshold: 1.0}}   # per-block override of the model neuron
+    io: {encoding: rate, readout: spike_count}   # optional: how the model is fed and read (IOSpec)
+
+Conv and pool blocks take ``kernel``, ``stride``, ``padding`` and ``dilation`` as one int (both axes) or a
+two-element list ``[height, width]`` (rows first, then columns: the order of torch, SLAYER, NIR and the netx
+file; Lava's own processes take them the other way round, x first, and the exporters swap them), e.g.
+``{kind: conv, out: 64, kernel: 3, stride: [2, 1], padding: [1, 0]}``.
 
 Units follow SLAYER (lava-dl ``slayer.neuron.cuba``): decays are fractions per step (Loihi value / 4096),
 the threshold is in weight units (Loihi ``vThMant`` / 64).
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from snndeploy.errors import UserError
@@ -72,16 +79,42 @@ class NeuronSpec:
         return {**common, "activation": self.activation}
 
 
+Pair = int | tuple[int, int]  # one value for both axes, or (height, width)
+PAIR_FIELDS = ("kernel", "stride", "padding", "dilation")
+
+
+def as_pair(value: Pair) -> tuple[int, int]:
+    """``(height, width)`` of an int or a two-element sequence."""
+    if isinstance(value, (tuple, list)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def _normal_pair(value: Any) -> Any:
+    """A two-element sequence of ints as a tuple, or as one int when both are equal (so specs compare and
+    round-trip the same however they were written); anything else unchanged, for validation to report."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        return int(value[0]) if value[0] == value[1] else (int(value[0]), int(value[1]))
+    return int(value) if _is_int(value) else value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class BlockSpec:
-    """One lava-dl block. ``out`` is the number of neurons (dense/affine) or channels (conv)."""
+    """One lava-dl block. ``out`` is the number of neurons (dense/affine) or channels (conv).
+
+    ``kernel``, ``stride``, ``padding``, ``dilation``: an int or ``(height, width)`` (see the module docstring).
+    """
 
     kind: str
     out: int | None = None
-    kernel: int = 3
-    stride: int | None = None  # conv: 1, pool: kernel, when None
-    padding: int = 0
-    dilation: int = 1
+    kernel: Pair = 3
+    stride: Pair | None = None  # conv: 1, pool: kernel, when None
+    padding: Pair = 0
+    dilation: Pair = 1
     groups: int = 1
     neuron: NeuronSpec | None = None  # None: the model's neuron
     delay: bool = False  # learnable axonal delay (0..62 steps)
@@ -89,8 +122,50 @@ class BlockSpec:
     weight_norm: bool = False
     weight_scale: float = 1.0
 
-    def conv_stride(self) -> int:
+    def __post_init__(self) -> None:
+        for name in PAIR_FIELDS:
+            object.__setattr__(self, name, _normal_pair(getattr(self, name)))
+
+    def conv_stride(self) -> Pair:
         return self.stride if self.stride is not None else (self.kernel if self.kind == "pool" else 1)
+
+    def pair(self, name: str) -> tuple[int, int]:
+        """``(height, width)`` of ``kernel``, ``stride`` (with its default), ``padding`` or ``dilation``."""
+        return as_pair(self.conv_stride() if name == "stride" else getattr(self, name))
+
+
+ENCODINGS = ("rate", "current", "events")
+READOUTS = ("spike_count", "voltage_sum")
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """How the model is fed and read, as it was trained: recorded so that every command feeds it the same way.
+
+    ``normalize`` ``(mean, std)``: a sample ``x`` (images scaled to [0, 1]) becomes ``(x - mean) / std`` first.
+    ``encoding``: ``rate`` (Bernoulli spikes, probability = value), ``current`` (the value every one of the
+    ``time_steps`` steps; into an ``input`` block it is the input layer's current ``weight * x + bias`` on
+    Loihi's bias grid) or ``events`` (event data binned to frames). ``readout``: the class is the output with
+    the most spikes (``spike_count``) or the highest voltage summed over time (``voltage_sum``, a non-spiking
+    ``affine`` output). ``None``: not recorded (commands fall back to their defaults and say so). ``source``:
+    where these values came from (the file, a documented table, the spec).
+    """
+
+    encoding: str | None = None
+    normalize: tuple[float, float] | None = None
+    readout: str | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.normalize is not None and isinstance(self.normalize, (list, tuple)):
+            object.__setattr__(self, "normalize", tuple(float(v) for v in self.normalize))
+
+    def describe(self) -> str:
+        parts = [f"encoding {self.encoding or 'not recorded'}"]
+        if self.normalize is not None:
+            parts.append(f"normalise (x - {self.normalize[0]:g}) / {self.normalize[1]:g}")
+        parts.append(f"read-out {self.readout or 'not recorded'}")
+        return ", ".join(parts) + (f" [{self.source}]" if self.source else "")
 
 
 @dataclass(frozen=True)
@@ -103,6 +178,7 @@ class ModelSpec:
     time_steps: int = 25
     neuron: NeuronSpec = field(default_factory=NeuronSpec)
     quantize: bool = True  # Loihi 8-bit weights (lava-dl quantize_8bit pre-hook)
+    io: IOSpec = field(default_factory=IOSpec)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
@@ -124,6 +200,11 @@ class ModelSpec:
     @property
     def num_outputs(self) -> int:
         return math.prod(self.output_shape)
+
+    @property
+    def readout(self) -> str:
+        """The recorded read-out, else the one the last block implies."""
+        return self.io.readout or ("voltage_sum" if self.blocks[-1].kind == "affine" else "spike_count")
 
 
 def _invalid(problem: str, where: str | None = None) -> UserError:
@@ -151,7 +232,8 @@ def _block_shape(block: BlockSpec, shape: tuple[int, ...], where: str) -> tuple[
     channels, height, width = shape
     if kind == "conv" and channels % block.groups:
         raise _invalid(f"{channels} input channels are not divisible by groups={block.groups}", where)
-    dims = [_conv_out(s, block.kernel, block.conv_stride(), block.padding, block.dilation) for s in (height, width)]
+    dims = [_conv_out(size, *(block.pair(name)[axis] for name in PAIR_FIELDS))
+            for axis, size in enumerate((height, width))]
     if min(dims) < 1:
         raise _invalid(f"{kind} with kernel {block.kernel} makes the {height}x{width} input empty", where)
     return (block.out if kind == "conv" else channels, *dims)
@@ -174,7 +256,7 @@ def _weight_count(block: BlockSpec, shape: tuple[int, ...]) -> int:
     if block.kind in ("dense", "affine"):
         return math.prod(shape) * int(block.out or 0)
     if block.kind == "conv":
-        return shape[0] // max(block.groups, 1) * int(block.out or 0) * block.kernel ** 2
+        return shape[0] // max(block.groups, 1) * int(block.out or 0) * math.prod(block.pair("kernel"))
     return 0
 
 
@@ -209,9 +291,15 @@ def _validate_block(block: BlockSpec, index: int, count: int, neuron: NeuronSpec
         raise _invalid("an input block can only be the first block", where)
     if block.kind == "affine" and index != count - 1:
         raise _invalid("an affine readout can only be the last block", where)
-    if block.kernel < 1 or block.dilation < 1 or block.groups < 1 or block.padding < 0:
+    for name in PAIR_FIELDS:
+        value = getattr(block, name)
+        if not (_is_int(value) or (isinstance(value, tuple) and len(value) == 2 and all(map(_is_int, value)))) \
+                and not (name == "stride" and value is None):
+            raise _invalid(f"{name} must be an integer or a list of two integers [height, width], got {value!r}",
+                           where)
+    if min(block.pair("kernel") + block.pair("dilation")) < 1 or block.groups < 1 or min(block.pair("padding")) < 0:
         raise _invalid("kernel, dilation, groups must be >= 1 and padding >= 0", where)
-    if block.stride is not None and block.stride < 1:
+    if min(block.pair("stride")) < 1:
         raise _invalid("stride must be >= 1", where)
     if block.delay and block.kind not in ("dense", "conv", "pool"):
         raise _invalid("axonal delay is only available on dense, conv and pool blocks", where)
@@ -227,6 +315,18 @@ def _validate_block(block: BlockSpec, index: int, count: int, neuron: NeuronSpec
         raise _invalid("lava-dl has no ALIF affine readout; use a dense block or a cuba neuron override", where)
 
 
+def _validate_io(io: IOSpec) -> None:
+    if not isinstance(io, IOSpec):
+        raise _invalid("'io' is not an IOSpec")
+    if io.encoding is not None and io.encoding not in ENCODINGS:
+        raise _invalid(f"encoding {io.encoding!r} is not one of {', '.join(ENCODINGS)}", "io")
+    if io.readout is not None and io.readout not in READOUTS:
+        raise _invalid(f"readout {io.readout!r} is not one of {', '.join(READOUTS)}", "io")
+    if io.normalize is not None and (len(io.normalize) != 2 or not io.normalize[1] > 0
+                                     or not all(math.isfinite(v) for v in io.normalize)):
+        raise _invalid(f"normalize must be [mean, std] with std > 0, got {list(io.normalize)}", "io")
+
+
 def validate(spec: ModelSpec) -> None:
     """Raise a one-line UserError for anything build_model would fail on."""
     if not isinstance(spec.name, str) or not spec.name:
@@ -238,6 +338,7 @@ def validate(spec: ModelSpec) -> None:
     if not spec.blocks:
         raise _invalid("'blocks' is empty")
     _validate_neuron(spec.neuron, "neuron")
+    _validate_io(spec.io)
     for i, block in enumerate(spec.blocks):
         if not isinstance(block, BlockSpec):
             raise _invalid(f"blocks[{i}] is not a BlockSpec")
@@ -265,6 +366,14 @@ def _check_keys(data: Mapping, cls, where: str) -> None:
 
 def _coerce(value: Any, default: Any, name: str, where: str) -> Any:
     """Type-check a scalar against the field's default type (bool/int/float/str)."""
+    if name in PAIR_FIELDS:
+        if name == "stride" and value is None:
+            return None
+        pair = _normal_pair(value)
+        if not _is_int(pair) and not isinstance(pair, tuple):
+            raise _invalid(f"{name} must be an integer or a list of two integers [height, width], got {value!r}",
+                           where)
+        return pair
     kind = type(default) if default is not None else None
     if kind is bool:
         if not isinstance(value, bool):
@@ -274,7 +383,7 @@ def _coerce(value: Any, default: Any, name: str, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _invalid(f"{name} must be a number, got {value!r}", where)
         return float(value)
-    if kind is int or name in ("out", "stride"):
+    if kind is int or name == "out":
         if value is None and default is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
@@ -339,7 +448,28 @@ def spec_from_dict(data: Mapping) -> ModelSpec:
     if not isinstance(quantize, bool):
         raise _invalid(f"quantize must be true or false, got {quantize!r}")
     return ModelSpec(name=str(data["name"]), input_shape=tuple(shape), time_steps=time_steps, neuron=neuron,
-                     blocks=tuple(block_from_dict(b, neuron, i) for i, b in enumerate(blocks)), quantize=quantize)
+                     blocks=tuple(block_from_dict(b, neuron, i) for i, b in enumerate(blocks)), quantize=quantize,
+                     io=io_from_dict(data.get("io") or {}))
+
+
+def io_from_dict(data: Mapping) -> IOSpec:
+    _check_keys(data, IOSpec, "io")
+    normalize = data.get("normalize")
+    if normalize is not None and (not isinstance(normalize, (list, tuple)) or len(normalize) != 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in normalize)):
+        raise _invalid(f"normalize must be a list [mean, std], got {normalize!r}", "io")
+    for key in ("encoding", "readout", "source"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise _invalid(f"{key} must be a string, got {data[key]!r}", "io")
+    return IOSpec(encoding=data.get("encoding"), normalize=None if normalize is None else tuple(normalize),
+                  readout=data.get("readout"), source=data.get("source") or "")
+
+
+def io_to_dict(io: IOSpec) -> dict[str, Any]:
+    out = _non_default(io)
+    if "normalize" in out:
+        out["normalize"] = list(out["normalize"])
+    return out
 
 
 def _non_default(obj, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -362,12 +492,16 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
     blocks = []
     for block in spec.blocks:
         entry = {"kind": block.kind, **_non_default(block, skip=("kind", "neuron"))}
+        entry.update({k: list(v) for k, v in entry.items() if isinstance(v, tuple)})
         if block.neuron is not None and block.neuron != spec.neuron:
             entry["neuron"] = {k: v for k, v in dataclasses.asdict(block.neuron).items()
                                if getattr(spec.neuron, k) != v}
         blocks.append(entry)
-    return {"name": spec.name, "input_shape": list(spec.input_shape), "time_steps": spec.time_steps,
-            "quantize": spec.quantize, "neuron": dataclasses.asdict(spec.neuron), "blocks": blocks}
+    out = {"name": spec.name, "input_shape": list(spec.input_shape), "time_steps": spec.time_steps,
+           "quantize": spec.quantize, "neuron": dataclasses.asdict(spec.neuron), "blocks": blocks}
+    if spec.io != IOSpec():
+        out["io"] = io_to_dict(spec.io)
+    return out
 
 
 def load_spec(path: str | Path) -> ModelSpec:

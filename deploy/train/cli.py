@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ from snndeploy.errors import UserError
 _data_options = [
     click.option("--data", "data_name", required=True, help="Dataset: mnist, fashion-mnist, nmnist-small, mnist1d, "
                                                            "uci-digits."),
-    click.option("--encoding", type=click.Choice(["rate", "current"]), default="rate", show_default=True,
-                 help="How static images become input over the model's time steps (ignored for event data)."),
+    click.option("--encoding", type=click.Choice(["rate", "current"]), default=None,
+                 help="How static images become input over the model's time steps (ignored for event data); "
+                      "default: what the model records (netx input layer: current), else rate."),
     click.option("--max-rate", type=PROBABILITY, default=1.0, show_default=True,
                  help="Rate encoding: spike probability per step of a white pixel."),
     click.option("--test-subset", type=COUNT, default=None, help="Use only the first N test samples."),
@@ -132,7 +134,7 @@ def train(spec: Path, epochs: int, out: Path, data_name: str, encoding: str, max
         emit(result, as_json, _human)
 
 
-def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding: str = "rate",
+def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding: str | None = None,
                  max_rate: float = 1.0, test_subset: int | None = None, batch_size: int = 32, seed: int = 0,
                  threads: int = 2, device: str = "auto", subset: int | None = None, val_fraction: float = 0.1,
                  lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "constant", loss: str = "auto",
@@ -140,7 +142,7 @@ def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding
                  resume: bool = False, force: bool = False, test: bool = True, progress: bool = True,
                  log=print, callbacks=()) -> dict[str, Any] | None:
     """The ``train`` command as a function (returns the summary on rank 0, None on other DDP ranks)."""
-    from snndeploy.data.datasets import make_splits
+    from snndeploy.data.datasets import feed_for, make_splits
     from snndeploy.models.load import load_model
     from snndeploy.train import distributed
     from snndeploy.train.loop import TrainConfig
@@ -158,9 +160,14 @@ def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                          lr_schedule=lr_schedule, loss=loss,
                          true_rate=true_rate, false_rate=false_rate, seed=seed, threads=threads, device=device)
-    splits = make_splits(data_name, time_steps=net_spec.time_steps, encoding=encoding, seed=seed,
+    feed = feed_for(net_spec.io, encoding)
+    # the checkpoint records how the model was fed and is read, for every later command
+    net_spec = replace(net_spec, io=replace(net_spec.io, encoding=feed.encoding, readout=net_spec.readout,
+                                            source=net_spec.io.source or f"trained on {data_name}"))
+    model.spec = net_spec
+    splits = make_splits(data_name, time_steps=net_spec.time_steps, encoding=feed.encoding, seed=seed,
                          val_fraction=val_fraction, subset=subset, test_subset=test_subset,
-                         input_shape=net_spec.input_shape, max_rate=max_rate)
+                         input_shape=net_spec.input_shape, max_rate=max_rate, normalize=feed.normalize)
     if splits.info.num_classes > net_spec.num_outputs:
         raise UserError(f"{net_spec.name} has {net_spec.num_outputs} outputs but {splits.info.name} has "
                         f"{splits.info.num_classes} classes", spec)
@@ -170,12 +177,12 @@ def run_training(spec: Path, *, epochs: int, out: Path, data_name: str, encoding
     # --force: the old run's files are put back if this one fails; deleted only once it has finished
     with set_aside(out) if force and not resume and distributed.is_main() else contextlib.nullcontext():
         return _train(model, spec, out, config, splits, net_spec, resume=resume, test=test, threads=threads,
-                      seed=seed, encoding=encoding, subset=subset, val_fraction=val_fraction, callbacks=callbacks,
+                      seed=seed, feed=feed, subset=subset, val_fraction=val_fraction, callbacks=callbacks,
                       log=log, progress=progress)
 
 
 def _train(model, spec: Path, out: Path, config, splits, net_spec, *, resume: bool, test: bool, threads: int,
-           seed: int, encoding: str, subset: int | None, val_fraction: float, callbacks, log, progress: bool):
+           seed: int, feed, subset: int | None, val_fraction: float, callbacks, log, progress: bool):
     from snndeploy.models.spec import save_spec
     from snndeploy.train import distributed
     from snndeploy.train.loop import CHECKPOINT, Trainer, evaluate, write_metrics
@@ -195,9 +202,9 @@ def _train(model, spec: Path, out: Path, config, splits, net_spec, *, resume: bo
     test_metrics = evaluate(trainer.model, splits.test, config=config, device=trainer.device) if test else None
     if not distributed.is_main():
         return None
-    run = {"data": splits.info.name, "encoding": encoding, "subset": subset, "val_fraction": val_fraction,
-           "train_samples": len(splits.train), "val_samples": len(splits.val), "test_samples": len(splits.test),
-           "source": str(spec)}
+    run = {"data": splits.info.name, "encoding": feed.encoding, "feed": feed.note, "subset": subset,
+           "val_fraction": val_fraction, "train_samples": len(splits.train), "val_samples": len(splits.val),
+           "test_samples": len(splits.test), "source": str(spec)}
     write_metrics(out, trainer, {"run": run, "test": test_metrics})
     from snndeploy.train.plot import plot_history
 
@@ -219,16 +226,17 @@ def evaluate(model_path: Path, data_name: str, encoding: str, max_rate: float, t
     result = run_evaluation(model_path, data_name=data_name, encoding=encoding, max_rate=max_rate,
                             test_subset=test_subset, batch_size=batch_size, seed=seed, threads=threads,
                             device=device, progress=not as_json)
-    emit(result, as_json, lambda r: (f"{r['model']} on {r['data']} test ({r['samples']} samples): accuracy "
+    emit(result, as_json, lambda r: (f"{r['feed']}; {r['time_steps']} steps, read-out {r['readout']}\n"
+                                     f"{r['model']} on {r['data']} test ({r['samples']} samples): accuracy "
                                      f"{100 * r['accuracy']:.2f}%  loss {r['loss']:.4f}  spike rate "
                                      f"{r['spike_rate']:.4f}\nper-block spike rates: " + ", ".join(
                                          f"{k}: {v:.4f}" for k, v in r["block_spike_rates"].items())))
 
 
-def run_evaluation(model_path: Path, *, data_name: str, encoding: str = "rate", max_rate: float = 1.0,
+def run_evaluation(model_path: Path, *, data_name: str, encoding: str | None = None, max_rate: float = 1.0,
                    test_subset: int | None = None, batch_size: int = 128, seed: int = 0, threads: int = 2,
                    device: str = "auto", progress: bool = False) -> dict[str, Any]:
-    from snndeploy.data.datasets import make_splits
+    from snndeploy.data.datasets import feed_for, make_splits
     from snndeploy.models.load import load_model
     from snndeploy.train.loop import TrainConfig, pick_device
     from snndeploy.train.loop import evaluate as evaluate_model
@@ -236,9 +244,12 @@ def run_evaluation(model_path: Path, *, data_name: str, encoding: str = "rate", 
     dataset_info(data_name)
     _prepare_threads(threads, seed)
     model = load_model(model_path)
-    splits = make_splits(data_name, time_steps=model.spec.time_steps, encoding=encoding, seed=seed,
-                         test_subset=test_subset, input_shape=model.spec.input_shape, max_rate=max_rate)
+    feed = feed_for(model.spec.io, encoding)
+    splits = make_splits(data_name, time_steps=model.spec.time_steps, encoding=feed.encoding, seed=seed,
+                         test_subset=test_subset, input_shape=model.spec.input_shape, max_rate=max_rate,
+                         normalize=feed.normalize)
     config = TrainConfig(seed=seed, threads=threads, device=device, eval_batch_size=batch_size)
     target = pick_device(device)
     metrics = evaluate_model(model.to(target), splits.test, config=config, device=target, progress=progress)
-    return {"model": model.spec.name, "source": str(model_path), "data": splits.info.name, **metrics}
+    return {"model": model.spec.name, "source": str(model_path), "data": splits.info.name, "feed": feed.note,
+            "time_steps": model.spec.time_steps, "readout": model.spec.readout, **metrics}

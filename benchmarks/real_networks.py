@@ -1,0 +1,215 @@
+"""Real trained networks in, their published figures out: lava-dl's public networks through snndeploy's user path.
+
+    .venv/bin/python benchmarks/real_networks.py [--quick] [--lava-samples 100] [--out FILE.json]
+
+Per network: the published figure, our torch accuracy (``snndeploy evaluate`` as a user runs it: no encoding
+flags, the model's recorded input pipeline), our Lava fixed_pt accuracy and spike-for-spike agreement with torch,
+agreement with lava-dl's goldens (through netx file -> our import -> NIR -> our Lava build), Loihi 2 cores
+(published compile / our estimate) and the seconds it took. ``--quick`` skips the whole-test-set and the long
+Lava runs (the test suite runs the quick rows: tests/test_real_networks.py). Prints a Markdown table, writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import snndeploy  # noqa: F401  (Lava compatibility hook first)
+from snndeploy.settings import fixtures_dir
+
+HERE = Path(__file__).resolve().parent
+PILOTNET = HERE.parent / "tests" / "data" / "pilotnet_lif"
+COLUMNS = ("network", "source", "published", "torch (ours)", "Lava fixed_pt (ours)", "spike agreement torch vs Lava",
+           "golden agreement", "Loihi 2 cores published / estimated", "seconds")
+PILOT_GOLDENS = ("input", "conv-0", "conv-1", "conv-2", "conv-3", "conv-4", "fc-0", "fc-1", "fc-2")
+
+
+def estimated_cores(path: Path) -> int:
+    from snndeploy.hardware.estimate import estimate_target
+    from snndeploy.hardware.load import load_layers
+    from snndeploy.hardware.profile import load_profile
+
+    return int(estimate_target(load_layers(path), load_profile("loihi2")).cores)
+
+
+def torch_accuracy(path: Path, test_subset: int | None) -> tuple[float, int, str]:
+    """``snndeploy evaluate PATH --data mnist`` (no encoding flags)."""
+    from snndeploy.train.cli import run_evaluation
+
+    result = run_evaluation(path, data_name="mnist", test_subset=test_subset, threads=1)
+    return result["accuracy"], result["samples"], result["feed"]
+
+
+def _pct(value: float | None, samples: int | None = None) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f} %" + (f" ({samples:,} test digits)" if samples else "")
+
+
+def bootstrap_lava(path: Path, samples: int) -> dict:
+    """Lava fixed_pt run of the first ``samples`` test digits, each image fed as its tutorial does (normalised,
+    a current into the input layer = that layer's bias), against the torch model spike for spike: Lava's layer
+    output at step t is torch's at t + 1 (the bias drives the input layer from step 0, SLAYER delays every block)."""
+    import torch
+
+    from snndeploy.data.datasets import load_arrays
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.models.netx_import import import_netx
+    from snndeploy.simulate import input_current, simulate_net
+
+    model = import_netx(path).eval()
+    net, steps, (mean, std) = from_slayer(model), model.spec.time_steps, model.spec.io.normalize
+    _, test, _ = load_arrays("mnist")
+    values = (np.asarray(test.x[:samples], dtype=np.float64).reshape(samples, -1) - mean) / std
+    labels = np.asarray(test.y[:samples])
+    spiking = tuple(i for i, layer in enumerate(net.layers) if layer.neuron.spiking)
+    result = simulate_net(net, np.zeros((samples, *net.input_shape, steps), dtype=np.uint8), record=spiking,
+                          input_bias=input_current(net, values))
+    with torch.no_grad():
+        x = torch.as_tensor(values, dtype=torch.float32)[..., None].expand(-1, -1, steps + 1)
+        _, outs = model(x.contiguous(), return_all=True)
+    per_digit = [all(np.array_equal(result.layer_spikes[i][k], outs[i][k, ..., 1:].numpy()) for i in spiking)
+                 for k in range(samples)]
+    torch_pred = outs[-1][..., 1:].sum(-1).argmax(1).numpy()
+    lava_pred = result.predictions()
+    return {"lava_accuracy": float(np.mean(lava_pred == labels)), "samples": samples,
+            "digits_spike_exact": int(sum(per_digit)), "predictions_equal": int(np.sum(lava_pred == torch_pred)),
+            "spikes": int(sum(result.layer_spikes[i].sum() for i in spiking))}
+
+
+def netx_mnist_lava(path: Path, samples: int) -> dict:
+    """Lava fixed_pt on rate-coded test digits (snndeploy simulate --dataset mnist) and export verification."""
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.export.verify import verify
+    from snndeploy.models.netx_import import import_netx
+    from snndeploy.simulate import prepare, simulate_net
+
+    net, inputs = prepare(path, None, "mnist", samples, None)
+    result = simulate_net(net, inputs.spikes)
+    model = import_netx(path).eval()
+    report = verify(model, from_slayer(model), inputs.spikes.astype(np.float32))
+    return {"lava_accuracy": float(np.mean(result.predictions() == inputs.labels)), "samples": samples,
+            "agree": bool(report.agree), "mismatches": int(sum(la.mismatches for la in report.layers))}
+
+
+def golden_run(model: Path, image: np.ndarray, steps: int | None = None) -> np.lib.npyio.NpzFile:
+    """``snndeploy simulate MODEL --input image.npy --out DIR --record all`` (the user's path); DIR/layers.npz."""
+    from snndeploy.cli import main
+
+    folder = Path(tempfile.mkdtemp(prefix="real_networks_"))
+    np.save(folder / "image.npy", image)
+    args = ["simulate", str(model), "--input", str(folder / "image.npy"), "--out", str(folder / "sim"),
+            "--record", "all", "--json"] + (["--steps", str(steps)] if steps else [])
+    if main(args) != 0:
+        raise RuntimeError(f"snndeploy {' '.join(args)} failed")
+    return np.load(folder / "sim" / "layers.npz")
+
+
+def pilotnet_goldens() -> str:
+    from snndeploy.export.nir_io import write_nir
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.models.netx_import import import_netx
+
+    gold = np.load(PILOTNET / "goldens.npz")
+    nir_path = write_nir(from_slayer(import_netx(PILOTNET / "network.net")),
+                         Path(tempfile.mkdtemp(prefix="pilot_")) / "pilot.nir")
+    layers = golden_run(nir_path, gold["image"])
+    bad = [name for i, name in enumerate(PILOT_GOLDENS)
+           if not np.array_equal(layers[f"spikes_{i}"].astype(bool), gold[name][..., :16])]
+    spikes = sum(int(gold[name][..., :16].sum()) for name in PILOT_GOLDENS)
+    return (f"{len(PILOT_GOLDENS) - len(bad)}/{len(PILOT_GOLDENS)} spiking layers exact over the 16-step sample "
+            f"({spikes:,} golden spikes)" + (f"; differ: {', '.join(bad)}" if bad else "")
+            + "; u, v exact except layer i's reset step i-1 and v at spikes (golden 128, Lava 0); the output "
+            "layer's golden trace does not follow fc-2's golden spikes (see docs/benchmarks.md)")
+
+
+def tinynet_goldens() -> str:
+    gold = fixtures_dir() / "lava-dl" / "tinynet"
+    layers = golden_run(gold / "tiny.net", np.load(gold / "input_bias.npy"), steps=17)
+    expected = np.load(gold / "output.npy")[0].transpose(2, 1, 0, 3)
+    errors = int(np.abs(layers["spikes_2"][..., 2:17] - expected[..., 1:]).sum())
+    return f"{errors} output spike errors ({int(expected.sum())} golden spikes, lava-dl's alignment)"
+
+
+def timed(fn: Callable[[], dict]) -> dict:
+    start = time.perf_counter()
+    row = fn()
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    return row
+
+
+def rows(quick: bool, lava_samples: int, pilotnet_run: bool = True) -> list[dict]:
+    fx = fixtures_dir() / "lava-dl"
+    boot, small = fx / "mnist-mlp-512" / "network.net", fx / "mnist-mlp-128" / "network.net"
+    subset = 500 if quick else None
+    lava_n = min(lava_samples, 5) if quick else lava_samples
+
+    def bootstrap() -> dict:
+        acc, n, feed = torch_accuracy(boot, subset)
+        lava = bootstrap_lava(boot, lava_n)
+        return {"network": "bootstrap MNIST 784-512-512-10", "source": "lava-dl tutorials/lava/lib/dl/bootstrap/mnist",
+                "published": "99.15 % test accuracy (tutorial)", "torch (ours)": _pct(acc, n), "feed": feed,
+                "Lava fixed_pt (ours)": _pct(lava["lava_accuracy"], lava["samples"]),
+                "spike agreement torch vs Lava": f"{lava['digits_spike_exact']}/{lava['samples']} digits spike for "
+                f"spike in every spiking layer; {lava['predictions_equal']}/{lava['samples']} predictions equal",
+                "golden agreement": "- (no goldens published)",
+                "Loihi 2 cores published / estimated": f"- / {estimated_cores(boot)}", "raw": lava}
+
+    def netx_mnist() -> dict:
+        acc, n, feed = torch_accuracy(small, subset)
+        lava = netx_mnist_lava(small, lava_n)
+        return {"network": "netx MNIST 784-128-64-10", "source": "lava-dl tutorials/lava/lib/dl/netx/mnist",
+                "published": "no test-set figure (tutorial: 'Accuracy on Loihi Board: 1.0' on its few images)",
+                "torch (ours)": _pct(acc, n) + "; differs: the tutorial encodes pixels with a deterministic "
+                "integrate-and-fire neuron (J = x), snndeploy with Bernoulli rate spikes", "feed": feed,
+                "Lava fixed_pt (ours)": _pct(lava["lava_accuracy"], lava["samples"]),
+                "spike agreement torch vs Lava": f"{'exact' if lava['agree'] else 'differs'} ({lava['mismatches']} "
+                f"mismatches, {lava['samples']} digits)", "golden agreement": "- (no goldens published)",
+                "Loihi 2 cores published / estimated": f"5 / {estimated_cores(small)}", "raw": lava}
+
+    def pilotnet() -> dict:
+        golden = pilotnet_goldens() if pilotnet_run and not quick else \
+            "not run here (--quick or --no-pilotnet): tests/test_simulate_golden.py (slow)"
+        return {"network": "PilotNet LIF (regression)", "source": "lava-dl tests/lava/lib/dl/netx/gts/pilotnet_lif "
+                "= tutorials/.../netx/pilotnet_snn/network.net", "published": "per-layer goldens; 74 cores",
+                "torch (ours)": "- (no dataset here)", "Lava fixed_pt (ours)": "runs (golden input)",
+                "spike agreement torch vs Lava": "-", "golden agreement": golden,
+                "Loihi 2 cores published / estimated": f"74 / {estimated_cores(PILOTNET / 'network.net')}"}
+
+    def tinynet() -> dict:
+        return {"network": "tinynet 3x16x16 conv", "source": "lava-dl tests/lava/lib/dl/netx/tiny.net",
+                "published": "golden output spikes", "torch (ours)": "-", "Lava fixed_pt (ours)": "runs",
+                "spike agreement torch vs Lava": "exact (tests/test_export_verify.py)",
+                "golden agreement": tinynet_goldens(),
+                "Loihi 2 cores published / estimated": f"- / {estimated_cores(fx / 'tinynet' / 'tiny.net')}"}
+
+    return [timed(fn) for fn in (pilotnet, tinynet, netx_mnist, bootstrap)]
+
+
+def markdown(table: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(row.get(c, "-")) for c in COLUMNS) + " |" for row in table]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="500 test digits, 5 Lava digits, no PilotNet run")
+    parser.add_argument("--lava-samples", type=int, default=100)
+    parser.add_argument("--no-pilotnet", action="store_true", help="skip the PilotNet golden run (~10 min)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "real_networks.json")
+    args = parser.parse_args()
+    table = rows(args.quick, args.lava_samples, not args.no_pilotnet)
+    print(markdown(table))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"quick": args.quick, "rows": table}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
