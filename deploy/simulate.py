@@ -1052,7 +1052,10 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
         raise UserError("--timeout and --chunk-steps must be positive")
     if record == "all" and out is None:
         raise UserError("--record all writes DIR/layers.npz: give --out DIR")
-    net = load_net(model) if dataset is None else None
+    try:
+        net = load_net(model, dt=dt)
+    except UserError:  # e.g. a netx file whose input shape only --dataset tells: prepare() says what is wrong
+        net = None
     sd = net is not None and is_sigma_delta(net)
     if sd:
         from snndeploy.simulate_sd import prepare_sd  # sigma-delta runs (it imports this module)
