@@ -16,10 +16,11 @@ the same inputs:
 * ``workers``: the default rule on ``--workers`` Lava runtimes in parallel processes.
 
 samples/s is samples over wall time (building, compiling, running, reading and stopping included; imports and
-the input encoding excluded). Peak RSS is the largest sum of resident memory over this process and all its
-children (Lava's workers) sampled every 0.1 s during the run (shared pages counted once per process: an upper
-bound). Every batched result is checked spike for spike (output spikes, and a read-out's voltage) against the
-per-sample run of the same samples. Not part of CI; the machine is shared, so state its load with the figures.
+the input encoding excluded). Peak memory is the largest sum of resident memory over this process and all its
+children (Lava's workers) sampled every 0.1 s during the run, as PSS (a page shared by k processes counts 1/k to
+each), so that pages the forked workers share with this process are counted once. Every batched result is
+checked spike for spike (output spikes, and a read-out's voltage) against the per-sample run of the same samples.
+Not part of CI; the machine is shared, so state its load with the figures.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def cases(root: Path, samples: int) -> dict[str, tuple[LoihiNet, np.ndarray, str
 
 
 class PeakRss:
-    """Largest resident memory of this process plus its children while the block runs."""
+    """Largest proportional set size (PSS: shared pages split among the processes sharing them) of this process
+    plus its children while the block runs - Lava's workers are forks of this process and share most pages."""
 
     def __enter__(self) -> PeakRss:
         self.peak, self._stop = 0, threading.Event()
@@ -109,7 +111,7 @@ class PeakRss:
             total = 0
             for proc in [me, *me.children(recursive=True)]:
                 try:
-                    total += proc.memory_info().rss
+                    total += proc.memory_full_info().pss
                 except psutil.Error:
                     pass
             self.peak = max(self.peak, total)

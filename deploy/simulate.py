@@ -519,8 +519,10 @@ def plan_runs(net: LoihiNet, samples: int, steps: int, chunk_steps: int = DEFAUL
     delays: :func:`separate_runs`), as many samples as ``chunk_steps`` and the source's memory allow."""
     if alone is not None:  # each sample sets the input layer's bias or runs netx's reset: one build, one copy
         return RunPlan(1, 1, alone)
-    copies = choose_copies(net, samples) if copies is None else max(1, min(int(copies), samples))
     why = separate_runs(net)
+    if copies is None and why is None and any(layer.op in ("conv", "pool") for layer in net.layers):
+        copies = 1  # measured: Lava's grouped Conv costs more per copy than back to back saves (docs/benchmarks.md)
+    copies = choose_copies(net, samples) if copies is None else max(1, min(int(copies), samples))
     if why is not None:
         return RunPlan(copies, 1, why)
     per_copy = chunk_samples(-(-samples // copies), steps, math.prod(net.input_shape) * copies, chunk_steps)

@@ -33,13 +33,15 @@ from snndeploy.export.ir import Layer, LoihiNet, per_neuron
 
 MAX_GROUPS = 127  # Lava's PyConvModel holds ``groups`` in an int8
 MAX_COPIES = 256
-DEFAULT_MEMORY_BYTES = 768 << 20  # synapse memory one build may hold, all copies together
+DEFAULT_MEMORY_BYTES = 3 << 29  # 1.5 GiB: memory one build's copies may add, all of its processes together
 # Sparse synapses of a batched build take spikes on Lava's graded path (``weights.dot(s)``): for 0/1 spikes the
 # same integer sums as the binary path (``weights[:, s].sum(1)``), which slices the CSR matrix and is ~5x slower.
 SPARSE_MESSAGE_BITS = 1
-BYTES_PER_SYNAPSE = 48
-_BLOCKS: dict[tuple, csr_matrix] = {}  # recent block-diagonal matrices (Lava's Sparse copies what it is given)
-_BLOCKS_KEPT = 6  # csr value + index in the process, its pickled copy in the worker, scipy's temporaries
+# measured (benchmarks/simulate_speed.py, PSS of the whole process tree): mnist-mlp-512 adds 75-120 bytes per
+# synapse and copy (the CSR matrix in the parent, Lava's copies in the process and its worker, clipped copies)
+BYTES_PER_SYNAPSE = 100
+_BLOCKS: dict[tuple, csr_matrix] = {}  # the last build's block-diagonal matrices (Lava's Sparse copies them)
+_BLOCKS_KEPT = 6
 
 
 def stack_copies(x: np.ndarray) -> np.ndarray:
@@ -72,6 +74,8 @@ def block_diagonal(w: np.ndarray, copies: int) -> csr_matrix:
     key = (hashlib.blake2b(np.ascontiguousarray(w).view(np.uint8).reshape(-1), digest_size=16).hexdigest(),
            w.shape, w.dtype.str, copies)
     if key not in _BLOCKS:
+        for old in [k for k in _BLOCKS if k[-1] != copies]:  # another batch size: that run is over
+            del _BLOCKS[old]
         while len(_BLOCKS) >= _BLOCKS_KEPT:
             _BLOCKS.pop(next(iter(_BLOCKS)))
         _BLOCKS[key] = _block_diagonal(w, copies)

@@ -105,6 +105,9 @@ def test_the_plan_rule(fixtures_dir):
     assert back_to_back.per_copy > 1 and "back to back" in back_to_back.describe()
     assert lava_batch.max_copies(tiny) == 127 // 3  # the input scale: one Conv group per channel and copy
     assert plan_runs(tiny, 10_000, 16).copies <= 42
+    unbiased = tiny.with_layers([replace(layer, neuron=replace(layer.neuron, bias=None)) for layer in tiny.layers])
+    conv_plan = plan_runs(unbiased, 10_000, 16)  # a conv net that can run back to back: one copy (measured faster)
+    assert conv_plan.copies == 1 and conv_plan.per_copy > 1
 
 
 def test_block_diagonal_and_replicated_layers(fixtures_dir):
