@@ -61,6 +61,8 @@ SUITE = (
     Benchmark("mnist_testset", "#21 Lava at scale", "mnist_testset.py", (), ("--samples", "40"),
               ("mnist_testset.json",)),
     Benchmark("real_networks", "#18 real networks", "real_networks.py", (), ("--quick",), ("real_networks.json",)),
+    Benchmark("sdnn_pilotnet", "#19 sigma-delta", "sdnn_pilotnet.py", (), ("--quick", "--raise"),
+              ("sdnn_pilotnet.json",)),
 )
 
 

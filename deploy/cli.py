@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("snndeploy.export.cli:verify_command", "Compare a torch model and its Lava network spike for spike."),
     "estimate": ("snndeploy.hardware.cli:estimate_command",
                  "Estimate neurons, synapses, cores, energy on Loihi 2 and others."),
-    "simulate": ("snndeploy.simulate:simulate", "Run the exported Lava network on the CPU backend."),
+    "simulate": ("snndeploy.simulate_cli:simulate", "Run the exported Lava network on the CPU backend."),
     "deploy": ("snndeploy.target:deploy", "Run on Loihi 2 (lava-loihi) or write a job bundle for INRC."),
     "pipeline": ("snndeploy.pipeline:pipeline", "Train or import, prune, export, verify, simulate, estimate."),
     "compare": ("snndeploy.pipeline:compare", "Put several pipeline runs side by side."),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from snndeploy import validate
 from snndeploy.errors import UserError
-from snndeploy.export.ir import LoihiNet
+from snndeploy.export.ir import LoihiNet, is_sigma_delta
 from snndeploy.export.netx_io import read_netx
 from snndeploy.export.nir_io import read_nir
 from snndeploy.export.slayer_io import from_slayer, to_slayer
@@ -73,8 +73,11 @@ def model_format(path: str | Path) -> tuple[Path, str]:
     return path, fmt
 
 
-def model_of_net(net: LoihiNet, path: Path) -> SlayerNet:
-    """The torch model rebuilt from an IR (read from ``path``) to verify against; a one-line error if it cannot be."""
+def model_of_net(net: LoihiNet, path: Path) -> SlayerNet | LoihiNet:
+    """The torch model rebuilt from an IR (read from ``path``) to verify against; a one-line error if it cannot be.
+    A sigma-delta network is its own reference (:mod:`snndeploy.export.sdnn_ref`)."""
+    if is_sigma_delta(net):
+        return net
     try:
         return to_slayer(net)
     except UserError as exc:
@@ -89,7 +92,10 @@ def _model(path: Path, fmt: str) -> SlayerNet:
         model = model_from_checkpoint(load_checkpoint(path), path)
     elif fmt == "netx":
         validate.check_hdf5(validate.require_file(path, "netx"))
-        model = import_netx(path)
+        try:
+            model = import_netx(path)
+        except UserError as refused:
+            model = _sdnn_model(path, refused)
     else:
         try:
             model = to_slayer(read_nir(path))
@@ -97,6 +103,21 @@ def _model(path: Path, fmt: str) -> SlayerNet:
             raise UserError(exc.problem, path) from None
     validate.check_tensors(model.state_dict().items(), path)
     return model
+
+
+def _sdnn_model(path: Path, refused: UserError) -> SlayerNet:
+    """A sigma-delta netx file as lava-dl sigma-delta blocks, through the netx reader (docs/sdnn.md); ``refused``
+    (the SLAYER importer's error) for any other file."""
+    try:
+        net = read_netx(path)
+    except UserError:
+        raise refused from None
+    if not is_sigma_delta(net):
+        raise refused
+    try:
+        return to_slayer(net)
+    except UserError as exc:
+        raise UserError(exc.problem, path) from None
 
 
 def _via_model(path: Path, fmt: str, dt: float | None, clip_weights: bool,

@@ -31,12 +31,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from snndeploy import validate
-from snndeploy.atomic import check_output
-from snndeploy.cli_support import COUNT, POSITIVE, PROBABILITY, SampleCount, emit, precision_option, resolve_precision
 from snndeploy.errors import UserError
 from snndeploy.export.ir import Layer, LoihiNet
 from snndeploy.export.lava_batch import choose_copies, split_copies
@@ -108,11 +105,8 @@ def fit_input_shape(x: np.ndarray, shape: tuple[int, ...], *, batched: bool | No
     return x.reshape(x.shape[0], *shape, x.shape[-1])
 
 
-def load_input_file(path: str | Path, shape: tuple[int, ...], *, bias_input: bool = False,
-                    steps: int | None = None) -> Inputs:
-    """``.npy`` in lava-dl's golden layout (:mod:`snndeploy.sim_files`), or ``.npz`` with ``x`` (or ``spikes``) and
-    optional ``y`` (or ``labels``). ``bias_input``: the network starts with a bias-driven input layer, so an
-    array without a time axis is that layer's bias, run for ``steps`` steps."""
+def read_input_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, labels or None) of a ``.npy`` file or a ``.npz`` with ``x`` (or ``spikes``) and optional ``y``."""
     path = Path(path)
     if path.suffix.lower() == ".npz":
         validate.check_npz(path)
@@ -122,17 +116,24 @@ def load_input_file(path: str | Path, shape: tuple[int, ...], *, bias_input: boo
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read input spikes ({type(exc).__name__})", path) from None
-    labels = None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            key = next((k for k in ("x", "spikes", "inputs") if k in data.files), None)
-            if key is None:
-                raise UserError(f".npz input needs an 'x' (or 'spikes') array; found {data.files}", path)
-            x = data[key]
-            label_key = next((k for k in ("y", "labels") if k in data.files), None)
-            labels = None if label_key is None else np.asarray(data[label_key]).astype(np.int64).reshape(-1)
-    else:
-        x = data
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        return data, None
+    with data:
+        key = next((k for k in ("x", "spikes", "inputs") if k in data.files), None)
+        if key is None:
+            raise UserError(f".npz input needs an 'x' (or 'spikes') array; found {data.files}", path)
+        label_key = next((k for k in ("y", "labels") if k in data.files), None)
+        labels = None if label_key is None else np.asarray(data[label_key]).astype(np.int64).reshape(-1)
+        return data[key], labels
+
+
+def load_input_file(path: str | Path, shape: tuple[int, ...], *, bias_input: bool = False,
+                    steps: int | None = None) -> Inputs:
+    """``.npy`` in lava-dl's golden layout (:mod:`snndeploy.sim_files`), or ``.npz`` with ``x`` (or ``spikes``) and
+    optional ``y`` (or ``labels``). ``bias_input``: the network starts with a bias-driven input layer, so an
+    array without a time axis is that layer's bias, run for ``steps`` steps."""
+    path = Path(path)
+    x, labels = read_input_arrays(path)
     try:
         read = read_input_array(x, shape, bias_input=bias_input, path=path)
     except UserError as exc:  # the same number of values per step in another shape (a 28x28 image into 784 inputs)
@@ -660,6 +661,21 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     return spikes, per_neuron, probed
 
 
+def check_inputs(net: LoihiNet, inputs: np.ndarray, mode: str) -> tuple[int, int]:
+    """(samples, steps) of ``inputs`` ``(N, *net.input_shape, T)``; a one-line error if they or ``mode`` do not fit."""
+    from snndeploy.export.lava_net import MODES
+
+    if mode not in MODES:
+        raise UserError(f"unknown precision {mode!r}")
+    inputs = np.asarray(inputs)
+    if inputs.ndim < 2 or tuple(inputs.shape[1:-1]) != tuple(net.input_shape):
+        raise UserError(f"inputs of shape {inputs.shape} do not fit (N, *{tuple(net.input_shape)}, T)")
+    samples, steps = int(inputs.shape[0]), int(inputs.shape[-1])
+    if samples < 1 or steps < 1:
+        raise UserError("no input samples or no time steps to simulate")
+    return samples, steps
+
+
 def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: tuple[int, ...] = (),
                  record: tuple[int, ...] = (), timeout_s: float | None = 600.0,
                  chunk_steps: int = DEFAULT_CHUNK_STEPS, sparse_below: float | None = None, progress: bool = False,
@@ -686,16 +702,10 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     """
     from tqdm import tqdm
 
-    from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, MODES, import_lava
+    from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, import_lava
 
-    if mode not in MODES:
-        raise UserError(f"unknown precision {mode!r}")
+    samples, steps = check_inputs(net, inputs, mode)
     inputs = np.asarray(inputs)
-    if inputs.ndim < 2 or tuple(inputs.shape[1:-1]) != tuple(net.input_shape):
-        raise UserError(f"inputs of shape {inputs.shape} do not fit (N, *{tuple(net.input_shape)}, T)")
-    samples, steps = int(inputs.shape[0]), int(inputs.shape[-1])
-    if samples < 1 or steps < 1:
-        raise UserError("no input samples or no time steps to simulate")
     if steps > MAX_BUILD_STEPS:
         raise UserError(f"samples of {steps} steps are longer than one Lava build may run ({MAX_BUILD_STEPS}); "
                         "split the recording into samples")
@@ -816,7 +826,7 @@ def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model": model, "network": result.net.name, "precision": result.mode, "backend": "lava-cpu (Loihi2SimCfg)",
         "input": inputs.source, "samples": result.samples, "steps_per_sample": result.steps,
-        "output_shape": list(result.net.output_shape), "output_spikes": int(result.output.sum()),
+        "output_shape": list(result.net.output_shape), "output_spikes": int(np.count_nonzero(result.output)),
         "layers": [{"index": i, "name": layer.name, "op": layer.op, "neurons": layer.size,
                     "spikes": result.activity.layers[i].spikes} for i, layer in enumerate(result.net.layers)],
         "sample_runs": result.plan.describe(),
@@ -924,93 +934,3 @@ def prepare(model: Path, input_path: Path | None, dataset: str | None, samples: 
     steps = int(steps or net.time_steps or dataset_info(dataset).time_steps)
     return net, dataset_inputs(dataset, net.input_shape, samples=samples or 100, steps=steps, seed=seed,
                                max_rate=max_rate, net=net)
-
-
-def _human(result: dict[str, Any]) -> str:
-    t = result["timing"]
-    lines = [f"simulated {result['network']} ({result['precision']}, Lava CPU): {result['samples']} sample(s) x "
-             f"{result['steps_per_sample']} steps, {result['output_spikes']} output spikes"]
-    if result.get("input_layout"):
-        lines.append(f"  input read as {result['input_layout']}")
-    if "accuracy" in result:
-        lines.append(f"  accuracy {result['accuracy']:.4f} ({result['correct']}/{result['samples']})")
-    lines.append(f"  {result['samples_per_s']:.2f} samples/s in {t['wall_s']:.1f} s: {result['sample_runs']}, "
-                 f"{result['workers']} worker(s)")
-    lines.append(f"  {t['steps_per_s']:.0f} steps/s while running; fixed overhead {t['overhead_s']:.2f} s "
-                 f"(build {t['build_s']:.2f}, compile+start {t['start_s']:.2f}, stop {t['stop_s']:.2f}) over "
-                 f"{t['chunks']} run(s); reading spikes back {t['read_s']:.2f} s")
-    for row in result["layers"]:
-        lines.append(f"  {row['index']:>2} {row['name']:<16} {row['op']:<6} {row['neurons']:>7} neurons "
-                     f"{row['spikes']:>9} spikes")
-    if result.get("out"):
-        lines.append(f"  wrote {result['out']}")
-    return "\n".join(lines)
-
-
-@click.command("simulate")
-@click.argument("model", type=click.Path(path_type=Path))
-@click.option("--input", "input_path", type=click.Path(path_type=Path),
-              help="Inputs in lava-dl's golden layout: .npy (*S, T) or (N, *S, T), S the input shape in Lava's x, y, c "
-              "order (or S alone: the input layer's bias); .npz with x and optional labels y.")
-@click.option("--dataset", help="A local dataset (test split): mnist, fashion-mnist, nmnist-small, ...")
-@click.option("--samples", type=SampleCount(),
-              help="How many samples, or 'all' (default: all in --input, 100 from --dataset).")
-@click.option("--steps", type=COUNT, help="Time steps per sample (default: the input's, the model's or the dataset's).")
-@precision_option
-@click.option("--probe", "probes", multiple=True, help="Layer (name or index) whose spikes, u and v are saved.")
-@click.option("--out", type=click.Path(path_type=Path),
-              help="Write output.npy (golden layout), probes, activity.json here.")
-@click.option("--record", type=click.Choice(["output", "all"]), default="output", show_default=True,
-              help="all: also DIR/layers.npz with every layer's spikes (and u, v in fixed precision).")
-@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Time step of a NIR graph that does not record one (other tools' graphs).")
-@click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
-@click.option("--timeout", "timeout_s", type=POSITIVE, default=600.0, show_default=True,
-              help="Seconds one Lava run call may take before it is stopped.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rate encoding of --dataset images.")
-@click.option("--max-rate", type=PROBABILITY, default=1.0, show_default=True,
-              help="Spike probability of a white pixel.")
-@click.option("--chunk-steps", type=COUNT, default=DEFAULT_CHUNK_STEPS, show_default=True,
-              help="Steps per Lava build (long inputs are run in several builds).")
-@click.option("--workers", type=COUNT, default=None,
-              help="Lava runtimes in parallel processes, each on a share of the samples (default: cores available).")
-@click.option("--copies", type=COUNT, default=None,
-              help="Network copies per Lava build (default: chosen from the network's size; docs/simulate.md).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def simulate(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
-             precision: str, old_mode: str | None, probes: tuple[str, ...], out: Path | None, record: str,
-             dt: float | None, force: bool,
-             timeout_s: float, seed: int, max_rate: float, chunk_steps: int, workers: int | None, copies: int | None,
-             as_json: bool) -> None:
-    """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
-    from snndeploy.lava_workers import default_workers
-
-    if out is not None:
-        check_output(out, force=force, folder=True)
-    if timeout_s <= 0 or chunk_steps < 1:
-        raise UserError("--timeout and --chunk-steps must be positive")
-    mode = resolve_precision(precision, old_mode)
-    if record == "all" and out is None:
-        raise UserError("--record all writes DIR/layers.npz: give --out DIR")
-    net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate, dt)
-    probe_idx = resolve_layers(net, probes)
-    everything = tuple(range(len(net.layers))) if record == "all" else ()
-    uv = tuple(sorted(set(probe_idx) | set(everything if mode == "fixed_pt" else ())))
-    try:
-        result = simulate_net(net, inputs.spikes, mode=mode, probe=uv, record=everything,
-                              timeout_s=timeout_s, chunk_steps=chunk_steps, progress=not as_json, copies=copies,
-                              workers=default_workers() if workers is None else workers, input_bias=inputs.bias,
-                              reset_interval=netx_reset_interval(net, inputs))
-    except _lava_errors() as exc:
-        raise click.ClickException(str(exc)) from exc
-    summary = summarize(result, inputs, str(model))
-    if out is not None:
-        write_outputs(out, result, inputs, summary, force=force, record_all=record == "all", probe_files=probe_idx)
-        summary["out"] = str(out)
-    emit(summary, as_json, _human)
-
-
-def _lava_errors() -> tuple[type[BaseException], ...]:
-    from snndeploy.lava_runner import LavaRunError
-
-    return (LavaRunError,)

@@ -20,12 +20,11 @@ from snndeploy.validate import BIAS_RANGE, WEIGHT_RANGE, require_values
 def _layer_arrays(layer: Layer) -> list[tuple[str, object, dict]]:
     """(tensor name, values, bounds) of everything a layer carries into an export."""
     n = layer.neuron
-    rows: list[tuple[str, object, dict]] = [
-        ("weight", layer.weight, {}),
-        ("current decay", n.i_decay, {"lo": 0, "hi": DECAY_UNITY}),
-        ("voltage decay", n.v_decay, {"lo": 0, "hi": DECAY_UNITY}),
-    ]
-    if n.spiking:
+    rows: list[tuple[str, object, dict]] = [("weight", layer.weight, {})]
+    if n.kind == "cuba":
+        rows += [("current decay", n.i_decay, {"lo": 0, "hi": DECAY_UNITY}),
+                 ("voltage decay", n.v_decay, {"lo": 0, "hi": DECAY_UNITY})]
+    if n.spiking or n.kind == "sigma_delta":
         rows.append(("threshold", n.threshold, {"lo": 0, "hi": MAX_VTH_MANT / W_SCALE}))
     else:  # a voltage read-out ignores its threshold, which may be +inf (other tools' way to say so)
         rows.append(("threshold", n.threshold, {"finite": False}))

@@ -20,15 +20,25 @@ DEFAULT_VERIFY_SAMPLES = 2
 
 
 def _verify_inputs(net, opts: dict[str, Any]):
+    import numpy as np
+
     from snndeploy.cli_support import ALL_SAMPLES
-    from snndeploy.export.verify import load_inputs, sample_inputs
+    from snndeploy.export.ir import is_sigma_delta
+    from snndeploy.export.verify import load_inputs, sample_inputs, sample_sd_inputs
 
     steps, samples = opts["steps"], opts["samples"]
+    sd = is_sigma_delta(net)
     if opts["inputs"] and opts["dataset"]:
         raise UserError("give --inputs FILE or --dataset NAME, not both")
     if opts["inputs"]:
-        return load_inputs(opts["inputs"], net.input_shape)[:samples or ALL_SAMPLES]
+        x = load_inputs(opts["inputs"], net.input_shape, graded=sd)[:samples or ALL_SAMPLES]
+        return x[..., np.arange(steps) % x.shape[-1]] if sd and steps else x  # replayed, as Lava's RingBuffer
     samples = samples or DEFAULT_VERIFY_SAMPLES
+    if sd:
+        if opts["dataset"] or samples == ALL_SAMPLES:
+            raise UserError("a sigma-delta network is verified on --inputs FILE or sampled graded frames")
+        return sample_sd_inputs(net.input_shape, int(steps or net.time_steps or len(net.layers)), samples,
+                                opts["seed"])
     if opts["dataset"]:
         from snndeploy.data.datasets import dataset_info
         from snndeploy.simulate import dataset_inputs
@@ -70,12 +80,25 @@ def _lava_description(net, sparse_below: float) -> dict:
             row["synapse"] = "Conv" if len(layer.in_shape) == 3 else "Sparse"
         else:
             row["synapse"] = "Conv"
+        if layer.neuron.kind == "sigma_delta":
+            row["neuron"] = _sd_description(layer)
+            row["synapse"] = None if layer.op == "input" else row["synapse"]
+            continue
         row["neuron"] = {"process": "LIF", "du": int(np.asarray(layer.neuron.i_decay).reshape(-1)[0]) - 1,
                          "dv": int(np.asarray(layer.neuron.v_decay).reshape(-1)[0]),
                          "vth": int(layer.neuron.vth_mant.reshape(-1)[0]) if layer.neuron.spiking else None,
                          "bias_exp": 6}
     return {"layers": rows, "sparse_below": sparse_below, "rebuild": "snndeploy.export.lava_net.build_lava("
             "snndeploy.export.nir_io.read_nir('network.nir'), spikes)"}
+
+
+def _sd_description(layer) -> dict:
+    """Lava's sigma-delta process of a layer (lava.proc.sdn) and its fixed-point parameters."""
+    n = layer.neuron
+    process = "Delta" if layer.op == "input" else "Sigma" if n.sigma_output else "SigmaDelta"
+    return {"process": process, "vth": int(n.vth_mant.reshape(-1)[0]), "activation": n.activation,
+            "cum_error": n.cum_error, "spike_exp": n.spike_exp, "state_exp": n.state_exp,
+            "message_bits": n.message_bits}
 
 
 def _write(net, target: str, out: Path, force: bool, sparse_below: float) -> dict:

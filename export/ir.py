@@ -1,4 +1,4 @@
-"""The export IR: a feed-forward chain of Loihi CUBA layers, the one shape every exporter reads and writes.
+"""The export IR: a feed-forward chain of Loihi layers, the one shape every exporter reads and writes.
 
 SLAYER models, NIR graphs and netx HDF5 files are all converted to a :class:`LoihiNet`; Lava processes,
 netx files, NIR files, ONNX and the reference simulator are all produced from it. Numbers are kept in
@@ -9,17 +9,26 @@ bias = Loihi bias mantissa (exponent 6) / ``W_SCALE``) while the decays are Loih
 Layer ops: ``input`` (an element-wise scale into a neuron layer, SLAYER's ``Input`` block), ``dense``,
 ``conv``, ``pool`` (sum pooling with one shared weight). Shapes are ``(C,)`` or ``(C, H, W)``. They hold data
 only; :func:`snndeploy.export.checks.check_net` checks values and shapes where a net is read or written.
+
+Neuron kinds: :class:`Neuron` (``kind == "cuba"``, binary spikes) and :class:`SigmaDelta` (``kind ==
+"sigma_delta"``, lava-dl's SDNN: graded spikes). A sigma-delta ``input`` layer is the delta encoder alone (no
+synapse, no sigma); see :class:`SigmaDelta` for the fixed-point units.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import ClassVar
 
 import numpy as np
 
+from snndeploy.errors import UserError
 from snndeploy.loihi import DECAY_UNITY, MAX_VTH_MANT, W_SCALE  # noqa: F401  (the IR's units, imported from here)
 
 OPS = ("input", "dense", "conv", "pool")
+SD_ACTIVATIONS = ("relu", "identity")  # what Lava's SigmaDelta computes (ActivationMode RELU, UNIT)
+SD_EXP = 6  # netx's spike_exp and state_exp (fixed-point fraction bits of graded spikes and of states)
+SD_MESSAGE_BITS = 16  # netx's default graded payload of an SDNN layer
 
 
 @dataclass(frozen=True)
@@ -31,10 +40,63 @@ class Neuron:
     threshold: np.ndarray  # float (vThMant / 64); ignored when spiking is False
     bias: np.ndarray | None = None  # float, per neuron, per channel or scalar
     spiking: bool = True
+    kind: ClassVar[str] = "cuba"
+    graded: ClassVar[bool] = False
 
     @property
     def vth_mant(self) -> np.ndarray:
-        return np.asarray(np.round(np.asarray(self.threshold, dtype=np.float64) * W_SCALE)).astype(np.int64)
+        return _mant(self.threshold)
+
+
+def _mant(threshold) -> np.ndarray:
+    return np.asarray(np.round(np.asarray(threshold, dtype=np.float64) * W_SCALE)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class SigmaDelta:
+    """Loihi sigma-delta neuron group (lava-dl SDNN, Lava's ``lava.proc.sdn``): graded spikes.
+
+    Per step: ``sigma += input``; ``act = activation(sigma + bias)``; ``delta = act - act_prev + residue``; send
+    ``delta`` if ``|delta| >= threshold`` (with ``cum_error``: if the summed error reaches it) and keep the rest
+    as ``residue``. ``sigma_output``: the layer sends its ``sigma`` every step (netx's read-out layer, Lava's
+    ``Sigma``: no bias, activation or delta). In an ``input`` layer it is the delta encoder alone (Lava's
+    ``Delta``): the network input is delta-encoded with ``threshold``.
+
+    Units are SLAYER's floats (threshold = ``vThMant`` / 64, bias = bias / 64). On Loihi (fixed_pt) the states
+    hold ``spike_exp + state_exp + 6`` fraction bits and a graded spike ``spike_exp + 6``: an input value ``x``
+    is sent as ``x * 2**spike_exp``, a spike of value ``s`` as ``s * 2**(spike_exp + 6)`` in ``message_bits``.
+    """
+
+    threshold: np.ndarray
+    bias: np.ndarray | None = None
+    activation: str = "relu"
+    cum_error: bool = False
+    sigma_output: bool = False
+    spike_exp: int = SD_EXP
+    state_exp: int = SD_EXP
+    message_bits: int = SD_MESSAGE_BITS
+    kind: ClassVar[str] = "sigma_delta"
+    graded: ClassVar[bool] = True
+
+    @property
+    def spiking(self) -> bool:
+        """False for a ``sigma_output`` read-out (it sends its state, like a CUBA voltage read-out)."""
+        return not self.sigma_output
+
+    @property
+    def vth_mant(self) -> np.ndarray:
+        return _mant(self.threshold)
+
+
+def is_sigma_delta(net: LoihiNet) -> bool:
+    return any(layer.neuron.kind == "sigma_delta" for layer in net.layers)
+
+
+def require_cuba(net: LoihiNet, what: str) -> None:
+    """A one-line error where a converter handles CUBA layers only."""
+    for layer in net.layers:
+        if layer.neuron.kind != "cuba":
+            raise UserError(f"{layer.name}: {what} does not support {layer.neuron.kind} neurons")
 
 
 @dataclass(frozen=True)
@@ -45,7 +107,7 @@ class Layer:
     op: str
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
-    neuron: Neuron
+    neuron: Neuron | SigmaDelta
     weight: np.ndarray  # dense (out, in); conv (out, in/groups, kh, kw); input/pool: scalar
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
@@ -107,6 +169,31 @@ def to_int_exact(values, scale: int, what: str) -> np.ndarray:
         raise ValueError(f"{what} is not on the Loihi grid of 1/{scale} (off by up to {worst / scale:.3g}); "
                          "quantize the model first")
     return ints.astype(np.int64)
+
+
+def _same(x, y) -> bool:
+    return (x is None and y is None) or (x is not None and y is not None and np.array_equal(np.asarray(x),
+                                                                                            np.asarray(y)))
+
+
+def first_difference(a: LoihiNet, b: LoihiNet, *, names: bool = True) -> str | None:
+    """Where two networks differ (shapes, structure, weights, every neuron field; layer names unless ``names`` is
+    False), or None if they are equal."""
+    if a.input_shape != b.input_shape or len(a.layers) != len(b.layers):
+        return f"input {a.input_shape} vs {b.input_shape}, {len(a.layers)} vs {len(b.layers)} layers"
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        for f in ("name", "op", "in_shape", "out_shape", "stride", "padding", "dilation", "groups", "kernel",
+                  "flatten"):
+            if getattr(la, f) != getattr(lb, f) and (names or f != "name"):
+                return f"{la.name}: {f} {getattr(la, f)} vs {getattr(lb, f)}"
+        if not _same(la.weight, lb.weight):
+            return f"{la.name}: weights"
+        if type(la.neuron) is not type(lb.neuron):
+            return f"{la.name}: neuron kind {la.neuron.kind} vs {lb.neuron.kind}"
+        for f in fields(la.neuron):
+            if not _same(getattr(la.neuron, f.name), getattr(lb.neuron, f.name)):
+                return f"{la.name}: neuron {f.name}"
+    return None
 
 
 def weight_density(layer: Layer) -> float:

@@ -8,6 +8,13 @@ bias mantissa with exponent 6) and, for recurrent layers, a second synapse from 
 to its input. Spikes enter through a ``RingBuffer`` source and every layer's spikes leave through a
 ``RingBuffer`` sink. Images are Lava's XYC (W, H, C) inside and CHW outside. Every synapse adds one time
 step of delay, exactly like SLAYER's ``delay_shift`` (see docs/export.md for the alignment).
+
+Sigma-delta layers use Lava's own ``lava.proc.sdn`` models: ``SigmaDelta`` (``Sigma`` for a ``sigma_output``
+read-out), and for a sigma-delta ``input`` layer a ``Delta`` encoder fed straight from the source, as netx
+builds them; their synapses take graded messages (``num_message_bits``). In ``fixed_pt`` the processes get the
+layer's ``spike_exp``/``state_exp`` and integer parameters and every value is Loihi's integer payload; in
+``floating_pt`` both exponents are 0, parameters are SLAYER floats and the source is scaled by
+:func:`sd_input_scale` (results convert back with :func:`sd_output_scale`). Sigma-delta networks run one copy.
 """
 
 from __future__ import annotations
@@ -23,7 +30,18 @@ import snndeploy  # noqa: F401  (Lava compatibility hook before any lava import)
 from snndeploy import lava_runner, validate
 from snndeploy.errors import UserError
 from snndeploy.export import checks, lava_batch
-from snndeploy.export.ir import DECAY_UNITY, MAX_VTH_MANT, W_SCALE, Layer, LoihiNet, per_neuron, to_int_exact
+from snndeploy.export.ir import (
+    DECAY_UNITY,
+    MAX_VTH_MANT,
+    SD_EXP,
+    W_SCALE,
+    Layer,
+    LoihiNet,
+    SigmaDelta,
+    is_sigma_delta,
+    per_neuron,
+    to_int_exact,
+)
 from snndeploy.export.quantize import fit_weights
 
 MODES = ("fixed_pt", "floating_pt")
@@ -66,6 +84,7 @@ class LavaRun:
     u: dict[int, np.ndarray]
     v: dict[int, np.ndarray]
     mode: str
+    sigma: dict[int, np.ndarray] = field(default_factory=dict)  # sigma-delta layers' sigma (``sigma=True``)
 
 
 def import_lava() -> None:
@@ -88,6 +107,19 @@ def from_lava_layout(x: np.ndarray) -> np.ndarray:
     return x.transpose(2, 1, 0, 3) if x.ndim == 4 else x
 
 
+def netx_layout_to_ir(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """An image input in netx's own (W, H, C, T) or (N, W, H, C, T) layout (lava-dl's test inputs), recognised by
+    its shape, as (…, C, H, W, T); anything else unchanged."""
+    lava = tuple(shape[::-1])
+    if len(shape) != 3 or lava == tuple(shape):
+        return x
+    if tuple(x.shape[:-1]) == lava:
+        return x.transpose(2, 1, 0, 3)
+    if x.ndim == 5 and tuple(x.shape[1:-1]) == lava:
+        return x.transpose(0, 3, 2, 1, 4)
+    return x
+
+
 def _synapse_weights(w: np.ndarray, mode: str, what: str) -> dict:
     if mode == "floating_pt":
         return {"weights": np.asarray(w, dtype=np.float64)}
@@ -95,12 +127,16 @@ def _synapse_weights(w: np.ndarray, mode: str, what: str) -> dict:
     return {"weights": mant, "num_weight_bits": bits, "weight_exp": exp}
 
 
-def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray | None = None, copies: int = 1):
-    """A dense layer's synapse; ``copies > 1``: a block-diagonal ``Sparse`` of that many copies of ``w``."""
+def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray | None = None, copies: int = 1,
+           bits: int = 0):
+    """A dense layer's synapse; ``copies > 1``: a block-diagonal ``Sparse`` of that many copies of ``w``;
+    ``bits``: graded input messages of that many bits (sigma-delta)."""
     params = _synapse_weights(w, mode, what)
     sparse = sparse or copies > 1
     if copies > 1:  # one Sparse input vector holds all copies: the graded (dot) path, same sums for 0/1 spikes
         params["num_message_bits"] = lava_batch.SPARSE_MESSAGE_BITS
+    if bits:
+        params["num_message_bits"] = bits
     if delays is not None:
         delays = np.broadcast_to(np.asarray(delays, dtype=np.int64), w.shape).copy()
         if sparse:
@@ -122,14 +158,15 @@ def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray
     return Dense(**params), "Dense"
 
 
-def _conv(weight_oihw: np.ndarray, in_shape, layer: Layer, groups: int, mode: str, what: str):
+def _conv(weight_oihw: np.ndarray, in_shape, layer: Layer, groups: int, mode: str, what: str, bits: int = 0):
     """Lava's Conv does a true convolution on XYC tensors: flip the kernel, reorder to (out, kx, ky, in)."""
     from lava.proc.conv.process import Conv
 
     w = np.asarray(weight_oihw, dtype=np.float64)[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
     w = w if mode == "floating_pt" else to_int_exact(w, W_SCALE, what)
     return Conv(weight=np.ascontiguousarray(w), input_shape=xyc(in_shape), stride=layer.stride[::-1],
-                padding=layer.padding[::-1], dilation=layer.dilation[::-1], groups=groups), "Conv"
+                padding=layer.padding[::-1], dilation=layer.dilation[::-1], groups=groups,
+                num_message_bits=bits), "Conv"
 
 
 def _neuron(layer: Layer, mode: str, reset: tuple[int, int] | None = None, ports: bool = False):
@@ -137,6 +174,10 @@ def _neuron(layer: Layer, mode: str, reset: tuple[int, int] | None = None, ports
     ``ports``: the neuron also sends ``u`` and ``v`` every step (``u_out``, ``v_out``; lava_procs.ProbedLIF)."""
     from lava.proc.lif.process import LIF, LIFReset
 
+    if layer.neuron.kind == "sigma_delta":
+        if reset is not None or ports:
+            raise UserError(f"{layer.name}: sigma-delta layers have no reset or u/v ports; run one sample per build")
+        return _sd_neuron(layer, mode)
     if ports:
         from snndeploy.export.lava_procs import ProbedLIF as LIF  # noqa: N814
         from snndeploy.export.lava_procs import ProbedLIFReset as LIFReset  # noqa: N814
@@ -161,21 +202,76 @@ def _neuron(layer: Layer, mode: str, reset: tuple[int, int] | None = None, ports
                 bias_mant=to_int_exact(bias, W_SCALE, f"{layer.name} bias"), bias_exp=6)
 
 
-def _synapse(one: Layer, mode: str, sparse_below: float, delays: np.ndarray | None, copies: int = 1):
-    """The synapse of ``copies`` copies of layer ``one`` side by side."""
+def sd_input_scale(net: LoihiNet, mode: str) -> float:
+    """What the source values are multiplied by: 1 in fixed_pt (netx's integers, or graded payloads when the
+    network starts without its encoder), SLAYER's units in floating_pt."""
+    if mode == "fixed_pt":
+        return 1.0
+    first = net.layers[0]
+    return 1.0 / (1 << (2 * SD_EXP - _state_exp(net) if first.op == "input" else first.neuron.spike_exp + SD_EXP))
+
+
+def sd_output_scale(layer: Layer, state: bool = False) -> float:
+    """Integer payload per SLAYER unit of a sigma-delta layer's output (its sigma for a ``sigma_output`` layer),
+    or with ``state`` of its sigma."""
+    n = layer.neuron
+    return float(1 << (n.spike_exp + SD_EXP + (n.state_exp if n.sigma_output or state else 0)))
+
+
+def _state_exp(net: LoihiNet) -> int:
+    exps = {layer.neuron.state_exp for layer in net.layers if layer.neuron.kind == "sigma_delta"}
+    if exps - {SD_EXP}:
+        raise UserError(f"sigma-delta state_exp {sorted(exps)}: only {SD_EXP} (netx's) matches 6-bit weights")
+    return SD_EXP
+
+
+def _sd_neuron(layer: Layer, mode: str):
+    """Lava's sigma-delta process for the layer: ``Delta`` (input encoder), ``Sigma`` or ``SigmaDelta``."""
+    from lava.proc.sdn.process import ActivationMode, Delta, Sigma
+    from lava.proc.sdn.process import SigmaDelta as SigmaDeltaProc
+
+    n: SigmaDelta = layer.neuron
+    shape = xyc(layer.out_shape)
+    if n.sigma_output:
+        return Sigma(shape=shape)
+    fixed = mode == "fixed_pt"
+    vth = np.unique(np.asarray(n.threshold, dtype=np.float64))
+    if vth.size > 1:
+        raise UserError(f"{layer.name}: per-neuron delta thresholds are not supported by Lava's sigma-delta models")
+    exps = {"spike_exp": n.spike_exp, "state_exp": n.state_exp} if fixed else {"spike_exp": 0, "state_exp": 0}
+    threshold = int(to_int_exact(vth, W_SCALE, f"{layer.name} threshold")[0]) if fixed else float(vth[0])
+    if layer.op == "input":
+        return Delta(shape=shape, vth=threshold, cum_error=n.cum_error, **exps)
+    bias = np.zeros(layer.out_shape) if n.bias is None else per_neuron(n.bias, layer.out_shape).astype(np.float64)
+    bias = to_lava_layout(bias[..., None])[..., 0]
+    if fixed:
+        bias = to_int_exact(bias, W_SCALE, f"{layer.name} bias").astype(np.int32)
+    mode_ = ActivationMode.RELU if n.activation == "relu" else ActivationMode.UNIT
+    return SigmaDeltaProc(shape=shape, vth=threshold, bias=bias, act_mode=mode_, cum_error=n.cum_error, **exps)
+
+
+def _in_bits(net: LoihiNet, i: int) -> int:
+    """Message bits of the spikes into layer i: the graded payload of the layer before (or of a graded input)."""
+    prev = net.layers[i - 1].neuron if i > 0 else net.layers[0].neuron
+    return int(prev.message_bits) if prev.kind == "sigma_delta" else 0
+
+
+def _synapse(one: Layer, mode: str, sparse_below: float, delays: np.ndarray | None, copies: int = 1,
+             bits: int = 0):
+    """The synapse of ``copies`` copies of layer ``one`` side by side (``bits``: graded input messages)."""
     what = f"{one.name} weights"
     if one.op == "dense":
         w = one.dense_weight()
         density = np.count_nonzero(w) / max(w.size, 1)
-        return _dense(w, mode, density < sparse_below, what, delays, copies)
+        return _dense(w, mode, density < sparse_below, what, delays, copies, bits)
     layer = lava_batch.replicate_layer(one, copies)
     if layer.op == "conv":
-        return _conv(layer.weight, layer.in_shape, layer, layer.groups, mode, what)
+        return _conv(layer.weight, layer.in_shape, layer, layer.groups, mode, what, bits)
     channels = layer.in_shape[0]
     if layer.op == "pool":
         k = layer.kernel
         kernel = np.full((channels, 1, k[0], k[1]), float(np.asarray(layer.weight).reshape(-1)[0]))
-        return _conv(kernel, layer.in_shape, layer, channels, mode, what)
+        return _conv(kernel, layer.in_shape, layer, channels, mode, what, bits)
     if layer.op == "input":
         scale = float(np.asarray(layer.weight).reshape(-1)[0])
         if len(layer.in_shape) == 3:
@@ -250,7 +346,12 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     if sample_steps is not None and reset_interval is not None:
         raise UserError("give either reset_interval or sample_steps, not both")
     checks.check_net(net)
+    sd = is_sigma_delta(net)
+    if sd and (copies > 1 or sample_steps or reset_interval):
+        raise UserError("sigma-delta networks run one sample per build (no copies, resets or back-to-back samples)")
     spikes = validate.check_spikes(np.asarray(spikes), None, signed=True)  # graded inputs may be negative
+    if sd:
+        spikes = spikes * sd_input_scale(net, mode)
     if copies > 1:
         if spikes.shape[0] != copies:
             raise UserError(f"{spikes.shape[0]} input samples for {copies} copies")
@@ -269,18 +370,22 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
             delays = np.broadcast_to(np.asarray(net.layers[i - 1].delay, dtype=np.int64).reshape(1, -1),
                                      (one.size, int(np.prod(one.in_shape))))
         try:
-            synapse, kind = _synapse(one, mode, sparse_below, delays, copies)
-        except ValueError as exc:  # weights off the Loihi grid or beyond 8 bits
-            raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
-        if len(port_shape) > 1 and (layer.flatten or layer.op == "dense"):
-            port.transpose([2, 1, 0]).flatten().connect(synapse.s_in)  # XYC -> CHW order, then flat
-        else:
-            port.connect(synapse.s_in)
-        try:
             neuron = _neuron(layer, mode, None if not sample_steps else (sample_steps, i + 2), i in state_ports)
         except ValueError as exc:
             raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
-        synapse.a_out.connect(neuron.a_in)
+        if layer.op == "input" and layer.neuron.kind == "sigma_delta":  # netx's delta encoder: no synapse
+            synapse, kind = None, ""
+            port.connect(neuron.a_in)
+        else:
+            try:
+                synapse, kind = _synapse(one, mode, sparse_below, delays, copies, _in_bits(net, i))
+            except ValueError as exc:  # weights off the Loihi grid or beyond 8 bits
+                raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
+            if len(port_shape) > 1 and (layer.flatten or layer.op == "dense"):
+                port.transpose([2, 1, 0]).flatten().connect(synapse.s_in)  # XYC -> CHW order, then flat
+            else:
+                port.connect(synapse.s_in)
+            synapse.a_out.connect(neuron.a_in)
         recurrent = None
         if layer.recurrent is not None:
             rec_w = np.asarray(layer.recurrent, dtype=np.float64)
@@ -317,20 +422,27 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     return lava
 
 
-def run_lava(lava: LavaNetwork, *, probe: tuple[int, ...] = (), timeout_s: float = 600.0) -> LavaRun:
-    """Run all steps; ``probe`` lists layer indices whose ``u`` and ``v`` are read after every step."""
+def run_lava(lava: LavaNetwork, *, probe: tuple[int, ...] = (), timeout_s: float = 600.0,
+             sigma: bool = False) -> LavaRun:
+    """Run all steps; ``probe`` lists layer indices whose ``u`` and ``v`` are read after every step; ``sigma``
+    reads every sigma-delta layer's ``sigma`` after every step."""
 
     proc = lava.layers[0].neuron
     cfg = lava.run_config()
     u: dict[int, list] = {i: [] for i in probe}
     v: dict[int, list] = {i: [] for i in probe}
+    sigmas = [i for i, layer in enumerate(lava.net.layers) if sigma and layer.neuron.kind == "sigma_delta"
+              and layer.op != "input"]
+    sig: dict[int, list] = {i: [] for i in sigmas}
     with lava_runner.lava_session(proc):
-        if probe:
+        if probe or sigmas:
             for _ in range(lava.steps):
                 lava_runner.run_steps(proc, 1, cfg, timeout_s=timeout_s, stop_after=False, what="Lava step")
                 for i in probe:
                     u[i].append(np.array(lava.layers[i].neuron.u.get()))
                     v[i].append(np.array(lava.layers[i].neuron.v.get()))
+                for i in sigmas:
+                    sig[i].append(np.array(lava.layers[i].neuron.sigma.get()))
         else:
             lava_runner.run_steps(proc, lava.steps, cfg, timeout_s=timeout_s, stop_after=False, what="Lava run")
         spikes = [from_lava_layout(np.array(layer.sink.data.get())) if layer.sink is not None else None
@@ -340,7 +452,7 @@ def run_lava(lava: LavaNetwork, *, probe: tuple[int, ...] = (), timeout_s: float
         return from_lava_layout(np.stack(values, axis=-1))
 
     return LavaRun(spikes=spikes, u={i: stack(x) for i, x in u.items()}, v={i: stack(x) for i, x in v.items()},
-                   mode=lava.mode)
+                   mode=lava.mode, sigma={i: stack(x) for i, x in sig.items()})
 
 
 def simulate_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",

@@ -2,9 +2,11 @@
 
 netx stores Loihi integers: weights and biases in units of 1/64 of SLAYER's, decays out of 4096 and the
 threshold mantissa ``vThMant``. Reading accepts everything lava-dl's SLAYER blocks write (``input``,
-``dense``, ``dense_rec``, ``conv``, ``pool``, ``flatten``) for CUBA/LOIHI neurons; other layer or neuron
-types are named in the error. Writing produces files that netx 0.6 loads (``pool`` layers excepted: netx
-refuses them, snndeploy's own Lava converter runs them).
+``dense``, ``dense_rec``, ``conv``, ``pool``, ``flatten``) for CUBA/LOIHI and SDNN (sigma-delta) neurons; other
+layer or neuron types are named in the error. An SDNN input layer is netx's delta encoder: netx ignores its
+weight and bias, so a file that sets them to anything but identity is refused rather than run differently.
+Writing produces files that netx 0.6 loads (``pool`` layers excepted: netx refuses them, snndeploy's own Lava
+converter runs them).
 """
 
 from __future__ import annotations
@@ -18,10 +20,21 @@ from snndeploy import validate
 from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
 from snndeploy.export import checks
-from snndeploy.export.ir import MAX_VTH_MANT, W_SCALE, Layer, LoihiNet, Neuron
+from snndeploy.export.ir import (
+    MAX_VTH_MANT,
+    SD_ACTIVATIONS,
+    SD_EXP,
+    SD_MESSAGE_BITS,
+    W_SCALE,
+    Layer,
+    LoihiNet,
+    Neuron,
+    SigmaDelta,
+)
 from snndeploy.models.netx_import import netx_io_spec
 
 CUBA_TYPES = ("CUBA", "LOIHI")
+SDNN_TYPE = "SDNN"
 
 
 def _str(ds) -> str:
@@ -44,13 +57,38 @@ def _neuron(group, path: Path, where: str, bias=None) -> Neuron:
                       bias=bias, spiking=False)
     cfg = group["neuron"]
     kind = _str(cfg["type"])
+    if kind == SDNN_TYPE:
+        return _sigma_delta(cfg, path, where, bias)
     if kind not in CUBA_TYPES:
-        raise UserError(f"{where}: neuron type {kind!r} is not supported (only CUBA/LOIHI)", path)
+        raise UserError(f"{where}: neuron type {kind!r} is not supported (only CUBA/LOIHI/SDNN)", path)
     vth = np.asarray(cfg["vThMant"][()])
     return Neuron(i_decay=np.asarray(cfg["iDecay"][()]).astype(np.int64),
                   v_decay=np.asarray(cfg["vDecay"][()]).astype(np.int64),
                   threshold=vth.astype(np.float64) / W_SCALE, bias=bias,
                   spiking=bool(np.all(vth < MAX_VTH_MANT)))
+
+
+def _sigma_delta(cfg, path: Path, where: str, bias) -> SigmaDelta:
+    activation = _str(cfg["activation"]) if "activation" in cfg else "relu"
+    if activation not in SD_ACTIVATIONS:
+        raise UserError(f"{where}: SDNN activation {activation!r} has no Lava sigma-delta model "
+                        f"(only {', '.join(SD_ACTIVATIONS)})", path)
+    sigma_output = "sigma_output" in cfg and bool(np.asarray(cfg["sigma_output"][()]))
+    if sigma_output and bias is not None and np.any(bias):
+        raise UserError(f"{where}: a sigma_output layer cannot have a bias (Lava's Sigma has none)", path)
+    bits = int(np.asarray(cfg["messageBits"][()])) if "messageBits" in cfg else SD_MESSAGE_BITS
+    vth = np.asarray(cfg["vThMant"][()]) if "vThMant" in cfg else np.array(0)
+    return SigmaDelta(threshold=vth.astype(np.float64) / W_SCALE, bias=None if sigma_output else bias,
+                      activation=activation, sigma_output=sigma_output, message_bits=bits)
+
+
+def _sd_input(g, path: Path, where: str, shape) -> Layer:
+    """netx's SDNN input layer: a delta encoder fed straight from the source (weight and bias are ignored)."""
+    weight = float(np.asarray(g["weight"][()]).reshape(-1)[0]) if "weight" in g else W_SCALE
+    bias = np.asarray(g["bias"][()]) if "bias" in g else np.zeros(1)
+    if weight != W_SCALE or np.any(bias):
+        raise UserError(f"{where}: an SDNN input layer with a weight or bias (netx ignores both)", path)
+    return Layer(where, "input", shape, shape, _neuron(g, path, where), np.array(1.0))
 
 
 def _bias(group) -> np.ndarray | None:
@@ -104,7 +142,9 @@ def _read_layers(f, path: Path, input_shape, clip_weights: bool) -> LoihiNet:
         if kind == "input":
             shape = tuple(int(s) for s in g["shape"][()])
             net_input = shape
-            if "neuron" in g:
+            if "neuron" in g and _str(g["neuron/type"]) == SDNN_TYPE:
+                layers.append(_sd_input(g, path, name, shape))
+            elif "neuron" in g:
                 weight = float(np.asarray(g["weight"][()]).reshape(-1)[0]) / W_SCALE if "weight" in g else 1.0
                 layers.append(Layer(name, "input", shape, shape, _neuron(g, path, name, _bias(g)),
                                     np.array(weight)))
@@ -156,7 +196,22 @@ def _read_layers(f, path: Path, input_shape, clip_weights: bool) -> LoihiNet:
     return LoihiNet(name=path.stem, input_shape=net_input, layers=tuple(layers), time_steps=steps, meta={"io": io})
 
 
-def _write_neuron(g, neuron: Neuron, size: int) -> None:
+def _write_sigma_delta(g, neuron: SigmaDelta) -> None:
+    g.create_dataset("neuron/type", data=SDNN_TYPE)
+    g.create_dataset("neuron/activation", data=neuron.activation)
+    g.create_dataset("neuron/vThMant", data=int(np.asarray(neuron.vth_mant).reshape(-1)[0]))
+    if neuron.sigma_output:
+        g.create_dataset("neuron/sigma_output", data=True)
+    if neuron.message_bits != SD_MESSAGE_BITS:
+        g.create_dataset("neuron/messageBits", data=neuron.message_bits)
+
+
+def _write_neuron(g, neuron: Neuron | SigmaDelta, name: str) -> None:
+    if neuron.kind == "sigma_delta":
+        if np.unique(np.asarray(neuron.threshold)).size > 1 or neuron.cum_error or neuron.spike_exp != SD_EXP:
+            raise UserError(f"{name}: netx stores one delta threshold per layer and neither cum_error nor a "
+                            f"spike_exp other than {SD_EXP}")
+        return _write_sigma_delta(g, neuron)
     if not neuron.spiking and int(np.max(neuron.i_decay)) == 0 and int(np.max(neuron.v_decay)) == 0:
         return  # netx's default for a layer without neuron: a non-leaky integrator, voltage read-out
     g.create_dataset("neuron/type", data="CUBA")
@@ -212,7 +267,8 @@ def _write_layer(g, layer: Layer) -> None:
     if layer.op == "input":
         _type(g, "input")
         g.create_dataset("shape", data=np.array(layer.out_shape))
-        g.create_dataset("weight", data=_ints(np.atleast_1d(layer.weight)))
+        if layer.neuron.kind != "sigma_delta":  # netx's delta encoder has no weight
+            g.create_dataset("weight", data=_ints(np.atleast_1d(layer.weight)))
     elif layer.op == "dense":
         _type(g, "dense_rec" if layer.recurrent is not None else "dense")
         g.create_dataset("shape", data=np.array(layer.out_shape))
@@ -241,4 +297,4 @@ def _write_layer(g, layer: Layer) -> None:
             g.create_dataset("weight", data=np.full((1, 1, k[0], k[1], 1), _ints(layer.weight), np.float32))
     if layer.delay is not None:
         g.create_dataset("delay", data=np.asarray(layer.delay, dtype=np.float32))
-    _write_neuron(g, layer.neuron, layer.size)
+    _write_neuron(g, layer.neuron, layer.name)

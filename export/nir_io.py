@@ -11,7 +11,15 @@ time step ``dt`` (graph metadata) the Loihi CUBA neuron is their forward-Euler d
 
 The Loihi values themselves (integer decays, threshold mantissa, integer weights with exponent, bias,
 the layer's op and gain) travel in each node's ``metadata['snndeploy']``, so a file written here reads back
-exactly. Graphs from other tools (snnTorch, Norse, sinabs, rockpool) are read from the standard fields;
+exactly.
+
+A sigma-delta layer (lava-dl SDNN, :class:`~snndeploy.export.ir.SigmaDelta`) is its synapse node followed by a
+``nir.I`` node (``r = 1``): the sigma unit, NIR's integrator. NIR has no activation or delta-encoding primitive,
+so the rest of the neuron travels in the node's ``metadata['snndeploy']``: ``neuron: sigma_delta`` (``delta`` for
+the input encoder, an ``I`` node straight after the ``Input``), ``threshold``, ``vth_mant``, ``bias``,
+``activation``, ``cum_error``, ``sigma_output``, ``spike_exp``, ``state_exp``, ``message_bits``. The file is a valid
+NIR graph with the network's structure and weights; only snndeploy (or a reader of that metadata) runs it as a
+sigma-delta network. Graphs from other tools (snnTorch, Norse, sinabs, rockpool) are read from the standard fields;
 ``Affine`` bias, ``LIF``, ``IF``, ``AvgPool2d`` and ``Scale`` are mapped too; anything else is named.
 """
 
@@ -26,7 +34,7 @@ from snndeploy import validate
 from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
 from snndeploy.export import checks
-from snndeploy.export.ir import DECAY_UNITY, W_SCALE, Layer, LoihiNet, Neuron, per_neuron
+from snndeploy.export.ir import DECAY_UNITY, W_SCALE, Layer, LoihiNet, Neuron, SigmaDelta, per_neuron
 from snndeploy.export.quantize import fit_weights
 
 FORMAT = "snndeploy-loihi-cuba/1"
@@ -64,6 +72,29 @@ def _neuron_node(layer: Layer, dt: float, gain: float):
     return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=_div(tau_mem, dt), v_leak=v_leak,
                        v_threshold=threshold, v_reset=np.zeros(shape), w_in=gain * _div(tau_syn, dt),
                        metadata={KEY: _plain(meta)})
+
+
+def _sd_node(layer: Layer):
+    """``nir.I`` standing for the sigma unit; the sigma-delta parameters in metadata (see the module doc)."""
+    import nir
+
+    n: SigmaDelta = layer.neuron
+    meta = {"neuron": "delta" if layer.op == "input" else "sigma_delta", "layer": layer.name, "op": layer.op,
+            "threshold": np.asarray(n.threshold, dtype=np.float64), "vth_mant": n.vth_mant,
+            "activation": n.activation, "cum_error": int(n.cum_error), "sigma_output": int(n.sigma_output),
+            "spike_exp": n.spike_exp, "state_exp": n.state_exp, "message_bits": n.message_bits}
+    if n.bias is not None:
+        meta["bias"] = np.asarray(n.bias, dtype=np.float64)
+    return nir.I(r=np.ones(layer.out_shape), metadata={KEY: _plain(meta)})
+
+
+def _sd_from_meta(meta: dict) -> SigmaDelta:
+    bias = meta.get("bias")
+    return SigmaDelta(threshold=np.asarray(meta["threshold"], dtype=np.float64),
+                      bias=None if bias is None else np.asarray(bias, dtype=np.float64),
+                      activation=str(meta["activation"]), cum_error=bool(meta["cum_error"]),
+                      sigma_output=bool(meta["sigma_output"]), spike_exp=int(meta["spike_exp"]),
+                      state_exp=int(meta["state_exp"]), message_bits=int(meta["message_bits"]))
 
 
 def _weight_meta(w: np.ndarray) -> dict:
@@ -115,8 +146,9 @@ def to_nir(net: LoihiNet):
             syn = None
         if syn is not None:
             edges.append((prev, syn))
-        neuron = f"{name}_lif"
-        nodes[neuron] = _neuron_node(layer, net.dt, gain)
+        sd = layer.neuron.kind == "sigma_delta"
+        neuron = f"{name}_sigma" if sd else f"{name}_lif"
+        nodes[neuron] = _sd_node(layer) if sd else _neuron_node(layer, net.dt, gain)
         edges.append((syn or prev, neuron))
         prev = neuron
         if layer.recurrent is not None:
@@ -327,6 +359,11 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
                 raise UserError(f"{where}: delays are not whole time steps of dt={dt:g}")
             layers[-1] = replace(layers[-1], delay=np.round(steps).astype(np.int64))
             continue
+        if isinstance(node, nir.I) and _meta(node).get("neuron") in ("sigma_delta", "delta"):
+            layers.append(_sd_layer(key, node, pending, shape, flattened))
+            shape = layers[-1].out_shape
+            pending, flattened = None, False
+            continue
         if isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF)):
             layers.append(_layer(key, node, pending, shape, dt, nodes, succ, flattened))
             shape = layers[-1].out_shape
@@ -448,6 +485,21 @@ def flatten_subgraphs(graph):
 def _pair(value) -> tuple[int, int]:
     arr = np.atleast_1d(np.asarray(value)).astype(int)
     return (int(arr[0]), int(arr[-1]))
+
+
+def _sd_layer(key, node, pending, shape, flattened: bool) -> Layer:
+    """A sigma-delta layer from snndeploy's metadata on a ``nir.I`` node (the input encoder has no synapse)."""
+    meta = _meta(node)
+    if pending is None:
+        pending = {"op": "input", "weight": np.array(1.0), "in_shape": shape, "out_shape": shape, "name": key}
+    if np.any(np.asarray(pending.get("syn_bias", 0.0))):
+        raise UserError(f"node {pending['name']!r}: a synaptic bias before a sigma-delta unit would be integrated "
+                        "every step; sigma-delta biases belong in the neuron")
+    return Layer(str(meta.get("layer", key)), pending["op"], tuple(pending["in_shape"]), tuple(pending["out_shape"]),
+                 _sd_from_meta(meta), pending["weight"], stride=pending.get("stride", (1, 1)),
+                 padding=pending.get("padding", (0, 0)), dilation=pending.get("dilation", (1, 1)),
+                 groups=pending.get("groups", 1), kernel=pending.get("kernel", (1, 1)),
+                 flatten=pending["op"] == "dense" and (flattened or len(shape) > 1))
 
 
 def _layer(key, node, pending, shape, dt, nodes, succ, flattened: bool) -> Layer:

@@ -21,7 +21,7 @@ from torch import nn
 from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
 from snndeploy.export import checks
-from snndeploy.export.ir import DECAY_UNITY, Layer, LoihiNet, per_neuron
+from snndeploy.export.ir import DECAY_UNITY, Layer, LoihiNet, per_neuron, require_cuba
 
 
 def _buffer(t) -> torch.Tensor:
@@ -124,6 +124,7 @@ def run_steps_torch(step: StepNet, x: torch.Tensor) -> list[torch.Tensor]:
 
 def export_onnx(net: LoihiNet, path: str | Path, *, force: bool = False, opset: int = 17) -> Path:
     """Write the one-step ONNX model of ``net`` (atomically) and check it with ``onnx.checker``."""
+    require_cuba(net, "the ONNX export")
     import onnx
 
     step = StepNet(checks.check_net(net, path)).eval()

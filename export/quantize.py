@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from snndeploy.export.ir import MAX_VTH_MANT, W_SCALE, Layer, LoihiNet
+from snndeploy.export.ir import MAX_VTH_MANT, W_SCALE, Layer, LoihiNet, require_cuba
 
 MAX_BIAS_MANT = 4095  # 13-bit signed bias mantissa
 
@@ -93,5 +93,6 @@ def quantize_layer(layer: Layer) -> tuple[Layer, dict]:
 
 def quantize_net(net: LoihiNet) -> tuple[LoihiNet, list[dict]]:
     """Every layer of ``net`` on the Loihi grid (see the module docstring) and one report row per layer."""
+    require_cuba(net, "quantization (a sigma-delta layer's scale would carry into the next layer)")
     pairs = [quantize_layer(layer) for layer in net.layers]
     return net.with_layers([p[0] for p in pairs]), [p[1] for p in pairs]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from snndeploy.errors import UserError
-from snndeploy.export.ir import DECAY_UNITY, Layer, LoihiNet, Neuron
+from snndeploy.export.ir import DECAY_UNITY, SD_ACTIVATIONS, SD_EXP, W_SCALE, Layer, LoihiNet, Neuron, SigmaDelta
 from snndeploy.models.build import build_model
 from snndeploy.models.spec import BlockSpec, IOSpec, ModelSpec, NeuronSpec
 
@@ -33,10 +33,39 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().double().numpy()
 
 
-def _neuron(block, where: str, spiking: bool = True) -> Neuron:
+def _is_sigma_delta(block) -> bool:
+    return type(getattr(block, "neuron", None)).__module__.rsplit(".", 1)[-1] == "sigma_delta"
+
+
+def _bias_of(neuron, where: str) -> np.ndarray | None:
+    norm = getattr(neuron, "norm", None)
+    if norm is None:
+        return None
+    if not hasattr(norm, "effective"):
+        raise UserError(f"{where}: neuron norm {type(norm).__name__} is not supported (only a plain bias)")
+    return _np(norm.effective())
+
+
+def _sigma_delta(block, where: str, sigma_output: bool) -> SigmaDelta:
+    """A lava-dl sigma-delta neuron (``slayer.neuron.sigma_delta``) as the IR's SigmaDelta."""
+    neuron = block.neuron
+    threshold = np.unique(_np(neuron.delta.threshold).reshape(-1))
+    if threshold.size > 1:
+        raise UserError(f"{where}: per-channel delta thresholds are not supported by Lava's sigma-delta models")
+    name = getattr(neuron.activation, "__name__", "")
+    if name not in SD_ACTIVATIONS:
+        raise UserError(f"{where}: sigma-delta activation {name!r} has no Lava model (only {SD_ACTIVATIONS})")
+    vth_mant = int(float(threshold[0]) * W_SCALE)  # as lava-dl's export (its Delta clamps 0 up to 1/4096)
+    return SigmaDelta(threshold=np.array(vth_mant / W_SCALE), bias=_bias_of(neuron, where), activation=name,
+                      cum_error=bool(neuron.delta.cum_error), sigma_output=sigma_output)
+
+
+def _neuron(block, where: str, spiking: bool = True) -> Neuron | SigmaDelta:
     from lava.lib.dl.slayer.utils import quantize
 
     neuron = block.neuron
+    if _is_sigma_delta(block):
+        return _sigma_delta(block, where, sigma_output=not spiking)
     if type(neuron).__module__.rsplit(".", 1)[-1] != "cuba":
         raise UserError(f"{where}: {type(neuron).__module__}.{type(neuron).__name__} neurons have no Loihi CUBA "
                         "mapping (only cuba blocks export to NIR/Lava)")
@@ -44,15 +73,20 @@ def _neuron(block, where: str, spiking: bool = True) -> Neuron:
         raise UserError(f"{where}: graded spikes are not supported by the export")
     i_decay = _np(quantize(neuron.current_decay.detach().clamp(0, DECAY_UNITY))).astype(np.int64)
     v_decay = _np(quantize(neuron.voltage_decay.detach().clamp(0, DECAY_UNITY))).astype(np.int64)
-    bias = None
-    norm = getattr(neuron, "norm", None)
-    if norm is not None:
-        if not hasattr(norm, "effective"):
-            raise UserError(f"{where}: neuron norm {type(norm).__name__} is not supported (only a plain bias)")
-        bias = _np(norm.effective())
+    bias = _bias_of(neuron, where)
     return Neuron(i_decay=i_decay.reshape(-1) if i_decay.size > 1 else i_decay.reshape(()),
                   v_decay=v_decay.reshape(-1) if v_decay.size > 1 else v_decay.reshape(()),
                   threshold=np.array(float(neuron.threshold)), bias=bias, spiking=spiking)
+
+
+def _sd_input(block, neuron: SigmaDelta, name: str, shape: tuple[int, ...], where: str) -> Layer:
+    """lava-dl's sigma-delta Input block as netx's delta encoder (which has no weight or bias)."""
+    weight = float(_np(block.pre_hook_fx(block.weight)).reshape(-1)[0]) if block.weight is not None else 1.0
+    bias = 0.0 if block.bias is None else float(block.bias.detach().abs().sum())
+    if weight != 1.0 or bias != 0.0:
+        raise UserError(f"{where}: a sigma-delta input weight or bias has no netx/Lava equivalent (netx's delta "
+                        "encoder ignores both)")
+    return Layer(name, "input", shape, shape, neuron, np.array(1.0))
 
 
 def _delay(block, where: str) -> np.ndarray | None:
@@ -73,7 +107,7 @@ def from_slayer(model) -> LoihiNet:
     for i, (bspec, block) in enumerate(zip(spec.blocks, model.blocks, strict=True)):
         where = f"block {i} ({bspec.kind})"
         out_shape = tuple(shapes[i])
-        if getattr(block, "delay_shift", True) is False:
+        if getattr(block, "delay_shift", True) is False and not _is_sigma_delta(block):
             raise UserError(f"{where}: delay_shift=False has no Lava equivalent (every synapse adds one step)")
         if bspec.kind == "flatten":
             flatten = True
@@ -85,6 +119,9 @@ def from_slayer(model) -> LoihiNet:
                 continue
             weight = float(_np(block.pre_hook_fx(block.weight)).reshape(-1)[0]) if block.weight is not None else 1.0
             neuron = _neuron(block, where)
+            if neuron.kind == "sigma_delta":
+                layers.append(_sd_input(block, neuron, name, in_shape, where))
+                continue
             if block.bias is not None and float(block.bias.detach().abs().sum()) != 0.0:
                 if not np.all(neuron.i_decay == DECAY_UNITY):
                     raise UserError(f"{where}: an input bias with current decay < 1 has no Loihi equivalent")
@@ -122,7 +159,14 @@ def from_slayer(model) -> LoihiNet:
                     time_steps=spec.time_steps, meta={"quantize": bool(spec.quantize), "io": spec.io})
 
 
-def _neuron_spec(neuron: Neuron, base):
+def _neuron_spec(neuron: Neuron | SigmaDelta, base):
+    if neuron.kind == "sigma_delta":
+        if np.unique(np.asarray(neuron.threshold)).size > 1 or neuron.spike_exp != SD_EXP or neuron.cum_error:
+            raise UserError("per-neuron delta thresholds, cum_error or another spike_exp cannot be expressed in a "
+                            "SLAYER spec")
+        return replace(base or NeuronSpec(), kind="sigma_delta", activation=neuron.activation,
+                       threshold=float(np.asarray(neuron.threshold).reshape(-1)[0]))
+
     for name, value in (("current decay", neuron.i_decay), ("voltage decay", neuron.v_decay),
                         ("threshold", neuron.threshold)):
         if np.unique(np.asarray(value)).size > 1:

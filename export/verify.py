@@ -21,8 +21,17 @@ from tqdm import tqdm
 from snndeploy import validate
 from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
-from snndeploy.export.ir import LoihiNet
-from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, import_lava, synapse_kinds
+from snndeploy.export.ir import LoihiNet, is_sigma_delta
+from snndeploy.export.lava_net import (
+    DEFAULT_SPARSE_BELOW,
+    build_lava,
+    import_lava,
+    netx_layout_to_ir,
+    run_lava,
+    sd_output_scale,
+    synapse_kinds,
+)
+from snndeploy.export.sdnn_ref import sd_reference
 
 S_SCALE = 4096  # SLAYER state scale: Loihi u, v = SLAYER u, v * 4096
 VERIFY_PART = 500  # samples compared at a time (bounds the memory of a whole-test-set verification)
@@ -74,16 +83,18 @@ def sample_inputs(shape: tuple[int, ...], steps: int, samples: int, rate: float,
     return (rng.random((samples, *shape, steps)) < rate).astype(np.float32)
 
 
-def load_inputs(path, shape: tuple[int, ...]) -> np.ndarray:
-    """Spike inputs from a ``.npy`` file: ``(*shape, T)`` or ``(N, *shape, T)``."""
+def load_inputs(path, shape: tuple[int, ...], *, graded: bool = False) -> np.ndarray:
+    """Spike inputs (``graded``: a sigma-delta network's integers, netx's image layout accepted) from a ``.npy``
+    file: ``(*shape, T)`` or ``(N, *shape, T)``."""
     from pathlib import Path
 
     path = Path(path)
     validate.check_npy(path)
     try:
-        x = validate.check_spikes(np.load(path, allow_pickle=False), path)
+        x = validate.check_spikes(np.load(path, allow_pickle=False), path, signed=graded)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read input spikes ({exc.__class__.__name__})", path) from None
+    x = netx_layout_to_ir(x, shape)
     if tuple(x.shape[:-1]) == tuple(shape):
         x = x[None]
     if tuple(x.shape[1:-1]) != tuple(shape):
@@ -158,6 +169,57 @@ def _first_mismatch(a: np.ndarray, b: np.ndarray, tol: float) -> tuple[int, ...]
     return tuple(int(i) for i in bad[np.lexsort(keys)[0]])
 
 
+def sample_sd_inputs(shape: tuple[int, ...], steps: int, samples: int, seed: int) -> np.ndarray:
+    """Graded inputs for a sigma-delta network: one random integer frame in [-64, 64] per sample, held for
+    ``steps`` steps (a still image, as lava-dl's PilotNet test input)."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(-64, 65, size=(samples, *shape, 1))
+    return np.repeat(frames, steps, axis=-1).astype(np.float64)
+
+
+def verify_sd(reference: LoihiNet, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt",
+              probe: bool = False, sparse_below: float = DEFAULT_SPARSE_BELOW,
+              progress: bool = False) -> VerifyReport:
+    """Sigma-delta: the torch reference of ``reference`` (:mod:`snndeploy.export.sdnn_ref`) against the Lava run
+    of ``net``, every layer's graded outputs (and with ``probe`` its sigma) at every step, in payload units.
+
+    fixed_pt is exact; floating_pt allows 1e-6 of each layer's largest value (float64 sums in another order).
+    """
+    import_lava()
+    exact = mode == "fixed_pt"
+    stats = [[0.0, 0.0, 0, 0] for _ in net.layers]
+    first: Divergence | None = None
+    synapses: list[str] = []
+    for s in tqdm(range(inputs.shape[0]), desc="verify", disable=not progress, unit="sample"):
+        lava = build_lava(net, inputs[s], mode=mode, sparse_below=sparse_below)
+        synapses = [layer.synapse_kind for layer in lava.layers]
+        run = run_lava(lava, probe=(), sigma=probe)
+        ref_out, ref_sigma = sd_reference(reference, inputs[s], mode)
+        for i, layer in enumerate(net.layers):
+            checks = [("spikes", ref_out[i], run.spikes[i])]
+            if probe and layer.op != "input":
+                checks.append(("sigma", ref_sigma[i], run.sigma[i] * (1.0 if exact else sd_output_scale(
+                    layer, state=True))))
+            for var, ref, got in checks:
+                tol = 0.0 if exact else 1e-6 * max(float(np.abs(ref).max(initial=0.0)), 1.0)
+                if var == "spikes":
+                    st = stats[i]
+                    st[0] += float(np.count_nonzero(ref))
+                    st[1] += float(np.count_nonzero(got))
+                    st[2] += int(np.sum(np.abs(ref - got) > tol))
+                    st[3] += int(ref.size)
+                where = _first_mismatch(ref, got, tol)
+                if where is not None and (first is None or (s, where[-1], i) < (first.sample, first.step,
+                                                                                 first.layer)):
+                    first = Divergence(s, i, layer.name, where[-1], where[:-1], var, float(ref[where]),
+                                       float(got[where]))
+    layers = [LayerAgreement(layer.name, "graded", *stats[i]) for i, layer in enumerate(net.layers)]
+    return VerifyReport(agree=first is None, mode=mode, samples=int(inputs.shape[0]), steps=int(inputs.shape[-1]),
+                        layers=layers, first=first, synapses=synapses,
+                        alignment="graded outputs (Loihi payload units) of every layer at the same step: the torch "
+                                  "reference delays each synapse by one step as Lava does")
+
+
 def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: bool = False,
            sparse_below: float = DEFAULT_SPARSE_BELOW, progress: bool = False,
            rasters: list | None = None, workers: int = 1, part: int = VERIFY_PART) -> VerifyReport:
@@ -167,8 +229,12 @@ def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", 
     Lava runs ``part`` samples at a time through ``snndeploy.simulate.simulate_net`` (many samples per build,
     ``workers`` runtimes; each sample's values equal those of a run of it alone), the torch model on the same
     part in one batch. ``rasters``: if a list, it receives ``(layer name, variable, torch values, Lava values)``
-    of sample 0.
+    of sample 0. A sigma-delta ``net`` is checked by :func:`verify_sd` against the reference of ``model`` (its
+    LoihiNet).
     """
+    if is_sigma_delta(net):
+        return verify_sd(model if isinstance(model, LoihiNet) else net, net, inputs, mode=mode, probe=probe,
+                         sparse_below=sparse_below, progress=progress)
     from snndeploy.simulate import simulate_net
 
     import_lava()  # before the first progress bar (see import_lava)

@@ -195,6 +195,7 @@ def workload_metrics(layers: tuple[LayerCount, ...], activity: Activity) -> dict
         rows.append({"layer": layer.name, "spikes_in": source.spikes, "spikes_out": act.spikes,
                      "synops_effective": effective, "synops_dense": float(layer.synapses * steps),
                      "input_graded": source.graded, "neuron_updates": float(layer.neurons * steps),
+                     "payload_bits_out": act.spikes * layer.message_bits,
                      "synops_basis": "measured" if act.synops is not None else "spikes x non-zero fan-out"})
     neurons = sum(lay.neurons for lay in layers)
     spikes = sum(r["spikes_out"] for r in rows)
@@ -206,5 +207,6 @@ def workload_metrics(layers: tuple[LayerCount, ...], activity: Activity) -> dict
         "synops_dense": sum(r["synops_dense"] for r in rows),
         "neuron_updates": sum(r["neuron_updates"] for r in rows),
         "spikes": spikes,
+        "payload_bits": sum(r["payload_bits_out"] for r in rows),  # graded spikes' message payloads
         "activation_sparsity": 1.0 - spikes / (neurons * steps) if neurons else 0.0,
     }

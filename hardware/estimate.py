@@ -11,7 +11,7 @@ from snndeploy.hardware import edge, loihi1, loihi2
 from snndeploy.hardware.activity import Activity, read_activity, static_metrics, workload_metrics
 from snndeploy.hardware.budget import Budget, default_budget, parse_budget
 from snndeploy.hardware.energy import energy_latency
-from snndeploy.hardware.layers import LayerCount, totals
+from snndeploy.hardware.layers import SD_ENCODER, LayerCount, totals
 from snndeploy.hardware.load import load_layers
 from snndeploy.hardware.placement import Placement
 from snndeploy.hardware.profile import Profile, load_profile
@@ -75,8 +75,16 @@ class TargetEstimate:
         }
 
 
+def _host_encoder(layer: LayerCount) -> Placement:
+    return Placement(layer.name, 0, 0, 0, "host", True,
+                     "sigma-delta input encoder: lava-dl deploys SDNNs with it in the input adapter (netx "
+                     "skip_layers=1, as in the published PilotNet SDNN compile), not on neurocores", tile="host")
+
+
 def pack(layers: tuple[LayerCount, ...], profile: Profile) -> tuple[Placement, ...]:
-    """Per-layer placement with the target's packing model."""
+    """Per-layer placement with the target's packing model (a sigma-delta input encoder on Loihi 2: the host)."""
+    if profile.model == "loihi2" and layers and layers[0].neuron == SD_ENCODER:
+        return (_host_encoder(layers[0]), *pack(layers[1:], profile))
     per_layer = {"loihi2": loihi2.place, "loihi1": loihi1.place, "truenorth": edge.truenorth,
                  "spinnaker2": edge.spinnaker2, "akida": edge.akida}
     if profile.model in per_layer:
@@ -157,7 +165,7 @@ def layer_table(layers: tuple[LayerCount, ...]) -> list[dict[str, Any]]:
             "fan_in_mean": round(lay.fan_in_mean, 3),
             "fan_out_max": nxt.in_fanout_max if nxt else 0,
             "fan_out_mean": round(nxt.in_fanout_mean, 3) if nxt else 0.0,
-            "axons_in": lay.axons_in, "recurrent": lay.recurrent,
+            "axons_in": lay.axons_in, "recurrent": lay.recurrent, "message_bits": lay.message_bits,
             "weight_bits": lay.bits.bits, "weight_signed": lay.bits.signed, "weight_bits_basis": lay.bits.basis,
             # stored at the layer's weight bits (+ sign bit for mixed signs): dense format / non-zeros only
             "weight_memory_bytes": math.ceil(lay.weights_stored * (lay.bits.bits + lay.bits.signed) / 8),

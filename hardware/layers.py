@@ -21,6 +21,7 @@ DENSE_NODES = ("Affine", "Linear")
 POOL_NODES = ("SumPool2d", "AvgPool2d")
 NEURON_NODES = ("CubaLIF", "LIF", "IF", "CubaLI", "LI", "I", "Threshold")
 PASS_NODES = ("Input", "Output", "Flatten", "Delay")
+SD_ENCODER = "Delta"  # a sigma-delta network's input encoder (lava-dl deploys it off the neurocores)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class LayerCount:
     in_fanout: np.ndarray | None = field(default=None, repr=False, compare=False)  # per input neuron (dense)
     recurrent: bool = False  # the layer's own spikes come back through recurrent synapses (counted above)
     recurrent_fanout: np.ndarray | None = field(default=None, repr=False, compare=False)  # per own neuron
+    message_bits: int = 0  # graded payload of each output spike (sigma-delta); 0 for binary spikes
 
     @property
     def neurons(self) -> int:
@@ -305,7 +307,9 @@ def layers_from_nir(graph) -> tuple[LayerCount, ...]:
         elif kind in NEURON_NODES:
             if pending is None:
                 pending = (name, _Identity(), shape)
-            flush(kind, _layer_label(node), name)
+            flush(_sigma_delta_kind(node) or kind, _layer_label(node), name)
+            if kind == "I" and _sigma_delta_kind(node):
+                layers[-1] = replace(layers[-1], message_bits=int(_snndeploy_meta(node).get("message_bits", 0)))
         elif kind in ("Output", "Delay"):
             if kind == "Output" and pending is not None:
                 flush("none")
@@ -320,19 +324,32 @@ def layers_from_nir(graph) -> tuple[LayerCount, ...]:
 IR_NEURON = "CubaLIF"
 
 
+def _ir_neuron(layer: Layer) -> str:
+    """The neuron kind the NIR graph of an IR layer is counted as (:func:`_sigma_delta_kind` for sigma-delta)."""
+    n = layer.neuron
+    if n.kind != "sigma_delta":
+        return IR_NEURON
+    if layer.op == "input":
+        return SD_ENCODER
+    return "Sigma" if n.sigma_output else "SigmaDelta"
+
+
 def _count_ir_layer(layer: Layer, in_shape: tuple[int, ...]) -> LayerCount:
     """One IR layer's counts, exactly as the NIR graph the exporter writes for it is counted."""
+    neuron = _ir_neuron(layer)
     if layer.op == "dense":
-        count = _dense(layer.name, layer.dense_weight().astype(np.float32), in_shape, IR_NEURON)
+        count = _dense(layer.name, layer.dense_weight().astype(np.float32), in_shape, neuron)
     elif layer.op == "conv":
         count = _conv(layer.name, np.asarray(layer.weight, dtype=np.float32), layer.groups, layer.stride,
-                      layer.padding, layer.dilation, in_shape, IR_NEURON)
+                      layer.padding, layer.dilation, in_shape, neuron)
     elif layer.op == "pool":  # the pooling weight is a gain of the neuron, not a synapse
-        count = _pool(layer.name, layer.kernel, layer.stride, layer.padding, False, in_shape, IR_NEURON)
+        count = _pool(layer.name, layer.kernel, layer.stride, layer.padding, False, in_shape, neuron)
     else:  # input: the scale is a gain of the neuron; its synapses are one-to-one
-        count = _scale(layer.name, np.ones(1), in_shape, IR_NEURON)
+        count = _scale(layer.name, np.ones(1), in_shape, neuron)
     if layer.recurrent is not None:
         count = _with_recurrent(count, np.asarray(layer.recurrent, dtype=np.float32))
+    if layer.neuron.kind == "sigma_delta":
+        count = replace(count, message_bits=int(layer.neuron.message_bits))
     return count
 
 
@@ -348,11 +365,25 @@ def layers_from_ir(net: LoihiNet) -> tuple[LayerCount, ...]:
     return tuple(counts)
 
 
+def _snndeploy_meta(node) -> dict:
+    meta = getattr(node, "metadata", None) or {}
+    return meta.get("snndeploy") if isinstance(meta.get("snndeploy"), dict) else {}
+
+
 def _layer_label(node) -> str | None:
     """The layer name snndeploy's exporter stores in a neuron node's metadata, if any."""
-    meta = getattr(node, "metadata", None) or {}
-    label = meta.get("snndeploy", {}).get("layer") if isinstance(meta.get("snndeploy"), dict) else None
+    label = _snndeploy_meta(node).get("layer")
     return None if label is None else str(label)
+
+
+def _sigma_delta_kind(node) -> str | None:
+    """``Delta`` (input encoder), ``Sigma`` (read-out) or ``SigmaDelta`` for snndeploy's sigma-delta ``I`` nodes."""
+    meta = _snndeploy_meta(node)
+    if meta.get("neuron") == "delta":
+        return SD_ENCODER
+    if meta.get("neuron") == "sigma_delta":
+        return "Sigma" if meta.get("sigma_output") else "SigmaDelta"
+    return None
 
 
 class _Identity:

@@ -263,7 +263,9 @@ def _weight_count(block: BlockSpec, shape: tuple[int, ...]) -> int:
 def _validate_neuron(neuron: NeuronSpec, where: str) -> None:
     if neuron.kind not in NEURON_KINDS:
         raise _invalid(f"neuron kind {neuron.kind!r} is not one of {', '.join(NEURON_KINDS)}", where)
-    if not neuron.threshold > 0:
+    if neuron.kind == "sigma_delta" and not neuron.threshold >= 0:  # a delta threshold of 0 sends every change
+        raise _invalid(f"threshold must be >= 0, got {neuron.threshold}", where)
+    if neuron.kind != "sigma_delta" and not neuron.threshold > 0:
         raise _invalid(f"threshold must be > 0, got {neuron.threshold}", where)
     for name in ("current_decay", "voltage_decay", "threshold_decay", "refractory_decay"):
         value = getattr(neuron, name)
@@ -303,8 +305,8 @@ def _validate_block(block: BlockSpec, index: int, count: int, neuron: NeuronSpec
         raise _invalid("axonal delay is only available on dense, conv and pool blocks", where)
     if block.bias and block.kind not in ("dense", "conv"):
         raise _invalid("bias is only available on dense and conv blocks", where)
-    if block.bias and neuron.kind != "cuba":
-        raise _invalid("bias is only available with cuba neurons", where)
+    if block.bias and neuron.kind not in ("cuba", "sigma_delta"):
+        raise _invalid("bias is only available with cuba and sigma_delta neurons", where)
     if block.weight_scale <= 0:
         raise _invalid("weight_scale must be > 0", where)
     if block.neuron is not None:

@@ -1,14 +1,17 @@
 """Neuron and channel criticality from recorded membrane potentials (Chen et al., arXiv 2311.16141).
 
 ``C_i = mean over inputs and time of h((v_i[t] - theta) / theta)`` with a bell-shaped kernel ``h`` peaked at the
-threshold. SLAYER's own surrogate is far too wide for this (its width is ``100 * tau_grad * theta``), so the kernel
-is explicit and configurable; the default, the ATan derivative with alpha = 2, is the spec's proposed default
-(an assumption: the paper's exact formula could not be checked).
-"""
+threshold. Sigma-delta (graded) neurons have no membrane threshold: their state is the pre-activation ``u = sigma +
+bias`` and their switching point is the ReLU's kink at ``u = 0``, so their criticality is ``mean h(u / s)`` with
+``s`` the layer's pre-activation standard deviation on the batch (docs/sdnn.md). SLAYER's own surrogate is far too
+wide for this (its width is ``100 * tau_grad * theta``), so the kernel is explicit and configurable; the default, the
+ATan derivative with alpha = 2, is the spec's proposed default (an assumption: the paper's exact formula could not be
+checked)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterable, Iterator
 
@@ -39,6 +42,10 @@ def record_voltages(net: nn.Module, indices: Iterable[int],
     patched = []
     for i in indices:
         neuron = net.blocks[i].neuron
+        if is_graded(neuron):
+            neuron.activation = _Recorded(neuron.activation, functools.partial(on_voltage, i))
+            patched.append(neuron)
+            continue
 
         def dynamics(z, neuron=neuron, i=i):
             current, voltage = type(neuron).dynamics(neuron, z)
@@ -51,7 +58,28 @@ def record_voltages(net: nn.Module, indices: Iterable[int],
         yield
     finally:
         for neuron in patched:
-            del neuron.dynamics
+            if isinstance(getattr(neuron, "activation", None), _Recorded):
+                neuron.activation = neuron.activation.activation
+            else:
+                del neuron.dynamics
+
+
+def is_graded(neuron) -> bool:
+    """A lava-dl sigma-delta neuron: graded outputs, a pre-activation instead of a membrane potential."""
+    return type(neuron).__module__.rsplit(".", 1)[-1] == "sigma_delta"
+
+
+class _Recorded:
+    """A sigma-delta neuron's activation that reports its input (the pre-activation ``sigma + bias``)."""
+
+    def __init__(self, activation, report):
+        self.activation = activation
+        self.report = report
+        self.__name__ = getattr(activation, "__name__", "activation")
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        self.report(u.detach())
+        return self.activation(u)
 
 
 def per_channel_mean(h: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -68,11 +96,16 @@ def criticality(net: nn.Module, indices: list[int], batches: Iterable[torch.Tens
     """
     sums: dict[int, torch.Tensor] = {}
     counts: dict[int, int] = {i: 0 for i in indices}
-    thresholds = {i: float(net.blocks[i].neuron.threshold) for i in indices}
+    graded = {i for i in indices if is_graded(net.blocks[i].neuron)}
+    thresholds = {i: float(net.blocks[i].neuron.threshold) for i in indices if i not in graded}
     rate_sums: dict[int, list] = {i: [0.0, 0] for i in indices}
 
     def on_voltage(i: int, v: torch.Tensor) -> None:
-        total, n = per_channel_mean(kernel((v - thresholds[i]) / thresholds[i], kind, alpha))
+        if i in graded:  # distance to the ReLU kink in units of the pre-activation's spread
+            x = v / v.std().clamp(min=1e-12)
+        else:
+            x = (v - thresholds[i]) / thresholds[i]
+        total, n = per_channel_mean(kernel(x, kind, alpha))
         sums[i] = total if i not in sums else sums[i] + total
         counts[i] += n
 

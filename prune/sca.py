@@ -7,7 +7,8 @@ the default: a lava-dl CUBA neuron resets to 0 after a spike, so ``|U|`` (``acti
 rates silent, strongly inhibited channels highly (docs/benchmarks.md: it collapses). Pruned channels come back by
 ``G_c = mean over batches |dL/dg_c|``, the gradient of their channel gate (the lava-dl substitute for the
 BatchNorm scale; it stays non-zero for a pruned channel because the gate multiplies intact weights, and the gate
-folds into the weights at export).
+folds into the weights at export). Sigma-delta (graded) blocks use their pre-activation ``sigma + bias`` as ``U``:
+``positive`` is then exactly the channel's graded activation (the ReLU output its deltas encode).
 
 Schedule (the spec's proposed defaults, docs/pruning-methods.md sections 3.3 and 7 item 6; the paper's exact schedule
 could not be checked): dense training for ``warmup_epochs``; then every ``epochs_per_step`` epochs a structure

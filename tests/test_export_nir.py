@@ -8,6 +8,7 @@ import torch
 
 import snndeploy  # noqa: F401
 from snndeploy.errors import UserError
+from snndeploy.export.ir import first_difference
 from snndeploy.export.nir_io import from_nir, read_nir, to_nir, write_nir
 from snndeploy.export.slayer_io import from_slayer, to_slayer
 
@@ -31,15 +32,7 @@ def fixture_input(fixtures_dir, name, shape, steps, samples=2, rate=0.4, seed=0)
 
 
 def assert_same_net(a, b):
-    assert a.input_shape == b.input_shape and len(a.layers) == len(b.layers)
-    for la, lb in zip(a.layers, b.layers, strict=True):
-        for f in ("name", "op", "in_shape", "out_shape", "stride", "padding", "dilation", "groups", "kernel",
-                  "flatten"):
-            assert getattr(la, f) == getattr(lb, f), (la.name, f)
-        assert np.array_equal(np.asarray(la.weight), np.asarray(lb.weight)), la.name
-        for f in ("i_decay", "v_decay", "threshold", "bias", "spiking"):
-            x, y = getattr(la.neuron, f), getattr(lb.neuron, f)
-            assert (x is None and y is None) or np.array_equal(np.asarray(x), np.asarray(y)), (la.name, f)
+    assert first_difference(a, b) is None, first_difference(a, b)
 
 
 @pytest.mark.parametrize("name", sorted(NETX))
