@@ -12,8 +12,10 @@ from scipy.sparse import block_diag, csr_matrix
 
 import snndeploy  # noqa: F401
 from snndeploy.export import lava_batch
+from snndeploy.loader import load_net
 from snndeploy.settings import REPO_ROOT
-from snndeploy.simulate import load_net, plan_runs, prepare, simulate_net
+from snndeploy.sim_inputs import prepare
+from snndeploy.simulate import plan_runs, simulate_net
 
 pytestmark = pytest.mark.lava
 

@@ -18,7 +18,8 @@ import pytest
 import snndeploy  # noqa: F401
 from snndeploy.lava_runner import LavaTimeoutError, lava_worker_processes
 from snndeploy.lava_workers import run_parallel
-from snndeploy.simulate import prepare, simulate_net
+from snndeploy.sim_inputs import prepare
+from snndeploy.simulate import simulate_net
 
 pytestmark = pytest.mark.lava
 
