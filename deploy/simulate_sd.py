@@ -67,7 +67,7 @@ def _run_sample(net: LoihiNet, x: np.ndarray, mode: str, probes: tuple[int, ...]
                 timeout_s: float | None) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
     """One build and run: every layer's graded output ``(*shape, T)`` (payload units) and probed sigmas."""
     from snndeploy import lava_runner
-    from snndeploy.export.lava_net import build_lava, from_lava_layout, sd_output_scale
+    from snndeploy.export.lava_net import build_lava, from_lava_layout, sd_payload
 
     steps = x.shape[-1]
     t0 = time.perf_counter()
@@ -96,12 +96,8 @@ def _run_sample(net: LoihiNet, x: np.ndarray, mode: str, probes: tuple[int, ...]
         t = time.perf_counter()
     timing.stop_s += time.perf_counter() - t
     timing.chunks += 1
-    if mode != "fixed_pt":  # float results in SLAYER units -> Loihi's payload units
-        outputs = [o * sd_output_scale(layer) for o, layer in zip(outputs, net.layers, strict=True)]
-        sigmas = {i: [s * sd_output_scale(net.layers[i], state=True) for s in v] for i, v in sigmas.items()}
-    else:
-        outputs = [o.astype(np.int64) for o in outputs]
-        sigmas = {i: [s.astype(np.int64) for s in v] for i, v in sigmas.items()}
+    outputs = [sd_payload(o, layer, mode) for o, layer in zip(outputs, net.layers, strict=True)]
+    sigmas = {i: [sd_payload(s, net.layers[i], mode, state=True) for s in v] for i, v in sigmas.items()}
     return outputs, {i: from_lava_layout(np.stack(v, axis=-1)) for i, v in sigmas.items()}
 
 
