@@ -62,7 +62,8 @@ def bootstrap_lava(path: Path, samples: int) -> dict:
     from snndeploy.data.datasets import load_arrays
     from snndeploy.export.slayer_io import from_slayer
     from snndeploy.models.netx_import import import_netx
-    from snndeploy.simulate import input_current, simulate_net
+    from snndeploy.sim_inputs import input_current
+    from snndeploy.simulate import simulate_net
 
     model = import_netx(path).eval()
     net, steps, (mean, std) = from_slayer(model), model.spec.time_steps, model.spec.io.normalize
@@ -121,7 +122,8 @@ def netx_mnist_lava(path: Path, samples: int) -> dict:
     from snndeploy.export.slayer_io import from_slayer
     from snndeploy.export.verify import verify
     from snndeploy.models.netx_import import import_netx
-    from snndeploy.simulate import prepare, simulate_net
+    from snndeploy.sim_inputs import prepare
+    from snndeploy.simulate import simulate_net
 
     net, inputs = prepare(path, None, "mnist", samples, None)
     result = simulate_net(net, inputs.spikes)

@@ -24,18 +24,9 @@ from snndeploy import validate
 from snndeploy.errors import UserError
 from snndeploy.export.ir import LoihiNet
 from snndeploy.export.lava_net import netx_layout_to_ir
-from snndeploy.simulate import (
-    ActivityCounter,
-    Inputs,
-    RunPlan,
-    SimResult,
-    Timing,
-    _extractor,
-    check_inputs,
-    fit_input_shape,
-    read_input_arrays,
-    run_config,
-)
+from snndeploy.sim_activity import ActivityCounter
+from snndeploy.sim_inputs import Inputs, fit_input_shape, read_input_arrays
+from snndeploy.simulate import RunPlan, SimResult, Timing, check_inputs, extractor, run_config
 
 
 class SdActivityCounter(ActivityCounter):
@@ -76,12 +67,12 @@ def _run_sample(net: LoihiNet, x: np.ndarray, mode: str, probes: tuple[int, ...]
                 timeout_s: float | None) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
     """One build and run: every layer's graded output ``(*shape, T)`` (payload units) and probed sigmas."""
     from snndeploy import lava_runner
-    from snndeploy.export.lava_net import build_lava, from_lava_layout, sd_output_scale
+    from snndeploy.export.lava_net import build_lava, from_lava_layout, sd_payload
 
     steps = x.shape[-1]
     t0 = time.perf_counter()
     lava = build_lava(net, x, mode=mode, record="output")
-    extractors = [_extractor(layer.neuron.s_out, steps + 1) for layer in lava.layers]
+    extractors = [extractor(layer.neuron.s_out, steps + 1) for layer in lava.layers]
     proc = lava.layers[0].neuron
     timing.build_s += time.perf_counter() - t0
     sigmas: dict[int, list] = {i: [] for i in probes}
@@ -105,12 +96,8 @@ def _run_sample(net: LoihiNet, x: np.ndarray, mode: str, probes: tuple[int, ...]
         t = time.perf_counter()
     timing.stop_s += time.perf_counter() - t
     timing.chunks += 1
-    if mode != "fixed_pt":  # float results in SLAYER units -> Loihi's payload units
-        outputs = [o * sd_output_scale(layer) for o, layer in zip(outputs, net.layers, strict=True)]
-        sigmas = {i: [s * sd_output_scale(net.layers[i], state=True) for s in v] for i, v in sigmas.items()}
-    else:
-        outputs = [o.astype(np.int64) for o in outputs]
-        sigmas = {i: [s.astype(np.int64) for s in v] for i, v in sigmas.items()}
+    outputs = [sd_payload(o, layer, mode) for o, layer in zip(outputs, net.layers, strict=True)]
+    sigmas = {i: [sd_payload(s, net.layers[i], mode, state=True) for s in v] for i, v in sigmas.items()}
     return outputs, {i: from_lava_layout(np.stack(v, axis=-1)) for i, v in sigmas.items()}
 
 

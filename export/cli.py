@@ -49,7 +49,7 @@ def _verify_inputs(net, opts: dict[str, Any]):
                                 opts["seed"])
     if opts["dataset"]:
         from snndeploy.data.datasets import dataset_info
-        from snndeploy.simulate import dataset_inputs
+        from snndeploy.sim_inputs import dataset_inputs
 
         steps = int(steps or net.time_steps or dataset_info(opts["dataset"]).time_steps)
         return dataset_inputs(opts["dataset"], net.input_shape, samples=samples, steps=steps,

@@ -218,6 +218,13 @@ def sd_output_scale(layer: Layer, state: bool = False) -> float:
     return float(1 << (n.spike_exp + SD_EXP + (n.state_exp if n.sigma_output or state else 0)))
 
 
+def sd_payload(values: np.ndarray, layer: Layer, mode: str, state: bool = False) -> np.ndarray:
+    """A sigma-delta layer's Lava outputs (``state``: its sigma) in Loihi's integer payload units, the units of
+    :mod:`snndeploy.export.sdnn_ref`: fixed_pt values are those integers, floating_pt ones are SLAYER floats."""
+    values = np.asarray(values)
+    return values.astype(np.int64) if mode == "fixed_pt" else values * sd_output_scale(layer, state)
+
+
 def _state_exp(net: LoihiNet) -> int:
     exps = {layer.neuron.state_exp for layer in net.layers if layer.neuron.kind == "sigma_delta"}
     if exps - {SD_EXP}:

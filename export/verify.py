@@ -28,7 +28,7 @@ from snndeploy.export.lava_net import (
     import_lava,
     netx_layout_to_ir,
     run_lava,
-    sd_output_scale,
+    sd_payload,
     synapse_kinds,
 )
 from snndeploy.export.sdnn_ref import sd_reference
@@ -196,10 +196,9 @@ def verify_sd(reference: LoihiNet, net: LoihiNet, inputs: np.ndarray, *, mode: s
         run = run_lava(lava, probe=(), sigma=probe)
         ref_out, ref_sigma = sd_reference(reference, inputs[s], mode)
         for i, layer in enumerate(net.layers):
-            checks = [("spikes", ref_out[i], run.spikes[i])]
+            checks = [("spikes", ref_out[i], sd_payload(run.spikes[i], layer, mode))]
             if probe and layer.op != "input":
-                checks.append(("sigma", ref_sigma[i], run.sigma[i] * (1.0 if exact else sd_output_scale(
-                    layer, state=True))))
+                checks.append(("sigma", ref_sigma[i], sd_payload(run.sigma[i], layer, mode, state=True)))
             for var, ref, got in checks:
                 tol = 0.0 if exact else 1e-6 * max(float(np.abs(ref).max(initial=0.0)), 1.0)
                 if var == "spikes":

@@ -179,9 +179,12 @@ def build_block(block: BlockSpec, neuron: NeuronSpec, in_shape: tuple[int, ...],
     kind = block.kind
     if kind == "flatten":
         module = mod.Flatten()
+    elif kind == "input" and neuron.kind == "sigma_delta":
+        # netx's delta encoder has no weight or bias: lava-dl's learnable input scale would not survive export
+        module = mod.Input(neuron_kwargs(neuron, quantize=quantize), weight=None, bias=None)
+        module.pre_hook_fx = BiasMantissa() if quantize else FloatWeights()
     elif kind == "input":
-        cls = mod.Input if neuron.kind == "sigma_delta" else _grid_input_class(mod.Input)  # own forward there
-        module = cls(neuron_kwargs(neuron, quantize=quantize), weight=1.0, bias=0.0)
+        module = _grid_input_class(mod.Input)(neuron_kwargs(neuron, quantize=quantize), weight=1.0, bias=0.0)
         module.pre_hook_fx = BiasMantissa() if quantize else FloatWeights()
     elif kind == "affine":
         if neuron.kind == "sigma_delta":
