@@ -44,8 +44,9 @@ def main() -> None:
     from snndeploy.cli_support import ALL_SAMPLES
     from snndeploy.export.lava_net import import_lava
     from snndeploy.lava_workers import default_workers
-    from snndeploy.loader import load_model
-    from snndeploy.simulate import dataset_inputs, load_net, simulate_net
+    from snndeploy.loader import load_model, load_net
+    from snndeploy.sim_inputs import dataset_inputs
+    from snndeploy.simulate import simulate_net
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(fixtures_dir() / "lava-dl" / "mnist-mlp-512" / "network.net"))

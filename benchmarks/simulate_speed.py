@@ -76,7 +76,8 @@ def nmnist_cnn() -> LoihiNet:
 
 def cases(root: Path, samples: int) -> dict[str, tuple[LoihiNet, np.ndarray, str]]:
     """name -> (network, inputs (N, *shape, T), what the inputs are)."""
-    from snndeploy.simulate import dataset_inputs, load_net
+    from snndeploy.loader import load_net
+    from snndeploy.sim_inputs import dataset_inputs
 
     mlp128 = load_net(root / "mnist-mlp-128" / "network.net")
     mlp512 = load_net(root / "mnist-mlp-512" / "network.net")

@@ -42,7 +42,9 @@ from snndeploy.prune.config import config_from_dict
 from snndeploy.prune.job import PruneJob, run_prune
 from snndeploy.prune.registry import find_method
 from snndeploy.run_report import write_comparison, write_run_report
-from snndeploy.simulate import dataset_inputs, simulate_net, summarize, write_outputs
+from snndeploy.sim_inputs import dataset_inputs
+from snndeploy.sim_outputs import summarize, write_outputs
+from snndeploy.simulate import simulate_net
 from snndeploy.simulate_sd import sd_dataset_inputs, simulate_sd
 from snndeploy.train.loop import predict
 from snndeploy.train.run import EvalJob, TrainJob, run_evaluation, run_training

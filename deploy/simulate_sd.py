@@ -24,19 +24,9 @@ from snndeploy import validate
 from snndeploy.errors import UserError
 from snndeploy.export.ir import W_SCALE, LoihiNet
 from snndeploy.export.lava_net import netx_layout_to_ir
-from snndeploy.simulate import (
-    ActivityCounter,
-    Inputs,
-    RunPlan,
-    SimResult,
-    Timing,
-    _extractor,
-    check_inputs,
-    dataset_inputs,
-    fit_input_shape,
-    read_input_arrays,
-    run_config,
-)
+from snndeploy.sim_activity import ActivityCounter
+from snndeploy.sim_inputs import Inputs, dataset_inputs, fit_input_shape, read_input_arrays
+from snndeploy.simulate import RunPlan, SimResult, Timing, check_inputs, extractor, run_config
 
 
 class SdActivityCounter(ActivityCounter):
@@ -82,7 +72,7 @@ def _run_sample(net: LoihiNet, x: np.ndarray, mode: str, probes: tuple[int, ...]
     steps = x.shape[-1]
     t0 = time.perf_counter()
     lava = build_lava(net, x, mode=mode, record="output")
-    extractors = [_extractor(layer.neuron.s_out, steps + 1) for layer in lava.layers]
+    extractors = [extractor(layer.neuron.s_out, steps + 1) for layer in lava.layers]
     proc = lava.layers[0].neuron
     timing.build_s += time.perf_counter() - t0
     sigmas: dict[int, list] = {i: [] for i in probes}

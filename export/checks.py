@@ -32,6 +32,8 @@ def _layer_arrays(layer: Layer) -> list[tuple[str, object, dict]]:
         rows.append(("bias", n.bias, {}))
     if layer.recurrent is not None:
         rows.append(("recurrent weight", layer.recurrent, {}))
+    if layer.syn_bias is not None:
+        rows.append(("synaptic bias", layer.syn_bias, {}))
     if layer.delay is not None:
         rows.append(("delay", layer.delay, {"lo": 0}))
     return rows
@@ -62,7 +64,7 @@ def _check_layer(i: int, layer: Layer, integer_ranges: bool, clip_weights: bool)
     if layer.neuron.bias is not None:
         require_values(f"{where} bias", np.round(np.asarray(layer.neuron.bias) * W_SCALE), lo=BIAS_RANGE[0],
                        hi=BIAS_RANGE[1], unit=" (Loihi mantissa)")
-    for attr in ("weight", "recurrent"):
+    for attr in ("weight", "recurrent", "syn_bias"):
         values = getattr(layer, attr)
         if values is None:
             continue
@@ -98,4 +100,7 @@ def _check_shapes(net: LoihiNet) -> None:
         if layer.recurrent is not None and np.asarray(layer.recurrent).size != layer.size ** 2:
             raise UserError(f"{where} recurrent weight of shape {np.shape(layer.recurrent)} does not fit "
                             f"{layer.size} neurons")
+        if layer.syn_bias is not None and (layer.op != "dense" or np.asarray(layer.syn_bias).size != layer.size):
+            raise UserError(f"{where} synaptic bias of shape {np.shape(layer.syn_bias)}: one value per neuron of a "
+                            "dense layer is supported")
         shape = tuple(layer.out_shape)

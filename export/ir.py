@@ -117,6 +117,9 @@ class Layer:
     flatten: bool = False
     recurrent: np.ndarray | None = None  # (out, out) weights from this layer's own spikes
     delay: np.ndarray | None = None  # per input neuron axonal delay (steps) on this layer's input
+    # per output neuron: a constant added to the synaptic current every step from the layer's first input on (other
+    # tools' synaptic bias into a neuron with current memory): one always-on input axon with these weights
+    syn_bias: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
     @property
@@ -188,6 +191,8 @@ def first_difference(a: LoihiNet, b: LoihiNet, *, names: bool = True) -> str | N
                 return f"{la.name}: {f} {getattr(la, f)} vs {getattr(lb, f)}"
         if not _same(la.weight, lb.weight):
             return f"{la.name}: weights"
+        if not _same(la.syn_bias, lb.syn_bias):
+            return f"{la.name}: synaptic bias"
         if type(la.neuron) is not type(lb.neuron):
             return f"{la.name}: neuron kind {la.neuron.kind} vs {lb.neuron.kind}"
         for f in fields(la.neuron):

@@ -15,7 +15,9 @@ from snndeploy.errors import UserError
 from snndeploy.export.lava_net import build_lava, run_lava
 from snndeploy.export.verify import torch_reference
 from snndeploy.loader import load_net
-from snndeploy.simulate import ActivityCounter, fan_out, prepare, simulate_net
+from snndeploy.sim_activity import ActivityCounter, fan_out
+from snndeploy.sim_inputs import prepare
+from snndeploy.simulate import simulate_net
 
 pytestmark = pytest.mark.lava
 
@@ -124,7 +126,8 @@ def test_activity_file_feeds_the_estimator(fixtures_dir, no_lava_leftovers):
     from snndeploy.export.nir_io import to_nir
     from snndeploy.hardware.activity import SCHEMA, activity_from_dict, workload_metrics
     from snndeploy.hardware.layers import layers_from_nir
-    from snndeploy.simulate import ACTIVITY_SCHEMA, activity_dict
+    from snndeploy.sim_activity import ACTIVITY_SCHEMA
+    from snndeploy.sim_outputs import activity_dict
 
     assert ACTIVITY_SCHEMA == SCHEMA
     path = fixtures_dir / "mnist-mlp-128" / "network.net"
