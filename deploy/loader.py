@@ -116,7 +116,8 @@ def _require_unclipped(model: SlayerNet, path: Path) -> None:
     if found is not None:
         name, index, stored, used = found
         raise UserError(f"{name}[{', '.join(map(str, index))}] = {stored:g} is outside the 8-bit weight range of "
-                        f"a quantized model (it would run as {used:g}); export and verify take --clip-weights to clip knowingly", path)
+                        f"a quantized model (it would run as {used:g}); export and verify take --clip-weights to "
+                        "clip knowingly", path)
 
 
 def _sdnn_model(path: Path, refused: UserError) -> SlayerNet:
@@ -135,11 +136,11 @@ def _sdnn_model(path: Path, refused: UserError) -> SlayerNet:
 
 
 def _via_model(path: Path, fmt: str, dt: float | None, clip_weights: bool,
-               need_model: bool) -> tuple[SlayerNet | None, LoihiNet]:
+               need_model: bool, reset: str | None = None) -> tuple[SlayerNet | None, LoihiNet]:
     """The model and the IR that agree with it. NIR: the model is rebuilt from the IR; a netx file the SLAYER
     importer refuses (e.g. pooling) or whose weights are to be clipped is read as IR and the model rebuilt from it."""
     if fmt == "nir" or (fmt == "netx" and clip_weights):
-        net = read_nir(path, dt=dt) if fmt == "nir" else read_netx(path, clip_weights=True)
+        net = read_nir(path, dt=dt, reset=reset) if fmt == "nir" else read_netx(path, clip_weights=True)
         return (model_of_net(net, path) if need_model else None), net
     try:
         model = _model(path, fmt, clip_weights)
@@ -156,19 +157,21 @@ def _via_model(path: Path, fmt: str, dt: float | None, clip_weights: bool,
 
 def open_model(path: str | Path, *, model: bool = True, net: bool = False, via_model: bool = False,
                input_shape: tuple[int, ...] | None = None, dt: float | None = None,
-               clip_weights: bool = False) -> Opened:
+               clip_weights: bool = False, reset: str | None = None) -> Opened:
     """Open any model file. ``model``/``net`` choose what to build. The IR of a netx file comes from the netx
     reader, or with ``via_model`` from the SLAYER model imported from it (what ``export`` and the estimator read,
     so that an export is verified against the same model). ``input_shape`` helps a netx file without an input
     layer whose first layer is a convolution; ``dt`` overrides a NIR file's time step; ``clip_weights`` clips
     netx weights outside Loihi's 8 bits (and accepts a quantized checkpoint's weights that its 8-bit pre-hook
-    clips) instead of refusing the file."""
+    clips) instead of refusing the file; ``reset`` is the reset mechanism of a NIR graph's neurons where the graph
+    does not record it (``export.nir_io.from_nir``)."""
     path, fmt = model_format(path)
     if net and (model or via_model or fmt in ("spec", "checkpoint")):
-        built, ir = _via_model(path, fmt, dt, clip_weights, need_model=model)
+        built, ir = _via_model(path, fmt, dt, clip_weights, need_model=model, reset=reset)
         return Opened(path, fmt, built, ir)
     if net:
-        ir = read_nir(path, dt=dt) if fmt == "nir" else read_netx(path, input_shape, clip_weights=clip_weights)
+        ir = read_nir(path, dt=dt, reset=reset) if fmt == "nir" else read_netx(path, input_shape,
+                                                                              clip_weights=clip_weights)
         return Opened(path, fmt, None, ir)
     return Opened(path, fmt, _model(path, fmt, clip_weights), None)
 
@@ -178,6 +181,8 @@ def load_model(path: str | Path) -> SlayerNet:
     return open_model(path).model  # type: ignore[return-value]
 
 
-def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> LoihiNet:
+def load_net(path: str | Path, input_shape: tuple[int, ...] | None = None, dt: float | None = None,
+             reset: str | None = None) -> LoihiNet:
     """The IR of any model file."""
-    return open_model(path, model=False, net=True, input_shape=input_shape, dt=dt).net  # type: ignore[return-value]
+    return open_model(path, model=False, net=True, input_shape=input_shape, dt=dt,  # type: ignore[return-value]
+                      reset=reset).net

@@ -33,7 +33,7 @@ import numpy as np
 from snndeploy import lava_runner
 from snndeploy.errors import UserError
 from snndeploy.export.ir import W_SCALE, Layer, LoihiNet
-from snndeploy.export.lava_batch import choose_copies, split_copies
+from snndeploy.export.lava_batch import choose_copies, split_copies, stack_copies
 from snndeploy.export.lava_net import (
     DEFAULT_SPARSE_BELOW,
     MODES,
@@ -173,13 +173,14 @@ def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = 
 
 
 def plan_runs(net: LoihiNet, samples: int, steps: int, chunk_steps: int = DEFAULT_CHUNK_STEPS,
-              copies: int | None = None, alone: str | None = None) -> RunPlan:
+              copies: int | None = None, alone: str | None = None, fresh: str | None = None) -> RunPlan:
     """The one rule for sharing builds: ``copies`` from :func:`snndeploy.export.lava_batch.choose_copies` (group
     limit, memory, work per step); back to back within each copy only where that is exact (no bias, no axonal
-    delays: :func:`separate_runs`), as many samples as ``chunk_steps`` and the source's memory allow."""
-    if alone is not None:  # each sample sets the input layer's bias or runs netx's reset: one build, one copy
+    delays: :func:`separate_runs`; ``fresh``: why every sample must start at step 0, such as an input bias per
+    sample), as many samples as ``chunk_steps`` and the source's memory allow. ``alone``: one copy per build."""
+    if alone is not None:  # netx's reset scheme: one build, one copy per sample
         return RunPlan(1, 1, alone)
-    why = separate_runs(net)
+    why = fresh or separate_runs(net)
     if copies is None and why is None and any(layer.op in ("conv", "pool") for layer in net.layers):
         copies = 1  # measured: Lava's grouped Conv costs more per copy than back to back saves (docs/benchmarks.md)
     copies = choose_copies(net, samples) if copies is None else max(1, min(int(copies), samples))
@@ -289,7 +290,8 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
                reset_interval: int | None = None):
     """Build, run and stop one chunk ``x`` ``(n, *shape, T)`` on ``copies`` copies of the network side by side,
     each running ``ceil(n / copies)`` consecutive samples back to back (zero samples pad the last copy).
-    ``bias`` (one sample, one copy): the input layer's bias for it; ``reset_interval``: netx's reset scheme.
+    ``bias`` ``(n, *input_shape)``: the input layer's bias per sample (one sample per copy); ``reset_interval``:
+    netx's reset scheme.
 
     Returns (per-sample spikes of the ``keep`` layers ``(n, *shape, T)``, spikes per neuron of every layer summed
     over the copies, per-sample u/v probes). One extra step with no input runs last, so that the counters take in
@@ -308,8 +310,9 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     lava = build_lava(net, flat if copies > 1 else flat[0], mode=mode, sparse_below=sparse_below, record="none",
                       sample_steps=steps if per_copy > 1 else None, copies=copies, state_ports=probes,
                       reset_interval=reset_interval)
-    if bias is not None:
-        lava.layers[0].neuron.bias_mant.init = input_bias_mant(bias[0], mode)
+    if bias is not None:  # each copy's own sample; padding copies get a zero bias
+        padded_bias = np.concatenate([bias, np.zeros((copies - n, *bias.shape[1:]), dtype=bias.dtype)])
+        lava.layers[0].neuron.bias_mant.init = input_bias_mant(stack_copies(padded_bias), mode)
     in_place = {i for i in range(len(net.layers)) if i not in keep and _count_in_place(total + 1, net.layers[i].size
                                                                                           * copies)}
     counters = {i: _attach_counter(lava.layers[i].neuron, net.layers[i], mode, copies) for i in in_place}
@@ -404,7 +407,8 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     run is stopped on success, error, timeout and Ctrl-C (``snndeploy.lava_runner``).
 
     ``input_bias`` ``(N, *net.input_shape)`` replaces the bias of the first (input) layer per sample (Loihi
-    mantissa units in fixed_pt, as lava-dl's goldens give an image; each sample then runs alone, in this process).
+    mantissa units in fixed_pt, as lava-dl's goldens give an image; each copy of a build then runs one sample from
+    step 0, its own bias on its copy of the input layer).
     ``reset_interval``: netx's reset scheme inside each sample: layer i's u and v are zeroed every that many steps,
     pipelined by one step per layer (:func:`snndeploy.export.lava_net.build_lava`).
     """
@@ -424,18 +428,19 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     if input_bias is not None and (net.layers[0].op != "input" or input_bias.shape != (samples, *net.input_shape)):
         raise UserError(f"an input bias of shape {input_bias.shape} needs a first input layer of shape "
                         f"{net.input_shape} and one bias per sample")
-    alone = None
-    if input_bias is not None or reset_interval:
+    alone = fresh = None
+    if input_bias is not None:
+        fresh = "each sample is its copy's input layer bias"
+    if reset_interval:
         workers = 1
-        alone = "each sample is written as the input layer's bias" + (
-            f"; netx's reset_interval {reset_interval}: every layer's u and v are zeroed every {reset_interval} "
-            "steps, one step later per layer" if reset_interval else "")
+        alone = (f"each sample is written as the input layer's bias; netx's reset_interval {reset_interval}: every "
+                 f"layer's u and v are zeroed every {reset_interval} steps, one step later per layer")
     workers = max(1, min(int(workers), samples))
     if workers > 1:
         options = {"mode": mode, "probe": probe, "record": record, "timeout_s": timeout_s,
                    "chunk_steps": chunk_steps, "sparse_below": sparse_below, "copies": copies}
-        return _simulate_in_workers(net, inputs, workers, options, progress, on_sample, started)
-    plan = plan_runs(net, samples, steps, chunk_steps, copies, alone)
+        return _simulate_in_workers(net, inputs, workers, options, progress, on_sample, started, input_bias)
+    plan = plan_runs(net, samples, steps, chunk_steps, copies, alone, fresh)
     counter = ActivityCounter(net)
     timing = Timing()
     kept: dict[int, list[np.ndarray]] = {i: [] for i in keep}
@@ -473,12 +478,14 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
                      timing=timing, steps=steps, samples=samples, layer_spikes=layer_spikes, plan=plan)
 
 
-def _simulate_part(net: LoihiNet, inputs: np.ndarray, options: dict[str, Any], report: Callable[[int], None]):
-    return simulate_net(net, inputs, on_sample=report, **options)
+def _simulate_part(net: LoihiNet, inputs: np.ndarray, bias: np.ndarray | None, options: dict[str, Any],
+                   report: Callable[[int], None]):
+    return simulate_net(net, inputs, on_sample=report, input_bias=bias, **options)
 
 
 def _simulate_in_workers(net: LoihiNet, inputs: np.ndarray, workers: int, options: dict[str, Any], progress: bool,
-                         on_sample: Callable[[int], None] | None, started: float) -> SimResult:
+                         on_sample: Callable[[int], None] | None, started: float,
+                         bias: np.ndarray | None = None) -> SimResult:
     """``simulate_net`` over consecutive parts of ``inputs`` in ``workers`` processes, merged in order."""
     from tqdm import tqdm
 
@@ -491,7 +498,9 @@ def _simulate_in_workers(net: LoihiNet, inputs: np.ndarray, workers: int, option
         if on_sample is not None:
             on_sample(done)
 
-    parts = [(net, part, options) for part in np.array_split(inputs, workers)]
+    biases = [None] * workers if bias is None else np.array_split(bias, workers)
+    parts = [(net, part, part_bias, options) for part, part_bias in zip(np.array_split(inputs, workers), biases,
+                                                                          strict=True)]
     silence = None if options["timeout_s"] is None else 2 * options["timeout_s"] + 60
     try:
         results = run_parallel(_simulate_part, parts, on_progress=advance, silence_s=silence)

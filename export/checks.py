@@ -32,6 +32,8 @@ def _layer_arrays(layer: Layer) -> list[tuple[str, object, dict]]:
         rows.append(("bias", n.bias, {}))
     if layer.recurrent is not None:
         rows.append(("recurrent weight", layer.recurrent, {}))
+    if layer.syn_bias is not None:
+        rows.append(("synaptic bias", layer.syn_bias, {}))
     if layer.delay is not None:
         rows.append(("delay", layer.delay, {"lo": 0}))
     return rows
@@ -61,7 +63,7 @@ def _check_layer(i: int, layer: Layer, integer_ranges: bool, clip_weights: bool)
     if layer.neuron.bias is not None:
         require_values(f"{where} bias", np.round(np.asarray(layer.neuron.bias) * W_SCALE), lo=BIAS_RANGE[0],
                        hi=BIAS_RANGE[1], unit=" (Loihi mantissa)")
-    for attr in ("weight", "recurrent"):
+    for attr in ("weight", "recurrent", "syn_bias"):
         values = getattr(layer, attr)
         if values is None:
             continue

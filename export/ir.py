@@ -118,6 +118,9 @@ class Layer:
     flatten: bool = False
     recurrent: np.ndarray | None = None  # (out, out) weights from this layer's own spikes
     delay: np.ndarray | None = None  # per input neuron axonal delay (steps) on this layer's input
+    # per output neuron: a constant added to the synaptic current every step from the layer's first input on (other
+    # tools' synaptic bias into a neuron with current memory): one always-on input axon with these weights
+    syn_bias: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -171,6 +174,9 @@ def _check_layer_shapes(layer: Layer) -> None:
     if layer.recurrent is not None and np.asarray(layer.recurrent).size != layer.size ** 2:
         raise UserError(f"{where} recurrent weight of shape {np.shape(layer.recurrent)} does not fit "
                         f"{layer.size} neurons")
+    if layer.syn_bias is not None and (layer.op != "dense" or np.asarray(layer.syn_bias).size != layer.size):
+        raise UserError(f"{where} synaptic bias of shape {np.shape(layer.syn_bias)}: one value per neuron of a "
+                        "dense layer is supported")
 
 
 def _check_chain(net: LoihiNet) -> None:
@@ -224,6 +230,8 @@ def first_difference(a: LoihiNet, b: LoihiNet, *, names: bool = True) -> str | N
                 return f"{la.name}: {f} {getattr(la, f)} vs {getattr(lb, f)}"
         if not _same(la.weight, lb.weight):
             return f"{la.name}: weights"
+        if not _same(la.syn_bias, lb.syn_bias):
+            return f"{la.name}: synaptic bias"
         if type(la.neuron) is not type(lb.neuron):
             return f"{la.name}: neuron kind {la.neuron.kind} vs {lb.neuron.kind}"
         for f in fields(la.neuron):

@@ -232,6 +232,10 @@ def write_netx(net: LoihiNet, path: str | Path, *, force: bool = False) -> Path:
     """Write ``net`` as a netx HDF5 file (atomically; an existing file only with ``force``)."""
     path = Path(path)
     checks.check_net(net, path, integer_ranges=True)
+    for layer in net.layers:
+        if layer.syn_bias is not None:
+            raise UserError(f"{layer.name}: netx has no synaptic bias (the always-on input axon a bias into a neuron "
+                            "with current memory needs); export it to NIR or Lava", path)
     with atomic_path(path, force=force) as tmp, h5py.File(tmp, "w") as f:
         idx = 0
         if not net.layers or net.layers[0].op != "input":

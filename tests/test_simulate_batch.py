@@ -38,12 +38,16 @@ def assert_same_runs(a, b, net) -> None:
 
 
 def test_biased_mlp_copies_equal_one_build_per_sample(fixtures_dir, no_lava_leftovers):
-    """mnist-mlp-512 (bias on its input layer, voltage read-out): 3 copies in one build == 3 separate builds."""
+    """The bootstrap MNIST network (mnist-mlp-512: every digit fed as its input layer's bias, hidden biases, voltage
+    read-out): 3 copies in one build, each with its own digit's bias == 3 separate builds."""
     net, inputs = prepare(fixtures_dir / "mnist-mlp-512" / "network.net", None, "mnist", 3, 12)
-    batched = simulate_net(net, inputs.spikes, record=all_layers(net), copies=3)
-    alone = simulate_net(net, inputs.spikes, record=all_layers(net), copies=1)
+    assert inputs.bias is not None and not inputs.spikes.any()  # the image is a current: the input layer's bias
+    batched = simulate_net(net, inputs.spikes, record=all_layers(net), copies=3, input_bias=inputs.bias)
+    alone = simulate_net(net, inputs.spikes, record=all_layers(net), copies=1, input_bias=inputs.bias)
     assert (batched.plan.copies, batched.plan.per_copy, batched.timing.chunks) == (3, 1, 1)
+    assert "input layer bias" in batched.plan.describe()
     assert (alone.plan.copies, alone.timing.chunks) == (1, 3)
+    assert len({batched.layer_spikes[1][k].tobytes() for k in range(3)}) == 3  # three digits, three rasters
     assert all(batched.layer_spikes[i].sum() > 0 for i in range(3))
     assert batched.probes[3]["v"].shape == (3, 10, 12) and np.any(batched.probes[3]["v"])
     assert_same_runs(batched, alone, net)
