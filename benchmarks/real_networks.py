@@ -85,6 +85,38 @@ def bootstrap_lava(path: Path, samples: int) -> dict:
             "spikes": int(sum(result.layer_spikes[i].sum() for i in spiking))}
 
 
+def if_encode(images: np.ndarray, steps: int) -> np.ndarray:
+    """The netx MNIST tutorial's input encoder (``InpImgToSpk``): a deterministic integrate-and-fire neuron per
+    pixel, ``v += x`` (x = pixel / 255), spike and reset to 0 when ``v > 1``; ``(N, 784, steps)``."""
+    x = np.asarray(images, dtype=np.float64).reshape(len(images), -1) / 255.0
+    v, out = np.zeros_like(x), np.zeros((*x.shape, steps), dtype=np.float32)
+    for t in range(steps):
+        v += x
+        out[..., t] = v > 1
+        v[v > 1] = 0
+    return out
+
+
+def netx_mnist_if_accuracy(path: Path, steps: int, test_subset: int | None = None) -> tuple[float, int]:
+    """Torch accuracy of the netx MNIST network on the test set fed as its tutorial feeds it (the IF encoder, output
+    spike count), through the Python API: snndeploy has no such encoder."""
+    import torch
+
+    from snndeploy.data.datasets import load_arrays
+    from snndeploy.models.netx_import import import_netx
+
+    model = import_netx(path).eval()
+    _, test, _ = load_arrays("mnist")
+    n = len(test.y) if test_subset is None else test_subset
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, n, 500):
+            images = np.asarray(test.x[start:min(start + 500, n)])
+            out = model(torch.as_tensor(if_encode(images, steps)))
+            correct += int((out.sum(-1).argmax(1).numpy() == np.asarray(test.y[start:start + len(images)])).sum())
+    return correct / n, n
+
+
 def netx_mnist_lava(path: Path, samples: int) -> dict:
     """Lava fixed_pt on rate-coded test digits (snndeploy simulate --dataset mnist) and export verification."""
     from snndeploy.export.slayer_io import from_slayer

@@ -330,6 +330,22 @@ def _delay_mode(net: LoihiNet, i: int) -> str | None:
     return "axon"
 
 
+def _bias_axon(layer: Layer, index: int, steps: int, mode: str, copies: int):
+    """The always-on input axon of a layer with a synaptic bias: a source spiking every step from ``index`` on (when
+    the sample's first input reaches layer ``index``), through one synapse column of the bias values; its OutPort."""
+    from lava.proc.io.source import RingBuffer as Source
+
+    on = np.zeros((1, steps), dtype=np.float64 if mode == "floating_pt" else np.int64)
+    on[:, index:] = 1
+    column = np.tile(np.asarray(layer.syn_bias, dtype=np.float64).reshape(-1), copies)[:, None]
+    try:
+        synapse, _ = _dense(column, mode, False, f"{layer.name} synaptic bias")
+    except ValueError as exc:
+        raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
+    Source(data=on).s_out.connect(synapse.s_in)
+    return synapse.a_out
+
+
 def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                sparse_below: float = DEFAULT_SPARSE_BELOW, reset_interval: int | None = None,
                record: str = "all", sample_steps: int | None = None, copies: int = 1,
@@ -411,6 +427,8 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
             else:
                 port.connect(synapse.s_in)
             synapse.a_out.connect(neuron.a_in)
+        if one.syn_bias is not None:
+            _bias_axon(one, i, steps, mode, copies).connect(neuron.a_in)
         recurrent = None
         if layer.recurrent is not None:
             rec_w = np.asarray(layer.recurrent, dtype=np.float64)
