@@ -430,8 +430,8 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
         if one.syn_bias is not None:
             _bias_axon(one, i, steps, mode, copies).connect(neuron.a_in)
         recurrent = None
-        if layer.recurrent is not None:
-            rec_w = np.asarray(layer.recurrent, dtype=np.float64)
+        if one.recurrent is not None:
+            rec_w = np.asarray(one.recurrent, dtype=np.float64)
             try:
                 recurrent, _ = _dense(rec_w, mode, np.count_nonzero(rec_w) / rec_w.size < sparse_below,
                                       f"{layer.name} recurrent weights", copies=copies)
