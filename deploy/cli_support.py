@@ -34,6 +34,12 @@ def precision_option(f):
                                                 "floating_pt.")(f)
 
 
+reset_option = click.option(
+    "--reset", type=click.Choice(("zero", "subtract")), default=None,
+    help="Reset mechanism of a NIR graph's neurons where the graph does not record it (NIR 1.0 cannot): 'zero' "
+         "accepts reset to zero knowingly; 'subtract' is refused by name (no Lava neuron model subtracts).")
+
+
 def resolve_precision(precision: str, old_mode: str | None) -> str:
     """The precision the user asked for; old spellings work with a deprecation note on stderr."""
     if old_mode is not None:

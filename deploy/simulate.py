@@ -1,13 +1,12 @@
 """``snndeploy simulate``: run an exported network on Lava's CPU backend over one or many samples.
 
 The model is converted to a :class:`~snndeploy.export.ir.LoihiNet` and built once per chunk of samples with
-:func:`snndeploy.export.lava_net.build_lava` (``sample_steps``). Samples run back to back; layer i's current
-and voltage are zeroed inside its neuron (Lava's ``LIFReset``) exactly before sample k reaches it (Lava adds
-one step per synapse, so that is ``i`` steps after the sample enters). Each sample's spikes then equal those
-of a separate run of that sample (exact for layers without bias; a bias-driven hidden layer misses the bias it
-would have integrated during its first ``i`` steps). Per sample, layer i's spikes at local steps ``t <= i``
-still belong to the previous sample (a separate run has none there) and are left out of the outputs; they
-are real activity and stay in the activity counts.
+:func:`snndeploy.export.lava_net.build_lava` (``sample_steps``). Samples run back to back; at every sample's
+first step every layer zeroes its current and voltage and drops that step's synaptic input (the previous
+sample's last spikes; ``lava_procs.SampleLIF``), so each sample's spikes equal those of a separate run of it,
+biases included. A sample fed as a current (the input layer's bias, bootstrap MNIST) comes through a second
+source into the input layer's ``bias_in`` port, one value per neuron and step. Only axonal delays, which hold a
+sample's spikes past its end, need a build of its own per sample (per copy).
 
 Lava transfers Var data element by element (about 15-30 us per value), so reading a spike raster back costs
 more than running a small network: only the output layer (and probed layers) are recorded, hidden layers'
@@ -16,10 +15,8 @@ time. Feeding a running network new input the same way is slower still, so a lon
 chunks, each built, run and stopped on its own (``chunk_steps``); their fixed start/stop cost is reported
 separately.
 
-Activity (``activity.json``, the estimator's schema ``snndeploy-activity/1``, see docs/architecture.md)
-follows the NeuroBench definitions in docs/hardware.md: synaptic operations are effective accumulates, one per
-incoming spike and non-zero synapse; neuron updates are every neuron at every step (Loihi updates all
-compartments).
+Inputs come from :mod:`snndeploy.sim_inputs`, activity is counted by :mod:`snndeploy.sim_activity`, and
+:mod:`snndeploy.sim_outputs` writes what a run leaves behind.
 """
 
 from __future__ import annotations
@@ -27,319 +24,34 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from snndeploy import validate
+from snndeploy import lava_runner
 from snndeploy.errors import UserError
-from snndeploy.export.ir import Layer, LoihiNet
-from snndeploy.export.lava_batch import choose_copies, split_copies
-from snndeploy.loader import load_net
-from snndeploy.sim_files import InputArray, golden, layers_arrays, read_input_array
+from snndeploy.export.ir import W_SCALE, Layer, LoihiNet
+from snndeploy.export.lava_batch import choose_copies, max_copies, split_copies, stack_copies
+from snndeploy.export.lava_net import (
+    DEFAULT_SPARSE_BELOW,
+    MODES,
+    build_lava,
+    from_lava_layout,
+    import_lava,
+    to_lava_layout,
+)
+from snndeploy.lava_workers import run_parallel
+from snndeploy.sim_activity import ActivityCounter
 
-ACTIVITY_SCHEMA = "snndeploy-activity/1"  # snndeploy.hardware.activity.SCHEMA (checked by the tests)
 DEFAULT_CHUNK_STEPS = 20_000  # steps per Lava build; also bounded by MAX_CHUNK_VALUES input values
 MAX_CHUNK_VALUES = 1 << 23  # input values held by one build's source (int64: 64 MiB)
 COUNT_SCALE = 64  # fixed_pt LIF: v grows by a_in << 6
 DRAIN_STEPS = 256  # Extractor channel depth: recorded spikes are drained at least this often
 MAX_COUNT_VTH = (1 << 17) - 1  # a counter would spike at ~131,000 counts: builds stay below MAX_BUILD_STEPS
 MAX_BUILD_STEPS = 100_000
-ENCODE_PART = 500  # images rate-coded at a time
 VALUES_PER_RECEIVE = 8  # an Extractor receive of one step's spikes costs about as much as reading 8 Var values
 
-
-# ----------------------------------------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """Binary spike inputs ``(N, *input_shape, T)`` (uint8), optional integer labels, and where they came from.
-
-    ``bias`` ``(N, *input_shape)``: a static input held as the input layer's bias (spikes are then all zero);
-    ``layout`` and ``batched`` say how an input file was laid out (:mod:`snndeploy.sim_files`).
-    """
-
-    spikes: np.ndarray
-    labels: np.ndarray | None
-    source: str
-    bias: np.ndarray | None = None
-    layout: str = ""
-    batched: bool = True
-
-    @property
-    def samples(self) -> int:
-        return int(self.spikes.shape[0])
-
-    @property
-    def steps(self) -> int:
-        return int(self.spikes.shape[-1])
-
-
-def _binary(x: np.ndarray, where: str, path: Path | None) -> np.ndarray:
-    """Spikes as uint8 0/1; event counts above one become one spike (a Loihi spike carries no count)."""
-    x = np.asarray(x)
-    if x.dtype == bool:
-        return x.astype(np.uint8)
-    if not np.issubdtype(x.dtype, np.number):
-        raise UserError(f"{where}: expected numbers, got {x.dtype}", path)
-    if np.any(x < 0) or not np.all(np.isfinite(x)):
-        raise UserError(f"{where}: spike inputs must be non-negative", path)
-    return (x > 0).astype(np.uint8)
-
-
-def fit_input_shape(x: np.ndarray, shape: tuple[int, ...], *, batched: bool | None = None,
-                    path: Path | None = None) -> np.ndarray:
-    """``(*shape, T)`` or ``(N, *shape, T)`` (or the same number of values per step) -> ``(N, *shape, T)``."""
-    size = math.prod(shape)
-    if batched is None:
-        single = x.ndim >= 2 and math.prod(x.shape[:-1]) == size and (x.ndim - 1 == len(shape) or x.ndim == 2)
-        batched = not single
-    if not batched:
-        x = x[None]
-    if x.ndim < 3 or math.prod(x.shape[1:-1]) != size:
-        raise UserError(f"input of shape {tuple(x.shape)} does not fit the network input {shape} "
-                        "(expected (*shape, T) or (N, *shape, T))", path)
-    return x.reshape(x.shape[0], *shape, x.shape[-1])
-
-
-def read_input_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(inputs, labels or None) of a ``.npy`` file or a ``.npz`` with ``x`` (or ``spikes``) and optional ``y``."""
-    path = Path(path)
-    if path.suffix.lower() == ".npz":
-        validate.check_npz(path)
-    else:
-        validate.check_npy(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read input spikes ({type(exc).__name__})", path) from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        return data, None
-    with data:
-        key = next((k for k in ("x", "spikes", "inputs") if k in data.files), None)
-        if key is None:
-            raise UserError(f".npz input needs an 'x' (or 'spikes') array; found {data.files}", path)
-        label_key = next((k for k in ("y", "labels") if k in data.files), None)
-        labels = None if label_key is None else np.asarray(data[label_key]).astype(np.int64).reshape(-1)
-        return data[key], labels
-
-
-def load_input_file(path: str | Path, shape: tuple[int, ...], *, bias_input: bool = False,
-                    steps: int | None = None) -> Inputs:
-    """``.npy`` in lava-dl's golden layout (:mod:`snndeploy.sim_files`), or ``.npz`` with ``x`` (or ``spikes``) and
-    optional ``y`` (or ``labels``). ``bias_input``: the network starts with a bias-driven input layer, so an
-    array without a time axis is that layer's bias, run for ``steps`` steps."""
-    path = Path(path)
-    x, labels = read_input_arrays(path)
-    try:
-        read = read_input_array(x, shape, bias_input=bias_input, path=path)
-    except UserError as exc:  # the same number of values per step in another shape (a 28x28 image into 784 inputs)
-        try:
-            read = InputArray(fit_input_shape(np.asarray(x), shape, path=path), None, "reshaped (C-major)", True)
-        except UserError:
-            raise exc from None
-    if read.spikes is not None:
-        spikes = _binary(validate.check_spikes(read.spikes, path), "input", path)
-    else:
-        if steps is None:
-            raise UserError("a static input (the input layer's bias) needs --steps or a model that records its "
-                            "time steps", path)
-        spikes = np.zeros((read.bias.shape[0], *shape, steps), dtype=np.uint8)
-    if labels is not None and labels.size != spikes.shape[0]:
-        raise UserError(f"{labels.size} labels for {spikes.shape[0]} samples", path)
-    return Inputs(spikes, labels, str(path), read.bias, read.layout, read.batched)
-
-
-def input_current(net: LoihiNet, values: np.ndarray) -> np.ndarray:
-    """The bias mantissas (Loihi units) that feed ``values`` ``(N, *input_shape)`` as a current into the input
-    layer: ``round(64 (weight x + bias))``, exactly what the torch model's input block computes."""
-    from snndeploy.export.ir import W_SCALE
-
-    layer = net.layers[0]
-    weight = float(np.asarray(layer.weight).reshape(-1)[0])
-    bias = 0.0 if layer.neuron.bias is None else np.asarray(layer.neuron.bias, dtype=np.float64)
-    return np.round(W_SCALE * (weight * values + bias))
-
-
-
-def dataset_inputs(name: str, shape: tuple[int, ...], *, samples: int, steps: int, seed: int = 0,
-                   max_rate: float = 1.0, net: LoihiNet | None = None) -> Inputs:
-    """The first ``samples`` test samples of a dataset: events binned; images as the model records (``net``'s
-    ``meta['io']``): a current into a first input layer (its bias per sample, normalised as recorded), else
-    rate-coded spikes (fixed seed)."""
-    from snndeploy.data.datasets import feed_for, load_arrays
-    from snndeploy.models.spec import IOSpec
-
-    if samples < 1:
-        raise UserError(f"--samples must be at least 1, got {samples}")
-    _, test, info = load_arrays(name, time_steps=steps)
-    count = min(samples, len(test.y))
-    labels = np.asarray(test.y[:count]).astype(np.int64)
-    source = f"dataset {info.name} (test, first {count})"
-    feed = feed_for((net.meta.get("io") if net is not None else None) or IOSpec())
-    if info.kind != "events" and feed.encoding == "current" and net is not None and net.layers[0].op == "input":
-        values = np.asarray(test.x[:count], dtype=np.float64).reshape(count, *shape)
-        if feed.normalize is not None:
-            values = (values - feed.normalize[0]) / feed.normalize[1]
-        bias = input_current(net, values)
-        return Inputs(np.zeros((count, *shape, steps), dtype=np.uint8), labels, f"{source}; {feed.note}", bias,
-                      "", True)
-    if info.kind == "events":
-        x = _binary(test.x[:count], info.name, None)
-    else:  # encoded in parts (a whole test set's random draws would take gigabytes); the same draws as at once
-        rng = np.random.default_rng(seed)
-        parts = []
-        for start in range(0, count, ENCODE_PART):
-            values = np.asarray(test.x[start:min(count, start + ENCODE_PART)], dtype=np.float32)[..., None]
-            parts.append((rng.random((*values.shape[:-1], steps)) < np.clip(values * max_rate, 0, 1))
-                         .astype(np.uint8))
-        x = np.concatenate(parts)
-    x = fit_input_shape(x, shape, batched=True)
-    return Inputs(x, labels, source if info.kind == "events" else f"{source}; rate spikes (max rate {max_rate:g})")
-
-
-def with_steps(inputs: Inputs, steps: int | None) -> Inputs:
-    """Cut or zero-pad every sample to ``steps`` time steps."""
-    if steps is None or steps == inputs.steps:
-        return inputs
-    if steps < 1:
-        raise UserError(f"--steps must be at least 1, got {steps}")
-    x = inputs.spikes[..., :steps]
-    if x.shape[-1] < steps:
-        pad = np.zeros((*x.shape[:-1], steps - x.shape[-1]), dtype=x.dtype)
-        x = np.concatenate([x, pad], axis=-1)
-    return replace(inputs, spikes=x)
-
-
-# ----------------------------------------------------------------------------------------------- activity
-
-
-def _valid_taps(size_in: int, size_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
-    """``(k, size_in)``: whether input position x reaches an output through kernel tap j."""
-    x = np.arange(size_in)[None, :]
-    j = np.arange(k)[:, None]
-    num = x + pad - j * dil
-    out = num // stride
-    return (num % stride == 0) & (out >= 0) & (out < size_out)
-
-
-def fan_out(layer: Layer) -> np.ndarray:
-    """Non-zero synapses leaving each input neuron of ``layer`` (IR layout of its input, flattened)."""
-    if layer.op == "dense":
-        return np.count_nonzero(layer.dense_weight(), axis=0).astype(np.int64)
-    if layer.op == "input":
-        nonzero = int(np.count_nonzero(np.asarray(layer.weight)))
-        return np.full(math.prod(layer.in_shape), nonzero, dtype=np.int64)
-    c_in, h_in, w_in = layer.in_shape
-    _, h_out, w_out = layer.out_shape
-    if layer.op == "pool":
-        kh, kw = layer.kernel
-        per_tap = np.full((c_in, kh, kw), int(np.count_nonzero(np.asarray(layer.weight))), dtype=np.int64)
-    else:  # conv: per input channel and tap, the output channels (of its group) with a non-zero weight
-        w = np.asarray(layer.weight) != 0
-        c_out, c_grp, kh, kw = w.shape
-        per_tap = np.zeros((c_in, kh, kw), dtype=np.int64)
-        out_per_group = c_out // layer.groups
-        for g in range(layer.groups):
-            block = w[g * out_per_group:(g + 1) * out_per_group].sum(axis=0)  # (c_grp, kh, kw)
-            per_tap[g * c_grp:(g + 1) * c_grp] = block
-    vy = _valid_taps(h_in, h_out, kh, layer.stride[0], layer.padding[0], layer.dilation[0]).astype(np.int64)
-    vx = _valid_taps(w_in, w_out, kw, layer.stride[1], layer.padding[1], layer.dilation[1]).astype(np.int64)
-    return np.einsum("cij,iy,jx->cyx", per_tap, vy, vx).reshape(-1)
-
-
-@dataclass
-class LayerCounts:
-    """Totals over the whole run: spikes per neuron, effective synaptic operations in, neuron updates."""
-
-    name: str
-    op: str
-    neurons: int
-    synapses: int
-    per_neuron: np.ndarray
-    synops: int = 0
-    recurrent_synops: int = 0
-    neuron_updates: int = 0
-
-    @property
-    def spikes(self) -> int:
-        return int(self.per_neuron.sum())
-
-
-class ActivityCounter:
-    """Accumulates per-layer activity from per-neuron spike counts of each chunk."""
-
-    def __init__(self, net: LoihiNet):
-        self.net = net
-        self.fan_out = [fan_out(layer) for layer in net.layers]
-        self.rec_fan_out = [None if layer.recurrent is None else
-                            np.count_nonzero(np.asarray(layer.recurrent), axis=0).astype(np.int64)
-                            for layer in net.layers]
-        self.layers = [LayerCounts(layer.name, layer.op, layer.size, int(self.fan_out[i].sum()),
-                                   np.zeros(layer.size, dtype=np.int64)) for i, layer in enumerate(net.layers)]
-        self.input_per_neuron = np.zeros(math.prod(net.input_shape), dtype=np.int64)
-        self.steps = 0
-
-    def add(self, input_counts: np.ndarray, layer_counts: list[np.ndarray], steps: int) -> None:
-        """``input_counts``: spikes per input neuron; ``layer_counts[i]``: spikes per neuron of layer i (IR order)."""
-        self.steps += steps
-        incoming = input_counts.reshape(-1).astype(np.int64)
-        self.input_per_neuron += incoming
-        for i, counts in enumerate(layer_counts):
-            act = self.layers[i]
-            counts = counts.reshape(-1).astype(np.int64)
-            act.synops += int(incoming @ self.fan_out[i])
-            if self.rec_fan_out[i] is not None:
-                act.recurrent_synops += int(counts @ self.rec_fan_out[i])
-            act.per_neuron += counts
-            act.neuron_updates += act.neurons * steps
-            incoming = counts
-
-    def merge(self, other: ActivityCounter) -> None:
-        """Add the counts of another run of the same network (another worker's samples)."""
-        self.steps += other.steps
-        self.input_per_neuron += other.input_per_neuron
-        for mine, theirs in zip(self.layers, other.layers, strict=True):
-            mine.per_neuron += theirs.per_neuron
-            mine.synops += theirs.synops
-            mine.recurrent_synops += theirs.recurrent_synops
-            mine.neuron_updates += theirs.neuron_updates
-
-    def to_dict(self, *, samples: int, steps_per_sample: int, model: str, precision: str) -> dict[str, Any]:
-        """The activity file (schema of :mod:`snndeploy.hardware.activity`): means per sample, plus run totals."""
-        per = max(samples, 1)
-        layers = []
-        for i, act in enumerate(self.layers):
-            layer = self.net.layers[i]
-            layers.append({
-                "name": act.name, "neurons": act.neurons, "spikes": act.spikes / per, "graded": False,
-                "spikes_per_neuron": (act.per_neuron / per).tolist(),
-                "synops": (act.synops + act.recurrent_synops) / per,
-                "neuron_updates": act.neuron_updates / per,
-                "index": i, "op": act.op, "shape": list(layer.out_shape), "spiking": bool(layer.neuron.spiking),
-                "synapses": act.synapses, "rate": act.spikes / max(act.neurons * self.steps, 1),
-                "totals": {"spikes": act.spikes, "synops": act.synops, "recurrent_synops": act.recurrent_synops,
-                           "neuron_updates": act.neuron_updates},
-            })
-        in_spikes = int(self.input_per_neuron.sum())
-        return {"schema": ACTIVITY_SCHEMA, "source": "lava", "model": model, "network": self.net.name,
-                "precision": precision, "backend": "lava-cpu (Loihi2SimCfg)", "samples": samples,
-                "time_steps": steps_per_sample, "steps": self.steps,
-                "counting": "means per sample; synops = incoming spikes x non-zero synapses (effective ACs), "
-                            "neuron_updates = neurons x steps; counted over the whole back-to-back run",
-                "input": {"name": "input", "neurons": int(self.input_per_neuron.size), "spikes": in_spikes / per,
-                          "graded": False, "spikes_per_neuron": (self.input_per_neuron / per).tolist(),
-                          "shape": list(self.net.input_shape)},
-                "layers": layers,
-                "totals": {"spikes": sum(a.spikes for a in self.layers) / per,
-                           "synops": sum(a.synops + a.recurrent_synops for a in self.layers) / per,
-                           "neuron_updates": sum(a.neuron_updates for a in self.layers) / per}}
-
-
-# ----------------------------------------------------------------------------------------------- running
 
 
 @dataclass
@@ -442,11 +154,20 @@ def resolve_layers(net: LoihiNet, names: tuple[str, ...] | list[str]) -> tuple[i
 
 
 def separate_runs(net: LoihiNet) -> str | None:
-    """Why samples cannot run back to back, if they cannot: a bias drives every layer from step 0 of a separate
-    run (no reset step reproduces that while the previous sample still drains), and axonal delays shift when a
-    sample reaches each layer. Such networks get one Lava build per sample."""
+    """Why netx's back-to-back scheme (``reset_interval``: layer i reset as the sample reaches it, i steps late;
+    what a Loihi bundle runs) cannot run samples back to back: a bias drives every layer from step 0 of a
+    separate run, and axonal delays shift when a sample reaches each layer. ``simulate`` itself runs biased
+    networks back to back (:func:`own_build`)."""
     if any(layer.neuron.bias is not None and np.any(np.asarray(layer.neuron.bias)) for layer in net.layers):
         return "the network has a bias"
+    if any(layer.delay is not None and np.any(np.asarray(layer.delay)) for layer in net.layers):
+        return "the network has axonal delays"
+    return None
+
+
+def own_build(net: LoihiNet) -> str | None:
+    """Why each sample needs a build (a copy) of its own in ``simulate``: axonal delays hold a sample's spikes past
+    its end, where the next sample's fresh start cannot drop them."""
     if any(layer.delay is not None and np.any(np.asarray(layer.delay)) for layer in net.layers):
         return "the network has axonal delays"
     return None
@@ -462,32 +183,45 @@ def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = 
 def plan_runs(net: LoihiNet, samples: int, steps: int, chunk_steps: int = DEFAULT_CHUNK_STEPS,
               copies: int | None = None, alone: str | None = None) -> RunPlan:
     """The one rule for sharing builds: ``copies`` from :func:`snndeploy.export.lava_batch.choose_copies` (group
-    limit, memory, work per step); back to back within each copy only where that is exact (no bias, no axonal
-    delays: :func:`separate_runs`), as many samples as ``chunk_steps`` and the source's memory allow."""
-    if alone is not None:  # each sample sets the input layer's bias or runs netx's reset: one build, one copy
+    limit, memory, work per step); back to back within each copy where that is exact (no axonal delays:
+    :func:`own_build`), as many samples as ``chunk_steps`` and the source's memory allow. ``alone``: one copy
+    per build (netx's reset scheme)."""
+    if alone is not None:
         return RunPlan(1, 1, alone)
-    why = separate_runs(net)
+    why = own_build(net)
     if copies is None and why is None and any(layer.op in ("conv", "pool") for layer in net.layers):
         copies = 1  # measured: Lava's grouped Conv costs more per copy than back to back saves (docs/benchmarks.md)
-    copies = choose_copies(net, samples) if copies is None else max(1, min(int(copies), samples))
+    copies = choose_copies(net, samples) if copies is None else max(1, min(int(copies), samples, max_copies(net)))
     if why is not None:
         return RunPlan(copies, 1, why)
     per_copy = chunk_samples(-(-samples // copies), steps, math.prod(net.input_shape) * copies, chunk_steps)
     return RunPlan(copies, per_copy, "back to back is exact")
 
 
-def input_bias_mant(bias: np.ndarray, mode: str) -> np.ndarray:
-    """An input bias (IR order, Loihi mantissa units) as the input LIF's ``bias_mant`` (Lava order): integers in
-    fixed_pt (exponent 6), SLAYER units in floating_pt (exponent 0)."""
-    from snndeploy.export.ir import W_SCALE
-    from snndeploy.export.lava_net import to_lava_layout
-
-    lava = to_lava_layout(np.asarray(bias, dtype=np.float64)[..., None])[..., 0]
+def bias_mantissas(bias: np.ndarray, mode: str) -> np.ndarray:
+    """An input bias (Loihi mantissa units) as the input LIF takes it: integers in fixed_pt (exponent 6),
+    SLAYER units in floating_pt (exponent 0)."""
+    bias = np.asarray(bias, dtype=np.float64)
     if mode != "fixed_pt":
-        return lava / W_SCALE
-    if not np.allclose(lava, np.round(lava)):
+        return bias / W_SCALE
+    if not np.allclose(bias, np.round(bias)):
         raise UserError("a fixed_pt input bias must be integers (Loihi bias mantissas)")
-    return np.round(lava).astype(np.int64)
+    return np.round(bias).astype(np.int64)
+
+
+def input_bias_mant(bias: np.ndarray, mode: str) -> np.ndarray:
+    """An input bias (IR order) as the input LIF's ``bias_mant`` Var (Lava order)."""
+    return bias_mantissas(to_lava_layout(np.asarray(bias, dtype=np.float64)[..., None])[..., 0], mode)
+
+
+def _bias_feed(bias: np.ndarray, copies: int, per_copy: int, steps: int, mode: str) -> np.ndarray:
+    """``(n, *shape)`` biases -> ``(copies*C, ..., per_copy*steps + 1)``: copy b's samples back to back, each
+    bias held for its ``steps`` steps, zero on the padding samples and the final idle step."""
+    n = bias.shape[0]
+    padded = np.concatenate([bias, np.zeros((copies * per_copy - n, *bias.shape[1:]), dtype=bias.dtype)])
+    runs = bias_mantissas(padded, mode).reshape(copies, per_copy, *bias.shape[1:])
+    held = np.repeat(np.moveaxis(runs, 1, -1), steps, axis=-1)  # (copies, *shape, per_copy*steps)
+    return stack_copies(np.concatenate([held, np.zeros_like(held[..., :1])], axis=-1))
 
 
 
@@ -530,16 +264,12 @@ def _read_count(counter, mode: str) -> np.ndarray:
     return np.round(v / (COUNT_SCALE if mode == "fixed_pt" else 1.0)).astype(np.int64)
 
 
-def _split(raster: np.ndarray, samples: int, steps: int, layer: int) -> np.ndarray:
-    """(…, samples*steps) -> (samples, …, steps) with the previous sample's tail (local steps <= layer) removed."""
-    x = raster.reshape(*raster.shape[:-1], samples, steps)
-    x = np.moveaxis(x, -2, 0).copy()
-    if samples > 1:
-        x[1:, ..., :layer + 1] = 0
-    return x
+def _split(raster: np.ndarray, samples: int, steps: int) -> np.ndarray:
+    """(…, samples*steps) -> (samples, …, steps)."""
+    return np.moveaxis(raster.reshape(*raster.shape[:-1], samples, steps), -2, 0).copy()
 
 
-def _extractor(port, buffer_size: int):
+def extractor(port, buffer_size: int):
     """Spikes (or u, v) leave through a Lava ``Extractor``: a channel of whole arrays, ~1000x faster than a Var read."""
     from lava.proc.io.extractor import Extractor
 
@@ -566,10 +296,10 @@ def _stops(n: int, steps: int, every_sample: bool) -> list[int]:
     return sorted(marks)
 
 
-def _per_sample(raster: np.ndarray, copies: int, per_copy: int, steps: int, layer: int, n: int) -> np.ndarray:
+def _per_sample(raster: np.ndarray, copies: int, per_copy: int, steps: int, n: int) -> np.ndarray:
     """``(copies*C, ..., per_copy*steps)`` -> ``(n, C, ..., steps)``: copy b ran samples ``b*per_copy ...``."""
     runs = split_copies(raster, copies)
-    return np.concatenate([_split(run, per_copy, steps, layer) for run in runs], axis=0)[:n]
+    return np.concatenate([_split(run, per_copy, steps) for run in runs], axis=0)[:n]
 
 
 def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], probes: tuple[int, ...],
@@ -578,14 +308,13 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
                reset_interval: int | None = None):
     """Build, run and stop one chunk ``x`` ``(n, *shape, T)`` on ``copies`` copies of the network side by side,
     each running ``ceil(n / copies)`` consecutive samples back to back (zero samples pad the last copy).
-    ``bias`` (one sample, one copy): the input layer's bias for it; ``reset_interval``: netx's reset scheme.
+    ``bias`` ``(n, *input_shape)``: the input layer's bias per sample (one sample per copy); ``reset_interval``:
+    netx's reset scheme.
 
     Returns (per-sample spikes of the ``keep`` layers ``(n, *shape, T)``, spikes per neuron of every layer summed
     over the copies, per-sample u/v probes). One extra step with no input runs last, so that the counters take in
     the spikes of the final step.
     """
-    from snndeploy import lava_runner
-    from snndeploy.export.lava_net import build_lava, from_lava_layout
 
     n, steps = x.shape[0], x.shape[-1]
     copies = min(copies, n)
@@ -596,17 +325,23 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     flat = np.concatenate([*np.moveaxis(runs, 1, 0), np.zeros_like(runs[:, 0, ..., :1])], axis=-1)
     real = np.clip(n - np.arange(copies) * per_copy, 0, per_copy)  # real samples per copy
     t0 = time.perf_counter()
+    feed = None
+    if bias is not None and not reset_interval:
+        feed = _bias_feed(bias, copies, per_copy, steps, mode)
+        if not flat.any():
+            flat = flat[..., :1]  # no spikes: the source replays one zero step
+    padded_copies = None if reset_interval or copies * per_copy == n else real * steps
     lava = build_lava(net, flat if copies > 1 else flat[0], mode=mode, sparse_below=sparse_below, record="none",
-                      sample_steps=steps if per_copy > 1 else None, copies=copies, state_ports=probes,
-                      reset_interval=reset_interval)
-    if bias is not None:
+                      sample_steps=None if reset_interval else steps, copies=copies, state_ports=probes,
+                      reset_interval=reset_interval, bias_feed=feed, copy_steps=padded_copies)
+    if bias is not None and reset_interval:  # netx's scheme: one sample, its bias in the input layer's Var
         lava.layers[0].neuron.bias_mant.init = input_bias_mant(bias[0], mode)
     in_place = {i for i in range(len(net.layers)) if i not in keep and _count_in_place(total + 1, net.layers[i].size
                                                                                           * copies)}
     counters = {i: _attach_counter(lava.layers[i].neuron, net.layers[i], mode, copies) for i in in_place}
-    extractors = {i: _extractor(lava.layers[i].neuron.s_out, DRAIN_STEPS) for i in range(len(net.layers))
+    extractors = {i: extractor(lava.layers[i].neuron.s_out, DRAIN_STEPS) for i in range(len(net.layers))
                   if i not in in_place}
-    state = {(i, var): _extractor(getattr(lava.layers[i].neuron, f"{var}_out"), DRAIN_STEPS)
+    state = {(i, var): extractor(getattr(lava.layers[i].neuron, f"{var}_out"), DRAIN_STEPS)
              for i in probes for var in ("u", "v")}
     proc, cfg = lava.layers[0].neuron, run_config(mode)
     timing.build_s += time.perf_counter() - t0
@@ -655,15 +390,14 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     rasters = {i: stack(values).astype(np.uint8) for i, values in received.items()}
     per_neuron = [split_copies(rasters[i], copies).sum(axis=(0, -1)).reshape(-1) if i in rasters else counts[i]
                   for i in range(len(net.layers))]
-    spikes = {i: _per_sample(rasters[i], copies, per_copy, steps, i, n) for i in keep}
-    probed = {i: {"u": _per_sample(stack(u[i]), copies, per_copy, steps, i, n),
-                  "v": _per_sample(stack(v[i]), copies, per_copy, steps, i, n)} for i in probes}
+    spikes = {i: _per_sample(rasters[i], copies, per_copy, steps, n) for i in keep}
+    probed = {i: {"u": _per_sample(stack(u[i]), copies, per_copy, steps, n),
+                  "v": _per_sample(stack(v[i]), copies, per_copy, steps, n)} for i in probes}
     return spikes, per_neuron, probed
 
 
 def check_inputs(net: LoihiNet, inputs: np.ndarray, mode: str) -> tuple[int, int]:
     """(samples, steps) of ``inputs`` ``(N, *net.input_shape, T)``; a one-line error if they or ``mode`` do not fit."""
-    from snndeploy.export.lava_net import MODES
 
     if mode not in MODES:
         raise UserError(f"unknown precision {mode!r}")
@@ -696,13 +430,13 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     run is stopped on success, error, timeout and Ctrl-C (``snndeploy.lava_runner``).
 
     ``input_bias`` ``(N, *net.input_shape)`` replaces the bias of the first (input) layer per sample (Loihi
-    mantissa units in fixed_pt, as lava-dl's goldens give an image; each sample then runs alone, in this process).
+    mantissa units in fixed_pt, as lava-dl's goldens give an image; it comes through a second source, held for
+    the sample's steps, so bias-fed samples run back to back and in copies like any other).
     ``reset_interval``: netx's reset scheme inside each sample: layer i's u and v are zeroed every that many steps,
     pipelined by one step per layer (:func:`snndeploy.export.lava_net.build_lava`).
     """
     from tqdm import tqdm
 
-    from snndeploy.export.lava_net import DEFAULT_SPARSE_BELOW, import_lava
 
     samples, steps = check_inputs(net, inputs, mode)
     inputs = np.asarray(inputs)
@@ -718,16 +452,15 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
         raise UserError(f"an input bias of shape {input_bias.shape} needs a first input layer of shape "
                         f"{net.input_shape} and one bias per sample")
     alone = None
-    if input_bias is not None or reset_interval:
+    if reset_interval:
         workers = 1
-        alone = "each sample is written as the input layer's bias" + (
-            f"; netx's reset_interval {reset_interval}: every layer's u and v are zeroed every {reset_interval} "
-            "steps, one step later per layer" if reset_interval else "")
+        alone = (f"each sample is written as the input layer's bias; netx's reset_interval {reset_interval}: every "
+                 f"layer's u and v are zeroed every {reset_interval} steps, one step later per layer")
     workers = max(1, min(int(workers), samples))
     if workers > 1:
         options = {"mode": mode, "probe": probe, "record": record, "timeout_s": timeout_s,
                    "chunk_steps": chunk_steps, "sparse_below": sparse_below, "copies": copies}
-        return _simulate_in_workers(net, inputs, workers, options, progress, on_sample, started)
+        return _simulate_in_workers(net, inputs, workers, options, progress, on_sample, started, input_bias)
     plan = plan_runs(net, samples, steps, chunk_steps, copies, alone)
     counter = ActivityCounter(net)
     timing = Timing()
@@ -766,16 +499,17 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
                      timing=timing, steps=steps, samples=samples, layer_spikes=layer_spikes, plan=plan)
 
 
-def _simulate_part(net: LoihiNet, inputs: np.ndarray, options: dict[str, Any], report: Callable[[int], None]):
-    return simulate_net(net, inputs, on_sample=report, **options)
+def _simulate_part(net: LoihiNet, inputs: np.ndarray, bias: np.ndarray | None, options: dict[str, Any],
+                   report: Callable[[int], None]):
+    return simulate_net(net, inputs, on_sample=report, input_bias=bias, **options)
 
 
 def _simulate_in_workers(net: LoihiNet, inputs: np.ndarray, workers: int, options: dict[str, Any], progress: bool,
-                         on_sample: Callable[[int], None] | None, started: float) -> SimResult:
+                         on_sample: Callable[[int], None] | None, started: float,
+                         bias: np.ndarray | None = None) -> SimResult:
     """``simulate_net`` over consecutive parts of ``inputs`` in ``workers`` processes, merged in order."""
     from tqdm import tqdm
 
-    from snndeploy.lava_workers import run_parallel
 
     bar = tqdm(total=inputs.shape[0], desc=f"simulate {net.name} ({workers} workers)", unit="sample",
                disable=not progress, leave=False)
@@ -785,7 +519,9 @@ def _simulate_in_workers(net: LoihiNet, inputs: np.ndarray, workers: int, option
         if on_sample is not None:
             on_sample(done)
 
-    parts = [(net, part, options) for part in np.array_split(inputs, workers)]
+    biases = [None] * workers if bias is None else np.array_split(bias, workers)
+    parts = [(net, part, part_bias, options) for part, part_bias in zip(np.array_split(inputs, workers), biases,
+                                                                          strict=True)]
     silence = None if options["timeout_s"] is None else 2 * options["timeout_s"] + 60
     try:
         results = run_parallel(_simulate_part, parts, on_progress=advance, silence_s=silence)
@@ -810,127 +546,3 @@ def merge_results(results: list[SimResult], wall_s: float) -> SimResult:
                      activity=counter, timing=timing, steps=first.steps, samples=sum(r.samples for r in results),
                      layer_spikes=layer_spikes, plan=first.plan)
 
-
-# ----------------------------------------------------------------------------------------------- the command
-
-
-def netx_reset_interval(net: LoihiNet, inputs: Inputs) -> int | None:
-    """netx's ``reset_interval`` where it applies: a bias-driven input layer fed a static input (lava-dl's
-    PilotNet convention) is reset every ``time_steps`` steps, layer by layer one step apart, as netx does."""
-    return int(net.time_steps) if inputs.bias is not None and inputs.layout and net.time_steps else None
-
-
-
-def summarize(result: SimResult, inputs: Inputs, model: str) -> dict[str, Any]:
-    """The JSON-able summary of a simulation (also written as ``result.json``)."""
-    out: dict[str, Any] = {
-        "model": model, "network": result.net.name, "precision": result.mode, "backend": "lava-cpu (Loihi2SimCfg)",
-        "input": inputs.source, "samples": result.samples, "steps_per_sample": result.steps,
-        "output_shape": list(result.net.output_shape), "output_spikes": int(np.count_nonzero(result.output)),
-        "layers": [{"index": i, "name": layer.name, "op": layer.op, "neurons": layer.size,
-                    "spikes": result.activity.layers[i].spikes} for i, layer in enumerate(result.net.layers)],
-        "sample_runs": result.plan.describe(),
-        "input_layout": inputs.layout or None,
-        "copies": result.plan.copies, "samples_per_copy": result.plan.per_copy,
-        "timing": result.timing.to_dict(),
-    }
-    wall = result.timing.wall_s
-    out["workers"] = result.timing.workers
-    out["samples_per_s"] = result.samples / wall if wall > 0 else None
-    if inputs.labels is not None:
-        pred = result.predictions()
-        out["accuracy"] = float(np.mean(pred == inputs.labels))
-        out["correct"] = int(np.sum(pred == inputs.labels))
-    return out
-
-
-def write_outputs(out: Path, result: SimResult, inputs: Inputs, summary: dict[str, Any], *, force: bool,
-                  record_all: bool = False, probe_files: tuple[int, ...] | None = None) -> Path:
-    """``output.npy`` and (``record_all``) ``layers.npz`` in lava-dl's golden layout (:mod:`snndeploy.sim_files`),
-    ``probe_<layer>_{spikes,u,v}.npy`` (IR order, one row per sample), labels/predictions, ``activity.json``,
-    ``simulate.png``, ``result.json``. ``probe_files``: the layers to write probe files for (default: all probed)."""
-    from snndeploy.atomic import atomic_dir, write_json
-
-    with atomic_dir(out, force=force) as tmp:
-        np.save(tmp / "output.npy", golden(result.output, inputs.batched))
-        if record_all:
-            names = [layer.name for layer in result.net.layers]
-            np.savez(tmp / "layers.npz", **layers_arrays(names, result.layer_spikes, result.probes, inputs.batched))
-        for i, values in result.probes.items():
-            if probe_files is not None and i not in probe_files:
-                continue
-            for key, arr in values.items():
-                np.save(tmp / f"probe_{result.net.layers[i].name}_{key}.npy", arr)
-        if inputs.labels is not None:
-            np.save(tmp / "labels.npy", inputs.labels)
-            np.save(tmp / "predictions.npy", result.predictions())
-        activity = activity_dict(result, summary["model"])
-        write_json(tmp / "activity.json", activity)
-        plot(result, activity, tmp / "simulate.png")
-        write_json(tmp / "result.json", {**summary, "files": sorted(p.name for p in tmp.iterdir())
-                                         + ["result.json"]})
-    return out
-
-
-def plot(result: SimResult, activity: dict[str, Any], path: Path) -> Path:
-    """Output raster of the first sample(s) and per-layer spikes and synaptic operations per sample."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (raster, bars) = plt.subplots(1, 2, figsize=(11, 3.8))
-    shown = min(result.samples, 4)
-    out = result.output[:shown].reshape(shown, -1, result.steps)
-    for k in range(shown):
-        neuron, step = np.nonzero(out[k])
-        raster.scatter(step + k * result.steps, neuron, s=4, marker="|")
-        if k:
-            raster.axvline(k * result.steps - 0.5, color="grey", lw=0.5)
-    raster.set_xlabel(f"step ({shown} sample(s) back to back)")
-    raster.set_ylabel("output neuron")
-    raster.set_title("output spikes")
-    names = [row["name"] for row in activity["layers"]]
-    x = np.arange(len(names))
-    bars.bar(x - 0.2, [max(row["spikes"], 1e-9) for row in activity["layers"]], width=0.4, label="spikes")
-    bars.bar(x + 0.2, [max(row["synops"], 1e-9) for row in activity["layers"]], width=0.4, label="synaptic ops")
-    bars.set_yscale("log")
-    bars.set_xticks(x, names, rotation=15)
-    bars.set_title("per sample (mean)")
-    bars.legend()
-    fig.suptitle(f"{result.net.name}: Lava CPU {result.mode}, {result.samples} sample(s) x {result.steps} steps")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def activity_dict(result: SimResult, model: str) -> dict[str, Any]:
-    return result.activity.to_dict(samples=result.samples, steps_per_sample=result.steps, model=model,
-                                   precision=result.mode)
-
-
-def prepare(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
-            seed: int = 0, max_rate: float = 1.0, dt: float | None = None) -> tuple[LoihiNet, Inputs]:
-    """The network and its inputs for the ``simulate`` and ``deploy`` commands."""
-    if (input_path is None) == (dataset is None):
-        raise UserError("give exactly one of --input FILE or --dataset NAME")
-    hint = None
-    if dataset is not None:
-        from snndeploy.data.datasets import dataset_info
-
-        hint = dataset_info(dataset).shape
-    net = load_net(model, input_shape=hint, dt=dt)
-    if input_path is not None:
-        inputs = load_input_file(input_path, net.input_shape, bias_input=net.layers[0].op == "input",
-                                 steps=steps or net.time_steps)
-        if samples is not None:
-            inputs = replace(inputs, spikes=inputs.spikes[:samples],
-                             labels=None if inputs.labels is None else inputs.labels[:samples],
-                             bias=None if inputs.bias is None else inputs.bias[:samples])
-        return net, with_steps(inputs, steps)
-    from snndeploy.data.datasets import dataset_info
-
-    steps = int(steps or net.time_steps or dataset_info(dataset).time_steps)
-    return net, dataset_inputs(dataset, net.input_shape, samples=samples or 100, steps=steps, seed=seed,
-                               max_rate=max_rate, net=net)

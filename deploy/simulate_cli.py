@@ -12,16 +12,12 @@ from snndeploy.atomic import check_output
 from snndeploy.cli_support import COUNT, POSITIVE, PROBABILITY, SampleCount, emit, precision_option, resolve_precision
 from snndeploy.errors import UserError
 from snndeploy.export.ir import is_sigma_delta
+from snndeploy.lava_runner import LavaRunError
+from snndeploy.lava_workers import default_workers
 from snndeploy.loader import load_net
-from snndeploy.simulate import (
-    DEFAULT_CHUNK_STEPS,
-    netx_reset_interval,
-    prepare,
-    resolve_layers,
-    simulate_net,
-    summarize,
-    write_outputs,
-)
+from snndeploy.sim_inputs import netx_reset_interval, prepare
+from snndeploy.sim_outputs import summarize, write_outputs
+from snndeploy.simulate import DEFAULT_CHUNK_STEPS, resolve_layers, simulate_net
 from snndeploy.simulate_sd import prepare_sd, simulate_sd
 
 
@@ -82,7 +78,6 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
              timeout_s: float, seed: int, max_rate: float, chunk_steps: int, workers: int | None, copies: int | None,
              as_json: bool) -> None:
     """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
-    from snndeploy.lava_workers import default_workers
 
     if out is not None:
         check_output(out, force=force, folder=True)
@@ -97,7 +92,7 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
         net = None
     sd = net is not None and is_sigma_delta(net)
     if sd:
-        inputs = prepare_sd(net, input_path, samples, steps)
+        inputs = prepare_sd(net, input_path, samples, steps, dataset)
     else:
         net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate, dt)
     probe_idx = resolve_layers(net, probes)
@@ -122,6 +117,5 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
 
 
 def _lava_errors() -> tuple[type[BaseException], ...]:
-    from snndeploy.lava_runner import LavaRunError
 
     return (LavaRunError,)

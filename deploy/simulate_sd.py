@@ -22,20 +22,11 @@ import numpy as np
 
 from snndeploy import validate
 from snndeploy.errors import UserError
-from snndeploy.export.ir import LoihiNet
+from snndeploy.export.ir import W_SCALE, LoihiNet
 from snndeploy.export.lava_net import netx_layout_to_ir
-from snndeploy.simulate import (
-    ActivityCounter,
-    Inputs,
-    RunPlan,
-    SimResult,
-    Timing,
-    _extractor,
-    check_inputs,
-    fit_input_shape,
-    read_input_arrays,
-    run_config,
-)
+from snndeploy.sim_activity import ActivityCounter
+from snndeploy.sim_inputs import Inputs, dataset_inputs, fit_input_shape, read_input_arrays
+from snndeploy.simulate import RunPlan, SimResult, Timing, check_inputs, extractor, run_config
 
 
 class SdActivityCounter(ActivityCounter):
@@ -76,12 +67,12 @@ def _run_sample(net: LoihiNet, x: np.ndarray, mode: str, probes: tuple[int, ...]
                 timeout_s: float | None) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
     """One build and run: every layer's graded output ``(*shape, T)`` (payload units) and probed sigmas."""
     from snndeploy import lava_runner
-    from snndeploy.export.lava_net import build_lava, from_lava_layout, sd_output_scale
+    from snndeploy.export.lava_net import build_lava, from_lava_layout, sd_payload
 
     steps = x.shape[-1]
     t0 = time.perf_counter()
     lava = build_lava(net, x, mode=mode, record="output")
-    extractors = [_extractor(layer.neuron.s_out, steps + 1) for layer in lava.layers]
+    extractors = [extractor(layer.neuron.s_out, steps + 1) for layer in lava.layers]
     proc = lava.layers[0].neuron
     timing.build_s += time.perf_counter() - t0
     sigmas: dict[int, list] = {i: [] for i in probes}
@@ -105,12 +96,8 @@ def _run_sample(net: LoihiNet, x: np.ndarray, mode: str, probes: tuple[int, ...]
         t = time.perf_counter()
     timing.stop_s += time.perf_counter() - t
     timing.chunks += 1
-    if mode != "fixed_pt":  # float results in SLAYER units -> Loihi's payload units
-        outputs = [o * sd_output_scale(layer) for o, layer in zip(outputs, net.layers, strict=True)]
-        sigmas = {i: [s * sd_output_scale(net.layers[i], state=True) for s in v] for i, v in sigmas.items()}
-    else:
-        outputs = [o.astype(np.int64) for o in outputs]
-        sigmas = {i: [s.astype(np.int64) for s in v] for i, v in sigmas.items()}
+    outputs = [sd_payload(o, layer, mode) for o, layer in zip(outputs, net.layers, strict=True)]
+    sigmas = {i: [sd_payload(s, net.layers[i], mode, state=True) for s in v] for i, v in sigmas.items()}
     return outputs, {i: from_lava_layout(np.stack(v, axis=-1)) for i, v in sigmas.items()}
 
 
@@ -142,10 +129,37 @@ def simulate_sd(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", pr
                      plan=RunPlan(1, 1, "sigma-delta layers have no reset"))
 
 
-def prepare_sd(net: LoihiNet, input_path: Path | None, samples: int | None, steps: int | None) -> Inputs:
-    """The inputs of ``snndeploy simulate`` for a sigma-delta network (a file only: datasets are binary spikes)."""
+def sd_dataset_inputs(name: str, net: LoihiNet, *, samples: int, steps: int, seed: int = 0) -> Inputs:
+    """The first ``samples`` test samples of a dataset as a sigma-delta network's inputs: what its model was
+    trained on (the model's recorded feed: an image held every step for ``current``, else spikes) on netx's
+    integer input grid (x 64, the rounding of the SLAYER model's input block)."""
+    from snndeploy.data.datasets import feed_for, load_arrays
+    from snndeploy.models.spec import IOSpec
+
+    feed = feed_for(net.meta.get("io") or IOSpec())
+    _, test, info = load_arrays(name, time_steps=steps)
+    if feed.encoding != "current" or info.kind == "events":
+        spikes = dataset_inputs(name, net.input_shape, samples=samples, steps=steps, seed=seed)
+        return Inputs(spikes.spikes.astype(np.int64) * W_SCALE, spikes.labels, spikes.source)
+    if samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
+    count = min(samples, len(test.y))
+    values = np.asarray(test.x[:count], dtype=np.float64)[..., None]
+    if feed.normalize is not None:
+        values = (values - feed.normalize[0]) / feed.normalize[1]
+    frames = fit_input_shape(np.round(values * W_SCALE).astype(np.int64), net.input_shape, batched=True)
+    return Inputs(np.repeat(frames, steps, axis=-1), np.asarray(test.y[:count]).astype(np.int64),
+                  f"dataset {info.name} (test, first {count}); {feed.note}; x 64 to netx's input integers")
+
+
+def prepare_sd(net: LoihiNet, input_path: Path | None, samples: int | None, steps: int | None,
+               dataset: str | None = None) -> Inputs:
+    """The inputs of ``snndeploy simulate`` for a sigma-delta network: a file, or a dataset's test frames."""
+    if dataset is not None and input_path is None:
+        return sd_dataset_inputs(dataset, net, samples=samples or 100, steps=steps or int(net.time_steps or 25))
     if input_path is None:
-        raise UserError(f"{net.name} is a sigma-delta network: give its graded inputs with --input FILE")
+        raise UserError(f"{net.name} is a sigma-delta network: give its graded inputs with --input FILE "
+                        "or --dataset NAME")
     inputs = load_sd_input(input_path, net.input_shape)
     if samples is not None:
         inputs = Inputs(inputs.spikes[:samples], None, inputs.source)

@@ -39,7 +39,9 @@ from snndeploy.export.nir_io import write_nir
 from snndeploy.lava_runner import LavaRunError
 from snndeploy.loader import load_net
 from snndeploy.loihi import lava_loihi_available
-from snndeploy.simulate import Inputs, SimResult, activity_dict, prepare, separate_runs, simulate_net
+from snndeploy.sim_inputs import Inputs, prepare
+from snndeploy.sim_outputs import activity_dict
+from snndeploy.simulate import SimResult, separate_runs, simulate_net
 
 TARGETS = ("loihi2",)
 EXIT_NO_LOIHI = 3  # the input was fine, but Loihi 2 is not reachable here: a job bundle was written instead

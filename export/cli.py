@@ -10,7 +10,15 @@ from typing import Any
 import click
 
 from snndeploy.atomic import check_output
-from snndeploy.cli_support import CommandExit, SampleCount, emit, json_option, precision_option, resolve_precision
+from snndeploy.cli_support import (
+    CommandExit,
+    SampleCount,
+    emit,
+    json_option,
+    precision_option,
+    reset_option,
+    resolve_precision,
+)
 from snndeploy.errors import UserError
 from snndeploy.export import checks
 from snndeploy.loader import model_of_net, open_model
@@ -41,7 +49,7 @@ def _verify_inputs(net, opts: dict[str, Any]):
                                 opts["seed"])
     if opts["dataset"]:
         from snndeploy.data.datasets import dataset_info
-        from snndeploy.simulate import dataset_inputs
+        from snndeploy.sim_inputs import dataset_inputs
 
         steps = int(steps or net.time_steps or dataset_info(opts["dataset"]).time_steps)
         return dataset_inputs(opts["dataset"], net.input_shape, samples=samples, steps=steps,
@@ -154,6 +162,7 @@ def _verify_options(f):
                      help="Time step of a NIR graph that does not record one (other tools' graphs)."),
         click.option("--clip-weights", is_flag=True,
                      help="Clip netx weights outside Loihi's 8-bit range instead of refusing the file."),
+        reset_option,
     ]
     for option in reversed(options):
         f = option(f)
@@ -166,8 +175,7 @@ def _human_export(result: dict) -> str:
     for row in result["layers"]:
         lines.append(f"  {row['name']:<16} {row['op']:<6} {str(tuple(row['in'])):>16} -> {str(tuple(row['out'])):<14}"
                      f" density {row['density']:.3f}")
-    if result.get("note"):
-        lines.append(f"  note: {result['note']}")
+    lines += [f"  note: {note}" for note in [*result.get("notes", []), result.get("note")] if note]
     if result.get("verify_text"):
         lines.append(result["verify_text"])
     return "\n".join(lines)
@@ -189,7 +197,7 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
     out_path = check_output(out, force=force, folder=target == "lava")
     start = time.perf_counter()
     opened = open_model(model, model=do_verify, net=True, via_model=True, dt=opts["dt"],
-                        clip_weights=opts["clip_weights"])
+                        clip_weights=opts["clip_weights"], reset=opts["reset"])
     torch_model, net = opened.model, opened.net
     if do_quantize:
         from snndeploy.export.quantize import quantize_net
@@ -202,7 +210,8 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
     net = checks.check_net(net, model, integer_ranges=opts["clip_weights"], clip_weights=opts["clip_weights"])
     from snndeploy.export.ir import summary
 
-    result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path), "layers": summary(net)}
+    result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path), "layers": summary(net),
+                              "notes": list(net.meta.get("notes", []))}
     if do_quantize:
         result["quantize"] = opts.pop("quantize_report")
     agree = True
@@ -235,10 +244,11 @@ def verify_command(model: str, exported: str, as_json: bool, **opts: Any) -> Non
     """Compare the torch MODEL with the Lava network of EXPORTED (.nir, netx HDF5 or a Lava export folder)."""
     from snndeploy.export.verify import describe
 
-    opened = open_model(model, model=True, net=True, dt=opts["dt"], clip_weights=opts["clip_weights"])
+    opened = open_model(model, model=True, net=True, dt=opts["dt"], clip_weights=opts["clip_weights"],
+                        reset=opts["reset"])
     torch_model, own = opened.model, opened.net
     net = open_model(exported, model=False, net=True, via_model=True, dt=opts["dt"],
-                     clip_weights=opts["clip_weights"]).net
+                     clip_weights=opts["clip_weights"], reset=opts["reset"]).net
     if tuple(own.input_shape) != tuple(net.input_shape):
         raise UserError(f"input shapes differ: {own.input_shape} vs {net.input_shape}", exported)
     report = _run_verify(torch_model, net, {**opts, "as_json": as_json})

@@ -115,6 +115,8 @@ def read_netx(path: str | Path, input_shape: tuple[int, ...] | None = None, *,
             net = _read_layers(f, path, input_shape, clip_weights)
         except KeyError as exc:
             raise UserError(f"netx file is missing field {exc}", path) from None
+        except UserError as exc:
+            raise UserError(exc.problem, exc.path or path) from None
     return checks.check_net(net, path, integer_ranges=True, clip_weights=clip_weights)
 
 
@@ -230,6 +232,10 @@ def write_netx(net: LoihiNet, path: str | Path, *, force: bool = False) -> Path:
     """Write ``net`` as a netx HDF5 file (atomically; an existing file only with ``force``)."""
     path = Path(path)
     checks.check_net(net, path, integer_ranges=True)
+    for layer in net.layers:
+        if layer.syn_bias is not None:
+            raise UserError(f"{layer.name}: netx has no synaptic bias (the always-on input axon a bias into a neuron "
+                            "with current memory needs); export it to NIR or Lava", path)
     with atomic_path(path, force=force) as tmp, h5py.File(tmp, "w") as f:
         idx = 0
         if not net.layers or net.layers[0].op != "input":

@@ -126,7 +126,11 @@ def to_nir(net: LoihiNet):
             edges.append((prev, f"{name}_flatten"))
             prev = f"{name}_flatten"
         syn = f"{name}_syn"
-        if layer.op == "dense":
+        if layer.op == "dense" and layer.syn_bias is not None:  # NIR's Affine bias is a synaptic bias
+            w = layer.dense_weight().astype(np.float32)
+            nodes[syn] = nir.Affine(weight=w, bias=np.asarray(layer.syn_bias, dtype=np.float64).reshape(-1),
+                                    metadata={KEY: _weight_meta(w)})
+        elif layer.op == "dense":
             w = layer.dense_weight().astype(np.float32)
             nodes[syn] = nir.Linear(weight=w, metadata={KEY: _weight_meta(w)})
         elif layer.op == "conv":
@@ -214,11 +218,11 @@ def read_graph(path: str | Path):
     return graph
 
 
-def read_nir(path: str | Path, *, dt: float | None = None) -> LoihiNet:
+def read_nir(path: str | Path, *, dt: float | None = None, reset: str | None = None) -> LoihiNet:
     """Read a ``.nir`` file as a LoihiNet (exact for files written here; see :func:`from_nir`)."""
     path = Path(path)
     try:
-        return checks.check_net(from_nir(read_graph(path), dt=dt, name=path.stem), path)
+        return checks.check_net(from_nir(read_graph(path), dt=dt, name=path.stem, reset=reset), path)
     except UserError as exc:
         raise UserError(exc.problem, path) from None
 
@@ -309,9 +313,15 @@ def _squeeze(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)[:1].reshape(()) if np.unique(a).size == 1 else a
 
 
-def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
-    """A LoihiNet for a NIR graph: synapse node(s) then neuron node per layer; unsupported nodes are named."""
+def from_nir(graph, *, dt: float | None = None, name: str = "nir", reset: str | None = None) -> LoihiNet:
+    """A LoihiNet for a NIR graph: synapse node(s) then neuron node per layer; unsupported nodes are named.
+
+    ``reset`` is the reset mechanism the network was trained with, where the graph does not record it (NIR 1.0 has
+    only ``v_reset``): ``zero`` runs it as Loihi does, ``subtract`` is refused (see :func:`reset_notes`)."""
     import nir
+
+    if reset not in (None, *RESETS):
+        raise UserError(f"unknown reset {reset!r} (use {' or '.join(RESETS)})")
 
     gmeta = _meta(graph)
     graph = flatten_subgraphs(graph)
@@ -333,6 +343,7 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
     shape = input_shape
     pending: dict | None = None
     flattened = False
+    unrecorded: list[str] = []
     for key in order[1:]:
         node = nodes[key]
         where = f"node {key!r}"
@@ -365,6 +376,8 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
             pending, flattened = None, False
             continue
         if isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF)):
+            if _reset_of(key, node, reset) is None:
+                unrecorded.append(key)
             layers.append(_layer(key, node, pending, shape, dt, nodes, succ, flattened))
             shape = layers[-1].out_shape
             pending, flattened = None, False
@@ -379,7 +392,46 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir") -> LoihiNet:
     steps = gmeta.get("time_steps")
     return LoihiNet(name=str(gmeta.get("name", name)), input_shape=input_shape, layers=tuple(layers), dt=dt,
                     time_steps=int(steps) if steps is not None else None,
-                    meta={"quantize": bool(gmeta.get("quantize", 0)), "io": _io_from_meta(gmeta)})
+                    meta={"quantize": bool(gmeta.get("quantize", 0)), "io": _io_from_meta(gmeta),
+                          "notes": reset_notes(unrecorded) if reset is None else []})
+
+
+RESETS = ("zero", "subtract")
+
+
+def _recorded_reset(node) -> str | None:
+    """The reset mechanism a neuron node records: snndeploy's metadata (``reset``) or another tool's
+    ``reset``/``reset_mechanism`` metadata key; None when it records none (NIR 1.0 has no such field)."""
+    meta = getattr(node, "metadata", None) or {}
+    for source in (_meta(node), meta):
+        for key in ("reset", "reset_mechanism"):
+            value = source.get(key)
+            if value is not None:
+                text = value.decode() if isinstance(value, bytes) else str(np.asarray(value).reshape(-1)[0])
+                return "subtract" if "sub" in text.lower() else "zero"
+    return None
+
+
+def _reset_of(key: str, node, reset: str | None) -> str | None:
+    """The reset node ``key`` runs with (None: the graph does not say, it runs reset to zero); reset by
+    subtraction, recorded or asked for, is refused by name."""
+    recorded = _recorded_reset(node)
+    if (reset or recorded) == "subtract":
+        how = "the graph records" if reset is None else "--reset subtract asks for"
+        raise UserError(f"node {key!r}: {how} reset by subtraction, which no Lava neuron model does (Lava's LIF "
+                        "and Loihi's CUBA neuron set v to 0 after a spike); what would run instead is reset to "
+                        "zero: pass --reset zero to accept that change knowingly")
+    return reset or recorded
+
+
+def reset_notes(nodes: list[str]) -> list[str]:
+    """What runs for neuron nodes whose reset mechanism the graph does not record."""
+    if not nodes:
+        return []
+    return [f"neuron node(s) {', '.join(map(repr, nodes))}: the graph records no reset mechanism (NIR 1.0 has only "
+            "v_reset = 0; snnTorch writes reset by subtraction that way too): they run with reset to zero, as "
+            "snnTorch's own import does. Trained with reset by subtraction? --reset subtract refuses it (no Lava "
+            "neuron model subtracts); --reset zero accepts reset to zero and drops this note"]
 
 
 def _synapse_node(node, key: str, shape: tuple[int, ...], where: str) -> dict | None:
@@ -515,20 +567,27 @@ def _layer(key, node, pending, shape, dt, nodes, succ, flattened: bool) -> Layer
             np.array(float(meta["gain"]))
     elif gain != 1.0:
         weight = weight * gain
-    syn_bias = np.asarray(pending["syn_bias"], dtype=np.float64)
-    if np.any(syn_bias):
-        if not np.all(np.asarray(neuron.i_decay) == DECAY_UNITY):
-            raise UserError(f"node {pending['name']!r}: a synaptic bias needs a neuron without current memory "
-                            "(tau_syn = dt) to map onto Loihi's voltage bias")
-        extra = per_neuron(syn_bias * gain, out_shape)
-        neuron = replace(neuron, bias=extra if neuron.bias is None else per_neuron(neuron.bias, out_shape) + extra)
-    recurrent = None
+    recurrent, rec_bias = None, np.zeros(1)
     for nxt in succ.get(key, []):
         if key in succ.get(nxt, []):
             recurrent = np.asarray(nodes[nxt].weight, dtype=np.float64) * gain
+            rec_bias = np.asarray(getattr(nodes[nxt], "bias", 0.0), dtype=np.float64)
+    # both biases enter the synaptic current every step (snnTorch sums the Linear outputs into syn)
+    biases = [np.asarray(pending["syn_bias"], dtype=np.float64), rec_bias]
+    constant = sum(per_neuron(b, out_shape) for b in biases) * gain if any(np.any(b) for b in biases) else None
+    syn_bias = None
+    if constant is not None and np.all(np.asarray(neuron.i_decay) == DECAY_UNITY):
+        # no current memory: a constant synaptic input is exactly a voltage bias
+        neuron = replace(neuron, bias=constant if neuron.bias is None else per_neuron(neuron.bias, out_shape)
+                         + constant)
+    elif constant is not None:
+        if pending["op"] != "dense":
+            raise UserError(f"node {pending['name']!r}: a synaptic bias into a neuron with current memory is "
+                            "mapped for dense layers only (one always-on input axon)")
+        syn_bias = constant.reshape(-1)
     name = meta.get("layer", pending["name"])
     return Layer(str(name), pending["op"], tuple(pending["in_shape"]), out_shape, neuron, weight,
                  stride=pending.get("stride", (1, 1)), padding=pending.get("padding", (0, 0)),
                  dilation=pending.get("dilation", (1, 1)), groups=pending.get("groups", 1),
-                 kernel=pending.get("kernel", (1, 1)), recurrent=recurrent,
+                 kernel=pending.get("kernel", (1, 1)), recurrent=recurrent, syn_bias=syn_bias,
                  flatten=pending["op"] == "dense" and (flattened or len(shape) > 1))

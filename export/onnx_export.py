@@ -47,6 +47,10 @@ class StepNet(nn.Module):
             self.register_buffer(f"th{i}", _buffer(th))
             if layer.recurrent is not None:
                 self.register_buffer(f"r{i}", _buffer(layer.recurrent))
+            if layer.syn_bias is not None:
+                self.register_buffer(f"c{i}", _buffer(np.asarray(layer.syn_bias).reshape(shape)))
+        # a step counter gates each synaptic bias on when the sample's first input reaches its layer
+        self.clocked = any(layer.syn_bias is not None for layer in net.layers)
 
     @staticmethod
     def _weight(layer: Layer) -> np.ndarray:
@@ -63,7 +67,7 @@ class StepNet(nn.Module):
         names = []
         for i, layer in enumerate(self.net.layers):
             names += [f"a{i}", f"u{i}", f"v{i}"] + ([f"s{i}"] if layer.recurrent is not None else [])
-        return names
+        return names + (["step"] if self.clocked else [])
 
     def output_names(self) -> list[str]:
         return [f"{'spikes' if layer.neuron.spiking else 'voltage'}{i}" for i, layer in enumerate(self.net.layers)]
@@ -73,7 +77,7 @@ class StepNet(nn.Module):
         for layer in self.net.layers:
             n = 4 if layer.recurrent is not None else 3
             state += [torch.zeros(batch, *layer.out_shape) for _ in range(n)]
-        return state
+        return state + ([torch.zeros(batch, 1)] if self.clocked else [])
 
     def _synapse(self, i: int, layer: Layer, s: torch.Tensor) -> torch.Tensor:
         w = getattr(self, f"w{i}")
@@ -96,6 +100,9 @@ class StepNet(nn.Module):
             s_old = state[k + 3] if layer.recurrent is not None else None
             k += 4 if layer.recurrent is not None else 3
             a_next = self._synapse(i, layer, s_prev).reshape(a.shape)
+            if layer.syn_bias is not None:  # state[-1]: steps run so far
+                on = (state[-1] >= i).to(a.dtype).reshape(-1, *[1] * (a.dim() - 1))
+                a_next = a_next + on * getattr(self, f"c{i}")
             drive = a if s_old is None else a + (s_old.reshape(s_old.shape[0], -1)
                                                   @ getattr(self, f"r{i}").T).reshape(a.shape)
             u = u * (1 - getattr(self, f"du{i}")) + drive
@@ -105,6 +112,8 @@ class StepNet(nn.Module):
             outputs.append(spikes if layer.neuron.spiking else v)
             new_state += [a_next, u, v] + ([spikes] if s_old is not None else [])
             s_prev = spikes
+        if self.clocked:
+            new_state.append(state[-1] + 1)
         return (*outputs, *new_state)
 
 

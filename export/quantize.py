@@ -42,10 +42,7 @@ def fit_weights(w_int: np.ndarray, what: str) -> tuple[np.ndarray, int, int]:
 
 
 def _on_grid(layer: Layer) -> bool:
-    values = [np.asarray(layer.weight, dtype=np.float64)]
-    if layer.recurrent is not None:
-        values.append(np.asarray(layer.recurrent, dtype=np.float64))
-    for v in values:
+    for v in _synaptic(layer):
         ints = np.round(v * W_SCALE)
         if not np.allclose(ints, v * W_SCALE, rtol=0, atol=1e-9):
             return False
@@ -56,6 +53,11 @@ def _on_grid(layer: Layer) -> bool:
     th = np.asarray(layer.neuron.threshold, dtype=np.float64) * W_SCALE
     bias = np.zeros(1) if layer.neuron.bias is None else np.asarray(layer.neuron.bias, dtype=np.float64) * W_SCALE
     return bool(np.allclose(np.round(th), th) or not layer.neuron.spiking) and np.allclose(np.round(bias), bias)
+
+
+def _synaptic(layer: Layer) -> list[np.ndarray]:
+    """Everything that reaches the synaptic current: weights, recurrent weights, the synaptic bias (one axon)."""
+    return [np.asarray(v, dtype=np.float64) for v in (layer.weight, layer.recurrent, layer.syn_bias) if v is not None]
 
 
 def _round(w: np.ndarray, k: float, mixed: bool) -> np.ndarray:
@@ -69,7 +71,7 @@ def quantize_layer(layer: Layer) -> tuple[Layer, dict]:
         return layer, {"layer": layer.name, "scale": 1.0, "changed": False, "max_weight_error": 0.0}
     w = np.asarray(layer.weight, dtype=np.float64)
     rec = None if layer.recurrent is None else np.asarray(layer.recurrent, dtype=np.float64)
-    every = w.ravel() if rec is None else np.concatenate([w.ravel(), rec.ravel()])
+    every = np.concatenate([v.ravel() for v in _synaptic(layer)])
     mixed = bool(every.min(initial=0) < 0 < every.max(initial=0))
     peak = float(np.max(np.abs(every), initial=0.0))
     k = (254.0 if mixed else 255.0) / (W_SCALE * peak) if peak > 0 else 1.0
@@ -86,7 +88,9 @@ def quantize_layer(layer: Layer) -> tuple[Layer, dict]:
                        MAX_BIAS_MANT) / W_SCALE
     err = float(np.max(np.abs(new_w - w * k), initial=0.0)) / max(float(np.max(np.abs(w * k), initial=0.0)), 1e-30)
     meta = {**layer.meta, "v_scale": k} if not n.spiking else dict(layer.meta)
-    new = replace(layer, weight=new_w, recurrent=new_rec, neuron=replace(n, threshold=new_th, bias=bias), meta=meta)
+    syn_bias = None if layer.syn_bias is None else _round(np.asarray(layer.syn_bias, dtype=np.float64), k, mixed)
+    new = replace(layer, weight=new_w, recurrent=new_rec, syn_bias=syn_bias,
+                  neuron=replace(n, threshold=new_th, bias=bias), meta=meta)
     return new, {"layer": layer.name, "scale": k, "changed": True, "max_weight_error": err,
                  "threshold": [float(np.ravel(threshold)[0]), float(np.ravel(new_th)[0])]}
 

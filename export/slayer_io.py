@@ -239,6 +239,8 @@ def _tensor(a, like: torch.Tensor) -> torch.Tensor:
 
 def _load(block, bspec, layer: Layer) -> None:
     if bspec.kind == "input":
+        if block.weight is None:  # a sigma-delta input: netx's delta encoder (checked weight 1, no bias)
+            return
         block.weight.data = _tensor(np.asarray(layer.weight).reshape(1), block.weight)
         if layer.neuron.bias is not None:
             bias = np.asarray(layer.neuron.bias).reshape(-1)

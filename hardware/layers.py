@@ -213,7 +213,8 @@ def _topological(graph) -> tuple[list[str], dict[str, str]]:
     preds: dict[str, list[str]] = {name: [] for name in graph.nodes}
     succs: dict[str, list[str]] = {name: [] for name in graph.nodes}
     for src, dst in graph.edges:
-        src, dst = src.split(".")[0], dst.split(".")[0]
+        # "node.port" names a node's port; snnTorch's flat graphs name nodes "lif1.lif" themselves
+        src, dst = (name if name in preds else name.split(".")[0] for name in (src, dst))
         if src not in preds or dst not in preds:
             raise UserError(f"NIR edge {src} -> {dst} names a node that is not in the graph")
         preds[dst].append(src)

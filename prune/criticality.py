@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 
 import torch
+from lava.lib.dl.slayer.block import sigma_delta
 from torch import nn
 
 from snndeploy.prune.graph import reset_state
@@ -38,30 +39,34 @@ def kernel(x: torch.Tensor, kind: str = "atan", alpha: float = 2.0) -> torch.Ten
 @contextlib.contextmanager
 def record_voltages(net: nn.Module, indices: Iterable[int],
                     on_voltage: Callable[[int, torch.Tensor], None]) -> Iterator[None]:
-    """Call ``on_voltage(i, v)`` with the membrane potential of ``net.blocks[i]`` on every forward pass inside."""
-    patched = []
+    """Call ``on_voltage(i, v)`` with the membrane potential of ``net.blocks[i]`` on every forward pass inside.
+
+    A sigma-delta block reports its pre-activation (what reaches its activation); a sigma-delta read-out
+    (lava-dl's ``Output``: synapse and sigma, no activation) reports its sigma, the value it sends.
+    """
+    undo: list[Callable[[], None]] = []
     for i in indices:
-        neuron = net.blocks[i].neuron
-        if is_graded(neuron):
-            neuron.activation = _Recorded(neuron.activation, functools.partial(on_voltage, i))
-            patched.append(neuron)
-            continue
+        block, neuron = net.blocks[i], net.blocks[i].neuron
+        report = functools.partial(on_voltage, i)
+        if isinstance(block, sigma_delta.Output):
+            handle = neuron.sigma.register_forward_hook(lambda _m, _inp, out, report=report: report(out.detach()))
+            undo.append(handle.remove)
+        elif is_graded(neuron):
+            neuron.activation = _Recorded(neuron.activation, report)
+            undo.append(functools.partial(setattr, neuron, "activation", neuron.activation.activation))
+        else:
+            def dynamics(z, neuron=neuron, report=report):
+                current, voltage = type(neuron).dynamics(neuron, z)
+                report(voltage.detach())
+                return current, voltage
 
-        def dynamics(z, neuron=neuron, i=i):
-            current, voltage = type(neuron).dynamics(neuron, z)
-            on_voltage(i, voltage.detach())
-            return current, voltage
-
-        neuron.dynamics = dynamics  # instance attribute shadows the method; removed below
-        patched.append(neuron)
+            neuron.dynamics = dynamics  # instance attribute shadows the method; removed below
+            undo.append(functools.partial(delattr, neuron, "dynamics"))
     try:
         yield
     finally:
-        for neuron in patched:
-            if isinstance(getattr(neuron, "activation", None), _Recorded):
-                neuron.activation = neuron.activation.activation
-            else:
-                del neuron.dynamics
+        for step in undo:
+            step()
 
 
 def is_graded(neuron) -> bool:

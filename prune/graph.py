@@ -10,10 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from lava.lib.dl.slayer.block import base
+from lava.lib.dl.slayer import synapse
+from lava.lib.dl.slayer.block import base, sigma_delta
 from torch import nn
 
-SYNAPSE_KINDS = ((base.AbstractConv, "conv"), (base.AbstractDense, "dense"), (base.AbstractAffine, "affine"))
+# lava-dl's sigma-delta read-out (``sigma_delta.Output``: a dense synapse into a sigma, no delta) derives from none of
+# the abstract synapse blocks; it is the graded counterpart of CUBA's non-spiking ``Affine``, and the spec calls both
+# ``affine``.
+SYNAPSE_KINDS = ((base.AbstractConv, "conv"), (base.AbstractDense, "dense"), (base.AbstractAffine, "affine"),
+                 (sigma_delta.Output, "affine"))
+# Any other block that carries a lava-dl synapse is still a weight tensor the masks can act on.
+SYNAPSE_MODULES = ((synapse.Conv, "conv"), (synapse.Dense, "dense"))
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,12 @@ class DependencyGraph:
 
 
 def synapse_kind(block: nn.Module) -> str | None:
+    """``conv``, ``dense`` or ``affine`` for a block whose synapse is a prunable weight tensor, else None."""
     for cls, kind in SYNAPSE_KINDS:
         if isinstance(block, cls):
+            return kind
+    for cls, kind in SYNAPSE_MODULES:
+        if isinstance(getattr(block, "synapse", None), cls):
             return kind
     return None
 

@@ -22,29 +22,31 @@ def _slice_param(module: nn.Module, name: str, keep: torch.Tensor, dim: int = 0)
         setattr(module, name, new)
 
 
+def _shrink_part(module: nn.Module, old: int, keep: torch.Tensor) -> None:
+    """One part of a neuron (the neuron, its norm, a sigma-delta neuron's sigma and delta units)."""
+    for name, param in list(module.named_parameters(recurse=False)):
+        if param.dim() >= 1 and param.shape[0] == old:
+            _slice_param(module, name, keep)
+    for name, buf in list(module.named_buffers(recurse=False)):
+        if name.endswith("_state"):  # per-batch state ([N, C, ...] or a placeholder): rebuilt by the next pass
+            setattr(module, name, torch.zeros(1, dtype=buf.dtype, device=buf.device))
+        elif buf.dim() >= 1 and buf.shape[0] == old:
+            setattr(module, name, buf.index_select(0, keep).clone())
+    shape = getattr(module, "shape", None)
+    if isinstance(shape, (tuple, torch.Size)) and len(shape) and shape[0] == old:
+        module.shape = torch.Size([int(keep.numel()), *shape[1:]])
+        if hasattr(module, "num_neurons"):
+            module.num_neurons = int(torch.tensor(module.shape).prod().item())
+    if hasattr(module, "num_features"):
+        module.num_features = int(keep.numel())
+
+
 def _shrink_neurons(block: nn.Module, old: int, keep: torch.Tensor) -> None:
-    """Per-neuron state of a block whose output channels are cut to ``keep``."""
+    """Per-neuron parameters, shapes and state of a block whose output channels are cut to ``keep``."""
     neuron = getattr(block, "neuron", None)
     if neuron is not None:
-        for name, param in list(neuron.named_parameters(recurse=False)):
-            if param.dim() >= 1 and param.shape[0] == old and param.numel() > 1:
-                _slice_param(neuron, name, keep)
-        norm = getattr(neuron, "norm", None)
-        if isinstance(norm, nn.Module):
-            for name, param in list(norm.named_parameters(recurse=False)):
-                if param.dim() == 1 and param.shape[0] == old:
-                    _slice_param(norm, name, keep)
-            for name, buf in list(norm.named_buffers(recurse=False)):
-                if buf.dim() == 1 and buf.shape[0] == old:
-                    setattr(norm, name, buf.index_select(0, keep).clone())
-            if hasattr(norm, "num_features"):
-                norm.num_features = int(keep.numel())
-        if neuron.shape is not None:
-            neuron.shape = torch.Size([int(keep.numel()), *neuron.shape[1:]])
-            neuron.num_neurons = int(torch.tensor(neuron.shape).prod().item())
-        for name in ("current_state", "voltage_state", "threshold_state", "refractory_state"):
-            if hasattr(neuron, name):
-                setattr(neuron, name, torch.zeros(1, dtype=getattr(neuron, name).dtype))
+        for part in neuron.modules():
+            _shrink_part(part, old, keep)
     delay = getattr(block, "delay", None)
     if isinstance(delay, nn.Module) and delay.delay.shape[0] == old:
         _slice_param(delay, "delay", keep)

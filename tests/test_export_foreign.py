@@ -84,11 +84,17 @@ def test_sinabs_cnn_runs_in_lava_floating_pt(no_lava_leftovers):
         assert np.array_equal(s[..., i + 1:], r[..., :-(i + 1)]), i
 
 
-def test_snntorch_braille_needs_dt_and_names_the_synaptic_bias():
+def test_snntorch_braille_needs_dt_and_maps_the_synaptic_bias_as_an_always_on_axon():
+    """fc1's and the recurrent Affine's biases flow into a CubaLIF with current memory (tau_syn > dt): not a voltage
+    bias but one constant synaptic input, their sum; fc2's bias likewise."""
     with pytest.raises(UserError, match="pass dt"):
         read_nir(DATA / "braille_noDelay_bias_zero.nir")
-    with pytest.raises(UserError, match="fc1.*synaptic bias"):
-        read_nir(DATA / "braille_noDelay_bias_zero.nir", dt=1e-4)
+    graph = read_graph(DATA / "braille_noDelay_bias_zero.nir")
+    net = read_nir(DATA / "braille_noDelay_bias_zero.nir", dt=1e-4)
+    first, second = net.layers
+    assert first.recurrent is not None and first.neuron.bias is None and second.neuron.bias is None
+    assert np.allclose(first.syn_bias, graph.nodes["fc1"].bias + graph.nodes["lif1.w_rec"].bias, atol=1e-6)
+    assert np.allclose(second.syn_bias, graph.nodes["fc2"].bias, atol=1e-6)
 
 
 def test_norse_lif_graph_maps_to_one_dense_layer():

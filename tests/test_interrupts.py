@@ -84,7 +84,7 @@ def test_a_stop_signal_during_verify_leaves_no_process_and_no_shared_memory(long
 def test_sigterm_stops_a_lava_run_started_outside_the_cli(fixtures_dir):
     """A script (a benchmark, a notebook job) running Lava through snndeploy also stops cleanly on SIGTERM."""
     script = ("import numpy as np\n"
-              "from snndeploy.simulate import load_net, simulate_net\n"
+              "from snndeploy.loader import load_net\nfrom snndeploy.simulate import simulate_net\n"
               f"net = load_net({str(fixtures_dir / 'mnist-mlp-128' / 'network.net')!r})\n"
               "x = (np.random.default_rng(0).random((400, 784, 50)) < 0.2).astype(np.uint8)\n"
               "simulate_net(net, x)\n")

@@ -296,3 +296,66 @@ def test_graded_criticality_and_activity_come_from_the_pre_activation():
     assert model.blocks[1].neuron.activation is torch.nn.functional.relu  # the hook is removed afterwards
     scores = criticality(model, [1, 2], [x])
     assert scores[1].shape == (24,) and torch.all(scores[1] > 0) and torch.isfinite(scores[2]).all()
+
+
+def _digits_sdnn():
+    """A small sigma-delta CNN (input encoder, conv, flatten, dense, sigma read-out) on 8x8 UCI digits."""
+    import torch
+
+    from snndeploy.models.build import build_model
+    from snndeploy.models.spec import spec_from_dict
+
+    torch.manual_seed(0)
+    return build_model(spec_from_dict({
+        "name": "digits_sdnn", "input_shape": [1, 8, 8], "time_steps": 4, "quantize": True,
+        "io": {"encoding": "current"},
+        "neuron": {"kind": "sigma_delta", "threshold": 0.0625, "tau_grad": 0.5, "scale_grad": 1.0},
+        "blocks": [{"kind": "input"}, {"kind": "conv", "out": 8, "kernel": 3, "padding": 1, "bias": True},
+                   {"kind": "flatten"}, {"kind": "dense", "out": 16, "bias": True}, {"kind": "affine", "out": 10}]}))
+
+
+def _method_modes():
+    from snndeploy.prune.registry import METHODS
+
+    fast = {("magnitude", True), ("criticality", True), ("sca", True)}  # graph + shrink + the graded scores
+    for name, method in METHODS.items():
+        for structured in (False, True):
+            if method.structured is None or method.structured == structured:
+                marks = () if (name, structured) in fast else (pytest.mark.slow,)
+                mode = "structured" if structured else "weights"
+                yield pytest.param(name, structured, marks=marks, id=f"{name}-{mode}")
+
+
+@pytest.mark.parametrize("name,structured", list(_method_modes()))
+def test_every_pruning_method_runs_on_sigma_delta_blocks(name, structured, tmp_path):
+    """Every method, unstructured and structured, on lava-dl sigma-delta blocks (the read-out ``Output`` included)
+    through the real fine-tuning loop; the result exports to the IR and runs in the bit-exact reference."""
+    import dataclasses
+
+    from snndeploy.export.sdnn_ref import sd_reference
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.prune.finetune import DatasetTrainer
+    from snndeploy.prune.methods import get_method
+    from snndeploy.prune.runner import Runner, RunSpec
+
+    method = get_method(name)
+    config = method.config_class()
+    extra = {"rate": 0.6, "rewind": "start"} if name == "imp" else {}
+    config = dataclasses.replace(config, epochs_per_step=1, **extra)
+    net = _digits_sdnn()
+    trainer = DatasetTrainer("digits", net, batch_size=30, subset=60, test_subset=30, progress=False, threads=1)
+    result = Runner(RunSpec(method, config, 0.5, structured, "test"), net, trainer, tmp_path / name).run()
+    sparsity = result.report["sparsity"]
+    if structured:
+        assert sparsity["channels"] == pytest.approx(0.5, abs=0.05)
+        widths = [b.out for b in result.net.spec.blocks if b.kind in ("conv", "dense")]
+        assert sum(widths) == 24 - round(0.5 * 24) and result.net.blocks[3].synapse.weight.shape[1] == widths[0] * 64
+    elif name in ("magnitude", "gmp", "random", "imp", "criticality"):  # the others rewire or learn sparsity
+        assert sparsity["weights"] == pytest.approx(0.5, abs=1e-3)
+    else:
+        assert 0 < sparsity["weights"] <= 0.5 + 1e-3
+    pruned = from_slayer(result.net)
+    assert [layer.neuron.kind for layer in pruned.layers] == ["sigma_delta"] * 4
+    x = np.load(DATA / "input.npy")[:8, :8, :1, [0] * 6].transpose(2, 1, 0, 3)  # an integer frame as netx feeds it
+    outputs, _ = sd_reference(pruned, x)
+    assert outputs[-1].shape == (10, 6) and np.isfinite(outputs[-1]).all()

@@ -18,7 +18,8 @@ import pytest
 import snndeploy  # noqa: F401
 from snndeploy.lava_runner import LavaTimeoutError, lava_worker_processes
 from snndeploy.lava_workers import run_parallel
-from snndeploy.simulate import prepare, simulate_net
+from snndeploy.sim_inputs import prepare
+from snndeploy.simulate import simulate_net
 
 pytestmark = pytest.mark.lava
 
@@ -38,12 +39,13 @@ def shm_segments(procs: list[psutil.Process]) -> set[str]:
 def test_two_workers_equal_one_and_report_progress(fixtures_dir, no_lava_leftovers):
     net, inputs = prepare(fixtures_dir / "mnist-mlp-512" / "network.net", None, "mnist", 6, 10)
     seen: list[int] = []
-    both = simulate_net(net, inputs.spikes, workers=2, copies=3, on_sample=seen.append)
-    one = simulate_net(net, inputs.spikes, workers=1, copies=3)
+    both = simulate_net(net, inputs.spikes, workers=2, copies=3, on_sample=seen.append, input_bias=inputs.bias)
+    one = simulate_net(net, inputs.spikes, workers=1, copies=3, input_bias=inputs.bias)
     assert both.timing.workers == 2 and both.timing.chunks == 2 and both.samples == 6
     assert seen[-1] == 6 and seen == sorted(seen)
     assert np.array_equal(both.output, one.output)
     assert np.array_equal(both.probes[3]["v"], one.probes[3]["v"])
+    assert len({one.probes[3]["v"][k].tobytes() for k in range(6)}) == 6  # six digits, each its own bias
     assert [a.per_neuron.tolist() for a in both.activity.layers] == [a.per_neuron.tolist()
                                                                      for a in one.activity.layers]
     assert both.activity.steps == one.activity.steps
