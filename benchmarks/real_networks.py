@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -87,8 +88,9 @@ def bootstrap_lava(path: Path, samples: int) -> dict:
 
 def if_encode(images: np.ndarray, steps: int) -> np.ndarray:
     """The netx MNIST tutorial's input encoder (``InpImgToSpk``): a deterministic integrate-and-fire neuron per
-    pixel, ``v += x`` (x = pixel / 255), spike and reset to 0 when ``v > 1``; ``(N, 784, steps)``."""
-    x = np.asarray(images, dtype=np.float64).reshape(len(images), -1) / 255.0
+    pixel, ``v += x`` (x = the pixel in [0, 1], as ``load_arrays`` gives it), spike and reset to 0 when ``v > 1``;
+    ``(N, 784, steps)``."""
+    x = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
     v, out = np.zeros_like(x), np.zeros((*x.shape, steps), dtype=np.float32)
     for t in range(steps):
         v += x
@@ -172,6 +174,76 @@ def tinynet_goldens() -> str:
     return f"{errors} output spike errors ({int(expected.sum())} golden spikes, lava-dl's alignment)"
 
 
+NIR_DATA = HERE.parent / "tests" / "data" / "nir"
+NORSE_LOIHI_SPIKES = (461, 511, 711, 761)  # paper/01_lif/lif_lava_loihi_fixed.csv: the real Loihi 2 trace
+
+
+def _cli(*args: str) -> dict:
+    """``snndeploy ARGS --json`` in this process (the user's path); its JSON result."""
+    import contextlib
+    import io
+
+    from snndeploy.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main([*args, "--json"])
+    if code != 0:
+        raise RuntimeError(f"snndeploy {' '.join(args)} exited {code}")
+    return json.loads(out.getvalue())
+
+
+def norse_lif_input() -> np.ndarray:
+    """The NIR paper's LIF input (paper/01_lif/lif_lava.ipynb ``load_data``): 100 spikes or gaps from its
+    inter-spike intervals, each followed by 9 empty steps; ``(1, 1000)``."""
+    isis = [6, 15, 4, 3, 0, 2, 1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 14]
+    d1 = np.concatenate([[0] * isi + [1] for isi in isis])[:100]
+    return np.stack([d1] + [np.zeros_like(d1)] * 9, -1).reshape(1, -1)
+
+
+def norse_lif() -> str:
+    """``snndeploy export lif_norse.nir --to nir --quantize --dt 1e-4`` then ``snndeploy simulate --input``."""
+    folder = Path(tempfile.mkdtemp(prefix="norse_"))
+    _cli("export", str(NIR_DATA / "lif_norse.nir"), "--to", "nir", "--quantize", "--dt", "1e-4", "--out",
+         str(folder / "q.nir"))
+    np.save(folder / "x.npy", norse_lif_input())
+    _cli("simulate", str(folder / "q.nir"), "--input", str(folder / "x.npy"), "--out", str(folder / "sim"))
+    steps = tuple(int(t) for t in np.flatnonzero(np.load(folder / "sim" / "output.npy").reshape(-1)))
+    same = "identical to" if steps == NORSE_LOIHI_SPIKES else "differs from"
+    loihi = ", ".join(map(str, NORSE_LOIHI_SPIKES))
+    return f"spikes at steps {', '.join(map(str, steps))}: {same} the Loihi 2 trace ({loihi})"
+
+
+def sinabs_cnn(samples: int) -> tuple[float, int]:
+    """``snndeploy export cnn_sinabs.nir --to nir --quantize`` then ``snndeploy simulate --dataset nmnist-small``."""
+    folder = Path(tempfile.mkdtemp(prefix="sinabs_"))
+    _cli("export", str(NIR_DATA / "cnn_sinabs.nir"), "--to", "nir", "--quantize", "--out", str(folder / "q.nir"))
+    result = _cli("simulate", str(folder / "q.nir"), "--dataset", "nmnist-small", "--samples", str(samples),
+                  "--out", str(folder / "sim"))
+    return float(result["accuracy"]), int(result["samples"])
+
+
+def braille_cells(name: str) -> dict:
+    """The table cells of one Braille graph from benchmarks/braille_snntorch.py's JSON (run it first)."""
+    path = HERE / "results" / "braille_snntorch.json"
+    if not path.exists():
+        return {"spike agreement torch vs Lava": "not measured: run benchmarks/braille_snntorch.py"}
+    sys.path.insert(0, str(HERE))
+    from braille_snntorch import summary
+
+    data = json.loads(path.read_text())
+    result = next(r for r in data["results"] if r["graph"] == name)
+    n, steps = data["samples"], data["steps"]
+    cells = {"torch (ours)": f"vs snnTorch: {summary(result, 'torch')}",
+             "Lava fixed_pt (ours)": f"vs snnTorch, after --quantize: {summary(result, 'lava_fixed_pt')}",
+             "spike agreement torch vs Lava": f"Lava floating_pt vs snnTorch: {summary(result, 'lava_floating_pt')} "
+             f"({n} samples x {steps} steps per input set)"}
+    if "snntorch_subtract_vs_zero" in next(iter(result["inputs"].values())):
+        cells["golden agreement"] = ("snnTorch with the reset by subtraction it was trained with vs the reset to "
+                                     f"zero the file records: {summary(result, 'snntorch_subtract_vs_zero')}")
+    return cells
+
+
 def timed(fn: Callable[[], dict]) -> dict:
     start = time.perf_counter()
     row = fn()
@@ -224,7 +296,30 @@ def rows(quick: bool, lava_samples: int, pilotnet_run: bool = True) -> list[dict
                 "golden agreement": tinynet_goldens(),
                 "Loihi 2 cores published / estimated": f"- / {estimated_cores(fx / 'tinynet' / 'tiny.net')}"}
 
-    return [timed(fn) for fn in (pilotnet, tinynet, netx_mnist, bootstrap)]
+    def braille(name: str, published: str) -> Callable[[], dict]:
+        def row() -> dict:
+            cells = braille_cells(name)
+            return {"network": f"NIR paper Braille RNN ({name.split('_', 2)[2]})",
+                    "source": f"NIR paper/03_rnn/{name}.nir (snnTorch)", "published": published,
+                    "Loihi 2 cores published / estimated": f"- / {estimated_cores(NIR_DATA / f'{name}.nir')}",
+                    "golden agreement": "- (test data not public)", **cells}
+        return row
+
+    def sinabs() -> dict:
+        acc, n = sinabs_cnn(10 if quick else 100)
+        return {"network": "NIR paper sinabs CNN", "source": "NIR paper/02_cnn/cnn_sinabs.nir",
+                "published": "0.9815 (paper, Lava, full N-MNIST test set)",
+                "Lava fixed_pt (ours)": f"{acc:.2f} on {n} nmnist-small test samples after --quantize",
+                "Loihi 2 cores published / estimated": f"- / {estimated_cores(NIR_DATA / 'cnn_sinabs.nir')}"}
+
+    def norse() -> dict:
+        return {"network": "NIR paper norse LIF", "source": "NIR paper/01_lif/lif_norse.nir",
+                "published": "Loihi 2 trace: spikes at 461, 511, 711, 761",
+                "Lava fixed_pt (ours)": norse_lif(), "golden agreement": "see Lava fixed_pt"}
+
+    return [timed(fn) for fn in (pilotnet, tinynet, netx_mnist, bootstrap, norse, sinabs,
+                                 braille("braille_noDelay_bias_zero", "snnTorch 0.95, Lava 0.4857 (paper, test set)"),
+                                 braille("braille_noDelay_noBias_subtract", "snnTorch 0.9214 (paper, test set)"))]
 
 
 def markdown(table: list[dict]) -> str:
