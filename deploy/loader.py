@@ -27,7 +27,7 @@ from snndeploy.export.netx_io import read_netx
 from snndeploy.export.nir_io import read_nir
 from snndeploy.export.slayer_io import from_slayer, to_slayer
 from snndeploy.models import checkpoint
-from snndeploy.models.build import SlayerNet, build_model
+from snndeploy.models.build import SlayerNet, build_model, clipped_weight
 from snndeploy.models.checkpoint import load_checkpoint, model_from_checkpoint
 from snndeploy.models.netx_import import import_netx
 from snndeploy.models.spec import load_spec
@@ -84,12 +84,16 @@ def model_of_net(net: LoihiNet, path: Path) -> SlayerNet | LoihiNet:
         raise UserError(f"cannot rebuild a torch model for verification: {exc.problem}", path) from None
 
 
-def _model(path: Path, fmt: str) -> SlayerNet:
-    """The model of a file; trained weights are checked finite (:func:`snndeploy.validate.check_tensors`)."""
+def _model(path: Path, fmt: str, clip_weights: bool = False) -> SlayerNet:
+    """The model of a file; trained weights are checked finite (:func:`snndeploy.validate.check_tensors`) and,
+    unless ``clip_weights``, inside what a quantized model computes with (:func:`_require_unclipped`)."""
     if fmt == "spec":
         return build_model(load_spec(validate.require_file(path, "spec")))
     if fmt == "checkpoint":
         model = model_from_checkpoint(load_checkpoint(path), path)
+        validate.check_tensors(model.state_dict().items(), path)
+        if not clip_weights:
+            _require_unclipped(model, path)
     elif fmt == "netx":
         validate.check_hdf5(validate.require_file(path, "netx"))
         try:
@@ -103,6 +107,17 @@ def _model(path: Path, fmt: str) -> SlayerNet:
             raise UserError(exc.problem, path) from None
     validate.check_tensors(model.state_dict().items(), path)
     return model
+
+
+def _require_unclipped(model: SlayerNet, path: Path) -> None:
+    """A quantized checkpoint whose stored weight lava-dl's 8-bit pre-hook would clip is refused: the network
+    that runs would differ from the one stored, without a word."""
+    found = clipped_weight(model)
+    if found is not None:
+        name, index, stored, used = found
+        raise UserError(f"{name}[{', '.join(map(str, index))}] = {stored:g} is outside the 8-bit weight range of "
+                        f"a quantized model (it would run as {used:g}); export and verify take --clip-weights to "
+                        "clip knowingly", path)
 
 
 def _sdnn_model(path: Path, refused: UserError) -> SlayerNet:
@@ -128,7 +143,7 @@ def _via_model(path: Path, fmt: str, dt: float | None, clip_weights: bool,
         net = read_nir(path, dt=dt, reset=reset) if fmt == "nir" else read_netx(path, clip_weights=True)
         return (model_of_net(net, path) if need_model else None), net
     try:
-        model = _model(path, fmt)
+        model = _model(path, fmt, clip_weights)
     except UserError as first:
         if fmt != "netx":
             raise
@@ -147,8 +162,9 @@ def open_model(path: str | Path, *, model: bool = True, net: bool = False, via_m
     reader, or with ``via_model`` from the SLAYER model imported from it (what ``export`` and the estimator read,
     so that an export is verified against the same model). ``input_shape`` helps a netx file without an input
     layer whose first layer is a convolution; ``dt`` overrides a NIR file's time step; ``clip_weights`` clips
-    netx weights outside Loihi's 8 bits instead of refusing the file; ``reset`` is the reset mechanism of a NIR
-    graph's neurons where the graph does not record it (``export.nir_io.from_nir``)."""
+    netx weights outside Loihi's 8 bits (and accepts a quantized checkpoint's weights that its 8-bit pre-hook
+    clips) instead of refusing the file; ``reset`` is the reset mechanism of a NIR graph's neurons where the graph
+    does not record it (``export.nir_io.from_nir``)."""
     path, fmt = model_format(path)
     if net and (model or via_model or fmt in ("spec", "checkpoint")):
         built, ir = _via_model(path, fmt, dt, clip_weights, need_model=model, reset=reset)
@@ -157,7 +173,7 @@ def open_model(path: str | Path, *, model: bool = True, net: bool = False, via_m
         ir = read_nir(path, dt=dt, reset=reset) if fmt == "nir" else read_netx(path, input_shape,
                                                                               clip_weights=clip_weights)
         return Opened(path, fmt, None, ir)
-    return Opened(path, fmt, _model(path, fmt), None)
+    return Opened(path, fmt, _model(path, fmt, clip_weights), None)
 
 
 def load_model(path: str | Path) -> SlayerNet:

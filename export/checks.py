@@ -1,7 +1,7 @@
 """The IR's values and shapes, checked before anything is built or written from it (:func:`check_net`).
 
 Every reader calls it on the net it built and every exporter before writing: weights, biases, thresholds and
-decays finite and inside what Loihi represents, no zero-size layer, shapes that agree from layer to layer. The
+decays finite and inside what Loihi represents. Shapes are checked when the IR is created (:mod:`.ir`); the
 file-level checks (content, sizes) are :mod:`snndeploy.validate`, which this builds on.
 """
 
@@ -41,14 +41,13 @@ def _layer_arrays(layer: Layer) -> list[tuple[str, object, dict]]:
 
 def check_net(net: LoihiNet, path: str | Path | None = None, *, integer_ranges: bool = False,
               clip_weights: bool = False) -> LoihiNet:
-    """Refuse a network with a non-finite or out-of-range parameter, a zero-size layer or disagreeing shapes.
+    """Refuse a network with a non-finite or out-of-range parameter (shapes were checked when it was created).
 
     ``integer_ranges``: the file stores Loihi integers (netx), so weights and biases must also fit Loihi's
     mantissas; with ``clip_weights`` weights outside are clipped instead (the caller asked for it knowingly).
     Returns ``net``, or a copy with clipped weights.
     """
     try:
-        _check_shapes(net)
         layers = [_check_layer(i, layer, integer_ranges, clip_weights) for i, layer in enumerate(net.layers)]
     except UserError as exc:
         raise UserError(exc.problem, path if exc.path is None else exc.path) from None
@@ -76,31 +75,3 @@ def _check_layer(i: int, layer: Layer, integer_ranges: bool, clip_weights: bool)
         require_values(f"{where} {attr}", ints, lo=WEIGHT_RANGE[0], hi=WEIGHT_RANGE[1], unit=" (Loihi integer)",
                        hint=" (8-bit weights; pass --clip-weights to clip knowingly)")
     return layer
-
-
-def _check_shapes(net: LoihiNet) -> None:
-    if not net.layers:
-        raise UserError("the network has no layers")
-    shape = tuple(net.input_shape)
-    for i, layer in enumerate(net.layers):
-        where = f"layer {i} ({layer.name})"
-        if 0 in layer.out_shape or 0 in layer.in_shape or not layer.out_shape:
-            raise UserError(f"{where} has a zero-size shape {layer.in_shape} -> {layer.out_shape}")
-        expected = (int(np.prod(shape)),) if layer.flatten else shape
-        if int(np.prod(layer.in_shape)) != int(np.prod(expected)):
-            raise UserError(f"{where} takes input of shape {layer.in_shape} but receives {shape}")
-        w = np.asarray(layer.weight)
-        if layer.op == "dense" and w.size != layer.size * int(np.prod(layer.in_shape)):
-            raise UserError(f"{where} weight of shape {w.shape} does not connect {layer.in_shape} to "
-                            f"{layer.out_shape}")
-        if layer.op == "conv" and (w.ndim != 4 or w.shape[0] != layer.out_shape[0]
-                                   or w.shape[1] * layer.groups != layer.in_shape[0]):
-            raise UserError(f"{where} kernel of shape {w.shape} does not map {layer.in_shape[0]} to "
-                            f"{layer.out_shape[0]} channels")
-        if layer.recurrent is not None and np.asarray(layer.recurrent).size != layer.size ** 2:
-            raise UserError(f"{where} recurrent weight of shape {np.shape(layer.recurrent)} does not fit "
-                            f"{layer.size} neurons")
-        if layer.syn_bias is not None and (layer.op != "dense" or np.asarray(layer.syn_bias).size != layer.size):
-            raise UserError(f"{where} synaptic bias of shape {np.shape(layer.syn_bias)}: one value per neuron of a "
-                            "dense layer is supported")
-        shape = tuple(layer.out_shape)

@@ -8,7 +8,8 @@ bias = Loihi bias mantissa (exponent 6) / ``W_SCALE``) while the decays are Loih
 
 Layer ops: ``input`` (an element-wise scale into a neuron layer, SLAYER's ``Input`` block), ``dense``,
 ``conv``, ``pool`` (sum pooling with one shared weight). Shapes are ``(C,)`` or ``(C, H, W)``. They hold data
-only; :func:`snndeploy.export.checks.check_net` checks values and shapes where a net is read or written.
+only: like nir's nodes, a layer checks on creation that its shapes agree with its op and weights, and a net that
+its layers chain; :func:`snndeploy.export.checks.check_net` checks the values where a net is read or written.
 
 Neuron kinds: :class:`Neuron` (``kind == "cuba"``, binary spikes) and :class:`SigmaDelta` (``kind ==
 "sigma_delta"``, lava-dl's SDNN: graded spikes). A sigma-delta ``input`` layer is the delta encoder alone (no
@@ -122,6 +123,9 @@ class Layer:
     syn_bias: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _check_layer_shapes(self)
+
     @property
     def size(self) -> int:
         return int(np.prod(self.out_shape))
@@ -143,12 +147,47 @@ class LoihiNet:
     time_steps: int | None = None
     meta: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _check_chain(self)
+
     @property
     def output_shape(self) -> tuple[int, ...]:
         return self.layers[-1].out_shape
 
     def with_layers(self, layers) -> LoihiNet:
         return replace(self, layers=tuple(layers))
+
+
+def _check_layer_shapes(layer: Layer) -> None:
+    """A layer's shapes agree with its op, weights and recurrent connection (a one-line error otherwise)."""
+    where = f"layer {layer.name}"
+    if layer.op not in OPS:
+        raise UserError(f"{where}: unknown op {layer.op!r} (expected one of {', '.join(OPS)})")
+    if not layer.out_shape or 0 in layer.out_shape or not layer.in_shape or 0 in layer.in_shape:
+        raise UserError(f"{where} has a zero-size shape {layer.in_shape} -> {layer.out_shape}")
+    w = np.asarray(layer.weight)
+    if layer.op == "dense" and w.size != layer.size * int(np.prod(layer.in_shape)):
+        raise UserError(f"{where} weight of shape {w.shape} does not connect {layer.in_shape} to {layer.out_shape}")
+    if layer.op == "conv" and (w.ndim != 4 or len(layer.in_shape) != 3 or w.shape[0] != layer.out_shape[0]
+                               or w.shape[1] * layer.groups != layer.in_shape[0]):
+        raise UserError(f"{where} kernel of shape {w.shape} does not map {layer.in_shape} to {layer.out_shape}")
+    if layer.recurrent is not None and np.asarray(layer.recurrent).size != layer.size ** 2:
+        raise UserError(f"{where} recurrent weight of shape {np.shape(layer.recurrent)} does not fit "
+                        f"{layer.size} neurons")
+    if layer.syn_bias is not None and (layer.op != "dense" or np.asarray(layer.syn_bias).size != layer.size):
+        raise UserError(f"{where} synaptic bias of shape {np.shape(layer.syn_bias)}: one value per neuron of a "
+                        "dense layer is supported")
+
+
+def _check_chain(net: LoihiNet) -> None:
+    """Each layer takes as many values as the one before it sends."""
+    if not net.layers:
+        raise UserError(f"network {net.name!r} has no layers")
+    shape = tuple(net.input_shape)
+    for layer in net.layers:
+        if int(np.prod(layer.in_shape)) != int(np.prod(shape)):
+            raise UserError(f"layer {layer.name} takes input of shape {layer.in_shape} but receives {shape}")
+        shape = tuple(layer.out_shape)
 
 
 def per_neuron(value, shape: tuple[int, ...]) -> np.ndarray:

@@ -115,6 +115,8 @@ def read_netx(path: str | Path, input_shape: tuple[int, ...] | None = None, *,
             net = _read_layers(f, path, input_shape, clip_weights)
         except KeyError as exc:
             raise UserError(f"netx file is missing field {exc}", path) from None
+        except UserError as exc:
+            raise UserError(exc.problem, exc.path or path) from None
     return checks.check_net(net, path, integer_ranges=True, clip_weights=clip_weights)
 
 

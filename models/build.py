@@ -219,3 +219,22 @@ def build_model(spec: ModelSpec) -> SlayerNet:
     blocks = [build_block(b, spec.block_neuron(i), in_shapes[i], shapes[i], spec.quantize)
               for i, b in enumerate(spec.blocks)]
     return SlayerNet(spec, blocks)
+
+
+def clipped_weight(model: nn.Module) -> tuple[str, tuple[int, ...], float, float] | None:
+    """The first stored weight that the model's quantizing pre-hook clips: (tensor name, index, stored value,
+    value the model computes with), or None. Rounding to the weight grid moves a value by at most half a step
+    (1/64 for lava-dl's 8-bit hook); more than a whole step is the hook's clamp."""
+    step = 2 / W_SCALE
+    for name, module in model.named_modules():
+        hook = getattr(module, "_pre_hook_fx", None)
+        weight = getattr(module, "weight", None)
+        if hook is None or not isinstance(weight, nn.Parameter):
+            continue
+        with torch.no_grad():
+            used = hook(weight)
+            moved = torch.nonzero((used - weight).abs() > step + 1e-6)
+        if len(moved):
+            index = tuple(int(i) for i in moved[0])
+            return f"{name}.weight", index, float(weight[index]), float(used[index])
+    return None

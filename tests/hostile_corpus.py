@@ -291,6 +291,8 @@ def _bad_networks() -> list[tuple[str, str, Callable[[Path], None], str]]:
          _edit_h5("tiny.nir", "unknown.nir", _replace_type("Bogus")), "unknown NIR node type"),
         ("nir-huge-dataset", "huge.nir", _edit_h5("mlp128.nir", "huge.nir", _huge_nir), "declares shape (200000"),
         ("pt-nan-weight", "nanw.pt", _checkpoint("nanw.pt", _nan_weight), "synapse.weight[0, 3, 0, 0, 0] is nan"),
+        ("pt-quantized-clipped", "clipq.pt", _checkpoint("clipq.pt", _big_quantized_weight),
+         "synapse.weight[0, 0, 0, 0, 0] = 10 is outside the 8-bit weight range"),
         ("pt-payload", "payload.pt", _payload_checkpoint("payload.pt"), "asks to run code"),
         ("pt-not-checkpoint", "list.pt", _checkpoint_obj("list.pt", [1, 2, 3]), "not an snndeploy checkpoint"),
         ("yaml-enormous-layer", "huge.yaml", _spec("huge.yaml", out=10**9), "huge.yaml"),
@@ -369,12 +371,13 @@ def _model_cases() -> list[Case]:
 VALUE_CASES_FOR = {
     "export": None,  # all
     "export-verify": ("netx-nan-weight", "netx-weight-5000", "nir-nan-threshold", "nir-cycle", "pt-nan-weight"),
-    "estimate": ("netx-nan-weight", "netx-inf-weight", "nir-nan-weight", "nir-nan-threshold", "nir-cycle",
-                 "nir-unknown-type", "nir-huge-dataset", "netx-huge-dataset", "pt-nan-weight", "pt-payload"),
-    "simulate": ("netx-nan-weight", "netx-weight-5000", "netx-nan-threshold", "nir-nan-weight", "nir-cycle",
-                 "nir-zero-size", "pt-nan-weight"),
-    "deploy": ("netx-nan-weight", "netx-weight-5000", "nir-nan-threshold", "pt-nan-weight"),
-    "evaluate": ("netx-nan-weight", "pt-nan-weight", "pt-payload", "yaml-enormous-layer"),
+    "estimate": ("pt-quantized-clipped", "netx-nan-weight", "netx-inf-weight", "nir-nan-weight",
+                 "nir-nan-threshold", "nir-cycle", "nir-unknown-type", "nir-huge-dataset", "netx-huge-dataset",
+                 "pt-nan-weight", "pt-payload"),
+    "simulate": ("pt-quantized-clipped", "netx-nan-weight", "netx-weight-5000", "netx-nan-threshold",
+                 "nir-nan-weight", "nir-cycle", "nir-zero-size", "pt-nan-weight"),
+    "deploy": ("pt-quantized-clipped", "netx-nan-weight", "netx-weight-5000", "nir-nan-threshold", "pt-nan-weight"),
+    "evaluate": ("pt-quantized-clipped", "netx-nan-weight", "pt-nan-weight", "pt-payload", "yaml-enormous-layer"),
     "train": ("netx-nan-weight", "pt-nan-weight", "pt-payload", "yaml-enormous-layer", "yaml-zero-layer",
               "yaml-broken"),
     "prune": ("netx-nan-weight", "pt-nan-weight", "yaml-enormous-layer"),
@@ -555,11 +558,19 @@ def _option_cases() -> list[Case]:
     c.append(Case("export:clip-weights-accepted", ["export", "{root}/w5000c.net", "--to", "nir", "--out",
                                                    "{root}/clipped.nir", "--clip-weights"], "",
                   _edit_h5("mlp128.net", "w5000c.net", _set("layer/1/weight", (2, 7), 5000)), code=0))
+    c.append(Case("export:quantized-clipped-accepted", ["export", "{root}/clipq2.pt", "--to", "nir", "--out",
+                                                        "{root}/clipq2.nir", "--clip-weights"], "",
+                  _checkpoint("clipq2.pt", _big_quantized_weight), code=0))
     c.append(Case("export:netx-out-of-range", ["export", "{root}/big.pt", "--to", "netx", "--out", "{root}/big.net"],
                   "weight[0, 0] = 640", _checkpoint("big.pt", _big_weight), out="big.net"))
     c.append(Case("export:netx-clipped", ["export", "{root}/big.pt", "--to", "netx", "--out", "{root}/bigc.net",
                                           "--clip-weights"], "", _checkpoint("big.pt", _big_weight), code=0))
     return c
+
+
+def _big_quantized_weight(data) -> None:
+    key = next(k for k in data["state_dict"] if k.endswith("weight"))
+    data["state_dict"][key].view(-1)[0] = 10.0  # lava-dl's 8-bit pre-hook would run it as about 4
 
 
 def _big_weight(data) -> None:
