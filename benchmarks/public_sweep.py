@@ -6,25 +6,27 @@ Files: lava-dl's ``tutorials/lava/lib/dl/**/*.net`` and ``tests/lava/lib/dl/netx
 ``paper/**/*.nir`` (read from git mirrors, default ``/work/.mirror/...``; ``git show HEAD:path``, so a file the
 mirror stores as a Git LFS pointer is tried as the pointer it is). Sigma-delta netx files are listed and left to
 their own sweep (issue 19). Each file goes through ``snndeploy estimate``, ``snndeploy export --to nir`` and
-``snndeploy export --to lava`` in a fresh process: a cell is ``ok`` (with the Loihi 2 cores for estimate), or
-``exit 2: <the one-line refusal>``; anything else (another exit code, a traceback, more than one line on stderr)
-is a failure and the script exits 1. NIR graphs that record no time step get ``--dt 1e-4`` (the paper's graphs'
-convention, stated in its README). A NIR file written by ``export --to nir`` is read back with ``nir.read`` and
-``snndeploy estimate``. Prints a Markdown table, writes JSON.
+``snndeploy export --to lava`` (``snndeploy.cli.main``, as the command line runs it): a cell is ``ok`` (with the
+Loihi 2 cores for estimate), or ``exit 2: <the one-line refusal>``; anything else (another exit code, a
+traceback, more than one line on stderr) is a failure and the script exits 1. NIR graphs that record no time
+step get ``--dt 1e-4`` (the paper's graphs' convention, stated in its README). A NIR file written by ``export
+--to nir`` is read back with ``nir.read`` and ``snndeploy estimate``. Prints a Markdown table, writes JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SNNDEPLOY = [sys.executable, "-m", "snndeploy.cli"]
 MIRRORS = {"lava-dl": Path("/work/.mirror/lava-nc+lava-dl/repo"), "NIR": Path("/work/.mirror/neuromorphs+NIR/repo")}
 PATTERNS = {"lava-dl": ("tutorials/lava/lib/dl/", "tests/lava/lib/dl/netx/"), "NIR": ("paper/",)}
 SUFFIX = {"lava-dl": ".net", "NIR": ".nir"}
@@ -58,12 +60,25 @@ def is_sigma_delta(path: Path) -> bool:
 
 
 def cli(args: list[str]) -> dict:
-    """One snndeploy command in a fresh process: exit code, the stderr lines, whether a traceback was printed."""
+    """One snndeploy command as ``snndeploy.cli.main`` runs it (in this process: a fresh process per command costs
+    a minute of imports on the shared machine): exit code, the stderr lines, and whether it crashed (an exception
+    escaping ``main``, recorded with its traceback)."""
+    from snndeploy.cli import main as snndeploy_main
+
     start = time.perf_counter()
-    proc = subprocess.run([*SNNDEPLOY, *args], capture_output=True, text=True, timeout=900)
-    err = [line for line in proc.stderr.splitlines() if line.strip()]
-    return {"args": args, "rc": proc.returncode, "stderr": err, "stdout": proc.stdout,
-            "traceback": "Traceback" in proc.stderr + proc.stdout, "seconds": round(time.perf_counter() - start, 1)}
+    out, err = io.StringIO(), io.StringIO()
+    crashed = ""
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = snndeploy_main(args)
+        except SystemExit as exc:
+            rc = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:  # noqa: BLE001  (a crash is what the sweep looks for)
+            rc, crashed = 1, traceback.format_exc()
+    text = err.getvalue() + crashed
+    lines = [line for line in text.splitlines() if line.strip()]
+    return {"args": args, "rc": rc, "stderr": lines, "stdout": out.getvalue(),
+            "traceback": "Traceback" in text + out.getvalue(), "seconds": round(time.perf_counter() - start, 1)}
 
 
 def cell(run: dict, ok: str = "ok") -> tuple[str, bool]:

@@ -105,8 +105,8 @@ def scaled_identity(size: int, value, dtype) -> csr_matrix:
 def replicate_layer(layer: Layer, copies: int) -> Layer:
     """``layer`` for ``copies`` stacked copies: shapes, neuron parameters, conv kernels and groups, delays.
 
-    Dense weights are left as one copy (the synapse is built block-diagonal from them, never as a dense
-    ``B x`` matrix)."""
+    Dense weights become a block-diagonal scipy sparse matrix (never a dense ``B x`` matrix); the synapse itself
+    is built from the one copy."""
     if copies == 1:
         return layer
     n = layer.neuron
@@ -118,9 +118,15 @@ def replicate_layer(layer: Layer, copies: int) -> Layer:
                "neuron": neuron}
     if layer.delay is not None:
         changes["delay"] = tile_per_neuron(layer.delay, shape, copies)
+    if layer.syn_bias is not None:
+        changes["syn_bias"] = tile_per_neuron(layer.syn_bias, shape, copies)
     if layer.op == "conv":
         changes["weight"] = np.concatenate([np.asarray(layer.weight)] * copies, axis=0)
         changes["groups"] = layer.groups * copies
+    if layer.op == "dense":
+        changes["weight"] = block_diagonal(layer.dense_weight(), copies)
+        if layer.recurrent is not None:
+            changes["recurrent"] = block_diagonal(np.asarray(layer.recurrent), copies)
     return replace(layer, **changes)
 
 

@@ -324,14 +324,14 @@ def _delay_mode(net: LoihiNet, i: int) -> str | None:
     return "axon"
 
 
-def _bias_axon(layer: Layer, index: int, steps: int, mode: str, copies: int):
+def _bias_axon(layer: Layer, index: int, steps: int, mode: str):
     """The always-on input axon of a layer with a synaptic bias: a source spiking every step from ``index`` on (when
     the sample's first input reaches layer ``index``), through one synapse column of the bias values; its OutPort."""
     from lava.proc.io.source import RingBuffer as Source
 
     on = np.zeros((1, steps), dtype=np.float64 if mode == "floating_pt" else np.int64)
     on[:, index:] = 1
-    column = np.tile(np.asarray(layer.syn_bias, dtype=np.float64).reshape(-1), copies)[:, None]
+    column = np.asarray(layer.syn_bias, dtype=np.float64).reshape(-1, 1)  # all copies' neurons, one axon
     try:
         synapse, _ = _dense(column, mode, False, f"{layer.name} synaptic bias")
     except ValueError as exc:
@@ -409,11 +409,11 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
             else:
                 port.connect(synapse.s_in)
             synapse.a_out.connect(neuron.a_in)
-        if one.syn_bias is not None:
-            _bias_axon(one, i, steps, mode, copies).connect(neuron.a_in)
+        if layer.syn_bias is not None:
+            _bias_axon(layer, i, steps, mode).connect(neuron.a_in)
         recurrent = None
-        if layer.recurrent is not None:
-            rec_w = np.asarray(layer.recurrent, dtype=np.float64)
+        if one.recurrent is not None:
+            rec_w = np.asarray(one.recurrent, dtype=np.float64)  # one copy: _dense builds the copies
             try:
                 recurrent, _ = _dense(rec_w, mode, np.count_nonzero(rec_w) / rec_w.size < sparse_below,
                                       f"{layer.name} recurrent weights", copies=copies)
