@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar
 
 import numpy as np
-from scipy.sparse import issparse
 
 from snndeploy.errors import UserError
 from snndeploy.loihi import DECAY_UNITY, MAX_VTH_MANT, W_SCALE  # noqa: F401  (the IR's units, imported from here)
@@ -166,15 +165,13 @@ def _check_layer_shapes(layer: Layer) -> None:
         raise UserError(f"{where}: unknown op {layer.op!r} (expected one of {', '.join(OPS)})")
     if not layer.out_shape or 0 in layer.out_shape or not layer.in_shape or 0 in layer.in_shape:
         raise UserError(f"{where} has a zero-size shape {layer.in_shape} -> {layer.out_shape}")
-    # lava_batch's B side-by-side copies of a dense layer hold their block-diagonal weight as a scipy sparse matrix
-    w = layer.weight if issparse(layer.weight) else np.asarray(layer.weight)
-    if layer.op == "dense" and int(np.prod(w.shape)) != layer.size * int(np.prod(layer.in_shape)):
+    w = np.asarray(layer.weight)
+    if layer.op == "dense" and w.size != layer.size * int(np.prod(layer.in_shape)):
         raise UserError(f"{where} weight of shape {w.shape} does not connect {layer.in_shape} to {layer.out_shape}")
     if layer.op == "conv" and (w.ndim != 4 or len(layer.in_shape) != 3 or w.shape[0] != layer.out_shape[0]
                                or w.shape[1] * layer.groups != layer.in_shape[0]):
         raise UserError(f"{where} kernel of shape {w.shape} does not map {layer.in_shape} to {layer.out_shape}")
-    rec = layer.recurrent
-    if rec is not None and int(np.prod(rec.shape if issparse(rec) else np.shape(rec))) != layer.size ** 2:
+    if layer.recurrent is not None and np.asarray(layer.recurrent).size != layer.size ** 2:
         raise UserError(f"{where} recurrent weight of shape {np.shape(layer.recurrent)} does not fit "
                         f"{layer.size} neurons")
     if layer.syn_bias is not None and (layer.op != "dense" or np.asarray(layer.syn_bias).size != layer.size):
