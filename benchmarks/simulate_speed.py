@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/simulate_speed.py [--samples 64] [--sparsity 0.9] [--cases mnist-mlp-512,...]
                                                   [--out benchmarks/results/simulate_speed.json]
 
-For each network (mnist-mlp-128, mnist-mlp-512 (biased input layer, voltage read-out), the N-MNIST CNN of
+For each network (mnist-mlp-128, mnist-mlp-512 (lava-dl's bootstrap MNIST: every digit fed as a current, the
+input layer's bias, as its tutorial does; biased layers, voltage read-out), the N-MNIST CNN of
 examples/nmnist_cnn.yaml with seeded weights on real nmnist-small events, tinynet (biased conv)), dense and with
 the ``--sparsity`` smallest-magnitude weights of every dense/conv layer zeroed, it measures, one after another on
 the same inputs:
@@ -11,7 +12,7 @@ the same inputs:
 * ``netx``: lava-dl's ``netx.hdf5.Network`` built, run and stopped once per sample (through ``lava_runner``), the
   output read from a ``RingBuffer`` sink - what a user of netx does for a test set (a few samples: it is slow);
 * ``per-sample``: ``simulate_net`` with one Lava build per sample (``copies=1``, one sample per build);
-* ``back-to-back``: ``simulate_net`` with one copy running many samples per build (networks without bias only);
+* ``back-to-back``: ``simulate_net`` with one copy running many samples per build (networks without axonal delays);
 * ``B=<n>``: ``simulate_net`` with n network copies per build (``lava_batch``), ``B=auto`` the default rule;
 * ``workers``: the default rule on ``--workers`` Lava runtimes in parallel processes.
 
@@ -74,8 +75,8 @@ def nmnist_cnn() -> LoihiNet:
     return from_slayer(load_model(REPO_ROOT / "examples" / "nmnist_cnn.yaml"))
 
 
-def cases(root: Path, samples: int) -> dict[str, tuple[LoihiNet, np.ndarray, str]]:
-    """name -> (network, inputs (N, *shape, T), what the inputs are)."""
+def cases(root: Path, samples: int) -> dict[str, tuple[LoihiNet, np.ndarray, np.ndarray | None, str]]:
+    """name -> (network, inputs (N, *shape, T), the input layer's bias per sample or None, what the inputs are)."""
     from snndeploy.loader import load_net
     from snndeploy.sim_inputs import dataset_inputs
 
@@ -84,15 +85,16 @@ def cases(root: Path, samples: int) -> dict[str, tuple[LoihiNet, np.ndarray, str
     tiny = load_net(root / "tinynet" / "tiny.net")
     cnn = nmnist_cnn()
     rng = np.random.default_rng(0)
+    bootstrap = dataset_inputs("mnist", mlp512.input_shape, samples=samples, steps=16, net=mlp512)
     return {
         "mnist-mlp-128": (mlp128, dataset_inputs("mnist", mlp128.input_shape, samples=samples, steps=25).spikes,
-                          f"{samples} MNIST test digits x 25 steps"),
-        "mnist-mlp-512": (mlp512, dataset_inputs("mnist", mlp512.input_shape, samples=samples, steps=16).spikes,
-                          f"{samples} MNIST test digits x 16 steps"),
+                          None, f"{samples} MNIST test digits x 25 steps"),
+        "mnist-mlp-512": (mlp512, bootstrap.spikes, bootstrap.bias,
+                          f"{samples} MNIST test digits x 16 steps, each a current (the input layer's bias)"),
         "nmnist-cnn": (cnn, dataset_inputs("nmnist-small", cnn.input_shape, samples=samples, steps=30).spikes,
-                       f"{samples} nmnist-small test samples x 30 steps"),
+                       None, f"{samples} nmnist-small test samples x 30 steps"),
         "tinynet": (tiny, (rng.random((samples, *tiny.input_shape, 16)) < 0.2).astype(np.uint8),
-                    f"{samples} x 16 steps of random spikes (rate 0.2)"),
+                    None, f"{samples} x 16 steps of random spikes (rate 0.2)"),
     }
 
 
@@ -123,21 +125,25 @@ class PeakRss:
         self._thread.join()
 
 
-def netx_per_sample(net: LoihiNet, x: np.ndarray) -> dict:
-    """lava-dl netx: one ``hdf5.Network`` per sample from the netx file of ``net``, output read from a sink."""
+def netx_per_sample(net: LoihiNet, x: np.ndarray, bias: np.ndarray | None) -> dict:
+    """lava-dl netx: one ``hdf5.Network`` per sample from the netx file of ``net``, output read from a sink; a
+    sample fed as a current is its input layer's ``bias_mant``, as lava-dl's tests feed an image."""
     from lava.lib.dl import netx
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc import io
 
     from snndeploy import lava_runner
     from snndeploy.export.netx_io import write_netx
+    from snndeploy.simulate import input_bias_mant
 
     with tempfile.TemporaryDirectory() as tmp:
         path = write_netx(net, Path(tmp) / "net.net", force=True)
         start = time.perf_counter()
-        for sample in x:
+        for k, sample in enumerate(x):
             network = netx.hdf5.Network(net_config=str(path))
-            if net.layers[0].op == "input" and len(net.input_shape) == 1:
+            if bias is not None:
+                network.in_layer.neuron.bias_mant.init = input_bias_mant(bias[k], "fixed_pt")
+            elif net.layers[0].op == "input" and len(net.input_shape) == 1:
                 # netx drives an input layer with neurons through its bias only (docs/benchmarks.md "Export")
                 network.in_layer.neuron.bias_mant.init = sample.mean(axis=-1) * 64
             else:
@@ -173,11 +179,11 @@ def same_outputs(a, b) -> bool:
 
 def variants(net: LoihiNet, samples: int, workers: int, batches: list[int]) -> list[tuple[str, int, dict]]:
     """(name, samples, simulate_net options) of our ways of running, for ``net``."""
-    from snndeploy.simulate import separate_runs
+    from snndeploy.simulate import own_build
 
     steps_one = {"copies": 1, "chunk_steps": 1}  # one sample per build
     rows = [("per-sample", min(samples, 4), steps_one)]
-    if separate_runs(net) is None:
+    if own_build(net) is None:
         rows.append(("back-to-back", samples, {"copies": 1}))
     rows += [(f"B={b}", samples, {"copies": b}) for b in batches if b <= samples]
     rows.append(("B=auto", samples, {}))
@@ -185,11 +191,11 @@ def variants(net: LoihiNet, samples: int, workers: int, batches: list[int]) -> l
     return rows
 
 
-def measure_case(name: str, net: LoihiNet, x: np.ndarray, args) -> list[dict]:
+def measure_case(name: str, net: LoihiNet, x: np.ndarray, bias: np.ndarray | None, args) -> list[dict]:
     rows = []
     with PeakRss() as rss:
         netx_n = min(len(x), args.netx_samples)
-        wall = netx_per_sample(net, x[:netx_n])["wall_s"]
+        wall = netx_per_sample(net, x[:netx_n], bias)["wall_s"]
     netx_rate = netx_n / wall
     rows.append({"method": "netx", "samples": netx_n, "samples_per_s": netx_rate, "wall_s": wall,
                  "peak_rss_mb": rss.peak / 2**20, "exact": None})
@@ -198,7 +204,7 @@ def measure_case(name: str, net: LoihiNet, x: np.ndarray, args) -> list[dict]:
     reference = None
     for method, count, options in variants(net, len(x), args.workers, args.batches):
         with PeakRss() as rss:
-            row, result = run_ours(net, x[:count], **options)
+            row, result = run_ours(net, x[:count], input_bias=None if bias is None else bias[:count], **options)
         if method == "per-sample":
             reference = result
         n_ref = reference.samples
@@ -265,11 +271,11 @@ def main() -> None:
     rows = []
     all_cases = cases(fixtures_dir() / "lava-dl", args.samples)
     for name in args.cases.split(","):
-        net, x, what = all_cases[name]
+        net, x, bias, what = all_cases[name]
         for variant in args.variants.split(","):
             variant_net = net if variant == "dense" else magnitude_prune(net, args.sparsity)
             print(f"{name} {variant} (weight density {density(variant_net):.3f}), {what}", flush=True)
-            for row in measure_case(name, variant_net, x, args):
+            for row in measure_case(name, variant_net, x, bias, args):
                 rows.append({"network": name, "variant": variant, "inputs": what,
                              "weight_density": round(density(variant_net), 4), **row})
     plot(rows, Path(args.out).with_suffix(".png"))

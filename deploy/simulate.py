@@ -1,13 +1,12 @@
 """``snndeploy simulate``: run an exported network on Lava's CPU backend over one or many samples.
 
 The model is converted to a :class:`~snndeploy.export.ir.LoihiNet` and built once per chunk of samples with
-:func:`snndeploy.export.lava_net.build_lava` (``sample_steps``). Samples run back to back; layer i's current
-and voltage are zeroed inside its neuron (Lava's ``LIFReset``) exactly before sample k reaches it (Lava adds
-one step per synapse, so that is ``i`` steps after the sample enters). Each sample's spikes then equal those
-of a separate run of that sample (exact for layers without bias; a bias-driven hidden layer misses the bias it
-would have integrated during its first ``i`` steps). Per sample, layer i's spikes at local steps ``t <= i``
-still belong to the previous sample (a separate run has none there) and are left out of the outputs; they
-are real activity and stay in the activity counts.
+:func:`snndeploy.export.lava_net.build_lava` (``sample_steps``). Samples run back to back; at every sample's
+first step every layer zeroes its current and voltage and drops that step's synaptic input (the previous
+sample's last spikes; ``lava_procs.SampleLIF``), so each sample's spikes equal those of a separate run of it,
+biases included. A sample fed as a current (the input layer's bias, bootstrap MNIST) comes through a second
+source into the input layer's ``bias_in`` port, one value per neuron and step. Only axonal delays, which hold a
+sample's spikes past its end, need a build of its own per sample (per copy).
 
 Lava transfers Var data element by element (about 15-30 us per value), so reading a spike raster back costs
 more than running a small network: only the output layer (and probed layers) are recorded, hidden layers'
@@ -33,7 +32,7 @@ import numpy as np
 from snndeploy import lava_runner
 from snndeploy.errors import UserError
 from snndeploy.export.ir import W_SCALE, Layer, LoihiNet
-from snndeploy.export.lava_batch import choose_copies, split_copies, stack_copies
+from snndeploy.export.lava_batch import choose_copies, max_copies, split_copies, stack_copies
 from snndeploy.export.lava_net import (
     DEFAULT_SPARSE_BELOW,
     MODES,
@@ -155,11 +154,20 @@ def resolve_layers(net: LoihiNet, names: tuple[str, ...] | list[str]) -> tuple[i
 
 
 def separate_runs(net: LoihiNet) -> str | None:
-    """Why samples cannot run back to back, if they cannot: a bias drives every layer from step 0 of a separate
-    run (no reset step reproduces that while the previous sample still drains), and axonal delays shift when a
-    sample reaches each layer. Such networks get one Lava build per sample."""
+    """Why netx's back-to-back scheme (``reset_interval``: layer i reset as the sample reaches it, i steps late;
+    what a Loihi bundle runs) cannot run samples back to back: a bias drives every layer from step 0 of a
+    separate run, and axonal delays shift when a sample reaches each layer. ``simulate`` itself runs biased
+    networks back to back (:func:`own_build`)."""
     if any(layer.neuron.bias is not None and np.any(np.asarray(layer.neuron.bias)) for layer in net.layers):
         return "the network has a bias"
+    if any(layer.delay is not None and np.any(np.asarray(layer.delay)) for layer in net.layers):
+        return "the network has axonal delays"
+    return None
+
+
+def own_build(net: LoihiNet) -> str | None:
+    """Why each sample needs a build (a copy) of its own in ``simulate``: axonal delays hold a sample's spikes past
+    its end, where the next sample's fresh start cannot drop them."""
     if any(layer.delay is not None and np.any(np.asarray(layer.delay)) for layer in net.layers):
         return "the network has axonal delays"
     return None
@@ -173,33 +181,47 @@ def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = 
 
 
 def plan_runs(net: LoihiNet, samples: int, steps: int, chunk_steps: int = DEFAULT_CHUNK_STEPS,
-              copies: int | None = None, alone: str | None = None, fresh: str | None = None) -> RunPlan:
+              copies: int | None = None, alone: str | None = None) -> RunPlan:
     """The one rule for sharing builds: ``copies`` from :func:`snndeploy.export.lava_batch.choose_copies` (group
-    limit, memory, work per step); back to back within each copy only where that is exact (no bias, no axonal
-    delays: :func:`separate_runs`; ``fresh``: why every sample must start at step 0, such as an input bias per
-    sample), as many samples as ``chunk_steps`` and the source's memory allow. ``alone``: one copy per build."""
-    if alone is not None:  # netx's reset scheme: one build, one copy per sample
+    limit, memory, work per step); back to back within each copy where that is exact (no axonal delays:
+    :func:`own_build`), as many samples as ``chunk_steps`` and the source's memory allow. ``alone``: one copy
+    per build (netx's reset scheme)."""
+    if alone is not None:
         return RunPlan(1, 1, alone)
-    why = fresh or separate_runs(net)
+    why = own_build(net)
     if copies is None and why is None and any(layer.op in ("conv", "pool") for layer in net.layers):
         copies = 1  # measured: Lava's grouped Conv costs more per copy than back to back saves (docs/benchmarks.md)
-    copies = choose_copies(net, samples) if copies is None else max(1, min(int(copies), samples))
+    copies = choose_copies(net, samples) if copies is None else max(1, min(int(copies), samples, max_copies(net)))
     if why is not None:
         return RunPlan(copies, 1, why)
     per_copy = chunk_samples(-(-samples // copies), steps, math.prod(net.input_shape) * copies, chunk_steps)
     return RunPlan(copies, per_copy, "back to back is exact")
 
 
-def input_bias_mant(bias: np.ndarray, mode: str) -> np.ndarray:
-    """An input bias (IR order, Loihi mantissa units) as the input LIF's ``bias_mant`` (Lava order): integers in
-    fixed_pt (exponent 6), SLAYER units in floating_pt (exponent 0)."""
-
-    lava = to_lava_layout(np.asarray(bias, dtype=np.float64)[..., None])[..., 0]
+def bias_mantissas(bias: np.ndarray, mode: str) -> np.ndarray:
+    """An input bias (Loihi mantissa units) as the input LIF takes it: integers in fixed_pt (exponent 6),
+    SLAYER units in floating_pt (exponent 0)."""
+    bias = np.asarray(bias, dtype=np.float64)
     if mode != "fixed_pt":
-        return lava / W_SCALE
-    if not np.allclose(lava, np.round(lava)):
+        return bias / W_SCALE
+    if not np.allclose(bias, np.round(bias)):
         raise UserError("a fixed_pt input bias must be integers (Loihi bias mantissas)")
-    return np.round(lava).astype(np.int64)
+    return np.round(bias).astype(np.int64)
+
+
+def input_bias_mant(bias: np.ndarray, mode: str) -> np.ndarray:
+    """An input bias (IR order) as the input LIF's ``bias_mant`` Var (Lava order)."""
+    return bias_mantissas(to_lava_layout(np.asarray(bias, dtype=np.float64)[..., None])[..., 0], mode)
+
+
+def _bias_feed(bias: np.ndarray, copies: int, per_copy: int, steps: int, mode: str) -> np.ndarray:
+    """``(n, *shape)`` biases -> ``(copies*C, ..., per_copy*steps + 1)``: copy b's samples back to back, each
+    bias held for its ``steps`` steps, zero on the padding samples and the final idle step."""
+    n = bias.shape[0]
+    padded = np.concatenate([bias, np.zeros((copies * per_copy - n, *bias.shape[1:]), dtype=bias.dtype)])
+    runs = bias_mantissas(padded, mode).reshape(copies, per_copy, *bias.shape[1:])
+    held = np.repeat(np.moveaxis(runs, 1, -1), steps, axis=-1)  # (copies, *shape, per_copy*steps)
+    return stack_copies(np.concatenate([held, np.zeros_like(held[..., :1])], axis=-1))
 
 
 
@@ -242,13 +264,9 @@ def _read_count(counter, mode: str) -> np.ndarray:
     return np.round(v / (COUNT_SCALE if mode == "fixed_pt" else 1.0)).astype(np.int64)
 
 
-def _split(raster: np.ndarray, samples: int, steps: int, layer: int) -> np.ndarray:
-    """(…, samples*steps) -> (samples, …, steps) with the previous sample's tail (local steps <= layer) removed."""
-    x = raster.reshape(*raster.shape[:-1], samples, steps)
-    x = np.moveaxis(x, -2, 0).copy()
-    if samples > 1:
-        x[1:, ..., :layer + 1] = 0
-    return x
+def _split(raster: np.ndarray, samples: int, steps: int) -> np.ndarray:
+    """(…, samples*steps) -> (samples, …, steps)."""
+    return np.moveaxis(raster.reshape(*raster.shape[:-1], samples, steps), -2, 0).copy()
 
 
 def extractor(port, buffer_size: int):
@@ -278,10 +296,10 @@ def _stops(n: int, steps: int, every_sample: bool) -> list[int]:
     return sorted(marks)
 
 
-def _per_sample(raster: np.ndarray, copies: int, per_copy: int, steps: int, layer: int, n: int) -> np.ndarray:
+def _per_sample(raster: np.ndarray, copies: int, per_copy: int, steps: int, n: int) -> np.ndarray:
     """``(copies*C, ..., per_copy*steps)`` -> ``(n, C, ..., steps)``: copy b ran samples ``b*per_copy ...``."""
     runs = split_copies(raster, copies)
-    return np.concatenate([_split(run, per_copy, steps, layer) for run in runs], axis=0)[:n]
+    return np.concatenate([_split(run, per_copy, steps) for run in runs], axis=0)[:n]
 
 
 def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], probes: tuple[int, ...],
@@ -307,12 +325,17 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     flat = np.concatenate([*np.moveaxis(runs, 1, 0), np.zeros_like(runs[:, 0, ..., :1])], axis=-1)
     real = np.clip(n - np.arange(copies) * per_copy, 0, per_copy)  # real samples per copy
     t0 = time.perf_counter()
+    feed = None
+    if bias is not None and not reset_interval:
+        feed = _bias_feed(bias, copies, per_copy, steps, mode)
+        if not flat.any():
+            flat = flat[..., :1]  # no spikes: the source replays one zero step
+    padded_copies = None if reset_interval or copies * per_copy == n else real * steps
     lava = build_lava(net, flat if copies > 1 else flat[0], mode=mode, sparse_below=sparse_below, record="none",
-                      sample_steps=steps if per_copy > 1 else None, copies=copies, state_ports=probes,
-                      reset_interval=reset_interval)
-    if bias is not None:  # each copy's own sample; padding copies get a zero bias
-        padded_bias = np.concatenate([bias, np.zeros((copies - n, *bias.shape[1:]), dtype=bias.dtype)])
-        lava.layers[0].neuron.bias_mant.init = input_bias_mant(stack_copies(padded_bias), mode)
+                      sample_steps=None if reset_interval else steps, copies=copies, state_ports=probes,
+                      reset_interval=reset_interval, bias_feed=feed, copy_steps=padded_copies)
+    if bias is not None and reset_interval:  # netx's scheme: one sample, its bias in the input layer's Var
+        lava.layers[0].neuron.bias_mant.init = input_bias_mant(bias[0], mode)
     in_place = {i for i in range(len(net.layers)) if i not in keep and _count_in_place(total + 1, net.layers[i].size
                                                                                           * copies)}
     counters = {i: _attach_counter(lava.layers[i].neuron, net.layers[i], mode, copies) for i in in_place}
@@ -367,9 +390,9 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     rasters = {i: stack(values).astype(np.uint8) for i, values in received.items()}
     per_neuron = [split_copies(rasters[i], copies).sum(axis=(0, -1)).reshape(-1) if i in rasters else counts[i]
                   for i in range(len(net.layers))]
-    spikes = {i: _per_sample(rasters[i], copies, per_copy, steps, i, n) for i in keep}
-    probed = {i: {"u": _per_sample(stack(u[i]), copies, per_copy, steps, i, n),
-                  "v": _per_sample(stack(v[i]), copies, per_copy, steps, i, n)} for i in probes}
+    spikes = {i: _per_sample(rasters[i], copies, per_copy, steps, n) for i in keep}
+    probed = {i: {"u": _per_sample(stack(u[i]), copies, per_copy, steps, n),
+                  "v": _per_sample(stack(v[i]), copies, per_copy, steps, n)} for i in probes}
     return spikes, per_neuron, probed
 
 
@@ -407,8 +430,8 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     run is stopped on success, error, timeout and Ctrl-C (``snndeploy.lava_runner``).
 
     ``input_bias`` ``(N, *net.input_shape)`` replaces the bias of the first (input) layer per sample (Loihi
-    mantissa units in fixed_pt, as lava-dl's goldens give an image; each copy of a build then runs one sample from
-    step 0, its own bias on its copy of the input layer).
+    mantissa units in fixed_pt, as lava-dl's goldens give an image; it comes through a second source, held for
+    the sample's steps, so bias-fed samples run back to back and in copies like any other).
     ``reset_interval``: netx's reset scheme inside each sample: layer i's u and v are zeroed every that many steps,
     pipelined by one step per layer (:func:`snndeploy.export.lava_net.build_lava`).
     """
@@ -428,9 +451,7 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     if input_bias is not None and (net.layers[0].op != "input" or input_bias.shape != (samples, *net.input_shape)):
         raise UserError(f"an input bias of shape {input_bias.shape} needs a first input layer of shape "
                         f"{net.input_shape} and one bias per sample")
-    alone = fresh = None
-    if input_bias is not None:
-        fresh = "each sample is its copy's input layer bias"
+    alone = None
     if reset_interval:
         workers = 1
         alone = (f"each sample is written as the input layer's bias; netx's reset_interval {reset_interval}: every "
@@ -440,7 +461,7 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
         options = {"mode": mode, "probe": probe, "record": record, "timeout_s": timeout_s,
                    "chunk_steps": chunk_steps, "sparse_below": sparse_below, "copies": copies}
         return _simulate_in_workers(net, inputs, workers, options, progress, on_sample, started, input_bias)
-    plan = plan_runs(net, samples, steps, chunk_steps, copies, alone, fresh)
+    plan = plan_runs(net, samples, steps, chunk_steps, copies, alone)
     counter = ActivityCounter(net)
     timing = Timing()
     kept: dict[int, list[np.ndarray]] = {i: [] for i in keep}

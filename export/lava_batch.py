@@ -103,10 +103,12 @@ def scaled_identity(size: int, value, dtype) -> csr_matrix:
 
 
 def replicate_layer(layer: Layer, copies: int) -> Layer:
-    """``layer`` for ``copies`` stacked copies: shapes, neuron parameters, conv kernels and groups, delays.
+    """``layer`` for ``copies`` stacked copies: shapes, neuron parameters, conv kernels and groups, delays, synaptic
+    biases.
 
-    Dense weights are left as one copy (the synapse is built block-diagonal from them, never as a dense
-    ``B x`` matrix)."""
+    Dense and recurrent weights are never built as a dense ``B x`` matrix: the synapse is built block-diagonal
+    from the original layer's weights, and the replicated layer holds a placeholder of the right shape that
+    takes no memory and is NaN everywhere, so that any use of it fails loudly."""
     if copies == 1:
         return layer
     n = layer.neuron
@@ -121,7 +123,18 @@ def replicate_layer(layer: Layer, copies: int) -> Layer:
     if layer.op == "conv":
         changes["weight"] = np.concatenate([np.asarray(layer.weight)] * copies, axis=0)
         changes["groups"] = layer.groups * copies
+    if layer.op == "dense":
+        changes["weight"] = _placeholder(np.asarray(layer.weight).size * copies ** 2)
+    if layer.recurrent is not None:
+        changes["recurrent"] = _placeholder(np.asarray(layer.recurrent).size * copies ** 2)
+    if layer.syn_bias is not None:
+        changes["syn_bias"] = np.tile(np.asarray(layer.syn_bias).reshape(-1), copies)
     return replace(layer, **changes)
+
+
+def _placeholder(size: int) -> np.ndarray:
+    """``size`` NaNs in no memory (a read-only broadcast view of one value)."""
+    return np.broadcast_to(np.float64(np.nan), (size,))
 
 
 def groups_per_copy(layer: Layer) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -169,20 +169,26 @@ def _conv(weight_oihw: np.ndarray, in_shape, layer: Layer, groups: int, mode: st
                 num_message_bits=bits), "Conv"
 
 
-def _neuron(layer: Layer, mode: str, reset: tuple[int, int] | None = None, ports: bool = False):
-    """``reset`` = (interval, offset): u and v are zeroed inside the neuron (Lava's ``LIFReset``) at those steps.
+def _neuron(layer: Layer, mode: str, sample_steps: int | None = None, ports: bool = False,
+            active_steps: np.ndarray | None = None):
+    """``sample_steps``: samples of that many steps run back to back, each from zero state at its first step
+    (``lava_procs.SampleLIF``, which also has the ``u_out``/``v_out`` ports and a ``bias_in`` port); with
+    ``active_steps`` (per neuron, Lava order) neurons rest after that many steps.
     ``ports``: the neuron also sends ``u`` and ``v`` every step (``u_out``, ``v_out``; lava_procs.ProbedLIF)."""
-    from lava.proc.lif.process import LIF, LIFReset
+    from lava.proc.lif.process import LIF
 
     if layer.neuron.kind == "sigma_delta":
-        if reset is not None or ports:
+        if sample_steps is not None or ports:
             raise UserError(f"{layer.name}: sigma-delta layers have no reset or u/v ports; run one sample per build")
         return _sd_neuron(layer, mode)
     if ports:
         from snndeploy.export.lava_procs import ProbedLIF as LIF  # noqa: N814
-        from snndeploy.export.lava_procs import ProbedLIFReset as LIFReset  # noqa: N814
-    make = LIF if reset is None else functools.partial(LIFReset, reset_interval=int(reset[0]),
-                                                       reset_offset=int(reset[1]))
+    if sample_steps is not None:
+        from snndeploy.export.lava_procs import SampleLIF
+
+        make = functools.partial(SampleLIF, sample_steps=int(sample_steps), active_steps=active_steps)
+    else:
+        make = LIF
     n, shape = layer.neuron, layer.out_shape
     i_decay = per_neuron(n.i_decay, shape).astype(np.int64)
     v_decay = per_neuron(n.v_decay, shape).astype(np.int64)
@@ -343,7 +349,8 @@ def _bias_axon(layer: Layer, index: int, steps: int, mode: str, copies: int):
 def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                sparse_below: float = DEFAULT_SPARSE_BELOW, reset_interval: int | None = None,
                record: str = "all", sample_steps: int | None = None, copies: int = 1,
-               state_ports: tuple[int, ...] = ()) -> LavaNetwork:
+               state_ports: tuple[int, ...] = (), bias_feed: np.ndarray | None = None,
+               copy_steps: np.ndarray | None = None) -> LavaNetwork:
     """Build the Lava processes of ``net`` fed with ``spikes`` (IR layout ``(*input_shape, T)``).
 
     ``copies > 1``: that many independent copies of the network side by side (:mod:`snndeploy.export.lava_batch`),
@@ -356,8 +363,13 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     every interval, ``i`` steps late, as the sample reaches it through i synapse delays (netx's scheme).
     ``record``: ``all`` puts a spike sink on every layer, ``output`` only on the last (one process less per layer).
     ``sample_steps`` (samples of that many steps fed back to back through the source, as ``snndeploy simulate``
-    does): layer i's ``u`` and ``v`` are zeroed inside its neuron (``LIFReset``, no extra process) just before
-    sample k reaches it, at 1-based step ``k * sample_steps + i + 2``, so that every sample runs as if alone.
+    does): at every sample's first step (1-based step ``k * sample_steps + 1``) every layer zeroes its ``u`` and
+    ``v`` and drops that step's synaptic input, the previous sample's last spikes (``lava_procs.SampleLIF``, no
+    extra process), so that every sample runs as if alone, biases included. ``bias_feed`` (with
+    ``sample_steps``; IR layout ``(*input_shape, T)``, copies stacked like ``spikes``): a bias mantissa per input
+    neuron and step, in place of the input layer's own bias, through a second source (a sample fed as a current).
+    ``copy_steps`` (with ``sample_steps``, one value per copy): copy b's neurons rest after that many steps
+    (copies padded with idle samples add no activity).
     """
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
@@ -368,6 +380,8 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
         raise UserError(f"unknown record option {record!r} (use all, output or none)")
     if sample_steps is not None and reset_interval is not None:
         raise UserError("give either reset_interval or sample_steps, not both")
+    if bias_feed is not None and (sample_steps is None or net.layers[0].op != "input"):
+        raise UserError("a bias feed needs sample_steps and a first input layer")
     checks.check_net(net)
     sd = is_sigma_delta(net)
     if sd and (copies > 1 or sample_steps or reset_interval):
@@ -393,7 +407,11 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
             delays = np.broadcast_to(np.asarray(net.layers[i - 1].delay, dtype=np.int64).reshape(1, -1),
                                      (one.size, int(np.prod(one.in_shape))))
         try:
-            neuron = _neuron(layer, mode, None if not sample_steps else (sample_steps, i + 2), i in state_ports)
+            if i == 0 and bias_feed is not None:  # the feed carries the whole bias
+                layer = replace(layer, neuron=replace(layer.neuron, bias=None))
+            active = None if copy_steps is None else to_lava_layout(
+                np.repeat(np.asarray(copy_steps, dtype=np.int64), one.size).reshape(layer.out_shape)[..., None])[..., 0]
+            neuron = _neuron(layer, mode, sample_steps, i in state_ports, active)
         except ValueError as exc:
             raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
         if layer.op == "input" and layer.neuron.kind == "sigma_delta":  # netx's delta encoder: no synapse
@@ -412,8 +430,8 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
         if one.syn_bias is not None:
             _bias_axon(one, i, steps, mode, copies).connect(neuron.a_in)
         recurrent = None
-        if layer.recurrent is not None:
-            rec_w = np.asarray(layer.recurrent, dtype=np.float64)
+        if one.recurrent is not None:
+            rec_w = np.asarray(one.recurrent, dtype=np.float64)
             try:
                 recurrent, _ = _dense(rec_w, mode, np.count_nonzero(rec_w) / rec_w.size < sparse_below,
                                       f"{layer.name} recurrent weights", copies=copies)
@@ -426,6 +444,9 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
             sink = Sink(shape=neuron.s_out.shape, buffer=steps)
             neuron.s_out.connect(sink.a_in)
         lava.layers.append(LavaLayer(layer.name, synapse, neuron, sink, recurrent, kind))
+        if i == 0 and bias_feed is not None:
+            fed = to_lava_layout(np.asarray(bias_feed, dtype=np.float64 if mode == "floating_pt" else np.int64))
+            Source(data=fed).s_out.connect(neuron.bias_in)
         if reset_interval:
             from lava.proc.io.reset import Reset
 

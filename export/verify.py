@@ -179,11 +179,12 @@ def sample_sd_inputs(shape: tuple[int, ...], steps: int, samples: int, seed: int
 
 def verify_sd(reference: LoihiNet, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt",
               probe: bool = False, sparse_below: float = DEFAULT_SPARSE_BELOW,
-              progress: bool = False) -> VerifyReport:
+              progress: bool = False, rasters: list | None = None) -> VerifyReport:
     """Sigma-delta: the torch reference of ``reference`` (:mod:`snndeploy.export.sdnn_ref`) against the Lava run
     of ``net``, every layer's graded outputs (and with ``probe`` its sigma) at every step, in payload units.
 
     fixed_pt is exact; floating_pt allows 1e-6 of each layer's largest value (float64 sums in another order).
+    ``rasters``: if a list, it receives every layer's graded outputs of sample 0 (a message = a non-zero value).
     """
     import_lava()
     exact = mode == "fixed_pt"
@@ -197,6 +198,8 @@ def verify_sd(reference: LoihiNet, net: LoihiNet, inputs: np.ndarray, *, mode: s
         ref_out, ref_sigma = sd_reference(reference, inputs[s], mode)
         for i, layer in enumerate(net.layers):
             checks = [("spikes", ref_out[i], sd_payload(run.spikes[i], layer, mode))]
+            if rasters is not None and s == 0:
+                rasters.append((layer.name, "spikes", *checks[0][1:]))
             if probe and layer.op != "input":
                 checks.append(("sigma", ref_sigma[i], sd_payload(run.sigma[i], layer, mode, state=True)))
             for var, ref, got in checks:
@@ -233,7 +236,7 @@ def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", 
     """
     if is_sigma_delta(net):
         return verify_sd(model if isinstance(model, LoihiNet) else net, net, inputs, mode=mode, probe=probe,
-                         sparse_below=sparse_below, progress=progress)
+                         sparse_below=sparse_below, progress=progress, rasters=rasters)
     from snndeploy.simulate import simulate_net
 
     import_lava()  # before the first progress bar (see import_lava)

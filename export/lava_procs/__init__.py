@@ -6,6 +6,7 @@ away from the exporter's other modules, keeps that scan small and free of side e
 """
 
 from snndeploy.export.lava_procs.axon_delay import AxonDelay
-from snndeploy.export.lava_procs.probed_lif import ProbedLIF, ProbedLIFReset
+from snndeploy.export.lava_procs.probed_lif import ProbedLIF
+from snndeploy.export.lava_procs.sample_lif import SampleLIF
 
-__all__ = ["AxonDelay", "ProbedLIF", "ProbedLIFReset"]
+__all__ = ["AxonDelay", "ProbedLIF", "SampleLIF"]

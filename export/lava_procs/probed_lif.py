@@ -1,4 +1,4 @@
-"""Lava's LIF and LIFReset with their current ``u`` and voltage ``v`` sent out through ports every step.
+"""Lava's LIF with its current ``u`` and voltage ``v`` sent out through ports every step.
 
 Reading ``u``/``v`` as Vars after every step costs one message per value (Lava sends Var data element by
 element); a port sends each step's whole array, which an ``Extractor`` drains in one receive. The dynamics are
@@ -15,21 +15,12 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.process.ports.ports import OutPort
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
-from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat, PyLifResetModelBitAcc, PyLifResetModelFloat
-from lava.proc.lif.process import LIF, LIFReset
+from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat
+from lava.proc.lif.process import LIF
 
 
 class ProbedLIF(LIF):
     """``LIF`` with ``u_out`` and ``v_out`` ports carrying ``u`` and ``v`` after every step."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.u_out = OutPort(shape=self.s_out.shape)
-        self.v_out = OutPort(shape=self.s_out.shape)
-
-
-class ProbedLIFReset(LIFReset):
-    """``LIFReset`` with ``u_out`` and ``v_out`` ports carrying ``u`` and ``v`` after every step."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -58,5 +49,3 @@ def _model(proc: type, base: type, mode: str) -> type:
 # Lava finds a process's models among the classes of the modules beside it: each must be a module attribute.
 PyProbedLifFixed = _model(ProbedLIF, PyLifModelBitAcc, "fixed_pt")
 PyProbedLifFloat = _model(ProbedLIF, PyLifModelFloat, "floating_pt")
-PyProbedLifResetFixed = _model(ProbedLIFReset, PyLifResetModelBitAcc, "fixed_pt")
-PyProbedLifResetFloat = _model(ProbedLIFReset, PyLifResetModelFloat, "floating_pt")
