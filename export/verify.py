@@ -64,7 +64,7 @@ class LayerAgreement:
 @dataclass(frozen=True)
 class VerifyReport:
     agree: bool
-    mode: str
+    precision: str  # Lava's fixed_pt or floating_pt (one spelling across CLI, configs and JSON)
     samples: int
     steps: int
     layers: list[LayerAgreement]
@@ -216,7 +216,7 @@ def verify_sd(reference: LoihiNet, net: LoihiNet, inputs: np.ndarray, *, mode: s
                     first = Divergence(s, i, layer.name, where[-1], where[:-1], var, float(ref[where]),
                                        float(got[where]))
     layers = [LayerAgreement(layer.name, "graded", *stats[i]) for i, layer in enumerate(net.layers)]
-    return VerifyReport(agree=first is None, mode=mode, samples=int(inputs.shape[0]), steps=int(inputs.shape[-1]),
+    return VerifyReport(agree=first is None, precision=mode, samples=int(inputs.shape[0]), steps=int(inputs.shape[-1]),
                         layers=layers, first=first, synapses=synapses,
                         alignment="graded outputs (Loihi payload units) of every layer at the same step: the torch "
                                   "reference delays each synapse by one step as Lava does")
@@ -272,7 +272,7 @@ def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", 
         bar.close()
     layers = [LayerAgreement(layer.name, tally.variables[i], *tally.stats[i]) for i, layer in enumerate(net.layers)]
     agree = tally.first is None if exact else all(la.mismatches == 0 for la in layers if la.variable == "spikes")
-    return VerifyReport(agree=agree, mode=mode, samples=samples, steps=steps, layers=layers, first=tally.first,
+    return VerifyReport(agree=agree, precision=mode, samples=samples, steps=steps, layers=layers, first=tally.first,
                         synapses=synapse_kinds(net, sparse_below, copies=1))
 
 
@@ -327,7 +327,7 @@ class _Tally:
 
 def describe(report: VerifyReport) -> str:
     """A short human-readable verdict."""
-    lines = [f"{'AGREE' if report.agree else 'DIVERGE'}: torch vs Lava {report.mode}, {report.samples} sample(s) "
+    lines = [f"{'AGREE' if report.agree else 'DIVERGE'}: torch vs Lava {report.precision}, {report.samples} sample(s) "
              f"x {report.steps} steps"]
     for la, syn in zip(report.layers, report.synapses or [""] * len(report.layers), strict=False):
         lines.append(f"  {la.name:<16} {syn:<12} {la.variable:<6} torch {la.torch_spikes:>9.0f}  "
