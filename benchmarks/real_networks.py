@@ -27,6 +27,9 @@ HERE = Path(__file__).resolve().parent
 PILOTNET = HERE.parent / "tests" / "data" / "pilotnet_lif"
 COLUMNS = ("network", "source", "published", "torch (ours)", "Lava fixed_pt (ours)", "spike agreement torch vs Lava",
            "golden agreement", "Loihi 2 cores published / estimated", "seconds")
+PILOT_SDNN = HERE.parent / "tests" / "data" / "pilotnet_sdnn"
+LAVA_DL = Path("/work/.mirror/lava-nc+lava-dl/repo")
+SDNN_GTS = "tests/lava/lib/dl/netx/gts/pilotnet_sdnn"
 PILOT_GOLDENS = ("input", "conv-0", "conv-1", "conv-2", "conv-3", "conv-4", "fc-0", "fc-1", "fc-2")
 
 
@@ -172,6 +175,47 @@ def tinynet_goldens() -> str:
     return f"{errors} output spike errors ({int(expected.sum())} golden spikes, lava-dl's alignment)"
 
 
+def sdnn_golden() -> str:
+    """lava-dl test_pilotnet_sdnn: ``snndeploy simulate network.net --input input.npy --steps 9 --out DIR``."""
+    from snndeploy.cli import main
+
+    folder = Path(tempfile.mkdtemp(prefix="real_networks_sdnn_"))
+    args = ["simulate", str(PILOT_SDNN / "network.net"), "--input", str(PILOT_SDNN / "input.npy"), "--steps", "9",
+            "--out", str(folder / "sim"), "--json"]
+    if main(args) != 0:
+        raise RuntimeError(f"snndeploy {' '.join(args)} failed")
+    diff = np.abs(np.load(folder / "sim" / "output.npy")[0] - np.load(PILOT_SDNN / "output.npy")).sum()
+    return f"read-out over 9 steps: sum of absolute differences {diff:g}"
+
+
+def sdnn_mirror_file(name: str) -> Path:
+    """A file of lava-dl's PilotNet SDNN test folder, copied out of the lava-dl mirror."""
+    import subprocess
+
+    out = Path(tempfile.mkdtemp(prefix="real_networks_sdnn_")) / name
+    out.write_bytes(subprocess.run(["git", "-C", str(LAVA_DL), "show", f"HEAD:{SDNN_GTS}/{name}"], check=True,
+                                   capture_output=True).stdout)
+    return out
+
+
+def square_sigma_goldens(square: Path) -> str:
+    """lava-dl test_pilotnet_sdnn_square: act0[:33, :33] into the first conv (input layer skipped), every conv
+    layer's sigma at every step against ``sigma<k>_square.npy``."""
+    from snndeploy.export.netx_io import read_netx
+    from snndeploy.simulate_sd import simulate_sd
+
+    net = read_netx(square)
+    net = net.with_layers(net.layers[1:])
+    act0 = np.load(sdnn_mirror_file("act0.npy"))[:33, :33]
+    result = simulate_sd(net, act0.transpose(2, 1, 0, 3)[None], probe=(0, 1, 2, 3))
+    equal = []
+    for k in range(4):
+        golden = np.load(sdnn_mirror_file(f"sigma{k + 1}_square.npy")).transpose(2, 1, 0, 3)
+        equal.append(int(np.sum(np.all(result.probes[k]["sigma"][0] == golden, axis=(0, 1, 2)))))
+    return (f"sigma of the 4 conv layers equal at {', '.join(map(str, equal))} of {result.steps} steps "
+            "(lava-dl checks step 5)")
+
+
 def timed(fn: Callable[[], dict]) -> dict:
     start = time.perf_counter()
     row = fn()
@@ -179,7 +223,7 @@ def timed(fn: Callable[[], dict]) -> dict:
     return row
 
 
-def rows(quick: bool, lava_samples: int, pilotnet_run: bool = True) -> list[dict]:
+def rows(quick: bool, lava_samples: int, pilotnet_run: bool = True, only: tuple[str, ...] = ()) -> list[dict]:
     fx = fixtures_dir() / "lava-dl"
     boot, small = fx / "mnist-mlp-512" / "network.net", fx / "mnist-mlp-128" / "network.net"
     subset = 500 if quick else None
@@ -224,7 +268,32 @@ def rows(quick: bool, lava_samples: int, pilotnet_run: bool = True) -> list[dict
                 "golden agreement": tinynet_goldens(),
                 "Loihi 2 cores published / estimated": f"- / {estimated_cores(fx / 'tinynet' / 'tiny.net')}"}
 
-    return [timed(fn) for fn in (pilotnet, tinynet, netx_mnist, bootstrap)]
+    def sdnn_gts() -> dict:
+        return {"network": "PilotNet SDNN (reduced, 3x33x100)", "source": f"lava-dl {SDNN_GTS}/network.net",
+                "published": "golden read-out", "torch (ours)": "- (no dataset here)", "Lava fixed_pt (ours)": "runs",
+                "spike agreement torch vs Lava": "exact, graded outputs of every layer and step (verify; slow test)",
+                "golden agreement": sdnn_golden() if not quick else "not run here (--quick): tests/test_sdnn.py",
+                "Loihi 2 cores published / estimated": f"- / {estimated_cores(PILOT_SDNN / 'network.net')}"}
+
+    def sdnn_tutorial() -> dict:
+        return {"network": "PilotNet SDNN", "source": "lava-dl tutorials/lava/lib/dl/netx/pilotnet_sdnn/network.net",
+                "published": "61 cores (benchmark.ipynb)", "torch (ours)": "- (no dataset here)",
+                "Lava fixed_pt (ours)": "not run (no input published)", "spike agreement torch vs Lava": "-",
+                "golden agreement": "- (none published)",
+                "Loihi 2 cores published / estimated": f"61 / {estimated_cores(PILOT_SDNN / 'tutorial_network.net')}"}
+
+    def sdnn_square() -> dict:
+        if not LAVA_DL.is_dir():
+            return {"network": "square_network SDNN", "golden agreement": "not run (lava-dl mirror absent)"}
+        square = sdnn_mirror_file("square_network.net")
+        golden = square_sigma_goldens(square) if not quick else "not run here (--quick): tests/test_sdnn.py (slow)"
+        return {"network": "square_network SDNN", "source": f"lava-dl {SDNN_GTS}/square_network.net",
+                "published": "sigma goldens of 4 conv layers", "torch (ours)": "-", "Lava fixed_pt (ours)": "runs",
+                "spike agreement torch vs Lava": "-", "golden agreement": golden,
+                "Loihi 2 cores published / estimated": f"- / {estimated_cores(square)}"}
+
+    every = (pilotnet, tinynet, netx_mnist, bootstrap, sdnn_gts, sdnn_tutorial, sdnn_square)
+    return [timed(fn) for fn in every if not only or fn.__name__ in only]
 
 
 def markdown(table: list[dict]) -> str:
@@ -238,9 +307,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="500 test digits, 5 Lava digits, no PilotNet run")
     parser.add_argument("--lava-samples", type=int, default=100)
     parser.add_argument("--no-pilotnet", action="store_true", help="skip the PilotNet golden run (~10 min)")
+    parser.add_argument("--only", nargs="+", default=(), metavar="ROW",
+                        help="only these rows: pilotnet tinynet netx_mnist bootstrap sdnn_gts sdnn_tutorial "
+                        "sdnn_square")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "real_networks.json")
     args = parser.parse_args()
-    table = rows(args.quick, args.lava_samples, not args.no_pilotnet)
+    table = rows(args.quick, args.lava_samples, not args.no_pilotnet, tuple(args.only))
     print(markdown(table))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"quick": args.quick, "rows": table}, indent=1, default=str))

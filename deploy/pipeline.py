@@ -45,6 +45,7 @@ from snndeploy.run_report import write_comparison, write_run_report
 from snndeploy.sim_inputs import dataset_inputs
 from snndeploy.sim_outputs import summarize, write_outputs
 from snndeploy.simulate import simulate_net
+from snndeploy.simulate_sd import sd_dataset_inputs, simulate_sd
 from snndeploy.train.loop import predict
 from snndeploy.train.run import EvalJob, TrainJob, run_evaluation, run_training
 
@@ -175,6 +176,8 @@ def _nir_path(run: Run) -> Path:
 
 def _test_inputs(run: Run, net, samples: int):
     steps = int(net.time_steps or 25)
+    if ir.is_sigma_delta(net):  # graded frames on netx's integer grid, not spikes
+        return sd_dataset_inputs(run.config.data, net, samples=samples, steps=steps, seed=run.config.seed)
     return dataset_inputs(run.config.data, net.input_shape, samples=samples, steps=steps, seed=run.config.seed)
 
 
@@ -194,19 +197,25 @@ def verify_stage(run: Run, folder: Path) -> dict:
 def simulate_stage(run: Run, folder: Path) -> dict:
     net = load_net(_nir_path(run))
     inputs = _test_inputs(run, net, run.config.simulate.samples)
-    result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress,
-                          workers=default_workers())
+    if ir.is_sigma_delta(net):
+        result = simulate_sd(net, inputs.spikes, mode=run.config.simulate.precision)
+    else:
+        result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress,
+                              workers=default_workers())
     summary = summarize(result, inputs, model=str(_nir_path(run)))
     write_outputs(folder / "lava", result, inputs, summary, force=True)
-    return {**summary, **_torch_on_same_samples(run, inputs), "activity": str(folder / "lava" / "activity.json")}
+    scale = ir.W_SCALE if ir.is_sigma_delta(net) else 1.0
+    return {**summary, **_torch_on_same_samples(run, inputs, scale),
+            "activity": str(folder / "lava" / "activity.json")}
 
 
-def _torch_on_same_samples(run: Run, inputs) -> dict:
-    """Accuracy of the torch (SLAYER) model on exactly the samples Lava ran, so the two read side by side."""
+def _torch_on_same_samples(run: Run, inputs, scale: float = 1.0) -> dict:
+    """Accuracy of the torch (SLAYER) model on exactly the samples Lava ran, so the two read side by side;
+    ``scale``: Lava input units per SLAYER unit (netx's input integers of a sigma-delta network: 64)."""
     if inputs.labels is None:
         return {}
     net = load_model((run.results.get("prune") or run.results["model"])["checkpoint"])
-    x = torch.as_tensor(inputs.spikes, dtype=torch.float32)
+    x = torch.as_tensor(inputs.spikes, dtype=torch.float32) / scale
     x = x.reshape(x.shape[0], *net.spec.input_shape, x.shape[-1])
     with torch.no_grad():
         pred = predict(net.eval()(x)).numpy()
@@ -270,6 +279,7 @@ def summarize_run(run: Run) -> dict:
         "sparsity": r.get("prune", {}).get("sparsity"),
         "fit": r.get("fit"),
         "verified": r.get("verify", {}).get("agree"),
+        "verified_graded": any(row.get("variable") == "graded" for row in r.get("verify", {}).get("layers", [])),
         "lava_accuracy": r.get("simulate", {}).get("accuracy"),
         "targets": [{k: t.get(k) for k in ("target", "verdict", "cores", "cores_range", "chips")}
                     for t in estimate.get("targets", [])],
@@ -288,7 +298,9 @@ def _human(summary: dict) -> str:
                      f"channels {summary['sparsity']['channels']:.3f}")
     if summary["fit"]:
         lines.append(f"  fit              {summary['fit']['summary']}")
-    lines.append(f"  verified on Lava {'yes, spike for spike' if summary['verified'] else 'NO (see verify/)'}")
+    agreed = "yes, graded outputs equal at every layer and step" if summary["verified_graded"] else \
+        "yes, spike for spike"
+    lines.append(f"  verified on Lava {agreed if summary['verified'] else 'NO (see verify/)'}")
     lines.append(f"  Lava accuracy    {pct(summary['lava_accuracy'])}")
     for t in summary["targets"]:
         lines.append(f"  {t['target']:<16} {t['verdict']}, {t['cores']} cores (range {t['cores_range']}), "

@@ -92,7 +92,7 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
         net = None
     sd = net is not None and is_sigma_delta(net)
     if sd:
-        inputs = prepare_sd(net, input_path, samples, steps)
+        inputs = prepare_sd(net, input_path, samples, steps, dataset)
     else:
         net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate, dt)
     probe_idx = resolve_layers(net, probes)

@@ -22,10 +22,10 @@ import numpy as np
 
 from snndeploy import validate
 from snndeploy.errors import UserError
-from snndeploy.export.ir import LoihiNet
+from snndeploy.export.ir import W_SCALE, LoihiNet
 from snndeploy.export.lava_net import netx_layout_to_ir
 from snndeploy.sim_activity import ActivityCounter
-from snndeploy.sim_inputs import Inputs, fit_input_shape, read_input_arrays
+from snndeploy.sim_inputs import Inputs, dataset_inputs, fit_input_shape, read_input_arrays
 from snndeploy.simulate import RunPlan, SimResult, Timing, check_inputs, extractor, run_config
 
 
@@ -129,10 +129,37 @@ def simulate_sd(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", pr
                      plan=RunPlan(1, 1, "sigma-delta layers have no reset"))
 
 
-def prepare_sd(net: LoihiNet, input_path: Path | None, samples: int | None, steps: int | None) -> Inputs:
-    """The inputs of ``snndeploy simulate`` for a sigma-delta network (a file only: datasets are binary spikes)."""
+def sd_dataset_inputs(name: str, net: LoihiNet, *, samples: int, steps: int, seed: int = 0) -> Inputs:
+    """The first ``samples`` test samples of a dataset as a sigma-delta network's inputs: what its model was
+    trained on (the model's recorded feed: an image held every step for ``current``, else spikes) on netx's
+    integer input grid (x 64, the rounding of the SLAYER model's input block)."""
+    from snndeploy.data.datasets import feed_for, load_arrays
+    from snndeploy.models.spec import IOSpec
+
+    feed = feed_for(net.meta.get("io") or IOSpec())
+    _, test, info = load_arrays(name, time_steps=steps)
+    if feed.encoding != "current" or info.kind == "events":
+        spikes = dataset_inputs(name, net.input_shape, samples=samples, steps=steps, seed=seed)
+        return Inputs(spikes.spikes.astype(np.int64) * W_SCALE, spikes.labels, spikes.source)
+    if samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
+    count = min(samples, len(test.y))
+    values = np.asarray(test.x[:count], dtype=np.float64)[..., None]
+    if feed.normalize is not None:
+        values = (values - feed.normalize[0]) / feed.normalize[1]
+    frames = fit_input_shape(np.round(values * W_SCALE).astype(np.int64), net.input_shape, batched=True)
+    return Inputs(np.repeat(frames, steps, axis=-1), np.asarray(test.y[:count]).astype(np.int64),
+                  f"dataset {info.name} (test, first {count}); {feed.note}; x 64 to netx's input integers")
+
+
+def prepare_sd(net: LoihiNet, input_path: Path | None, samples: int | None, steps: int | None,
+               dataset: str | None = None) -> Inputs:
+    """The inputs of ``snndeploy simulate`` for a sigma-delta network: a file, or a dataset's test frames."""
+    if dataset is not None and input_path is None:
+        return sd_dataset_inputs(dataset, net, samples=samples or 100, steps=steps or int(net.time_steps or 25))
     if input_path is None:
-        raise UserError(f"{net.name} is a sigma-delta network: give its graded inputs with --input FILE")
+        raise UserError(f"{net.name} is a sigma-delta network: give its graded inputs with --input FILE "
+                        "or --dataset NAME")
     inputs = load_sd_input(input_path, net.input_shape)
     if samples is not None:
         inputs = Inputs(inputs.spikes[:samples], None, inputs.source)

@@ -64,7 +64,7 @@ class LayerAgreement:
 @dataclass(frozen=True)
 class VerifyReport:
     agree: bool
-    mode: str
+    precision: str  # Lava's fixed_pt or floating_pt (one spelling across CLI, configs and JSON)
     samples: int
     steps: int
     layers: list[LayerAgreement]
@@ -184,11 +184,12 @@ def sample_sd_inputs(shape: tuple[int, ...], steps: int, samples: int, seed: int
 
 def verify_sd(reference: LoihiNet, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt",
               probe: bool = False, sparse_below: float = DEFAULT_SPARSE_BELOW,
-              progress: bool = False) -> VerifyReport:
+              progress: bool = False, rasters: list | None = None) -> VerifyReport:
     """Sigma-delta: the torch reference of ``reference`` (:mod:`snndeploy.export.sdnn_ref`) against the Lava run
     of ``net``, every layer's graded outputs (and with ``probe`` its sigma) at every step, in payload units.
 
     fixed_pt is exact; floating_pt allows 1e-6 of each layer's largest value (float64 sums in another order).
+    ``rasters``: if a list, it receives every layer's graded outputs of sample 0 (a message = a non-zero value).
     """
     import_lava()
     exact = mode == "fixed_pt"
@@ -202,6 +203,8 @@ def verify_sd(reference: LoihiNet, net: LoihiNet, inputs: np.ndarray, *, mode: s
         ref_out, ref_sigma = sd_reference(reference, inputs[s], mode)
         for i, layer in enumerate(net.layers):
             checks = [("spikes", ref_out[i], sd_payload(run.spikes[i], layer, mode))]
+            if rasters is not None and s == 0:
+                rasters.append((layer.name, "spikes", *checks[0][1:]))
             if probe and layer.op != "input":
                 checks.append(("sigma", ref_sigma[i], sd_payload(run.sigma[i], layer, mode, state=True)))
             for var, ref, got in checks:
@@ -218,7 +221,7 @@ def verify_sd(reference: LoihiNet, net: LoihiNet, inputs: np.ndarray, *, mode: s
                     first = Divergence(s, i, layer.name, where[-1], where[:-1], var, float(ref[where]),
                                        float(got[where]))
     layers = [LayerAgreement(layer.name, "graded", *stats[i]) for i, layer in enumerate(net.layers)]
-    return VerifyReport(agree=first is None, mode=mode, samples=int(inputs.shape[0]), steps=int(inputs.shape[-1]),
+    return VerifyReport(agree=first is None, precision=mode, samples=int(inputs.shape[0]), steps=int(inputs.shape[-1]),
                         layers=layers, first=first, synapses=synapses,
                         alignment="graded outputs (Loihi payload units) of every layer at the same step: the torch "
                                   "reference delays each synapse by one step as Lava does")
@@ -241,7 +244,7 @@ def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", 
     """
     if is_sigma_delta(net):
         return verify_sd(model if isinstance(model, LoihiNet) else net, net, inputs, mode=mode, probe=probe,
-                         sparse_below=sparse_below, progress=progress)
+                         sparse_below=sparse_below, progress=progress, rasters=rasters)
     from snndeploy.sim_inputs import input_current
     from snndeploy.simulate import simulate_net
 
@@ -282,7 +285,7 @@ def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", 
         bar.close()
     layers = [LayerAgreement(layer.name, tally.variables[i], *tally.stats[i]) for i, layer in enumerate(net.layers)]
     agree = tally.first is None if exact else all(la.mismatches == 0 for la in layers if la.variable == "spikes")
-    return VerifyReport(agree=agree, mode=mode, samples=samples, steps=steps, layers=layers, first=tally.first,
+    return VerifyReport(agree=agree, precision=mode, samples=samples, steps=steps, layers=layers, first=tally.first,
                         synapses=synapse_kinds(net, sparse_below, copies=1))
 
 
@@ -341,7 +344,7 @@ class _Tally:
 
 def describe(report: VerifyReport) -> str:
     """A short human-readable verdict."""
-    lines = [f"{'AGREE' if report.agree else 'DIVERGE'}: torch vs Lava {report.mode}, {report.samples} sample(s) "
+    lines = [f"{'AGREE' if report.agree else 'DIVERGE'}: torch vs Lava {report.precision}, {report.samples} sample(s) "
              f"x {report.steps} steps"]
     for la, syn in zip(report.layers, report.synapses or [""] * len(report.layers), strict=False):
         lines.append(f"  {la.name:<16} {syn:<12} {la.variable:<6} torch {la.torch_spikes:>9.0f}  "

@@ -16,6 +16,7 @@ from snndeploy.hardware.profile import load_profile
 
 CONFIG = Path(__file__).parent / "configs" / "pipeline_tiny.yaml"
 SPEC = Path(__file__).parents[1] / "examples" / "mnist_mlp.yaml"
+SDNN_CONFIG = Path(__file__).parents[1] / "examples" / "sdnn_fashion_pipeline.yaml"
 pytestmark = pytest.mark.lava
 
 
@@ -131,6 +132,11 @@ def test_embedded_default_config_is_valid():
     ("model: {spec: no_such_spec.yaml}", "'model.spec': "),
     ("model: {load: model.pth5}", "'model.load': "),
     ("data: mnistt", "'data': unknown dataset 'mnistt'"),
+    ("model: {spec: SPEC, lr: nan}", "'model.lr' must be int or float, got 'nan'"),
+    ("model: {spec: SPEC, lr: .nan}", "'model.lr' must be a finite number"),
+    ("model: {spec: SPEC, epochs: true}", "'model.epochs' must be int, got True"),
+    ("estimate: {budget: {cores: 4}}", "'estimate.budget' must be str or null"),
+    ("seed: abc", "'seed' must be int"),
 ])
 def test_the_whole_config_is_checked_before_anything_runs(tmp_path, capsys, text, key):
     """A typo in any named thing is one line, exit 2, and no run folder (it used to train first, then fail)."""
@@ -151,3 +157,27 @@ def test_the_config_takes_every_training_option():
     train_fields = {f.name for f in dataclasses.fields(TrainJob)}
     run_fields = {"out", "data_name", "seed", "test_subset", "resume", "force", "test", "progress"}
     assert set(ModelStage().train_options()) == train_fields - run_fields
+
+
+def test_the_sigma_delta_example_runs_end_to_end_on_graded_frames(tmp_path):
+    """examples/sdnn_fashion_pipeline.yaml on a tiny setting: train, prune, export, verify (graded outputs of every
+    layer and step, Lava = the bit-exact reference), simulate on Fashion-MNIST frames, estimate with their activity."""
+    config = yaml.safe_load(SDNN_CONFIG.read_text())
+    config["model"].update(spec=str(SDNN_CONFIG.parent / config["model"]["spec"]), subset=32)
+    config["prune"].update(subset=32, test_subset=16)
+    config.update(test_subset=16, verify={"samples": 1}, simulate={"samples": 1})
+    path = tmp_path / "sdnn.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["pipeline", str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    run = tmp_path / "run"
+    assert stage(run, "prune")["sparsity"]["weights"] == pytest.approx(0.5, abs=0.01)
+    verify = stage(run, "verify")
+    assert verify["agree"] and {row["variable"] for row in verify["layers"]} == {"graded"}
+    assert all(row["mismatches"] == 0 and row["torch_spikes"] == row["lava_spikes"] for row in verify["layers"])
+    assert verify["layers"][0]["torch_spikes"] > 0  # the frame reached the encoder as non-zero integers
+    sim = stage(run, "simulate")
+    assert sim["samples"] == 1 and "x 64 to netx's input integers" in sim["input"] and "torch_accuracy" in sim
+    activity = json.loads(Path(sim["activity"]).read_text())
+    assert all(layer["graded"] and layer["payload_bits"] == 16 for layer in activity["layers"])
+    target = stage(run, "estimate")["targets"][0]
+    assert target["target"] == "loihi2" and target["cores"] >= 1
