@@ -11,7 +11,7 @@ from typing import Any
 from snndeploy.errors import UserError
 from snndeploy.prune.criticality import KERNELS
 from snndeploy.prune.distill import LABEL_LOSSES, OBJECTIVES
-from snndeploy.prune.engine import SCOPES
+from snndeploy.prune.engine import ALLOCATIONS, SCOPES
 from snndeploy.prune.schedules import SCHEDULES
 from snndeploy.prune.scores import CHANNEL_NORMS
 from snndeploy.yaml_io import read_yaml
@@ -26,7 +26,9 @@ class PruneConfig:
     rate: float = 0.2  # iterative: fraction of the remaining weights removed per step
     epochs_per_step: int = 1  # fine-tuning epochs after each pruning step
     lr: float = 1e-3  # fine-tuning learning rate (Adam)
-    scope: str = "global"  # global | layer ranking
+    scope: str = "global"  # structured: global | layer ranking of channels
+    # unstructured: how the weight budget is shared among layers (erk | global | layer; snndeploy.prune.engine)
+    allocation: str = "erk"
     include: tuple[str, ...] = ()  # layer names (blocks.2) or kinds (dense, conv); fnmatch patterns
     exclude: tuple[str, ...] = ()
     exclude_first: bool = False
@@ -117,7 +119,8 @@ class L1FilterConfig(PruneConfig):
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "schedule": SCHEDULES, "scope": SCOPES, "regen": ("criticality", "gradient", "random", "none"),
+    "schedule": SCHEDULES, "scope": SCOPES, "allocation": ALLOCATIONS,
+    "regen": ("criticality", "gradient", "random", "none"),
     "kernel": KERNELS, "weight_score": ("post", "post_magnitude", "post_rate"),
     "regrow_init": ("restore", "zero"), "channel_score": ("gate", "gate_l1"),
     "rewind": ("epoch", "init", "start", "none"),

@@ -19,6 +19,10 @@ from snndeploy.prune import masks as masklib
 from snndeploy.prune.graph import DependencyGraph, PrunableLayer, build_graph
 
 SCOPES = ("global", "layer")
+# how unstructured pruning shares a weight budget among layers: erk (Erdos-Renyi-Kernel densities, Evci et al. 2020:
+# a layer's density ~ (sum of its dimensions) / (its weight count), so small and low-fan-in layers such as a 10-way
+# output keep more), global (one magnitude threshold over all layers), layer (the same sparsity in every layer)
+ALLOCATIONS = ("erk", "global", "layer")
 
 
 @dataclass(frozen=True)
@@ -142,14 +146,16 @@ class PruningEngine:
     # ----- unstructured ------------------------------------------------------------------------------------------
     def prune_weights(self, target: float, scores: dict[int, torch.Tensor], scope: str = "global"
                       ) -> dict[int, torch.Tensor]:
-        """Prune the lowest-scored live weights until ``target`` weight sparsity; returns newly pruned flat indices."""
-        _check_scope(scope)
-        groups = [self.layers] if scope == "global" else [[layer] for layer in self.layers]
+        """Prune the lowest-scored live weights until ``target`` weight sparsity; returns newly pruned flat indices.
+
+        ``scope`` (one of :data:`ALLOCATIONS`) says how the target is shared among the layers.
+        """
+        groups = self.weight_groups(target, scope)
         chosen: dict[int, torch.Tensor] = {}
-        for group in groups:
+        for group, group_target in groups:
             total = sum(layer.mask.mask.numel() for layer in group)
             pruned = sum(int((layer.mask.mask == 0).sum().item()) for layer in group)
-            need = int(round(target * total)) - pruned
+            need = int(round(group_target * total)) - pruned
             if need <= 0:
                 continue
             flat = torch.cat([_masked_scores(scores[layer.info.index], layer.mask.mask) for layer in group])
@@ -160,6 +166,17 @@ class PruningEngine:
         self.record("prune_weights", target=target, scope=scope, sparsity=self.weight_sparsity(),
                     count={self.by_index(i).info.name: int(v.numel()) for i, v in chosen.items()})
         return chosen
+
+    def weight_groups(self, target: float, allocation: str) -> list[tuple[list[_Layer], float]]:
+        """The layer groups ranked together and each group's sparsity target for an overall ``target``."""
+        if allocation not in ALLOCATIONS:
+            raise ValueError(f"unknown allocation {allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
+        if allocation == "global":
+            return [(self.layers, target)]
+        if allocation == "layer":
+            return [([layer], target) for layer in self.layers]
+        shapes = [tuple(layer.mask.mask.shape) for layer in self.layers]
+        return [([layer], 1.0 - d) for layer, d in zip(self.layers, erk_densities(shapes, 1.0 - target), strict=True)]
 
     def _prune_entries(self, layer: _Layer, flat_idx: torch.Tensor) -> None:
         weight = layer.weight.detach().reshape(-1)
@@ -340,6 +357,29 @@ class PruningEngine:
         """Bake masks and gates into plain weights (zeros stay, shapes kept); the engine is done afterwards."""
         for layer in self.layers:
             masklib.detach(layer.block.synapse)
+
+
+def erk_densities(shapes: list[tuple[int, ...]], density: float) -> list[float]:
+    """Per-layer densities with the overall ``density`` (share of all weights kept), Erdos-Renyi-Kernel style.
+
+    A weight ``[out, in, kh, kw, ...]`` gets density ``eps * (out + in + kh + kw) / (out * in * kh * kw)``; layers
+    that would exceed 1 stay dense and ``eps`` is solved again for the rest (Evci et al. 2020, RigL).
+    """
+    sizes = [math.prod(shape) for shape in shapes]
+    raw = [sum(d for d in shape if d > 1) / size if size else 0.0 for shape, size in zip(shapes, sizes, strict=True)]
+    dense: set[int] = set()
+    budget = density * sum(sizes)
+    while True:
+        free = [i for i in range(len(shapes)) if i not in dense]
+        rest = budget - sum(sizes[i] for i in dense)
+        weight = sum(raw[i] * sizes[i] for i in free)
+        eps = rest / weight if weight > 0 else 0.0
+        full = [i for i in free if eps * raw[i] >= 1.0]
+        if not full or len(dense) + len(full) == len(shapes):
+            dense.update(full)
+            break
+        dense.update(full)
+    return [1.0 if i in dense else min(1.0, max(0.0, eps * raw[i])) for i in range(len(shapes))]
 
 
 def _check_scope(scope: str) -> None:

@@ -90,7 +90,7 @@ def prune_by(ctx: MethodContext, config: cfglib.PruneConfig, target: float,
     if engine.structured:
         chosen = prune_channels(engine, config, target, channel_score())
     else:
-        chosen = engine.prune_weights(target, weight_score(), config.scope)
+        chosen = engine.prune_weights(target, weight_score(), config.allocation)
     return {"pruned": int(sum(v.numel() for v in chosen.values()))}
 
 
@@ -270,16 +270,20 @@ class CriticalityMethod(Method):
         if structured:
             chosen = prune_channels(engine, config, over, scores.channel_scale(engine, config.channel_score))
         else:
-            chosen = engine.prune_weights(over, scores.weight_magnitude(engine), config.scope)
+            chosen = engine.prune_weights(over, scores.weight_magnitude(engine), config.allocation)
         if config.regen == "random":
             regen_score = (scores.channel_random(engine, ctx.generator) if structured
                            else scores.weight_random(engine, ctx.generator))
         regrown: dict[int, torch.Tensor] = {}
         if regen_score is not None:
-            # regrow back down to the target: over all layers (global ranking) or within each layer
-            groups = [engine.layers] if config.scope == "global" else [[layer] for layer in engine.layers]
-            for group in groups:
-                excess = _excess(group, structured, rnd.target)
+            # regrow back down to the target: over the layers ranked together, to each group's share of the target
+            if structured:
+                groups = ([(engine.layers, rnd.target)] if config.scope == "global"
+                          else [([layer], rnd.target) for layer in engine.layers])
+            else:
+                groups = engine.weight_groups(rnd.target, config.allocation)
+            for group, group_target in groups:
+                excess = _excess(group, structured, group_target)
                 part = {layer.info.index: chosen[layer.info.index] for layer in group if layer.info.index in chosen}
                 regrown.update(_top_among(part, regen_score, excess))
         if structured:

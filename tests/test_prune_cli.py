@@ -54,7 +54,9 @@ def test_criticality_run_writes_report_model_and_plot(tmp_path, mlp_net, capsys)
     assert (out / "prune_report.png").stat().st_size > 1000
     model = report["model"]
     assert model["live_weights"] == sum(int((~m).sum()) for m in _masks(out / "model.pt"))
-    assert model["sparsity"] == pytest.approx(0.8, abs=1e-4)
+    # every pruned weight is a zero in the model; a layer kept whole (ERK keeps the 10-way output) may hold zeros
+    # of its own (8-bit weights that were 0 in the netx file)
+    assert model["sparsity"] >= report["sparsity"]["weights"] - 1e-9
     # the same folder again: refused without --resume/--force, nothing overwritten
     before = (out / "prune_report.json").read_text()
     assert main(["prune", str(mlp_net), "--method", "criticality", "--sparsity", "0.8", "--out", str(out),

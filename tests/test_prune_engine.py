@@ -10,7 +10,7 @@ import torch
 from snndeploy.models.build import build_model
 from snndeploy.models.spec import spec_from_dict
 from snndeploy.prune import criticality, schedules, scores
-from snndeploy.prune.engine import PruningEngine, Selection
+from snndeploy.prune.engine import PruningEngine, Selection, erk_densities
 from snndeploy.prune.shrink import shrink
 
 NEURON = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03}
@@ -132,6 +132,22 @@ def test_schedule_targets_are_reached(kind, steps):
         assert engine.weight_sparsity() == pytest.approx(round(target * total) / total)
     by_layer = engine.prune_weights(0.95, scores.weight_magnitude(engine), scope="layer")
     assert by_layer and all(s["sparsity"] == pytest.approx(0.95, abs=0.01) for s in engine.layer_stats())
+
+
+def test_erk_allocation_keeps_the_small_output_layer_and_the_overall_budget():
+    shapes = [(128, 784, 1, 1, 1), (64, 128, 1, 1, 1), (10, 64, 1, 1, 1)]  # lava-dl's netx MNIST MLP
+    sizes = [784 * 128, 128 * 64, 64 * 10]
+    density = erk_densities(shapes, 0.1)
+    assert density[2] == 1.0 and density[0] < density[1] < 1.0  # the 10-way output stays whole
+    assert sum(d * n for d, n in zip(density, sizes, strict=True)) == pytest.approx(0.1 * sum(sizes))
+    assert density[1] / density[0] == pytest.approx(((64 + 128) / (64 * 128)) / ((128 + 784) / (128 * 784)))
+    net = conv_net()
+    engine = PruningEngine(net)
+    engine.prune_weights(0.8, scores.weight_magnitude(engine), scope="erk")
+    assert engine.weight_sparsity() == pytest.approx(0.8, abs=2e-3)
+    expect = erk_densities([tuple(lay.mask.mask.shape) for lay in engine.layers], 0.2)
+    for stat, d in zip(engine.layer_stats(), expect, strict=True):
+        assert 1.0 - stat["sparsity"] == pytest.approx(d, abs=1.0 / stat["weights"] + 1e-9)
 
 
 def test_regrowth_restores_exactly_the_chosen_weights():

@@ -49,7 +49,7 @@ def run(tmp_path, method: str, target: float, structured: bool = False, rounds=N
     pytest.param("criticality", {"calib_batches": 1, "schedule": "one_shot", "regen": "none"},
                  marks=pytest.mark.slow),
     pytest.param("criticality", {"calib_batches": 1, "schedule": "one_shot", "weight_score": "post_magnitude",
-                                 "scope": "layer"}, marks=pytest.mark.slow),
+                                 "allocation": "layer"}, marks=pytest.mark.slow),
 ])
 def test_unstructured_methods_reach_the_target(tmp_path, method, cfg):
     runner, result, _ = run(tmp_path, method, 0.8, **cfg)
@@ -60,7 +60,7 @@ def test_unstructured_methods_reach_the_target(tmp_path, method, cfg):
     if method == "criticality":
         regrown = sum(h["regrown"] for h in report["history"])
         assert (regrown == 0) == (cfg.get("regen") == "none")
-    if cfg.get("scope") == "layer":
+    if cfg.get("allocation") == "layer":
         assert all(layer["sparsity"] == pytest.approx(0.8, abs=0.01) for layer in report["sparsity"]["per_layer"])
 
 
