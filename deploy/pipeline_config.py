@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -128,7 +131,35 @@ def _section(cls: type, raw: Any, key: str, where: Path | str) -> Any:
     if unknown:
         raise UserError(f"unknown key(s) in '{key}': {', '.join(unknown)}; known: {', '.join(sorted(known))}", where)
     values = {k: tuple(v) if isinstance(v, list) and k in ("formats", "targets") else v for k, v in raw.items()}
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        _require_type(f"{key}.{name}", value, hints[name], where)
     return cls(**values)
+
+
+def _allowed(hint: Any) -> tuple[type, ...]:
+    """The runtime types a field annotation admits (``Any``: every type)."""
+    if hint is Any:
+        return (object,)
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return tuple(t for arg in args for t in _allowed(arg))
+    origin = typing.get_origin(hint) or hint
+    return (int, float) if origin is float else (origin,)
+
+
+def _require_type(key: str, value: Any, hint: Any, where: Path | str) -> None:
+    """A one-line error for a value of the wrong type (a bool is not a number) or a non-finite number."""
+    allowed = _allowed(hint)
+    wrong = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed
+                                                and object not in allowed)
+    if wrong:
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+        raise UserError(f"'{key}' must be {names}, got {value!r}", where)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"'{key}' must be a finite number, got {value!r}", where)
+    if isinstance(value, tuple) and not all(isinstance(v, str) for v in value):
+        raise UserError(f"'{key}' must be a list of names, got {list(value)!r}", where)
 
 
 def _check(config: PipelineConfig, where: Path | str) -> None:
@@ -209,6 +240,10 @@ def config_from_dict(raw: Any, where: Path | str = "<config>") -> PipelineConfig
     for key in ("name", "data", "model"):
         if key not in raw:
             raise UserError(f"missing key '{key}'", where)
+    hints = typing.get_type_hints(PipelineConfig)
+    for key in TOP_LEVEL - set(SECTIONS):
+        if key in raw and key not in ("name", "data"):  # name and data: any scalar, read as text
+            _require_type(key, raw[key], hints[key], where)
     try:
         sections = {key: _section(cls, raw.get(key), key, where) for key, cls in SECTIONS.items()}
         if "prune" in raw and raw["prune"] is None:

@@ -174,8 +174,9 @@ def _headline(results: dict) -> list[list[Any]]:
 def _verify_html(verify: dict | None) -> str:
     if not verify:
         return ""
+    precision = verify.get("precision", verify.get("mode"))  # "mode" in runs written before the rename
     verdict = ('<p class="ok">The Lava network built from the NIR file reproduces the torch model spike for spike '
-               f"({verify['samples']} test samples x {verify['steps']} steps, {verify['mode']}).</p>"
+               f"({verify['samples']} test samples x {verify['steps']} steps, {precision}).</p>"
                if verify["agree"] else
                f'<p class="bad">Lava and torch diverge: first at {html.escape(json.dumps(verify["first"]))}</p>')
     rows = [[lay["name"], lay["variable"], lay["torch_spikes"], lay["lava_spikes"], lay["mismatches"],

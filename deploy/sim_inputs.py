@@ -26,7 +26,8 @@ class Inputs:
     """Binary spike inputs ``(N, *input_shape, T)`` (uint8), optional integer labels, and where they came from.
 
     ``bias`` ``(N, *input_shape)``: a static input held as the input layer's bias (spikes are then all zero);
-    ``layout`` and ``batched`` say how an input file was laid out (:mod:`snndeploy.sim_files`).
+    ``layout`` and ``batched`` say how an input file was laid out (:mod:`snndeploy.sim_files`); ``current``: the
+    normalised values behind a dataset's ``bias`` (what the torch model is fed).
     """
 
     spikes: np.ndarray
@@ -35,6 +36,7 @@ class Inputs:
     bias: np.ndarray | None = None
     layout: str = ""
     batched: bool = True
+    current: np.ndarray | None = None
 
     @property
     def samples(self) -> int:
@@ -149,7 +151,7 @@ def dataset_inputs(name: str, shape: tuple[int, ...], *, samples: int, steps: in
             values = (values - feed.normalize[0]) / feed.normalize[1]
         bias = input_current(net, values)
         return Inputs(np.zeros((count, *shape, steps), dtype=np.uint8), labels, f"{source}; {feed.note}", bias,
-                      "", True)
+                      "", True, values)
     if info.kind == "events":
         x = _binary(test.x[:count], info.name, None)
     else:  # encoded in parts (a whole test set's random draws would take gigabytes); the same draws as at once

@@ -132,6 +132,11 @@ def test_embedded_default_config_is_valid():
     ("model: {spec: no_such_spec.yaml}", "'model.spec': "),
     ("model: {load: model.pth5}", "'model.load': "),
     ("data: mnistt", "'data': unknown dataset 'mnistt'"),
+    ("model: {spec: SPEC, lr: nan}", "'model.lr' must be int or float, got 'nan'"),
+    ("model: {spec: SPEC, lr: .nan}", "'model.lr' must be a finite number"),
+    ("model: {spec: SPEC, epochs: true}", "'model.epochs' must be int, got True"),
+    ("estimate: {budget: {cores: 4}}", "'estimate.budget' must be str or null"),
+    ("seed: abc", "'seed' must be int"),
 ])
 def test_the_whole_config_is_checked_before_anything_runs(tmp_path, capsys, text, key):
     """A typo in any named thing is one line, exit 2, and no run folder (it used to train first, then fail)."""
