@@ -1,10 +1,10 @@
 """Pruning methods side by side from trained networks anyone can get: resumable, one JSON per run, table and plots.
 
 Every grid point (network, method, sparsity, seed) is one real pruning job (``snndeploy.prune.job.run_prune``) in
-``--work/<net>__<method>__<sparsity>__s<seed>/``; its result goes to ``--results/runs/`` under the same name (.json)
-when it finishes. A rerun skips finished points and resumes an interrupted one from its last finished round, so the
-suite can be killed at any time and started again. ``--summary-only`` rebuilds ``summary.json``, the table and the
-plots from the JSONs present (nothing is trained).
+``--work/<net>__<method>__<sparsity>__s<seed>/``; its result goes to ``--results/points/`` under the same name
+(.json, committed: ``runs/`` folders are git-ignored) when it finishes. A rerun skips finished points and resumes
+an interrupted one from its last finished round, so the suite can be killed at any time and started again.
+``--summary-only`` rebuilds ``summary.json``, the table and the plots from the JSONs present (nothing is trained).
 
 Equal fine-tuning budget: every method but IMP trains ``--epochs`` epochs in all (gradual methods spread them over
 ``--steps`` pruning steps); IMP trains densely from a fresh init and ``--imp-epochs`` per round, all counted.
@@ -93,7 +93,7 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
     from snndeploy.prune.runner import STATE_FILE
 
     name = point_name(net, method, sparsity, seed)
-    result_path = args.results / "runs" / f"{name}.json"
+    result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
     work = args.work / name
@@ -122,7 +122,7 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
 def summarise(results: Path) -> list[dict]:
     """Mean and standard deviation over seeds of every (net, method, sparsity) present."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
-    for path in sorted((results / "runs").glob("*.json")):
+    for path in sorted((results / "points").glob("*.json")):
         rec = json.loads(path.read_text())
         groups[(rec["net"], rec["method"], rec["sparsity"])].append(rec)
     rows = []
@@ -167,7 +167,7 @@ def plots(results: Path, rows: list[dict]) -> list[Path]:
         ax1.set_ylabel("test accuracy (%)")
         ax1.set_title(f"{net}: accuracy vs sparsity (mean +- std over seeds)")
         ax1.legend(fontsize=7)
-        for path in sorted((results / "runs").glob(f"{net}__*.json")):
+        for path in sorted((results / "points").glob(f"{net}__*.json")):
             rec = json.loads(path.read_text())
             epochs, xs, ys = 0, [], []
             for h in rec["history"]:

@@ -178,7 +178,9 @@ def _test_inputs(run: Run, net, samples: int):
     steps = int(net.time_steps or 25)
     if ir.is_sigma_delta(net):  # graded frames on netx's integer grid, not spikes
         return sd_dataset_inputs(run.config.data, net, samples=samples, steps=steps, seed=run.config.seed)
-    return dataset_inputs(run.config.data, net.input_shape, samples=samples, steps=steps, seed=run.config.seed)
+    # fed as the model records (a current into its input layer for lava-dl's bootstrap MNIST), else rate spikes
+    return dataset_inputs(run.config.data, net.input_shape, samples=samples, steps=steps, seed=run.config.seed,
+                          net=net)
 
 
 def verify_stage(run: Run, folder: Path) -> dict:
@@ -188,7 +190,7 @@ def verify_stage(run: Run, folder: Path) -> dict:
     inputs = _test_inputs(run, net, run.config.verify.samples)
     rasters: list = []
     report = verify(model, net, inputs.spikes, mode=run.config.verify.precision, progress=run.progress,
-                    rasters=rasters, workers=default_workers())
+                    rasters=rasters, workers=default_workers(), currents=inputs.current)
     np.save(folder / "inputs.npy", inputs.spikes)
     plot_rasters(rasters, folder / "rasters.png")
     return {**report.to_dict(), "plot": str(folder / "rasters.png"), "input": inputs.source}
@@ -201,7 +203,7 @@ def simulate_stage(run: Run, folder: Path) -> dict:
         result = simulate_sd(net, inputs.spikes, mode=run.config.simulate.precision)
     else:
         result = simulate_net(net, inputs.spikes, mode=run.config.simulate.precision, progress=run.progress,
-                              workers=default_workers())
+                              workers=default_workers(), input_bias=inputs.bias)
     summary = summarize(result, inputs, model=str(_nir_path(run)))
     write_outputs(folder / "lava", result, inputs, summary, force=True)
     scale = ir.W_SCALE if ir.is_sigma_delta(net) else 1.0
@@ -217,6 +219,9 @@ def _torch_on_same_samples(run: Run, inputs, scale: float = 1.0) -> dict:
     net = load_model((run.results.get("prune") or run.results["model"])["checkpoint"])
     x = torch.as_tensor(inputs.spikes, dtype=torch.float32) / scale
     x = x.reshape(x.shape[0], *net.spec.input_shape, x.shape[-1])
+    if inputs.current is not None:  # a static current: the torch model gets the same values at every step
+        current = torch.as_tensor(inputs.current, dtype=torch.float32).reshape(x.shape[:-1])
+        x = current.unsqueeze(-1).expand(x.shape).contiguous()
     with torch.no_grad():
         pred = predict(net.eval()(x)).numpy()
     correct = int((pred == inputs.labels).sum())
@@ -281,6 +286,8 @@ def summarize_run(run: Run) -> dict:
         "verified": r.get("verify", {}).get("agree"),
         "verified_graded": any(row.get("variable") == "graded" for row in r.get("verify", {}).get("layers", [])),
         "lava_accuracy": r.get("simulate", {}).get("accuracy"),
+        "torch_accuracy_same_samples": r.get("simulate", {}).get("torch_accuracy"),
+        "lava_samples": r.get("simulate", {}).get("samples"),
         "targets": [{k: t.get(k) for k in ("target", "verdict", "cores", "cores_range", "chips")}
                     for t in estimate.get("targets", [])],
         "report": r.get("report", {}).get("html"),
@@ -301,7 +308,11 @@ def _human(summary: dict) -> str:
     agreed = "yes, graded outputs equal at every layer and step" if summary["verified_graded"] else \
         "yes, spike for spike"
     lines.append(f"  verified on Lava {agreed if summary['verified'] else 'NO (see verify/)'}")
-    lines.append(f"  Lava accuracy    {pct(summary['lava_accuracy'])}")
+    if summary.get("torch_accuracy_same_samples") is not None:  # the same test samples, side by side
+        lines.append(f"  torch / Lava     {pct(summary['torch_accuracy_same_samples'])} / "
+                     f"{pct(summary['lava_accuracy'])} on the same {summary['lava_samples']} test samples")
+    else:
+        lines.append(f"  Lava accuracy    {pct(summary['lava_accuracy'])}")
     for t in summary["targets"]:
         lines.append(f"  {t['target']:<16} {t['verdict']}, {t['cores']} cores (range {t['cores_range']}), "
                      f"{t['chips']} chip(s)")
