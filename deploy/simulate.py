@@ -162,6 +162,8 @@ def separate_runs(net: LoihiNet) -> str | None:
         return "the network has a bias"
     if any(layer.delay is not None and np.any(np.asarray(layer.delay)) for layer in net.layers):
         return "the network has axonal delays"
+    if any(layer.syn_bias is not None for layer in net.layers):  # measured: back to back moved later layers' spikes
+        return "a layer has a synaptic bias (an always-on axon that starts with each sample)"
     return None
 
 
@@ -170,6 +172,8 @@ def own_build(net: LoihiNet) -> str | None:
     its end, where the next sample's fresh start cannot drop them."""
     if any(layer.delay is not None and np.any(np.asarray(layer.delay)) for layer in net.layers):
         return "the network has axonal delays"
+    if any(layer.syn_bias is not None for layer in net.layers):  # measured: back to back moved later layers' spikes
+        return "a layer has a synaptic bias (an always-on axon that starts with each sample)"
     return None
 
 

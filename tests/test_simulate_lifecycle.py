@@ -12,6 +12,7 @@ import time
 import numpy as np
 import psutil
 import pytest
+from leftovers import assert_nothing_left, descendants
 
 import snndeploy  # noqa: F401
 from snndeploy.cli import main
@@ -66,10 +67,6 @@ def start_cli(fixtures_dir, tmp_path) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _workers(parent: psutil.Process) -> list[psutil.Process]:
-    return [k for k in parent.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
-
-
 def lava_workers_of(proc: subprocess.Popen, timeout_s: float = 120.0) -> list[psutil.Process]:
     """The Lava workers once the run is stepping: no new worker for 3 s (the runner ignores SIGINT while it
     forks the workers, so a Ctrl-C during start-up would be lost)."""
@@ -77,18 +74,13 @@ def lava_workers_of(proc: subprocess.Popen, timeout_s: float = 120.0) -> list[ps
     deadline = time.monotonic() + timeout_s
     seen, stable_since = -1, time.monotonic()
     while time.monotonic() < deadline and proc.poll() is None:
-        count = len(_workers(parent))
+        count = len(descendants(parent))
         if count != seen:
             seen, stable_since = count, time.monotonic()
         elif count >= 8 and time.monotonic() - stable_since > 3.0:
-            return _workers(parent)
+            return descendants(parent)
         time.sleep(0.1)
     raise AssertionError(f"the simulation never started its Lava run: {proc.communicate()[1][-2000:]}")
-
-
-def assert_all_gone(procs: list[psutil.Process]) -> None:
-    _, alive = psutil.wait_procs(procs, timeout=20)
-    assert not alive, f"left behind: {[p.pid for p in alive]}"
 
 
 def test_ctrl_c_stops_the_simulation_and_its_workers(fixtures_dir, tmp_path):
@@ -99,7 +91,7 @@ def test_ctrl_c_stops_the_simulation_and_its_workers(fixtures_dir, tmp_path):
         _, err = child.communicate(timeout=60)
         assert child.returncode == 130, err
         assert "aborted" in err or "interrupted" in err
-        assert_all_gone(workers)
+        assert_nothing_left(workers)
         assert not (tmp_path / "out").exists()  # nothing half-written
     finally:
         if child.poll() is None:
@@ -115,7 +107,7 @@ def test_a_crashed_worker_fails_the_simulation_and_takes_the_rest_down(fixtures_
         _, err = child.communicate(timeout=60)
         assert child.returncode == 1, err
         assert "Lava worker" in err and "\n" not in err.strip().splitlines()[-1]
-        assert_all_gone(workers)
+        assert_nothing_left(workers)
         assert not (tmp_path / "out").exists()
     finally:
         if child.poll() is None:

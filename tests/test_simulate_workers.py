@@ -9,11 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
+from leftovers import assert_nothing_left, descendants, shm_segments
 
 import snndeploy  # noqa: F401
 from snndeploy.lava_runner import LavaTimeoutError, lava_worker_processes
@@ -22,18 +22,6 @@ from snndeploy.sim_inputs import prepare
 from snndeploy.simulate import simulate_net
 
 pytestmark = pytest.mark.lava
-
-
-def shm_segments(procs: list[psutil.Process]) -> set[str]:
-    """``/dev/shm`` segments mapped by ``procs`` right now."""
-    names = set()
-    for proc in procs:
-        try:
-            maps = Path(f"/proc/{proc.pid}/maps").read_text()
-        except OSError:
-            continue
-        names |= {line.split()[-1] for line in maps.splitlines() if "/dev/shm/" in line}
-    return names
 
 
 def test_two_workers_equal_one_and_report_progress(fixtures_dir, no_lava_leftovers):
@@ -71,7 +59,7 @@ def test_a_failing_worker_takes_down_a_busy_one():
     with pytest.raises(ValueError, match="worker 0 fails"):
         run_parallel(_fail_or_sleep, [(0,), (1,)])
     assert time.monotonic() - start < 60
-    assert not [c for c in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(c.cmdline())]
+    assert not descendants(psutil.Process())
 
 
 def start_cli(fixtures_dir, tmp_path) -> subprocess.Popen:
@@ -87,7 +75,7 @@ def running_workers(child: subprocess.Popen, timeout_s: float = 180.0) -> tuple[
     parent = psutil.Process(child.pid)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and child.poll() is None:
-        procs = [p for p in parent.children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())]
+        procs = descendants(parent)
         workers = [p for p in procs if p.ppid() == child.pid]
         if len(workers) == 2 and all(len(w.children()) >= 8 for w in workers):
             time.sleep(2.0)
@@ -95,13 +83,6 @@ def running_workers(child: subprocess.Popen, timeout_s: float = 180.0) -> tuple[
             return procs, shm_segments(procs)
         time.sleep(0.2)
     raise AssertionError(f"the workers never started: {child.communicate()[1][-2000:]}")
-
-
-def assert_nothing_left(procs: list[psutil.Process], segments: set[str]) -> None:
-    _, alive = psutil.wait_procs(procs, timeout=30)
-    assert not alive, f"left behind: {[p.pid for p in alive]}"
-    left = [name for name in segments if os.path.exists(name)]
-    assert not left, f"shared memory left behind: {left}"
 
 
 @pytest.mark.slow
@@ -131,8 +112,7 @@ def test_killing_the_parent_takes_the_workers_down(fixtures_dir, tmp_path):
         procs, _ = running_workers(child)
         child.kill()
         child.wait(30)
-        _, alive = psutil.wait_procs(procs, timeout=30)
-        assert not alive, f"left behind: {[p.pid for p in alive]}"
+        assert_nothing_left(procs)
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
