@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -90,8 +91,9 @@ def bootstrap_lava(path: Path, samples: int) -> dict:
 
 def if_encode(images: np.ndarray, steps: int) -> np.ndarray:
     """The netx MNIST tutorial's input encoder (``InpImgToSpk``): a deterministic integrate-and-fire neuron per
-    pixel, ``v += x`` (x = pixel / 255), spike and reset to 0 when ``v > 1``; ``(N, 784, steps)``."""
-    x = np.asarray(images, dtype=np.float64).reshape(len(images), -1) / 255.0
+    pixel, ``v += x`` (x = the pixel in [0, 1], as ``load_arrays`` gives it), spike and reset to 0 when ``v > 1``;
+    ``(N, 784, steps)``."""
+    x = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
     v, out = np.zeros_like(x), np.zeros((*x.shape, steps), dtype=np.float32)
     for t in range(steps):
         v += x
@@ -118,6 +120,28 @@ def netx_mnist_if_accuracy(path: Path, steps: int, test_subset: int | None = Non
             out = model(torch.as_tensor(if_encode(images, steps)))
             correct += int((out.sum(-1).argmax(1).numpy() == np.asarray(test.y[start:start + len(images)])).sum())
     return correct / n, n
+
+
+def netx_mnist_tutorial(path: Path, samples: int = 25, steps: int = 32) -> dict:
+    """The tutorial's own run: the first ``samples`` test digits, ``steps`` per digit, the first step empty (its
+    encoder loads the image after step 1), IF-encoded; torch (SLAYER) and Lava fixed_pt predictions (most output
+    spikes) and their agreement."""
+    import torch
+
+    from snndeploy.data.datasets import load_arrays
+    from snndeploy.loader import load_net
+    from snndeploy.models.netx_import import import_netx
+    from snndeploy.simulate import simulate_net
+
+    _, test, _ = load_arrays("mnist")
+    labels = np.asarray(test.y[:samples])
+    encoded = if_encode(np.asarray(test.x[:samples]), steps - 1)
+    x = np.concatenate([np.zeros((*encoded.shape[:-1], 1), np.float32), encoded], -1)
+    with torch.no_grad():
+        torch_pred = import_netx(path).eval()(torch.as_tensor(x)).sum(-1).argmax(1).numpy()
+    lava_pred = simulate_net(load_net(path), x.astype(np.uint8)).predictions()
+    return {"samples": samples, "torch_accuracy": float(np.mean(torch_pred == labels)),
+            "lava_accuracy": float(np.mean(lava_pred == labels)), "same": int(np.sum(torch_pred == lava_pred))}
 
 
 def netx_mnist_lava(path: Path, samples: int) -> dict:
@@ -173,6 +197,76 @@ def tinynet_goldens() -> str:
     expected = np.load(gold / "output.npy")[0].transpose(2, 1, 0, 3)
     errors = int(np.abs(layers["spikes_2"][..., 2:17] - expected[..., 1:]).sum())
     return f"{errors} output spike errors ({int(expected.sum())} golden spikes, lava-dl's alignment)"
+
+
+NIR_DATA = HERE.parent / "tests" / "data" / "nir"
+NORSE_LOIHI_SPIKES = (461, 511, 711, 761)  # paper/01_lif/lif_lava_loihi_fixed.csv: the real Loihi 2 trace
+
+
+def _cli(*args: str) -> dict:
+    """``snndeploy ARGS --json`` in this process (the user's path); its JSON result."""
+    import contextlib
+    import io
+
+    from snndeploy.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main([*args, "--json"])
+    if code != 0:
+        raise RuntimeError(f"snndeploy {' '.join(args)} exited {code}")
+    return json.loads(out.getvalue())
+
+
+def norse_lif_input() -> np.ndarray:
+    """The NIR paper's LIF input (paper/01_lif/lif_lava.ipynb ``load_data``): 100 spikes or gaps from its
+    inter-spike intervals, each followed by 9 empty steps; ``(1, 1000)``."""
+    isis = [6, 15, 4, 3, 0, 2, 1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 14]
+    d1 = np.concatenate([[0] * isi + [1] for isi in isis])[:100]
+    return np.stack([d1] + [np.zeros_like(d1)] * 9, -1).reshape(1, -1)
+
+
+def norse_lif() -> str:
+    """``snndeploy export lif_norse.nir --to nir --quantize --dt 1e-4`` then ``snndeploy simulate --input``."""
+    folder = Path(tempfile.mkdtemp(prefix="norse_"))
+    _cli("export", str(NIR_DATA / "lif_norse.nir"), "--to", "nir", "--quantize", "--dt", "1e-4", "--out",
+         str(folder / "q.nir"))
+    np.save(folder / "x.npy", norse_lif_input())
+    _cli("simulate", str(folder / "q.nir"), "--input", str(folder / "x.npy"), "--out", str(folder / "sim"))
+    steps = tuple(int(t) for t in np.flatnonzero(np.load(folder / "sim" / "output.npy").reshape(-1)))
+    same = "identical to" if steps == NORSE_LOIHI_SPIKES else "differs from"
+    loihi = ", ".join(map(str, NORSE_LOIHI_SPIKES))
+    return f"spikes at steps {', '.join(map(str, steps))}: {same} the Loihi 2 trace ({loihi})"
+
+
+def sinabs_cnn(samples: int) -> tuple[float, int]:
+    """``snndeploy export cnn_sinabs.nir --to nir --quantize`` then ``snndeploy simulate --dataset nmnist-small``."""
+    folder = Path(tempfile.mkdtemp(prefix="sinabs_"))
+    _cli("export", str(NIR_DATA / "cnn_sinabs.nir"), "--to", "nir", "--quantize", "--out", str(folder / "q.nir"))
+    result = _cli("simulate", str(folder / "q.nir"), "--dataset", "nmnist-small", "--samples", str(samples),
+                  "--out", str(folder / "sim"))
+    return float(result["accuracy"]), int(result["samples"])
+
+
+def braille_cells(name: str) -> dict:
+    """The table cells of one Braille graph from benchmarks/braille_snntorch.py's JSON (run it first)."""
+    path = HERE / "results" / "braille_snntorch.json"
+    if not path.exists():
+        return {"spike agreement torch vs Lava": "not measured: run benchmarks/braille_snntorch.py"}
+    sys.path.insert(0, str(HERE))
+    from braille_snntorch import summary
+
+    data = json.loads(path.read_text())
+    result = next(r for r in data["results"] if r["graph"] == name)
+    n, steps = data["samples"], data["steps"]
+    cells = {"torch (ours)": f"vs snnTorch: {summary(result, 'torch')}",
+             "Lava fixed_pt (ours)": f"vs snnTorch, after --quantize: {summary(result, 'lava_fixed_pt')}",
+             "spike agreement torch vs Lava": f"Lava floating_pt vs snnTorch: {summary(result, 'lava_floating_pt')} "
+             f"({n} samples x {steps} steps per input set)"}
+    if "snntorch_subtract_vs_zero" in next(iter(result["inputs"].values())):
+        cells["golden agreement"] = ("snnTorch with the reset by subtraction it was trained with vs the reset to "
+                                     f"zero the file records: {summary(result, 'snntorch_subtract_vs_zero')}")
+    return cells
 
 
 def sdnn_golden() -> str:
@@ -242,15 +336,22 @@ def rows(quick: bool, lava_samples: int, pilotnet_run: bool = True, only: tuple[
 
     def netx_mnist() -> dict:
         acc, n, feed = torch_accuracy(small, subset)
+        if_acc, if_n = netx_mnist_if_accuracy(small, 20, subset)
+        tutorial = netx_mnist_tutorial(small)
         lava = netx_mnist_lava(small, lava_n)
         return {"network": "netx MNIST 784-128-64-10", "source": "lava-dl tutorials/lava/lib/dl/netx/mnist",
-                "published": "no test-set figure (tutorial: 'Accuracy on Loihi Board: 1.0' on its few images)",
-                "torch (ours)": _pct(acc, n) + "; differs: the tutorial encodes pixels with a deterministic "
-                "integrate-and-fire neuron (J = x), snndeploy with Bernoulli rate spikes", "feed": feed,
-                "Lava fixed_pt (ours)": _pct(lava["lava_accuracy"], lava["samples"]),
+                "published": "'Accuracy on Loihi Board: 1.0' on the first 25 test digits (tutorial, IF encoder, "
+                "32 steps); no test-set figure",
+                "torch (ours)": f"{_pct(acc, n)} (`snndeploy evaluate`: Bernoulli rate spikes, T = 25); "
+                f"{_pct(if_acc, if_n)} with the tutorial's IF encoder (T = 20, the training length); the tutorial's "
+                f"25 digits: {_pct(tutorial['torch_accuracy'])}", "feed": feed,
+                "Lava fixed_pt (ours)": f"the tutorial's 25 digits: {_pct(tutorial['lava_accuracy'])} "
+                f"({tutorial['same']}/25 predictions = torch); rate-coded: "
+                f"{_pct(lava['lava_accuracy'], lava['samples'])}",
                 "spike agreement torch vs Lava": f"{'exact' if lava['agree'] else 'differs'} ({lava['mismatches']} "
                 f"mismatches, {lava['samples']} digits)", "golden agreement": "- (no goldens published)",
-                "Loihi 2 cores published / estimated": f"5 / {estimated_cores(small)}", "raw": lava}
+                "Loihi 2 cores published / estimated": f"5 / {estimated_cores(small)}",
+                "raw": {**lava, "tutorial": tutorial, "if_accuracy": if_acc}}
 
     def pilotnet() -> dict:
         golden = pilotnet_goldens() if pilotnet_run and not quick else \
@@ -267,6 +368,28 @@ def rows(quick: bool, lava_samples: int, pilotnet_run: bool = True, only: tuple[
                 "spike agreement torch vs Lava": "exact (tests/test_export_verify.py)",
                 "golden agreement": tinynet_goldens(),
                 "Loihi 2 cores published / estimated": f"- / {estimated_cores(fx / 'tinynet' / 'tiny.net')}"}
+
+    def braille(name: str, published: str) -> Callable[[], dict]:
+        def row() -> dict:  # named braille_bias_zero / braille_subtract below (--only)
+            cells = braille_cells(name)
+            return {"network": f"NIR paper Braille RNN ({name.split('_', 2)[2]})",
+                    "source": f"NIR paper/03_rnn/{name}.nir (snnTorch)", "published": published,
+                    "Loihi 2 cores published / estimated": f"- / {estimated_cores(NIR_DATA / f'{name}.nir')}",
+                    "golden agreement": "- (test data not public)", **cells}
+        row.__name__ = "braille_" + ("subtract" if name.endswith("subtract") else "bias_zero")
+        return row
+
+    def sinabs() -> dict:
+        acc, n = sinabs_cnn(10 if quick else 100)
+        return {"network": "NIR paper sinabs CNN", "source": "NIR paper/02_cnn/cnn_sinabs.nir",
+                "published": "0.9815 (paper, Lava, full N-MNIST test set)",
+                "Lava fixed_pt (ours)": f"{acc:.2f} on {n} nmnist-small test samples after --quantize",
+                "Loihi 2 cores published / estimated": f"- / {estimated_cores(NIR_DATA / 'cnn_sinabs.nir')}"}
+
+    def norse() -> dict:
+        return {"network": "NIR paper norse LIF", "source": "NIR paper/01_lif/lif_norse.nir",
+                "published": "Loihi 2 trace: spikes at 461, 511, 711, 761",
+                "Lava fixed_pt (ours)": norse_lif(), "golden agreement": "see Lava fixed_pt"}
 
     def sdnn_gts() -> dict:
         return {"network": "PilotNet SDNN (reduced, 3x33x100)", "source": f"lava-dl {SDNN_GTS}/network.net",
@@ -292,7 +415,10 @@ def rows(quick: bool, lava_samples: int, pilotnet_run: bool = True, only: tuple[
                 "spike agreement torch vs Lava": "-", "golden agreement": golden,
                 "Loihi 2 cores published / estimated": f"- / {estimated_cores(square)}"}
 
-    every = (pilotnet, tinynet, netx_mnist, bootstrap, sdnn_gts, sdnn_tutorial, sdnn_square)
+    braille_bias_zero = braille("braille_noDelay_bias_zero", "snnTorch 0.95, Lava 0.4857 (paper, test set)")
+    braille_subtract = braille("braille_noDelay_noBias_subtract", "snnTorch 0.9214 (paper, test set)")
+    every = (pilotnet, tinynet, netx_mnist, bootstrap, sdnn_gts, sdnn_tutorial, sdnn_square, norse, sinabs,
+             braille_bias_zero, braille_subtract)
     return [timed(fn) for fn in every if not only or fn.__name__ in only]
 
 
@@ -309,7 +435,7 @@ def main() -> None:
     parser.add_argument("--no-pilotnet", action="store_true", help="skip the PilotNet golden run (~10 min)")
     parser.add_argument("--only", nargs="+", default=(), metavar="ROW",
                         help="only these rows: pilotnet tinynet netx_mnist bootstrap sdnn_gts sdnn_tutorial "
-                        "sdnn_square")
+                        "sdnn_square norse sinabs braille_bias_zero braille_subtract")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "real_networks.json")
     args = parser.parse_args()
     table = rows(args.quick, args.lava_samples, not args.no_pilotnet, tuple(args.only))

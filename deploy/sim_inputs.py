@@ -26,7 +26,8 @@ class Inputs:
     """Binary spike inputs ``(N, *input_shape, T)`` (uint8), optional integer labels, and where they came from.
 
     ``bias`` ``(N, *input_shape)``: a static input held as the input layer's bias (spikes are then all zero);
-    ``layout`` and ``batched`` say how an input file was laid out (:mod:`snndeploy.sim_files`).
+    ``layout`` and ``batched`` say how an input file was laid out (:mod:`snndeploy.sim_files`); ``current``: the
+    normalised values behind a dataset's ``bias`` (what the torch model is fed).
     """
 
     spikes: np.ndarray
@@ -35,6 +36,7 @@ class Inputs:
     bias: np.ndarray | None = None
     layout: str = ""
     batched: bool = True
+    current: np.ndarray | None = None
 
     @property
     def samples(self) -> int:
@@ -149,7 +151,7 @@ def dataset_inputs(name: str, shape: tuple[int, ...], *, samples: int, steps: in
             values = (values - feed.normalize[0]) / feed.normalize[1]
         bias = input_current(net, values)
         return Inputs(np.zeros((count, *shape, steps), dtype=np.uint8), labels, f"{source}; {feed.note}", bias,
-                      "", True)
+                      "", True, values)
     if info.kind == "events":
         x = _binary(test.x[:count], info.name, None)
     else:  # encoded in parts (a whole test set's random draws would take gigabytes); the same draws as at once
@@ -184,15 +186,17 @@ def netx_reset_interval(net: LoihiNet, inputs: Inputs) -> int | None:
 
 
 def prepare(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
-            seed: int = 0, max_rate: float = 1.0, dt: float | None = None) -> tuple[LoihiNet, Inputs]:
-    """The network and its inputs for the ``simulate`` and ``deploy`` commands."""
+            seed: int = 0, max_rate: float = 1.0, dt: float | None = None,
+            reset: str | None = None) -> tuple[LoihiNet, Inputs]:
+    """The network and its inputs for the ``simulate`` and ``deploy`` commands (``dt``, ``reset``: a NIR graph's
+    time step and reset mechanism where it records none)."""
     if (input_path is None) == (dataset is None):
         raise UserError("give exactly one of --input FILE or --dataset NAME")
     hint = None
     if dataset is not None:
 
         hint = dataset_info(dataset).shape
-    net = load_net(model, input_shape=hint, dt=dt)
+    net = load_net(model, input_shape=hint, dt=dt, reset=reset)
     if input_path is not None:
         inputs = load_input_file(input_path, net.input_shape, bias_input=net.layers[0].op == "input",
                                  steps=steps or net.time_steps)

@@ -28,6 +28,8 @@ DEFAULT_VERIFY_SAMPLES = 2
 
 
 def _verify_inputs(net, opts: dict[str, Any]):
+    """(inputs ``(N, *shape, T)``, the normalised values of a dataset fed as a current as the model records, or
+    None)."""
     import numpy as np
 
     from snndeploy.cli_support import ALL_SAMPLES
@@ -40,35 +42,37 @@ def _verify_inputs(net, opts: dict[str, Any]):
         raise UserError("give --inputs FILE or --dataset NAME, not both")
     if opts["inputs"]:
         x = load_inputs(opts["inputs"], net.input_shape, graded=sd)[:samples or ALL_SAMPLES]
-        return x[..., np.arange(steps) % x.shape[-1]] if sd and steps else x  # replayed, as Lava's RingBuffer
+        return (x[..., np.arange(steps) % x.shape[-1]] if sd and steps else x), None  # replayed, as a RingBuffer
     samples = samples or DEFAULT_VERIFY_SAMPLES
     if sd:
         if opts["dataset"] or samples == ALL_SAMPLES:
             raise UserError("a sigma-delta network is verified on --inputs FILE or sampled graded frames")
         return sample_sd_inputs(net.input_shape, int(steps or net.time_steps or len(net.layers)), samples,
-                                opts["seed"])
+                                opts["seed"]), None
     if opts["dataset"]:
         from snndeploy.data.datasets import dataset_info
         from snndeploy.sim_inputs import dataset_inputs
 
         steps = int(steps or net.time_steps or dataset_info(opts["dataset"]).time_steps)
-        return dataset_inputs(opts["dataset"], net.input_shape, samples=samples, steps=steps,
-                              seed=opts["seed"]).spikes
+        inputs = dataset_inputs(opts["dataset"], net.input_shape, samples=samples, steps=steps, seed=opts["seed"],
+                                net=net)
+        return inputs.spikes, inputs.current
     if samples == ALL_SAMPLES:
         raise UserError("--samples all needs --dataset NAME or --inputs FILE (sampled inputs have no end)")
-    return sample_inputs(net.input_shape, int(steps or net.time_steps or 25), samples, opts["rate"], opts["seed"])
+    return sample_inputs(net.input_shape, int(steps or net.time_steps or 25), samples, opts["rate"],
+                         opts["seed"]), None
 
 
 def _run_verify(model, net, opts: dict[str, Any]):
     from snndeploy.export.verify import plot_rasters, verify
     from snndeploy.lava_workers import default_workers
 
-    x = _verify_inputs(net, opts)
+    x, currents = _verify_inputs(net, opts)
     rasters: list | None = [] if opts.get("plot") else None
     workers = default_workers() if opts["workers"] is None else opts["workers"]
     mode = resolve_precision(opts["precision"], opts["old_mode"])
     report = verify(model, net, x, mode=mode, probe=opts["probe"], sparse_below=opts["sparse_below"],
-                    progress=not opts["as_json"], rasters=rasters, workers=workers)
+                    progress=not opts["as_json"], rasters=rasters, workers=workers, currents=currents)
     if rasters:
         plot_rasters(rasters, opts["plot"])
     return report

@@ -108,13 +108,18 @@ def torch_reference(model, x: np.ndarray, probe: bool = False):
     return [a[0] for a in spikes], [a[0] for a in currents], [a[0] for a in voltages]
 
 
-def torch_reference_batch(model, x: np.ndarray, probe: bool = False):
-    """:func:`torch_reference` of every sample of ``x`` ``(N, *shape, T)`` in one pass (arrays ``(N, ...)``)."""
+def torch_reference_batch(model, x: np.ndarray, probe: bool = False, currents: np.ndarray | None = None):
+    """:func:`torch_reference` of every sample of ``x`` ``(N, *shape, T)`` in one pass (arrays ``(N, ...)``).
+    ``currents`` ``(N, *shape)``: the samples are these values held over every step instead (a current, which
+    Lava feeds as the input layer's bias from step 0: its outputs align with the spike-fed case)."""
     from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
     from lava.lib.dl.slayer.utils import quantize
 
     x = np.asarray(x, dtype=np.float32)  # spikes may come as bool/uint8 (datasets); the torch model computes in float
-    x_ext = np.concatenate([np.zeros_like(x[..., :1]), x], axis=-1)
+    if currents is None:
+        x_ext = np.concatenate([np.zeros_like(x[..., :1]), x], axis=-1)
+    else:
+        x_ext = np.repeat(np.asarray(currents, dtype=np.float32)[..., None], x.shape[-1] + 1, axis=-1)
     with torch.no_grad():
         inp = torch.as_tensor(x_ext)
         _, outs = model(inp, return_all=True)
@@ -224,21 +229,26 @@ def verify_sd(reference: LoihiNet, net: LoihiNet, inputs: np.ndarray, *, mode: s
 
 def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: bool = False,
            sparse_below: float = DEFAULT_SPARSE_BELOW, progress: bool = False,
-           rasters: list | None = None, workers: int = 1, part: int = VERIFY_PART) -> VerifyReport:
+           rasters: list | None = None, workers: int = 1, part: int = VERIFY_PART,
+           currents: np.ndarray | None = None) -> VerifyReport:
     """Compare ``model`` (SlayerNet) with the Lava network of ``net`` on ``inputs`` ``(N, *shape, T)``.
 
     Every layer of every sample is compared (spikes; a read-out's voltage; with ``probe`` also ``u`` and ``v``).
     Lava runs ``part`` samples at a time through ``snndeploy.simulate.simulate_net`` (many samples per build,
     ``workers`` runtimes; each sample's values equal those of a run of it alone), the torch model on the same
-    part in one batch. ``rasters``: if a list, it receives ``(layer name, variable, torch values, Lava values)``
-    of sample 0. A sigma-delta ``net`` is checked by :func:`verify_sd` against the reference of ``model`` (its
-    LoihiNet).
+    part in one batch. ``currents`` ``(N, *shape)``: the samples are these values fed as a current (the model's
+    recorded input pipeline, bootstrap MNIST): Lava gets them as the input layer's bias
+    (:func:`snndeploy.sim_inputs.input_current`), torch held over the steps. ``rasters``: if a list, it receives
+    ``(layer name, variable, torch values, Lava values)`` of sample 0. A sigma-delta ``net`` is checked by
+    :func:`verify_sd` against the reference of ``model`` (its LoihiNet).
     """
     if is_sigma_delta(net):
         return verify_sd(model if isinstance(model, LoihiNet) else net, net, inputs, mode=mode, probe=probe,
                          sparse_below=sparse_below, progress=progress, rasters=rasters)
+    from snndeploy.sim_inputs import input_current
     from snndeploy.simulate import simulate_net
 
+    bias = None if currents is None else input_current(net, np.asarray(currents, dtype=np.float64))
     import_lava()  # before the first progress bar (see import_lava)
     model = model.eval()
     n_layers = len(net.layers)
@@ -257,12 +267,15 @@ def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", 
         for start in range(0, samples, part):
             x = np.asarray(inputs[start:start + part])
             run = simulate_net(net, x, mode=mode, probe=probes, record=tuple(range(n_layers)),
-                               sparse_below=sparse_below, workers=workers, on_sample=advance)
-            t_spk, t_cur, t_volt = torch_reference_batch(model, x, probe=probe)
+                               sparse_below=sparse_below, workers=workers, on_sample=advance,
+                               input_bias=None if bias is None else bias[start:start + part])
+            t_spk, t_cur, t_volt = torch_reference_batch(
+                model, x, probe=probe, currents=None if currents is None else currents[start:start + part])
             if len(t_spk) != n_layers:
                 raise UserError(f"the model has {len(t_spk)} neuron layers but the exported network has {n_layers}")
             for i in range(n_layers):
-                for var, ref, got, var_tol in _checks(net, i, run, t_spk, t_cur, t_volt, probe, steps, exact):
+                for var, ref, got, var_tol in _checks(net, i, run, t_spk, t_cur, t_volt, probe, steps, exact,
+                                                      states=currents is None or i > 0):
                     if rasters is not None and start == 0 and var == tally.variables[i]:
                         rasters.append((net.layers[i].name, var, ref[0], got[0]))
                     tally.add(start, i, var, ref, got, var_tol)
@@ -276,8 +289,12 @@ def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", 
                         synapses=synapse_kinds(net, sparse_below, copies=1))
 
 
-def _checks(net: LoihiNet, i: int, run, t_spk, t_cur, t_volt, probe: bool, steps: int, exact: bool):
-    """(variable, torch values, Lava values, tolerance) of layer i for a batch of samples ``(N, ..., T)``."""
+def _checks(net: LoihiNet, i: int, run, t_spk, t_cur, t_volt, probe: bool, steps: int, exact: bool,
+            states: bool = True):
+    """(variable, torch values, Lava values, tolerance) of layer i for a batch of samples ``(N, ..., T)``.
+    ``states`` False: the layer's input is a current that Lava holds in its bias, rounded to the bias mantissa
+    grid (its ``u`` stays 0, its ``v`` moves in steps of 64), where torch integrates the unrounded current; only
+    its spikes are compared."""
     tol = 0.0 if exact else 1e-3
     scale = S_SCALE if exact else 1.0
     checks = []
@@ -286,7 +303,7 @@ def _checks(net: LoihiNet, i: int, run, t_spk, t_cur, t_volt, probe: bool, steps
         checks.append(("spikes", t_spk[i][..., 1:], lava_spikes, 0.0))
     else:
         checks.append(("v", t_spk[i][..., :steps] * scale, run.probes[i]["v"], tol * scale))
-    if probe:
+    if probe and states:
         u, v = run.probes[i]["u"], run.probes[i]["v"]
         checks.append(("u", t_cur[i][..., :steps] * scale, u, tol * scale))  # states are not delay-shifted
         if net.layers[i].neuron.spiking:  # Lava's v is after the reset; compare where nothing spiked

@@ -16,6 +16,7 @@ from snndeploy.prune.job import OUTPUTS, PruneJob, check_out, run_prune
 from snndeploy.prune.registry import find_method, method_names
 from snndeploy.prune.runner import STATE_FILE
 from snndeploy.prune.sparse import SCOPES
+from snndeploy.train import distributed
 
 
 def _remember_scope(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -91,10 +92,16 @@ def prune(model: str, method_name: str, sparsity: float | None, keep_channels: f
     check_out(out, resume, force)
     torch.manual_seed(config.seed)  # a spec is initialised randomly: seed first so runs from a spec repeat
     net = load_model(model)
+    distributed.setup()  # under torchrun: DDP fine-tuning, scores reduced across ranks, rank 0 writes
     job = PruneJob(method, config, sparsity, structured, dataset, out, source=str(model), resume=resume,
                    batch_size=batch_size, subset=subset, test_subset=test_subset, progress=not no_progress,
                    log=None if as_json else lambda m: click.echo(m, err=True))
     # --force: the previous run's files are put back if this one fails; deleted only once it has finished
-    with set_aside(out, [STATE_FILE, *OUTPUTS] if force else []):
-        result = run_prune(net, job)
-    emit(result, as_json, _human)
+    main = distributed.is_main()  # known before teardown (afterwards every process reads as rank 0)
+    try:
+        with set_aside(out, [STATE_FILE, *OUTPUTS] if force and main else []):
+            result = run_prune(net, job)
+    finally:
+        distributed.teardown()
+    if main:
+        emit(result, as_json, _human)

@@ -17,6 +17,7 @@ from torch import nn
 
 from snndeploy.prune import masks as masklib
 from snndeploy.prune.graph import DependencyGraph, PrunableLayer, build_graph
+from snndeploy.train import distributed
 
 SCOPES = ("global", "layer")
 # how unstructured pruning shares a weight budget among layers: erk (Erdos-Renyi-Kernel densities, Evci et al. 2020:
@@ -287,6 +288,21 @@ class PruningEngine:
                 if param.dim() == 1 and param.numel() == channels.numel():
                     param.mul_(channels)
 
+    # ----- several processes (torchrun) -----------------------------------------------------------------------------
+    def check_masks_agree(self) -> int:
+        """Under DDP: raise unless every rank holds the same weight and channel masks; returns the ranks checked."""
+        world = distributed.world_size()
+        if world == 1:
+            return 1
+        for layer in self.layers:
+            for mask in (layer.mask.mask, layer.mask.channel_mask):
+                local = mask.detach().to(torch.float64)
+                # 0/1 entries: the sum over ranks is world * local everywhere only if every rank has the same mask
+                if not torch.equal(distributed.all_reduce_sum(local.clone()), local * world):
+                    raise RuntimeError(f"pruning masks differ between DDP ranks in {layer.info.name} "
+                                       f"after step {self.step}")
+        return world
+
     # ----- training hooks ----------------------------------------------------------------------------------------
     def after_step(self) -> None:
         """Call after every optimizer step: pruned gates back to exactly 0, norm biases of pruned channels to 0."""
@@ -357,6 +373,15 @@ class PruningEngine:
         """Bake masks and gates into plain weights (zeros stay, shapes kept); the engine is done afterwards."""
         for layer in self.layers:
             masklib.detach(layer.block.synapse)
+
+
+def mean_over_ranks(scores: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """Per-layer scores averaged over DDP ranks (each rank measured its own share of the batches); no-op alone."""
+    world = distributed.world_size()
+    if world == 1:
+        return scores
+    return {i: (distributed.all_reduce_sum(s.detach().to(torch.float64).clone()) / world).to(s.dtype)
+            for i, s in scores.items()}
 
 
 def erk_densities(shapes: list[tuple[int, ...]], density: float) -> list[float]:

@@ -12,6 +12,7 @@ from torch import nn
 
 from snndeploy.data.datasets import feed_for, make_splits
 from snndeploy.prune.distill import Objective
+from snndeploy.train import distributed
 from snndeploy.train.loop import Callback, TrainConfig, Trainer, evaluate, make_loss
 
 
@@ -67,8 +68,10 @@ class DatasetTrainer:
     def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Endless shuffled training batches (calibration for criticality and gradient scores)."""
         seed = self.config.seed * 7919 + 17
-        return itertools.chain.from_iterable(self._loader(self.splits.train, True, seed + k)
-                                             for k in itertools.count())
+        stream = itertools.chain.from_iterable(self._loader(self.splits.train, True, seed + k)
+                                               for k in itertools.count())
+        world = distributed.world_size()  # under DDP every rank takes its own batches of the same stream
+        return itertools.islice(stream, distributed.rank(), None, world) if world > 1 else stream
 
     def test_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return iter(self._loader(self.splits.test, False))

@@ -19,6 +19,7 @@ from snndeploy.prune.finetune import DatasetTrainer
 from snndeploy.prune.methods import Method
 from snndeploy.prune.report import write_report
 from snndeploy.prune.runner import STATE_FILE, Runner, RunSpec
+from snndeploy.train import distributed
 
 OUTPUTS = ("prune_report.json", "prune_report.png", "model.pt", "spec.yaml")
 
@@ -71,6 +72,9 @@ def run_prune(net, job: PruneJob) -> dict:
     runner = Runner(RunSpec(method, config, job.sparsity, job.structured, job.source), net, trainer, job.out,
                     progress=say)
     result = runner.run(resume=job.resume)
+    if not distributed.is_main():  # under torchrun rank 0 writes the report and the model
+        distributed.barrier()
+        return {"out": str(job.out), "files": {}, "report": result.report}
     paths = write_report(result.report, job.out)
     ckpt = make_checkpoint(result.net, epoch=result.report["cost"]["epochs"],
                            extra={"pruning": {"method": method.name, "target_sparsity": job.sparsity,
@@ -78,4 +82,5 @@ def run_prune(net, job: PruneJob) -> dict:
     paths["model"] = save_checkpoint(job.out / "model.pt", ckpt)
     if getattr(result.net, "spec", None) is not None:
         paths["spec"] = save_spec(result.net.spec, job.out / "spec.yaml")
+    distributed.barrier()
     return {"out": str(job.out), "files": {k: str(v) for k, v in paths.items()}, "report": result.report}

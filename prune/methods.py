@@ -20,7 +20,7 @@ from snndeploy.prune import config as cfglib
 from snndeploy.prune import criticality as critlib
 from snndeploy.prune import schedules, scores
 from snndeploy.prune.cost import CostMeter
-from snndeploy.prune.engine import PruningEngine
+from snndeploy.prune.engine import PruningEngine, mean_over_ranks
 from snndeploy.prune.finetune import Backend
 
 
@@ -244,6 +244,9 @@ class CriticalityMethod(Method):
             rates: dict | None = {} if config.weight_score == "post_rate" else None
             crit = critlib.criticality(ctx.net, indices, ctx.calibration_inputs(config.calib_batches),
                                        config.kernel, config.alpha, rates=rates)
+            crit = mean_over_ranks(crit)  # under DDP each rank measured its share of the batches
+            if rates:
+                rates = mean_over_ranks(rates)
             if structured:
                 regen_score = crit
             elif config.weight_score == "post":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from snndeploy.prune.engine import PruningEngine, Selection
 from snndeploy.prune.finetune import Backend
 from snndeploy.prune.methods import Method, Round
 from snndeploy.prune.shrink import shrink
+from snndeploy.train import distributed
 
 STATE_FILE = "prune_state.pt"
 STATE_FORMAT = "snndeploy-prune-state"
@@ -65,13 +67,27 @@ class RunContext:
         self.rewind.update(_non_mask_state(self.net))
 
     def calibration_inputs(self, batches: int) -> list[torch.Tensor]:
+        """This rank's share of ``batches`` calibration batches (all of them in a single process)."""
         self.cost.calibration_batches += batches
-        return [x for x, _ in itertools.islice(self.trainer.train_batches(), batches)]
+        return [x for x, _ in itertools.islice(self.trainer.train_batches(), _share(batches))]
 
     def accumulate_gradients(self, batches: int) -> None:
+        """Gradients summed over ``batches`` batches (under DDP: over every rank's share, summed across ranks)."""
         self.cost.calibration_batches += batches
         self.net.zero_grad(set_to_none=True)
-        self.trainer.accumulate_gradients(self.net, batches)
+        self.trainer.accumulate_gradients(self.net, _share(batches))
+        if distributed.world_size() > 1:
+            with torch.no_grad():
+                for layer in self.engine.layers:
+                    layer.mask.dense_grad.copy_(distributed.all_reduce_sum(layer.mask.dense_grad))
+                for param in self.net.parameters():
+                    if param.grad is not None:
+                        param.grad.copy_(distributed.all_reduce_sum(param.grad))
+
+
+def _share(batches: int) -> int:
+    """Batches per rank: the ranks together take ``batches`` (rounded up to a multiple of the world size)."""
+    return math.ceil(batches / distributed.world_size())
 
 
 @dataclass
@@ -133,6 +149,10 @@ class Runner:
         return self.out / STATE_FILE
 
     def save_state(self) -> None:
+        """Rank 0 writes the resume state (every rank holds the same one); the others wait until it is there."""
+        if not distributed.is_main():
+            distributed.barrier()
+            return
         state = {"format": STATE_FORMAT, "identity": self.spec.identity(), "next_round": self.next_round,
                  "net": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
                  "engine": self.engine.state_dict(), "cost": self.cost.to_dict(), "history": self.history,
@@ -142,6 +162,7 @@ class Runner:
         self.out.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.state_path) as tmp:
             torch.save(state, tmp)
+        distributed.barrier()
 
     def load_state(self) -> None:
         path = self.state_path
@@ -161,7 +182,7 @@ class Runner:
         self.next_round = int(state["next_round"])
         self.generator.set_state(state["generator"])
         if state.get("optimizer") is not None:
-            self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.spec.config.lr)
+            self.optimizer = self._new_optimizer()
             self.optimizer.load_state_dict(state["optimizer"])
             self.engine.bind_optimizer(self.optimizer)
         _set_rng(state["rng"])
@@ -195,6 +216,9 @@ class Runner:
         info: dict[str, Any] = {}
         if rnd.prune:
             info = method.prune(ctx, cfg, rnd)
+            ranks = self.engine.check_masks_agree()
+            if ranks > 1:
+                info["masks_agree_on_ranks"] = ranks
             if rnd.rewind:
                 self.net.load_state_dict(self.start_state, strict=False)
                 self.engine.after_step()
@@ -218,9 +242,12 @@ class Runner:
     def _optimizer(self, rnd: Round) -> torch.optim.Optimizer:
         """The run's Adam: one for all rounds (moments carry over), a fresh one where the round asks for it."""
         if self.optimizer is None or rnd.fresh_optimizer:
-            self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.spec.config.lr)
+            self.optimizer = self._new_optimizer()
             self.engine.bind_optimizer(self.optimizer)
         return self.optimizer
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.net.parameters(), lr=self.spec.config.lr)
 
     def _finetune(self, rnd: Round) -> int:
         if rnd.epochs <= 0:

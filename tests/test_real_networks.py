@@ -32,3 +32,15 @@ def test_tinynet_golden_row(bench, no_lava_leftovers):
 def test_table_has_the_issues_columns(bench):
     text = bench.markdown([{"network": "x", "seconds": 1.0}])
     assert text.splitlines()[0].count("|") == len(bench.COLUMNS) + 1 and "| x |" in text
+
+
+def test_netx_mnist_reproduces_its_tutorial_run(bench, fixtures_dir, no_lava_leftovers):
+    """The tutorial's published run (IF-encoded test digits, 32 steps, 'Accuracy on Loihi Board: 1.0' on 25):
+    its first 5 digits, torch and Lava fixed_pt."""
+    result = bench.netx_mnist_tutorial(fixtures_dir / "mnist-mlp-128" / "network.net", samples=5)
+    assert result["torch_accuracy"] == 1.0 and result["lava_accuracy"] == 1.0 and result["same"] == 5
+
+
+def test_norse_lif_spikes_where_loihi_2_did(bench, no_lava_leftovers):
+    """The NIR paper's norse LIF through export --quantize and simulate --input: the real Loihi 2 trace's spikes."""
+    assert bench.norse_lif().endswith("identical to the Loihi 2 trace (461, 511, 711, 761)")

@@ -1,0 +1,62 @@
+"""`snndeploy prune` under torchrun (2 CPU processes, gloo) against the same run in one process, lava-dl's MNIST MLP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from snndeploy.loader import load_model
+
+SMALL = ["--data", "mnist", "--subset", "256", "--test-subset", "128", "--batch-size", "32", "--no-progress", "--json"]
+
+
+@pytest.fixture(scope="module")
+def mlp_net(fixtures_dir) -> Path:
+    return fixtures_dir / "mnist-mlp-128" / "network.net"
+
+
+def _prune(net: Path, out: Path, config: Path, ranks: int, *extra: str) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SNNDEPLOY_DDP_BACKEND": "gloo"}
+    launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks)]
+              if ranks > 1 else [sys.executable])
+    cmd = [*launch, "-m", "snndeploy.cli", "prune", str(net), "--method", "criticality", "--sparsity", "0.8",
+           "--config", str(config), "--out", str(out), *SMALL, *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=280, cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout[proc.stdout.index("{"):])
+
+
+def _zeros(path: Path) -> list[torch.Tensor]:
+    return [b.synapse.weight.detach() == 0 for b in load_model(path).blocks if hasattr(b, "synapse")]
+
+
+@pytest.mark.slow  # 2 torchrun processes + 1: about 2 min alone, 8 min on the shared machine
+@pytest.mark.timeout(900)
+def test_two_ranks_prune_like_one_process_and_resume(mlp_net, tmp_path):
+    # one pruning step, no fine-tuning: the calibration batches are split over the ranks and their criticality
+    # averaged, so the masks must be exactly those of the single-process run
+    config = tmp_path / "one.yaml"
+    config.write_text("schedule: one_shot\nepochs_per_step: 0\ncalib_batches: 2\n")
+    single = _prune(mlp_net, tmp_path / "single", config, 1)["report"]
+    ddp = _prune(mlp_net, tmp_path / "ddp", config, 2)["report"]
+    assert ddp["history"][0]["masks_agree_on_ranks"] == 2  # checked on every rank after the step
+    assert ddp["accuracy_before"] == single["accuracy_before"]  # the test set split over ranks, counts summed
+    assert ddp["records"] == single["records"]  # the same weights pruned and regrown
+    assert all(torch.equal(a, b) for a, b in zip(_zeros(tmp_path / "ddp" / "model.pt"),
+                                                 _zeros(tmp_path / "single" / "model.pt"), strict=True))
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(p.name for p in (tmp_path / "single")
+                                                                          .iterdir())
+    # two rounds with DDP fine-tuning; then --resume of the finished run changes nothing
+    config.write_text("steps: 2\nepochs_per_step: 1\ncalib_batches: 2\n")
+    out = tmp_path / "ddp2"
+    first = _prune(mlp_net, out, config, 2)["report"]
+    assert [h["masks_agree_on_ranks"] for h in first["history"]] == [2, 2]
+    assert first["sparsity"]["weights"] == pytest.approx(0.8, abs=1e-3)
+    again = _prune(mlp_net, out, config, 2, "--resume")["report"]
+    assert again["history"] == first["history"] and again["accuracy_after"] == first["accuracy_after"]
