@@ -66,12 +66,12 @@ def prune_run(dense, method_name: str, config: dict, target: float, args, out: P
     import snndeploy.prune.deepr  # noqa: F401  (registers deepr)
     from snndeploy.prune.config import config_from_dict
     from snndeploy.prune.finetune import DatasetTrainer
-    from snndeploy.prune.methods import get_method
+    from snndeploy.prune.registry import find_method
     from snndeploy.prune.report import write_report
     from snndeploy.prune.runner import Runner, RunSpec
 
     net = copy.deepcopy(dense)
-    method = get_method(method_name)
+    method = find_method(method_name)
     cfg = config_from_dict(method.config_class, config)
     trainer = DatasetTrainer(CASES[args.case][0], net, batch_size=args.batch, subset=args.subset,
                              test_subset=args.test_subset, seed=0, progress=False, threads=args.threads)

@@ -26,7 +26,7 @@ from snndeploy.models.build import build_model
 from snndeploy.models.spec import load_spec
 from snndeploy.prune import pq, set_rigl
 from snndeploy.prune.finetune import DatasetTrainer
-from snndeploy.prune.methods import get_method
+from snndeploy.prune.registry import find_method
 from snndeploy.prune.runner import Runner, RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def run(task: str, name: str, method: str, config, target: float, base, args, ou
                              seed=args.seed, progress=False, threads=1)
     torch.manual_seed(args.seed)
     start = time.perf_counter()
-    result = Runner(RunSpec(get_method(method), config, target, False, t["spec"]), net, trainer,
+    result = Runner(RunSpec(find_method(method), config, target, False, t["spec"]), net, trainer,
                     out / task / name).run()
     report = result.report
     selected = next((h for h in report["history"] if h.get("step") == "select"), None)

@@ -91,7 +91,9 @@ class VerifyStage:
 
 @dataclass(frozen=True)
 class SimulateStage:
-    samples: int = 1000
+    # simulate 500 / verify 100: their Lava runs took 19 s / 17 s on a dense 784-512-512-10 (an upper bound for the
+    # demo's pruned MLP) at load 10-12 on 2 cores (benchmarks/stage_times.py, docs/benchmarks.md "Simulate")
+    samples: int = 500
     precision: str = "fixed_pt"
 
 

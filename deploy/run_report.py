@@ -175,7 +175,10 @@ def _verify_html(verify: dict | None) -> str:
     if not verify:
         return ""
     precision = verify.get("precision", verify.get("mode"))  # "mode" in runs written before the rename
-    verdict = ('<p class="ok">The Lava network built from the NIR file reproduces the torch model spike for spike '
+    graded = any(lay["variable"] == "graded" for lay in verify["layers"])  # a sigma-delta network
+    what = ("the torch reference's graded outputs at every layer and step" if graded else
+            "the torch model spike for spike")
+    verdict = (f'<p class="ok">The Lava network built from the NIR file reproduces {what} '
                f"({verify['samples']} test samples x {verify['steps']} steps, {precision}).</p>"
                if verify["agree"] else
                f'<p class="bad">Lava and torch diverge: first at {html.escape(json.dumps(verify["first"]))}</p>')

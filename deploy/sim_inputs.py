@@ -186,15 +186,17 @@ def netx_reset_interval(net: LoihiNet, inputs: Inputs) -> int | None:
 
 
 def prepare(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
-            seed: int = 0, max_rate: float = 1.0, dt: float | None = None) -> tuple[LoihiNet, Inputs]:
-    """The network and its inputs for the ``simulate`` and ``deploy`` commands."""
+            seed: int = 0, max_rate: float = 1.0, dt: float | None = None,
+            reset: str | None = None) -> tuple[LoihiNet, Inputs]:
+    """The network and its inputs for the ``simulate`` and ``deploy`` commands (``dt``, ``reset``: a NIR graph's
+    time step and reset mechanism where it records none)."""
     if (input_path is None) == (dataset is None):
         raise UserError("give exactly one of --input FILE or --dataset NAME")
     hint = None
     if dataset is not None:
 
         hint = dataset_info(dataset).shape
-    net = load_net(model, input_shape=hint, dt=dt)
+    net = load_net(model, input_shape=hint, dt=dt, reset=reset)
     if input_path is not None:
         inputs = load_input_file(input_path, net.input_shape, bias_input=net.layers[0].op == "input",
                                  steps=steps or net.time_steps)

@@ -102,7 +102,7 @@ class RunPlan:
     def describe(self) -> str:
         if self.per_copy > 1:
             return (f"{self.copies} network copies per Lava build, each running up to {self.per_copy} samples back "
-                    "to back (layers reset as a sample reaches them)")
+                    "to back (every layer starts afresh at each sample's first step)")
         return f"{self.copies} network copies per Lava build, one sample each from step 0 ({self.reason})"
 
 
@@ -162,12 +162,16 @@ def separate_runs(net: LoihiNet) -> str | None:
         return "the network has a bias"
     if any(layer.delay is not None and np.any(np.asarray(layer.delay)) for layer in net.layers):
         return "the network has axonal delays"
+    if any(layer.syn_bias is not None for layer in net.layers):  # measured: back to back moved later layers' spikes
+        return "a layer has a synaptic bias (an always-on axon that starts with each sample)"
     return None
 
 
 def own_build(net: LoihiNet) -> str | None:
     """Why each sample needs a build (a copy) of its own in ``simulate``: axonal delays hold a sample's spikes past
-    its end, where the next sample's fresh start cannot drop them."""
+    its end, where the next sample's fresh start cannot drop them. A synaptic bias runs back to back: its
+    always-on axon's source replays the sample's steps, switching on anew in every sample (test on the Braille
+    graph against separate builds)."""
     if any(layer.delay is not None and np.any(np.asarray(layer.delay)) for layer in net.layers):
         return "the network has axonal delays"
     return None
@@ -308,8 +312,8 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
                reset_interval: int | None = None):
     """Build, run and stop one chunk ``x`` ``(n, *shape, T)`` on ``copies`` copies of the network side by side,
     each running ``ceil(n / copies)`` consecutive samples back to back (zero samples pad the last copy).
-    ``bias`` ``(n, *input_shape)``: the input layer's bias per sample (one sample per copy); ``reset_interval``:
-    netx's reset scheme.
+    ``bias`` ``(n, *input_shape)``: the input layer's bias per sample, held for its steps through a second source;
+    ``reset_interval``: netx's reset scheme (one sample, its bias in the input layer's Var).
 
     Returns (per-sample spikes of the ``keep`` layers ``(n, *shape, T)``, spikes per neuron of every layer summed
     over the copies, per-sample u/v probes). One extra step with no input runs last, so that the counters take in

@@ -9,7 +9,16 @@ from typing import Any
 import click
 
 from snndeploy.atomic import check_output
-from snndeploy.cli_support import COUNT, POSITIVE, PROBABILITY, SampleCount, emit, precision_option, resolve_precision
+from snndeploy.cli_support import (
+    COUNT,
+    POSITIVE,
+    PROBABILITY,
+    SampleCount,
+    emit,
+    precision_option,
+    reset_option,
+    resolve_precision,
+)
 from snndeploy.errors import UserError
 from snndeploy.export.ir import is_sigma_delta
 from snndeploy.lava_runner import LavaRunError
@@ -29,6 +38,7 @@ def _human(result: dict[str, Any]) -> str:
         lines.append(f"  input read as {result['input_layout']}")
     if "accuracy" in result:
         lines.append(f"  accuracy {result['accuracy']:.4f} ({result['correct']}/{result['samples']})")
+    lines += [f"  note: {note}" for note in result.get("notes", [])]
     lines.append(f"  {result['samples_per_s']:.2f} samples/s in {t['wall_s']:.1f} s: {result['sample_runs']}, "
                  f"{result['workers']} worker(s)")
     lines.append(f"  {t['steps_per_s']:.0f} steps/s while running; fixed overhead {t['overhead_s']:.2f} s "
@@ -59,6 +69,7 @@ def _human(result: dict[str, Any]) -> str:
               help="all: also DIR/layers.npz with every layer's spikes (and u, v in fixed precision).")
 @click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Time step of a NIR graph that does not record one (other tools' graphs).")
+@reset_option
 @click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
 @click.option("--timeout", "timeout_s", type=POSITIVE, default=600.0, show_default=True,
               help="Seconds one Lava run call may take before it is stopped.")
@@ -74,7 +85,7 @@ def _human(result: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def simulate(model: Path, input_path: Path | None, dataset: str | None, samples: int | None, steps: int | None,
              precision: str, old_mode: str | None, probes: tuple[str, ...], out: Path | None, record: str,
-             dt: float | None, force: bool,
+             dt: float | None, reset: str | None, force: bool,
              timeout_s: float, seed: int, max_rate: float, chunk_steps: int, workers: int | None, copies: int | None,
              as_json: bool) -> None:
     """Run MODEL (netx .net, .nir, spec or checkpoint) on Lava's CPU backend (Loihi2SimCfg)."""
@@ -87,14 +98,14 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
     if record == "all" and out is None:
         raise UserError("--record all writes DIR/layers.npz: give --out DIR")
     try:
-        net = load_net(model, dt=dt)
+        net = load_net(model, dt=dt, reset=reset)
     except UserError:  # e.g. a netx file whose input shape only --dataset tells: prepare() says what is wrong
         net = None
     sd = net is not None and is_sigma_delta(net)
     if sd:
         inputs = prepare_sd(net, input_path, samples, steps, dataset)
     else:
-        net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate, dt)
+        net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate, dt, reset)
     probe_idx = resolve_layers(net, probes)
     everything = tuple(range(len(net.layers))) if record == "all" else ()
     uv = tuple(sorted(set(probe_idx) | set(everything if mode == "fixed_pt" else ())))
@@ -110,6 +121,7 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
     except _lava_errors() as exc:
         raise click.ClickException(str(exc)) from exc
     summary = summarize(result, inputs, str(model))
+    summary["notes"] = list(net.meta.get("notes", []))  # e.g. the reset a NIR graph does not record
     if out is not None:
         write_outputs(out, result, inputs, summary, force=force, record_all=record == "all", probe_files=probe_idx)
         summary["out"] = str(out)

@@ -332,7 +332,8 @@ def _delay_mode(net: LoihiNet, i: int) -> str | None:
 
 def _bias_axon(layer: Layer, index: int, steps: int, mode: str, copies: int):
     """The always-on input axon of a layer with a synaptic bias: a source spiking every step from ``index`` on (when
-    the sample's first input reaches layer ``index``), through one synapse column of the bias values; its OutPort."""
+    the sample's first input reaches layer ``index``), through one synapse column of the bias values; its OutPort.
+    ``steps``: the sample's steps; the source replays them, so samples run back to back each switch it on anew."""
     from lava.proc.io.source import RingBuffer as Source
 
     on = np.zeros((1, steps), dtype=np.float64 if mode == "floating_pt" else np.int64)
@@ -428,7 +429,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                 port.connect(synapse.s_in)
             synapse.a_out.connect(neuron.a_in)
         if one.syn_bias is not None:
-            _bias_axon(one, i, steps, mode, copies).connect(neuron.a_in)
+            _bias_axon(one, i, sample_steps or steps, mode, copies).connect(neuron.a_in)
         recurrent = None
         if one.recurrent is not None:
             rec_w = np.asarray(one.recurrent, dtype=np.float64)

@@ -76,12 +76,6 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise KeyError(f"unknown pruning method {name!r}; choose one of {', '.join(sorted(METHODS))}")
-    return METHODS[name]
-
-
 # ----- shared pruning primitives -------------------------------------------------------------------------------
 
 def prune_by(ctx: MethodContext, config: cfglib.PruneConfig, target: float,

@@ -89,3 +89,19 @@ def test_lava_floating_pt_equals_step_model_and_fixed_pt_its_quantized_self(benc
     fixed, floating = bench.ours_lava(quantized, x, "fixed_pt"), bench.ours_lava(quantized, x, "floating_pt")
     spikes = sum(int(f.sum()) for f in floating)
     assert spikes > 0 and sum(int((a != b).sum()) for a, b in zip(fixed, floating, strict=True)) <= 0.1 * spikes
+
+
+@pytest.mark.lava
+def test_simulate_runs_each_sample_of_a_synaptic_bias_network_as_if_alone(no_lava_leftovers):
+    """The always-on bias axon starts with each sample, so ``simulate`` gives such a network a build (copy) per
+    sample: the same spikes as separate runs."""
+    from snndeploy.export.lava_net import simulate_lava
+    from snndeploy.simulate import simulate_net
+
+    net = read_nir(BIAS, dt=1e-4, reset="zero")
+    x = (np.random.default_rng(1).random((3, 12, 40)) < 0.2).astype(np.uint8)
+    result = simulate_net(net, x, mode="floating_pt", record=(0, 1))
+    assert result.plan.per_copy == 1
+    for k in range(3):
+        alone = simulate_lava(net, x[k].astype(np.float64), mode="floating_pt")
+        assert all(np.array_equal(result.layer_spikes[i][k], alone.spikes[i]) for i in range(2)), k

@@ -183,3 +183,4 @@ def test_the_sigma_delta_example_runs_end_to_end_on_graded_frames(tmp_path):
     assert all(layer["graded"] and layer["payload_bits"] == 16 for layer in activity["layers"])
     target = stage(run, "estimate")["targets"][0]
     assert target["target"] == "loihi2" and target["cores"] >= 1
+    assert "graded outputs at every layer and step" in Path(stage(run, "report")["html"]).read_text()

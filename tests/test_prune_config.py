@@ -9,7 +9,8 @@ import pytest
 
 from snndeploy.errors import UserError
 from snndeploy.prune import config as cfglib
-from snndeploy.prune.methods import METHODS, Method, Round, get_method, register
+from snndeploy.prune.methods import METHODS, Method, Round, register
+from snndeploy.prune.registry import find_method
 
 
 def test_criticality_defaults_are_the_spec_proposals():
@@ -52,16 +53,16 @@ def test_missing_config_file(tmp_path):
 
 def test_registry_and_round_plans():
     assert {"criticality", "magnitude", "gmp", "imp", "random", "slimming", "l1filter"} <= set(METHODS)
-    with pytest.raises(KeyError, match="unknown pruning method"):
-        get_method("nope")
-    imp = get_method("imp")
+    with pytest.raises(UserError, match="unknown pruning method"):
+        find_method("nope")
+    imp = find_method("imp")
     rounds = imp.rounds(cfglib.IMPConfig(), 0.9)
     # round 0 trains densely from init (the rewind point), then 11 rounds of 20 % with rewinding
     assert len(rounds) == 12 and not rounds[0].rewind and all(r.rewind for r in rounds[1:])
     assert rounds[-1].target == pytest.approx(0.9)
-    slim = get_method("slimming").rounds(cfglib.SlimmingConfig(), 0.5)
+    slim = find_method("slimming").rounds(cfglib.SlimmingConfig(), 0.5)
     assert not slim[0].prune and slim[0].l1 == pytest.approx(1e-4) and slim[-1].target == 0.5
-    crit = get_method("criticality").rounds(cfglib.CriticalityConfig(), 0.9)
+    crit = find_method("criticality").rounds(cfglib.CriticalityConfig(), 0.9)
     assert len(crit) == 5 and sum(r.epochs for r in crit) == 200
 
 
@@ -74,7 +75,7 @@ def test_methods_register_without_editing_anything():
             return [Round(0, target / 2, 0)]
 
     try:
-        assert get_method("test-halve").rounds(cfglib.PruneConfig(), 0.8)[0].target == pytest.approx(0.4)
+        assert find_method("test-halve").rounds(cfglib.PruneConfig(), 0.8)[0].target == pytest.approx(0.4)
     finally:
         METHODS.pop("test-halve")
 

@@ -16,7 +16,8 @@ from snndeploy.prune.distill import Objective, count_cross_entropy, logits, make
 from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.finetune import DatasetTrainer
 from snndeploy.prune.gradr import RewiringAdam, RewiringHyper
-from snndeploy.prune.methods import get_method, prune_channels
+from snndeploy.prune.methods import prune_channels
+from snndeploy.prune.registry import find_method
 from snndeploy.prune.runner import Runner, RunSpec
 
 
@@ -26,7 +27,7 @@ def mlp_path(fixtures_dir):
 
 
 def _runner(tmp_path, net, method: str, target: float, subset: int, test_subset: int, **cfg) -> Runner:
-    m = get_method(method)
+    m = find_method(method)
     config = dataclasses.replace(m.config_class(), **cfg)
     trainer = DatasetTrainer("mnist", net, batch_size=64, subset=subset, test_subset=test_subset, progress=False,
                              objective=make_objective(config, net))
@@ -80,7 +81,7 @@ def test_the_optimizer_carries_over_rounds_and_resume(tmp_path, mlp_path):
 
 def test_imp_trains_from_init_and_rewinds_to_an_early_iterate(tmp_path, mlp_path):
     net = load_model(mlp_path)
-    imp = get_method("imp")
+    imp = find_method("imp")
     plan = imp.rounds(cfglib.IMPConfig(rate=0.6), 0.8)
     assert not plan[0].rewind and plan[0].target == 0 and all(r.rewind and r.fresh_optimizer for r in plan[1:])
     runner = _runner(tmp_path, net, "imp", 0.8, subset=200, test_subset=50, rate=0.6, epochs_per_step=1,

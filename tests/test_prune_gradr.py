@@ -263,7 +263,7 @@ def _runner(tmp_path, fixtures_dir, method_name: str, config: dict, fail_on: int
     from snndeploy.loader import load_model
     from snndeploy.prune.config import config_from_dict
     from snndeploy.prune.finetune import DatasetTrainer
-    from snndeploy.prune.methods import get_method
+    from snndeploy.prune.registry import find_method
     from snndeploy.prune.runner import Runner, RunSpec
 
     class Trainer(DatasetTrainer):
@@ -277,7 +277,7 @@ def _runner(tmp_path, fixtures_dir, method_name: str, config: dict, fail_on: int
 
     source = fixtures_dir / "mnist-mlp-128" / "network.net"
     net = load_model(source)
-    method = get_method(method_name)
+    method = find_method(method_name)
     cfg = config_from_dict(method.config_class, config)
     trainer = Trainer("mnist", net, batch_size=40, subset=160, test_subset=80, seed=0, progress=False)
     return Runner(RunSpec(method, cfg, 0.9, False, str(source)), net, trainer, tmp_path)

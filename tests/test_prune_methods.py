@@ -10,7 +10,8 @@ import torch
 from snndeploy.models.build import build_model
 from snndeploy.models.spec import spec_from_dict
 from snndeploy.prune.finetune import DatasetTrainer
-from snndeploy.prune.methods import Round, get_method
+from snndeploy.prune.methods import Round
+from snndeploy.prune.registry import find_method
 from snndeploy.prune.runner import Runner, RunSpec
 
 
@@ -27,7 +28,7 @@ def digits_cnn(seed: int = 0):
 
 
 def run(tmp_path, method: str, target: float, structured: bool = False, rounds=None, **cfg):
-    m = get_method(method)
+    m = find_method(method)
     config = dataclasses.replace(m.config_class(), epochs_per_step=1, **cfg)
     net = digits_cnn()
     trainer = DatasetTrainer("digits", net, batch_size=30, subset=120, test_subset=60, progress=False)

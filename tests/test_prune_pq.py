@@ -13,7 +13,8 @@ from snndeploy.models.build import build_model
 from snndeploy.models.spec import spec_from_dict
 from snndeploy.prune import pq, set_rigl, sparse
 from snndeploy.prune.engine import PruningEngine
-from snndeploy.prune.methods import METHODS, Round, get_method
+from snndeploy.prune.methods import METHODS, Round
+from snndeploy.prune.registry import find_method
 
 NEURON = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_grad": 0.03, "scale_grad": 3.0}
 
@@ -153,7 +154,7 @@ def gaussian_(net, seed: int = 3):
 def test_er_init_is_exact(digits_trainer):
     net = digits_net()
     ctx = make_ctx(net, digits_trainer)
-    info = get_method("pq").prune(ctx, pq.PQConfig(), Round(0, 0.0, 0))
+    info = find_method("pq").prune(ctx, pq.PQConfig(), Round(0, 0.0, 0))
     shapes = [tuple(layer.mask.mask.shape) for layer in ctx.engine.layers]
     want = sparse.er_densities(shapes, 0.5, "er")
     for layer, d in zip(ctx.engine.layers, want, strict=True):
@@ -169,7 +170,7 @@ def test_density_trajectory_under_default_settings(digits_trainer):
     net = digits_net(hidden=256)
     gaussian_(net)
     ctx = make_ctx(net, digits_trainer)
-    method, config = get_method("pq"), pq.PQConfig(scope="layer", momentum_batches=2)
+    method, config = find_method("pq"), pq.PQConfig(scope="layer", momentum_batches=2)
     assert (config.p, config.q, config.eta, config.gamma, config.beta, config.regrow, config.init_density,
             config.iterations, config.epochs_per_step) == (0.5, 1.0, 0.001, 1.2, 0.9, "ratio", 0.5, 10, 20)
     method.prune(ctx, config, Round(0, 0.0, 0))
@@ -192,7 +193,7 @@ def test_density_trajectory_under_default_settings(digits_trainer):
 def test_compressible_neuron_is_rewired_more(digits_trainer):
     net = digits_net()
     ctx = make_ctx(net, digits_trainer)
-    method, config = get_method("pq"), pq.PQConfig(scope="neuron", momentum_batches=2, init="uniform",
+    method, config = find_method("pq"), pq.PQConfig(scope="neuron", momentum_batches=2, init="uniform",
                                                     init_density=1.0 - 1e-9)
     method.prune(ctx, config, Round(0, 0.0, 0))
     w = ctx.engine.layers[0].weight
@@ -211,7 +212,7 @@ def test_compressible_neuron_is_rewired_more(digits_trainer):
 def test_regrown_entries_start_at_zero_with_fresh_optimizer_state(digits_trainer):
     net = digits_net()
     ctx = make_ctx(net, digits_trainer)
-    method = get_method("fixed")
+    method = find_method("fixed")
     config = pq.FixedRatioConfig(scope="layer", ratio=0.3, momentum_batches=3, init="uniform")
     method.prune(ctx, config, Round(0, 0.0, 0))
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
@@ -237,7 +238,7 @@ def test_regrowth_follows_momentum_of_the_dense_gradient(digits_trainer):
     ctx = make_ctx(net, digits_trainer)
     config = pq.FixedRatioConfig(scope="layer", ratio=0.2, momentum_batches=3, exclude_regrow_pruned=False,
                                  select_best=False, init="uniform")  # validation would draw random spikes first
-    method = get_method("fixed")
+    method = find_method("fixed")
     method.prune(ctx, config, Round(0, 0.0, 0))
     torch.manual_seed(5)
     momentum = sparse.calibration_momentum(ctx, 3, 0.9)
@@ -257,7 +258,7 @@ def test_set_and_rigl_keep_the_density(digits_trainer):
     for name, config in (("set", set_rigl.SETConfig(iterations=4)), ("rigl", set_rigl.RigLConfig(iterations=4))):
         net = digits_net()
         ctx = make_ctx(net, digits_trainer)
-        method = get_method(name)
+        method = find_method(name)
         method.prune(ctx, config, Round(0, 0.7, 0))
         start = sparse.masks(ctx.engine)
         assert sparse.density(ctx.engine) == pytest.approx(0.3, abs=2e-3)
@@ -266,24 +267,24 @@ def test_set_and_rigl_keep_the_density(digits_trainer):
         assert info["pruned"] == info["regrown"] > 0 and sparse.density(ctx.engine) == before
         moved = sum(int(((start[i] == 1) & (m == 0)).sum()) for i, m in sparse.masks(ctx.engine).items())
         assert moved == info["pruned"]
-    assert get_method("rigl").prune(ctx, config, Round(3, 0.7, 0))["drop_fraction"] == 0.0  # after 75 %
+    assert find_method("rigl").prune(ctx, config, Round(3, 0.7, 0))["drop_fraction"] == 0.0  # after 75 %
     ctx = make_ctx(digits_net(), digits_trainer)  # at density 0.7 ER makes the classifier dense
-    get_method("set").prune(ctx, set_rigl.SETConfig(), Round(0, 0.3, 0))
+    find_method("set").prune(ctx, set_rigl.SETConfig(), Round(0, 0.3, 0))
     dense = ctx.engine.layers[1]
     assert bool((dense.mask.mask == 1).all())
-    info = get_method("set").prune(ctx, set_rigl.SETConfig(select_best=False), Round(1, 0.3, 0))
+    info = find_method("set").prune(ctx, set_rigl.SETConfig(select_best=False), Round(1, 0.3, 0))
     assert sparse.density(ctx.engine) == pytest.approx(0.7, abs=1e-3) and info["pruned"] == info["regrown"]
     assert bool((dense.mask.mask == 1).all())  # it could only regrow what it had just pruned, now at zero
     assert int((dense.weight.detach() == 0).sum()) == math.floor(0.3 * dense.mask.mask.numel())
     with pytest.raises(UserError, match="constant sparsity"):
-        get_method("set").prune(make_ctx(digits_net(), digits_trainer), set_rigl.SETConfig(), Round(0, 0.0, 0))
+        find_method("set").prune(make_ctx(digits_net(), digits_trainer), set_rigl.SETConfig(), Round(0, 0.0, 0))
 
 
 def test_rigl_regrows_where_the_gradient_is_largest(digits_trainer):
     net = digits_net()
     ctx = make_ctx(net, digits_trainer)
     config = set_rigl.RigLConfig(iterations=4, grad_batches=2, select_best=False, init="uniform")
-    method = get_method("rigl")
+    method = find_method("rigl")
     method.prune(ctx, config, Round(0, 0.6, 0))
     torch.manual_seed(9)
     grads = sparse.dense_gradient(ctx, 2)
@@ -300,7 +301,7 @@ def test_rigl_regrows_where_the_gradient_is_largest(digits_trainer):
 def test_target_density_stop(digits_trainer):
     net = digits_net()
     ctx = make_ctx(net, digits_trainer)
-    method = get_method("fixed")
+    method = find_method("fixed")
     config = pq.FixedRatioConfig(scope="layer", ratio=0.4, momentum_batches=2)
     method.prune(ctx, config, Round(0, 0.6, 0))
     history = [method.prune(ctx, config, Round(k, 0.6, 0)) for k in range(1, 5)]
@@ -317,7 +318,7 @@ def test_best_iteration_is_selected_on_validation(digits_trainer, tmp_path):
 
     net = digits_net()
     config = pq.PQConfig(iterations=3, epochs_per_step=1, momentum_batches=2, scope="layer")
-    result = Runner(RunSpec(get_method("pq"), config, 0.0, False, "test"), net, digits_trainer, tmp_path).run()
+    result = Runner(RunSpec(find_method("pq"), config, 0.0, False, "test"), net, digits_trainer, tmp_path).run()
     history = result.report["history"]
     assert [h.get("step") for h in history] == ["init", "rewire", "rewire", "select"]
     vals = {h["validated_iteration"]: h["val_accuracy"] for h in history if "validated_iteration" in h}
@@ -337,7 +338,7 @@ def test_configs_and_registry():
         pq.PQConfig(p=1.0, q=0.5)
     with pytest.raises(UserError, match="regrow must be one of"):
         pq.PQConfig(regrow="all")
-    plan = get_method("pq").rounds(pq.PQConfig(), 0.0)
+    plan = find_method("pq").rounds(pq.PQConfig(), 0.0)
     assert len(plan) == 11 and sum(r.epochs for r in plan) == 200 and plan[-1].epochs == 0
 
 
@@ -389,7 +390,7 @@ def test_resume_gives_the_same_masks_selection_and_momentum(digits_trainer, tmp_
     from snndeploy.prune.runner import Runner, RunSpec
 
     config = pq.PQConfig(iterations=3, epochs_per_step=1, scope="neuron", momentum_source="training", init="uniform")
-    spec = RunSpec(get_method("pq"), config, 0.0, False, "test")
+    spec = RunSpec(find_method("pq"), config, 0.0, False, "test")
     full = Runner(spec, digits_net(), digits_trainer, tmp_path / "full").run()
     with pytest.raises(_Killed):
         Runner(spec, digits_net(), KilledAfter(digits_trainer, 3), tmp_path / "killed").run()
@@ -407,7 +408,7 @@ def test_global_scope_is_one_unit_over_all_layers(digits_trainer):
     net = digits_net()
     gaussian_(net, seed=4)
     ctx = make_ctx(net, digits_trainer)
-    method = get_method("pq")
+    method = find_method("pq")
     config = pq.PQConfig(scope="global", momentum_batches=2, select_best=False, regrow="none")
     method.prune(ctx, config, Round(0, 0.0, 0))
     weights = torch.cat([layer.weight.detach().reshape(-1) for layer in ctx.engine.layers])

@@ -14,7 +14,7 @@ from snndeploy.prune import sca
 from snndeploy.prune.config import config_from_dict
 from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.graph import reset_state
-from snndeploy.prune.methods import get_method
+from snndeploy.prune.registry import find_method
 from snndeploy.prune.shrink import shrink
 from snndeploy.train.loop import Callback, TrainConfig, Trainer
 
@@ -215,7 +215,7 @@ def test_schedule_ramps_to_the_target_and_decays_regrowth():
     regrow = [p.regrow for p in updates]
     assert regrow[0] <= 0.3 and all(b < a for a, b in zip(regrow, regrow[1:], strict=False))
     assert regrow[-1] == pytest.approx(0.0, abs=1e-12)
-    rounds = get_method("sca").rounds(config, 0.8)
+    rounds = find_method("sca").rounds(config, 0.8)
     assert [r.epochs for r in rounds] == [p.end - p.start for p in phases]
     slow = sca.plan(sca.SCAConfig(epochs=12, warmup_epochs=2, epochs_per_step=3, ramp_end=1.0), 0.5)
     assert [(p.start, p.end, p.update) for p in slow] == [(0, 1, False), (1, 2, False), (2, 5, False),

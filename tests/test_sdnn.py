@@ -335,10 +335,10 @@ def test_every_pruning_method_runs_on_sigma_delta_blocks(name, structured, tmp_p
     from snndeploy.export.sdnn_ref import sd_reference
     from snndeploy.export.slayer_io import from_slayer
     from snndeploy.prune.finetune import DatasetTrainer
-    from snndeploy.prune.methods import get_method
+    from snndeploy.prune.registry import find_method
     from snndeploy.prune.runner import Runner, RunSpec
 
-    method = get_method(name)
+    method = find_method(name)
     config = method.config_class()
     extra = {"rate": 0.6, "rewind": "start"} if name == "imp" else {}
     config = dataclasses.replace(config, epochs_per_step=1, **extra)

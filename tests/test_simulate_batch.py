@@ -129,3 +129,19 @@ def test_block_diagonal_and_replicated_layers(fixtures_dir):
     assert conv.neuron.bias.shape == (72, 6, 6)
     x = np.arange(2 * 3 * 4).reshape(2, 3, 4)
     assert np.array_equal(lava_batch.split_copies(lava_batch.stack_copies(x), 2), x)
+
+
+def test_synaptic_bias_and_recurrence_run_back_to_back_exactly(no_lava_leftovers):
+    """The NIR paper's snnTorch Braille graph (a synaptic bias whose always-on axon switches on as each sample
+    reaches the layer, and a recurrent layer): 3 samples back to back in one build == 3 separate builds."""
+    from snndeploy.export.nir_io import read_nir
+
+    net = read_nir(REPO_ROOT / "tests" / "data" / "nir" / "braille_noDelay_bias_zero.nir", dt=1e-4, reset="zero")
+    assert any(layer.syn_bias is not None for layer in net.layers)
+    assert any(layer.recurrent is not None for layer in net.layers)
+    x = (np.random.default_rng(3).random((3, *net.input_shape, 30)) < 0.2).astype(np.uint8)
+    together = simulate_net(net, x, mode="floating_pt", record=all_layers(net), copies=1)
+    alone = simulate_net(net, x, mode="floating_pt", record=all_layers(net), copies=1, chunk_steps=1)
+    assert (together.plan.per_copy, together.timing.chunks, alone.timing.chunks) == (3, 1, 3)
+    assert all(together.layer_spikes[i].sum() > 0 for i in all_layers(net))
+    assert_same_runs(together, alone, net)
