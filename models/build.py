@@ -236,5 +236,5 @@ def clipped_weight(model: nn.Module) -> tuple[str, tuple[int, ...], float, float
             moved = torch.nonzero((used - weight).abs() > step + 1e-6)
         if len(moved):
             index = tuple(int(i) for i in moved[0])
-            return f"{name}.weight", index, float(weight[index]), float(used[index])
+            return f"{name}.weight", index, float(weight.detach()[index]), float(used[index])
     return None

@@ -16,7 +16,7 @@ from snndeploy.hardware.profile import load_profile
 
 CONFIG = Path(__file__).parent / "configs" / "pipeline_tiny.yaml"
 SPEC = Path(__file__).parents[1] / "examples" / "mnist_mlp.yaml"
-SDNN_CONFIG = Path(__file__).parents[1] / "examples" / "sdnn_fashion_pipeline.yaml"
+SDNN_CONFIG = Path(__file__).parents[1] / "examples" / "pipelines" / "sdnn_fashion.yaml"
 pytestmark = pytest.mark.lava
 
 
@@ -162,7 +162,7 @@ def test_the_config_takes_every_training_option():
 
 
 def test_the_sigma_delta_example_runs_end_to_end_on_graded_frames(tmp_path):
-    """examples/sdnn_fashion_pipeline.yaml on a tiny setting: train, prune, export, verify (graded outputs of every
+    """examples/pipelines/sdnn_fashion.yaml on a tiny setting: train, prune, export, verify (graded outputs of every
     layer and step, Lava = the bit-exact reference), simulate on Fashion-MNIST frames, estimate with their activity."""
     config = yaml.safe_load(SDNN_CONFIG.read_text())
     config["model"].update(spec=str(SDNN_CONFIG.parent / config["model"]["spec"]), subset=32)
