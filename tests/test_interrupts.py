@@ -8,27 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
+from leftovers import assert_nothing_left, descendants, shm_segments
 
 pytestmark = pytest.mark.lava
-
-
-def _workers(parent: psutil.Process) -> list[psutil.Process]:
-    return [k for k in parent.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
-
-
-def _segments(procs: list[psutil.Process]) -> set[str]:
-    """The /dev/shm files these processes have mapped (Lava's channels are shared memory)."""
-    found = set()
-    for proc in procs:
-        try:
-            found |= {m.path for m in proc.memory_maps() if m.path.startswith("/dev/shm/")}
-        except psutil.Error:
-            pass
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +36,9 @@ def _run_and_stop(argv: list[str], signum: int) -> tuple[subprocess.CompletedPro
         workers: list[psutil.Process] = []
         while time.monotonic() < deadline and child.poll() is None and len(workers) < 3:
             time.sleep(0.2)
-            workers = _workers(parent)
+            workers = descendants(parent)
         assert len(workers) >= 3, "the Lava run never started"
-        segments = _segments([parent, *workers])
+        segments = shm_segments([parent, *workers])
         assert segments, "no shared memory seen: the check below would prove nothing"
         os.killpg(child.pid, signum)  # a terminal's Ctrl-C reaches the whole foreground group
         start = time.monotonic()
@@ -74,10 +59,7 @@ def test_a_stop_signal_during_verify_leaves_no_process_and_no_shared_memory(long
     assert last == ("snndeploy: interrupted" if signum == signal.SIGINT else "snndeploy: stopped by SIGTERM")
     assert "Traceback" not in result.stderr
     assert seconds < 20, f"took {seconds:.1f} s to stop"
-    _, alive = psutil.wait_procs(workers, timeout=10)
-    assert [p.pid for p in alive] == []
-    left = sorted(s for s in segments if Path(s).exists())
-    assert left == [], f"{len(left)} of {len(segments)} shared-memory segments left in /dev/shm"
+    assert_nothing_left(workers, segments, timeout_s=10)
 
 
 @pytest.mark.slow
@@ -92,6 +74,4 @@ def test_sigterm_stops_a_lava_run_started_outside_the_cli(fixtures_dir):
     assert result.returncode != 0
     assert "Interrupted: SIGTERM" in result.stderr
     assert seconds < 20, f"took {seconds:.1f} s to stop"
-    _, alive = psutil.wait_procs(workers, timeout=10)
-    assert [p.pid for p in alive] == []
-    assert sorted(s for s in segments if Path(s).exists()) == []
+    assert_nothing_left(workers, segments, timeout_s=10)
