@@ -18,31 +18,17 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
 import snndeploy  # noqa: F401  (Lava compatibility hook first)
 from snndeploy import settings
+from snndeploy.prune.distill import count_cross_entropy
 
 ROOT = Path(__file__).resolve().parent
-
-
-def slayer_epoch(net, dataset, batch_size: int, lr: float, seed: int) -> float:
-    import torch
-
-    from snndeploy.prune.distill import count_cross_entropy
-
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
-                                         generator=torch.Generator().manual_seed(seed))
-    net.train()
-    start = time.perf_counter()
-    for x, label in loader:
-        loss = count_cross_entropy(net(x), label)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - start
+sys.path.insert(0, str(ROOT))
+from train_overhead import bare_epoch  # noqa: E402  (the same bare lava-dl loop, with this benchmark's loss)
 
 
 def prune_epoch(net, trainer, lr: float, seed: int) -> float:
@@ -89,7 +75,8 @@ def main() -> None:
     samples = len(plain.splits.train)
     times: dict[str, list[float]] = {"slayer": [], "prune": [], "prune+distill": []}
     for r in range(args.repeats):
-        times["slayer"].append(slayer_epoch(copy.deepcopy(base), plain.splits.train, args.batch_size, 1e-3, r))
+        times["slayer"].append(bare_epoch(copy.deepcopy(base), plain.splits.train, args.batch_size, 1e-3, r,
+                                              loss_fn=count_cross_entropy))
         times["prune"].append(prune_epoch(copy.deepcopy(base), plain, 1e-3, r))
         times["prune+distill"].append(prune_epoch(copy.deepcopy(base), teach, 1e-3, r))
         print(f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()), flush=True)

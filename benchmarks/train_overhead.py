@@ -16,11 +16,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def bare_epoch(net, dataset, batch_size: int, lr: float, seed: int) -> float:
+def bare_epoch(net, dataset, batch_size: int, lr: float, seed: int, loss_fn=None) -> float:
+    """Seconds for one epoch of the bare lava-dl loop (forward, loss, backward, Adam step), no snndeploy code;
+    ``loss_fn(output, label)`` defaults to lava-dl's SpikeRate loss."""
     import torch
     from lava.lib.dl import slayer
 
-    loss_fn = slayer.loss.SpikeRate(true_rate=0.2, false_rate=0.03, reduction="sum")
+    if loss_fn is None:
+        loss_fn = slayer.loss.SpikeRate(true_rate=0.2, false_rate=0.03, reduction="sum")
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
                                          generator=torch.Generator().manual_seed(seed))
