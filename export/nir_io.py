@@ -296,6 +296,9 @@ def _neuron_from_nir(node, shape, dt: float, where: str) -> tuple[Neuron, float]
         gain, v_leak = np.asarray(node.r, dtype=np.float64), np.zeros(shape)
     else:
         raise UserError(f"{where}: NIR node {type(node).__name__} is not a supported neuron (CubaLIF, LIF, IF)")
+    if not np.all(np.isfinite(gain)):  # w_in = tau_syn = inf: the input gain is only in snndeploy's metadata
+        raise UserError(f"{where}: a synaptic current that never decays (tau_syn = w_in = inf) has no input gain "
+                        "NIR can state; only files written by snndeploy (with its metadata) carry it")
     gains = np.unique(np.round(np.asarray(gain, dtype=np.float64), 12))
     if gains.size != 1:
         raise UserError(f"{where}: per-neuron input gains (w_in * r * dt / tau) are not supported")
