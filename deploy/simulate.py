@@ -32,7 +32,7 @@ import numpy as np
 from snndeploy import lava_runner
 from snndeploy.errors import UserError
 from snndeploy.export.ir import W_SCALE, Layer, LoihiNet
-from snndeploy.export.lava_batch import choose_copies, max_copies, split_copies, stack_copies
+from snndeploy.export.lava_batch import choose_copies, max_copies, split_copies, stack_copies, unrolled_kernel
 from snndeploy.export.lava_net import (
     DEFAULT_SPARSE_BELOW,
     MODES,
@@ -185,17 +185,20 @@ def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = 
 
 
 def plan_runs(net: LoihiNet, samples: int, steps: int, chunk_steps: int = DEFAULT_CHUNK_STEPS,
-              copies: int | None = None, alone: str | None = None) -> RunPlan:
+              copies: int | None = None, alone: str | None = None, mode: str = "fixed_pt") -> RunPlan:
     """The one rule for sharing builds: ``copies`` from :func:`snndeploy.export.lava_batch.choose_copies` (group
-    limit, memory, work per step); back to back within each copy where that is exact (no axonal delays:
+    limit, memory, work per step), but one copy where a conv or pool layer stays a Lava ``Conv`` (not unrolled:
+    ``lava_batch.unrolled_kernel``); back to back within each copy where that is exact (no axonal delays:
     :func:`own_build`), as many samples as ``chunk_steps`` and the source's memory allow. ``alone``: one copy
     per build (netx's reset scheme)."""
     if alone is not None:
         return RunPlan(1, 1, alone)
     why = own_build(net)
-    if copies is None and why is None and any(layer.op in ("conv", "pool") for layer in net.layers):
+    if copies is None and why is None and any(layer.op in ("conv", "pool") and unrolled_kernel(layer, mode) is None
+                                              for layer in net.layers):
         copies = 1  # measured: Lava's grouped Conv costs more per copy than back to back saves (docs/benchmarks.md)
-    copies = choose_copies(net, samples) if copies is None else max(1, min(int(copies), samples, max_copies(net)))
+    copies = choose_copies(net, samples, mode=mode) if copies is None else \
+        max(1, min(int(copies), samples, max_copies(net, mode)))
     if why is not None:
         return RunPlan(copies, 1, why)
     per_copy = chunk_samples(-(-samples // copies), steps, math.prod(net.input_shape) * copies, chunk_steps)
@@ -465,7 +468,7 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
         options = {"mode": mode, "probe": probe, "record": record, "timeout_s": timeout_s,
                    "chunk_steps": chunk_steps, "sparse_below": sparse_below, "copies": copies}
         return _simulate_in_workers(net, inputs, workers, options, progress, on_sample, started, input_bias)
-    plan = plan_runs(net, samples, steps, chunk_steps, copies, alone)
+    plan = plan_runs(net, samples, steps, chunk_steps, copies, alone, mode)
     counter = ActivityCounter(net)
     timing = Timing()
     kept: dict[int, list[np.ndarray]] = {i: [] for i in keep}
