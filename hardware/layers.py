@@ -16,6 +16,7 @@ import numpy as np
 from snndeploy.errors import UserError
 from snndeploy.export.ir import Layer, LoihiNet
 from snndeploy.hardware.weightbits import WeightBits, weight_bits
+from snndeploy.loihi import DECAY_UNITY
 
 DENSE_NODES = ("Affine", "Linear")
 POOL_NODES = ("SumPool2d", "AvgPool2d")
@@ -49,6 +50,10 @@ class LayerCount:
     recurrent: bool = False  # the layer's own spikes come back through recurrent synapses (counted above)
     recurrent_fanout: np.ndarray | None = field(default=None, repr=False, compare=False)  # per own neuron
     message_bits: int = 0  # graded payload of each output spike (sigma-delta); 0 for binary spikes
+    # a synaptic bias into a neuron with current memory (ir.Layer.syn_bias): one always-on input axon spiking
+    # every step, its synapses (counted above) carrying the bias; bias_fanout = its non-zero synapses
+    bias_axons: int = 0
+    bias_fanout: int = 0
 
     @property
     def neurons(self) -> int:
@@ -60,8 +65,9 @@ class LayerCount:
 
     @property
     def axons_in(self) -> int:
-        """Distinct presynaptic neurons: the inputs, plus the layer's own neurons when it is recurrent."""
-        return self.in_neurons + (self.neurons if self.recurrent else 0)
+        """Distinct presynaptic neurons: the inputs, the layer's own neurons when it is recurrent, and the
+        always-on axon of a synaptic bias."""
+        return self.in_neurons + (self.neurons if self.recurrent else 0) + self.bias_axons
 
     @property
     def in_channels(self) -> int:
@@ -244,18 +250,47 @@ def _topological(graph) -> tuple[list[str], dict[str, str]]:
     return order, recurrent
 
 
+def _with_synapses(layer: LayerCount, extra: LayerCount, **changes) -> LayerCount:
+    """``layer`` with the synapses of ``extra`` (more inputs into the same neurons) added to its counts."""
+    if extra.neurons != layer.neurons:
+        raise UserError(f"NIR {extra.name!r} must have one row per neuron of {layer.name!r} ({layer.neurons})")
+    bits = max(layer.bits, extra.bits, key=lambda b: (b.bits + int(b.signed)))
+    return replace(layer, synapses=layer.synapses + extra.synapses,
+                   synapses_nonzero=layer.synapses_nonzero + extra.synapses_nonzero,
+                   weights_stored=layer.weights_stored + extra.weights_stored,
+                   weights_nonzero=layer.weights_nonzero + extra.weights_nonzero,
+                   fan_in_max=layer.fan_in_max + extra.fan_in_max,
+                   fan_in_mean=layer.fan_in_mean + extra.fan_in_mean, bits=bits, **changes)
+
+
 def _with_recurrent(layer: LayerCount, weight) -> LayerCount:
     """Add a layer's recurrent (neurons x neurons) synapses to its counts."""
     rec = _dense(f"{layer.name} (recurrent)", weight, (layer.neurons,), layer.neuron)
-    if rec.neurons != layer.neurons:
-        raise UserError(f"NIR recurrent weight of {layer.name!r} must be {layer.neurons} x {layer.neurons}")
-    bits = max(layer.bits, rec.bits, key=lambda b: (b.bits + int(b.signed)))
-    return replace(layer, synapses=layer.synapses + rec.synapses,
-                   synapses_nonzero=layer.synapses_nonzero + rec.synapses_nonzero,
-                   weights_stored=layer.weights_stored + rec.weights_stored,
-                   weights_nonzero=layer.weights_nonzero + rec.weights_nonzero,
-                   fan_in_max=layer.fan_in_max + rec.fan_in_max, fan_in_mean=layer.fan_in_mean + rec.fan_in_mean,
-                   bits=bits, recurrent=True, recurrent_fanout=rec.in_fanout)
+    return _with_synapses(layer, rec, recurrent=True, recurrent_fanout=rec.in_fanout)
+
+
+def _with_bias_axon(layer: LayerCount, bias) -> LayerCount:
+    """Add the always-on input axon of a synaptic bias: one synapse per neuron, weighted by its bias."""
+    values = np.asarray(bias, dtype=np.float32).reshape(-1)
+    if not np.any(values):
+        return layer
+    column = _dense(f"{layer.name} (synaptic bias)", values.reshape(-1, 1), (1,), layer.neuron)
+    return _with_synapses(layer, column, bias_axons=1, bias_fanout=column.synapses_nonzero)
+
+
+def _nir_syn_bias(graph, weight_node, neuron_node, rec_node) -> np.ndarray | None:
+    """The synaptic bias ``from_nir`` maps to an always-on axon: the weight nodes' biases (the recurrent one's too)
+    into a ``CubaLIF`` whose current has memory (``tau_syn`` != the graph's ``dt``; assumed when no ``dt``)."""
+    biases = [np.asarray(b, dtype=np.float64).reshape(-1) for b in (getattr(weight_node, "bias", None),
+                                                                    getattr(rec_node, "bias", None)) if b is not None]
+    if type(neuron_node).__name__ != "CubaLIF" or not any(np.any(b) for b in biases):
+        return None
+    meta, dt = _snndeploy_meta(neuron_node), _snndeploy_meta(graph).get("dt")
+    if "i_decay" in meta:
+        memory = bool(np.any(np.asarray(meta["i_decay"]) != DECAY_UNITY))
+    else:
+        memory = dt is None or not np.allclose(np.asarray(neuron_node.tau_syn, dtype=np.float64), float(dt))
+    return sum(biases) if memory else None
 
 
 def _input_shape(node) -> tuple[int, ...]:
@@ -285,8 +320,12 @@ def layers_from_nir(graph) -> tuple[LayerCount, ...]:
             layer = _pool(name, node.kernel_size, node.stride, node.padding, kind == "AvgPool2d", in_shape, neuron)
         else:
             layer = _scale(name, node.scale, in_shape, neuron)
-        if owner in recurrent:
-            layer = _with_recurrent(layer, graph.nodes[recurrent[owner]].weight)
+        rec_node = graph.nodes[recurrent[owner]] if owner in recurrent else None
+        if rec_node is not None:
+            layer = _with_recurrent(layer, rec_node.weight)
+        if kind in DENSE_NODES and owner:
+            bias = _nir_syn_bias(graph, node, graph.nodes[owner], rec_node)
+            layer = layer if bias is None else _with_bias_axon(layer, bias)
         layers.append(layer)
         shape, pending = layer.out_shape, None
 
@@ -349,6 +388,8 @@ def _count_ir_layer(layer: Layer, in_shape: tuple[int, ...]) -> LayerCount:
         count = _scale(layer.name, np.ones(1), in_shape, neuron)
     if layer.recurrent is not None:
         count = _with_recurrent(count, np.asarray(layer.recurrent, dtype=np.float32))
+    if layer.syn_bias is not None:
+        count = _with_bias_axon(count, layer.syn_bias)
     if layer.neuron.kind == "sigma_delta":
         count = replace(count, message_bits=int(layer.neuron.message_bits))
     return count
