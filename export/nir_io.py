@@ -25,6 +25,7 @@ sigma-delta network. Graphs from other tools (snnTorch, Norse, sinabs, rockpool)
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +40,13 @@ from snndeploy.export.quantize import fit_weights
 
 FORMAT = "snndeploy-loihi-cuba/1"
 KEY = "snndeploy"
+# Published NIR graphs that record no time steps where their paper states them, by SHA-256 of the file
+# (docs/benchmarks.md "Real networks"): where it is said, steps per sample, how the sample is fed and read.
+PUBLISHED_NIR = {
+    "e2fa55bda7aab5a772485e1b690358bcb825b303eca7dc426e3973937fcb5bcb": (
+        "NIR paper (paper/02_cnn/lava_apply.ipynb: N-MNIST events as tonic ToFrame(time_window=1e3) frames, 1 ms "
+        "each; cnn_numbers.npy: 300 steps per digit; class = highest mean output)", 300, "events", "spike_count"),
+}
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -222,9 +230,22 @@ def read_nir(path: str | Path, *, dt: float | None = None, reset: str | None = N
     """Read a ``.nir`` file as a LoihiNet (exact for files written here; see :func:`from_nir`)."""
     path = Path(path)
     try:
-        return checks.check_net(from_nir(read_graph(path), dt=dt, name=path.stem, reset=reset), path)
+        net = checks.check_net(from_nir(read_graph(path), dt=dt, name=path.stem, reset=reset), path)
     except UserError as exc:
         raise UserError(exc.problem, path) from None
+    return _published(net, path) if net.time_steps is None else net
+
+
+def _published(net: LoihiNet, path: Path) -> LoihiNet:
+    """``net`` with the time steps and feed its paper states (:data:`PUBLISHED_NIR`), if it is listed there."""
+    from snndeploy.models.spec import IOSpec
+
+    entry = PUBLISHED_NIR.get(hashlib.sha256(path.read_bytes()).hexdigest())
+    if entry is None:
+        return net
+    source, steps, encoding, readout = entry
+    io = IOSpec(encoding=encoding, readout=readout, source=f"time steps and feed from the {source}")
+    return replace(net, time_steps=steps, meta={**net.meta, "io": io})
 
 
 # ----------------------------------------------------------------------------------------------- reading
