@@ -10,10 +10,11 @@ sample's spikes past its end, need a build of its own per sample (per copy).
 
 Lava transfers Var data element by element (about 15-30 us per value), so reading a spike raster back costs
 more than running a small network: only the output layer (and probed layers) are recorded, hidden layers'
-spikes are counted in place (:func:`_attach_counter`), and the read-out time is reported apart from the run
-time. Feeding a running network new input the same way is slower still, so a long input is split into
-chunks, each built, run and stopped on its own (``chunk_steps``); their fixed start/stop cost is reported
-separately.
+spikes are counted in place (each ``SampleLIF`` counts its own spikes in its ``spike_count`` Var, read once per
+build; netx's reset scheme, plain ``LIF`` neurons, gets a counting process pair: :func:`_attach_counter`), and the
+read-out time is reported apart from the run time. Feeding a running network new input the same way is slower
+still, so a long input is split into chunks, each built, run and stopped on its own (``chunk_steps``); their fixed
+start/stop cost is reported separately.
 
 Inputs come from :mod:`snndeploy.sim_inputs`, activity is counted by :mod:`snndeploy.sim_activity`, and
 :mod:`snndeploy.sim_outputs` writes what a run leaves behind.
@@ -266,7 +267,12 @@ def _count_in_place(build_steps: int, neurons: int) -> bool:
     return neurons < VALUES_PER_RECEIVE * build_steps
 
 
-def _read_count(counter, mode: str) -> np.ndarray:
+def _read_count(counter, mode: str, neuron) -> np.ndarray:
+    """Spikes per neuron (IR order, copies stacked) from a counter's voltage or, without one, from the neuron's own
+    ``spike_count`` (``lava_procs.SampleLIF``)."""
+    if counter is None:
+        count = np.array(neuron.spike_count.get(), dtype=np.int64)
+        return (from_lava_layout(count[..., None])[..., 0] if count.ndim == 3 else count).reshape(-1)
     v = np.array(counter.v.get(), dtype=np.float64)
     return np.round(v / (COUNT_SCALE if mode == "fixed_pt" else 1.0)).astype(np.int64)
 
@@ -340,12 +346,14 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     padded_copies = None if reset_interval or copies * per_copy == n else real * steps
     lava = build_lava(net, flat if copies > 1 else flat[0], mode=mode, sparse_below=sparse_below, record="none",
                       sample_steps=None if reset_interval else steps, copies=copies, state_ports=probes,
-                      reset_interval=reset_interval, bias_feed=feed, copy_steps=padded_copies)
+                      reset_interval=reset_interval, bias_feed=feed, copy_steps=padded_copies, count_steps=total)
     if bias is not None and reset_interval:  # netx's scheme: one sample, its bias in the input layer's Var
         lava.layers[0].neuron.bias_mant.init = input_bias_mant(bias[0], mode)
     in_place = {i for i in range(len(net.layers)) if i not in keep and _count_in_place(total + 1, net.layers[i].size
                                                                                           * copies)}
-    counters = {i: _attach_counter(lava.layers[i].neuron, net.layers[i], mode, copies) for i in in_place}
+    # SampleLIF neurons count their own spikes; netx's reset scheme (plain LIF) gets counting processes
+    counters = {i: _attach_counter(lava.layers[i].neuron, net.layers[i], mode, copies) if reset_interval else None
+                for i in in_place}
     extractors = {i: extractor(lava.layers[i].neuron.s_out, DRAIN_STEPS) for i in range(len(net.layers))
                   if i not in in_place}
     state = {(i, var): extractor(getattr(lava.layers[i].neuron, f"{var}_out"), DRAIN_STEPS)
@@ -385,7 +393,8 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
             if newly:
                 advance(newly)
         t = time.perf_counter()
-        counts = {i: _read_count(c, mode).reshape(copies, -1).sum(axis=0) for i, c in counters.items()}
+        counts = {i: _read_count(c, mode, lava.layers[i].neuron).reshape(copies, -1).sum(axis=0)
+                  for i, c in counters.items()}
         timing.read_s += time.perf_counter() - t
         t = time.perf_counter()
     timing.stop_s += time.perf_counter() - t

@@ -173,11 +173,12 @@ def _conv(weight_oihw: np.ndarray, in_shape, layer: Layer, groups: int, mode: st
 
 
 def _neuron(layer: Layer, mode: str, sample_steps: int | None = None, ports: bool = False,
-            active_steps: np.ndarray | None = None):
+            active_steps: np.ndarray | None = None, count_steps: int | None = None):
     """``sample_steps``: samples of that many steps run back to back, each from zero state at its first step
     (``lava_procs.SampleLIF``, which also has the ``u_out``/``v_out`` ports and a ``bias_in`` port); with
     ``active_steps`` (per neuron, Lava order) neurons rest after that many steps.
-    ``ports``: the neuron also sends ``u`` and ``v`` every step (``u_out``, ``v_out``; lava_procs.ProbedLIF)."""
+    ``ports``: the neuron also sends ``u`` and ``v`` every step (``u_out``, ``v_out``; lava_procs.ProbedLIF);
+    ``count_steps`` (with ``sample_steps``): its ``spike_count`` counts the spikes of that many steps."""
     from lava.proc.lif.process import LIF
 
     if layer.neuron.kind == "sigma_delta":
@@ -189,7 +190,8 @@ def _neuron(layer: Layer, mode: str, sample_steps: int | None = None, ports: boo
     if sample_steps is not None:
         from snndeploy.export.lava_procs import SampleLIF
 
-        make = functools.partial(SampleLIF, sample_steps=int(sample_steps), active_steps=active_steps)
+        make = functools.partial(SampleLIF, sample_steps=int(sample_steps), active_steps=active_steps,
+                                 count_steps=count_steps)
     else:
         make = LIF
     n, shape = layer.neuron, layer.out_shape
@@ -364,7 +366,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                sparse_below: float = DEFAULT_SPARSE_BELOW, reset_interval: int | None = None,
                record: str = "all", sample_steps: int | None = None, copies: int = 1,
                state_ports: tuple[int, ...] = (), bias_feed: np.ndarray | None = None,
-               copy_steps: np.ndarray | None = None) -> LavaNetwork:
+               copy_steps: np.ndarray | None = None, count_steps: int | None = None) -> LavaNetwork:
     """Build the Lava processes of ``net`` fed with ``spikes`` (IR layout ``(*input_shape, T)``).
 
     ``copies > 1``: that many independent copies of the network side by side (:mod:`snndeploy.export.lava_batch`),
@@ -383,7 +385,8 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     ``sample_steps``; IR layout ``(*input_shape, T)``, copies stacked like ``spikes``): a bias mantissa per input
     neuron and step, in place of the input layer's own bias, through a second source (a sample fed as a current).
     ``copy_steps`` (with ``sample_steps``, one value per copy): copy b's neurons rest after that many steps
-    (copies padded with idle samples add no activity).
+    (copies padded with idle samples add no activity). ``count_steps`` (with ``sample_steps``): every neuron's
+    ``spike_count`` Var counts its spikes over that many steps (all steps if None).
     """
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
@@ -426,7 +429,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                 layer = replace(layer, neuron=replace(layer.neuron, bias=None))
             active = None if copy_steps is None else to_lava_layout(
                 np.repeat(np.asarray(copy_steps, dtype=np.int64), one.size).reshape(layer.out_shape)[..., None])[..., 0]
-            neuron = _neuron(layer, mode, sample_steps, i in state_ports, active)
+            neuron = _neuron(layer, mode, sample_steps, i in state_ports, active, count_steps)
         except ValueError as exc:
             raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
         if layer.op == "input" and layer.neuron.kind == "sigma_delta":  # netx's delta encoder: no synapse
