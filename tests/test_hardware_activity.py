@@ -16,8 +16,7 @@ from snndeploy.hardware.activity import (
     activity_from_torch,
     workload_metrics,
 )
-from snndeploy.hardware.layers import layers_from_nir
-from snndeploy.hardware.load import graph_of
+from snndeploy.hardware.load import graph_of, layers_from_nir
 
 
 @pytest.fixture(scope="module")
