@@ -113,7 +113,9 @@ def main() -> None:
     values = None if inputs.bias is None else current_values(net, len(inputs.labels))
     encode_s = time.perf_counter() - t0
     total = len(inputs.labels)
-    key = hashlib.blake2b(f"{Path(args.model).resolve()}|{args.steps}|{args.part}".encode(), digest_size=6).hexdigest()
+    neurons = repr(tuple(layer.neuron for layer in net.layers))  # parts of another reading of the file are stale
+    key = hashlib.blake2b(f"{Path(args.model).resolve()}|{args.steps}|{args.part}|{neurons}".encode(),
+                          digest_size=6).hexdigest()
     folder = RUNS / key
     folder.mkdir(parents=True, exist_ok=True)
     starts = list(range(0, total, args.part))

@@ -57,36 +57,44 @@ def _pct(value: float | None, samples: int | None = None) -> str:
     return f"{100 * value:.2f} %" + (f" ({samples:,} test digits)" if samples else "")
 
 
-def bootstrap_lava(path: Path, samples: int) -> dict:
-    """Lava fixed_pt run of the first ``samples`` test digits, each image fed as its tutorial does (normalised,
-    a current into the input layer = that layer's bias), against the torch model spike for spike: Lava's layer
-    output at step t is torch's at t + 1 (the bias drives the input layer from step 0, SLAYER delays every block)."""
+def bootstrap_lava(path: Path, digits: int | list[int]) -> dict:
+    """Lava fixed_pt run of test digits (the first ``digits``, or these indices), each image fed as its tutorial
+    does (normalised, a current into the input layer = that layer's bias), against the torch model spike for spike
+    and read-out voltage for voltage. Lava is built from the netx reader (``load_net``: what ``snndeploy simulate``
+    runs), torch from the netx import (``load_model``: what ``evaluate`` runs), so both readers' conventions meet
+    here. Torch runs ``[x, x, ...]`` for T + 1 steps: Lava's spikes at step t are torch's at t + 1 (the bias drives
+    the input layer from step 0, SLAYER delays every block's output, Lava every synapse's input), the read-out's
+    voltage at t is torch's at t, x 4096 (``verify.S_SCALE``; verify's alignment, docs/export.md)."""
     import torch
 
     from snndeploy.data.datasets import load_arrays
-    from snndeploy.export.slayer_io import from_slayer
-    from snndeploy.models.netx_import import import_netx
+    from snndeploy.export.verify import S_SCALE
+    from snndeploy.loader import load_model, load_net
     from snndeploy.sim_inputs import input_current
     from snndeploy.simulate import simulate_net
 
-    model = import_netx(path).eval()
-    net, steps, (mean, std) = from_slayer(model), model.spec.time_steps, model.spec.io.normalize
+    model, net = load_model(path).eval(), load_net(path)
+    steps, (mean, std) = model.spec.time_steps, model.spec.io.normalize
     _, test, _ = load_arrays("mnist")
-    values = (np.asarray(test.x[:samples], dtype=np.float64).reshape(samples, -1) - mean) / std
-    labels = np.asarray(test.y[:samples])
+    index = np.arange(digits) if isinstance(digits, int) else np.asarray(digits)
+    values = (np.asarray(test.x[index], dtype=np.float64).reshape(len(index), -1) - mean) / std
+    labels = np.asarray(test.y[index])
     spiking = tuple(i for i, layer in enumerate(net.layers) if layer.neuron.spiking)
-    result = simulate_net(net, np.zeros((samples, *net.input_shape, steps), dtype=np.uint8), record=spiking,
+    result = simulate_net(net, np.zeros((len(index), *net.input_shape, steps), dtype=np.uint8), record=spiking,
                           input_bias=input_current(net, values))
     with torch.no_grad():
         x = torch.as_tensor(values, dtype=torch.float32)[..., None].expand(-1, -1, steps + 1)
         _, outs = model(x.contiguous(), return_all=True)
     per_digit = [all(np.array_equal(result.layer_spikes[i][k], outs[i][k, ..., 1:].numpy()) for i in spiking)
-                 for k in range(samples)]
-    torch_pred = outs[-1][..., 1:].sum(-1).argmax(1).numpy()
-    lava_pred = result.predictions()
-    return {"lava_accuracy": float(np.mean(lava_pred == labels)), "samples": samples,
+                 for k in range(len(index))]
+    torch_v = outs[-1][..., :steps].double().numpy() * S_SCALE
+    lava_v = result.probes[len(net.layers) - 1]["v"].reshape(torch_v.shape)
+    torch_pred, lava_pred = torch_v.sum(-1).argmax(1), result.predictions()
+    return {"lava_accuracy": float(np.mean(lava_pred == labels)), "samples": len(index),
             "digits_spike_exact": int(sum(per_digit)), "predictions_equal": int(np.sum(lava_pred == torch_pred)),
-            "spikes": int(sum(result.layer_spikes[i].sum() for i in spiking))}
+            "voltages_equal": int(np.sum(np.all(lava_v == torch_v, axis=(1, 2)))),
+            "spikes": int(sum(result.layer_spikes[i].sum() for i in spiking)),
+            "lava_predictions": lava_pred.tolist(), "torch_predictions": torch_pred.tolist()}
 
 
 def if_encode(images: np.ndarray, steps: int) -> np.ndarray:

@@ -12,6 +12,8 @@ the same inputs:
 * ``netx``: lava-dl's ``netx.hdf5.Network`` built, run and stopped once per sample (through ``lava_runner``), the
   output read from a ``RingBuffer`` sink - what a user of netx does for a test set (a few samples: it is slow);
 * ``per-sample``: ``simulate_net`` with one Lava build per sample (``copies=1``, one sample per build);
+  ``per-sample Conv`` / ``back-to-back Conv`` (conv networks): the same with every conv and pool layer built as
+  Lava's own ``Conv`` process instead of its unrolled ``Sparse`` matrix (``lava_batch.unrolled_kernel``);
 * ``back-to-back``: ``simulate_net`` with one copy running many samples per build (networks without axonal delays);
 * ``B=<n>``: ``simulate_net`` with n network copies per build (``lava_batch``), ``B=auto`` the default rule;
 * ``workers``: the default rule on ``--workers`` Lava runtimes in parallel processes.
@@ -27,6 +29,7 @@ Not part of CI; the machine is shared, so state its load with the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -158,11 +161,25 @@ def netx_per_sample(net: LoihiNet, x: np.ndarray, bias: np.ndarray | None) -> di
     return {"wall_s": wall}
 
 
-def run_ours(net: LoihiNet, x: np.ndarray, **options) -> tuple[dict, object]:
+@contextlib.contextmanager
+def lava_conv(on: bool):
+    """With ``on``, every conv and pool layer is built as Lava's own ``Conv`` (no layer unrolls into a ``Sparse``)."""
+    from snndeploy.export import lava_batch
+
+    kept = lava_batch.MAX_UNROLLED_SYNAPSES
+    lava_batch.MAX_UNROLLED_SYNAPSES = 0 if on else kept
+    try:
+        yield
+    finally:
+        lava_batch.MAX_UNROLLED_SYNAPSES = kept
+
+
+def run_ours(net: LoihiNet, x: np.ndarray, conv: bool = False, **options) -> tuple[dict, object]:
     from snndeploy.simulate import simulate_net
 
     start = time.perf_counter()
-    result = simulate_net(net, x, **options)
+    with lava_conv(conv):
+        result = simulate_net(net, x, **options)
     wall = time.perf_counter() - start
     t = result.timing
     return {"wall_s": wall, "copies": result.plan.copies, "per_copy": result.plan.per_copy, "builds": t.chunks,
@@ -183,11 +200,59 @@ def variants(net: LoihiNet, samples: int, workers: int, batches: list[int]) -> l
 
     steps_one = {"copies": 1, "chunk_steps": 1}  # one sample per build
     rows = [("per-sample", min(samples, 4), steps_one)]
+    convs = any(layer.op in ("conv", "pool") for layer in net.layers)
+    if convs:  # the same with Lava's own Conv processes (no unrolled conv layers)
+        rows.append(("per-sample Conv", min(samples, 4), {**steps_one, "conv": True}))
     if own_build(net) is None:
         rows.append(("back-to-back", samples, {"copies": 1}))
+        if convs:
+            rows.append(("back-to-back Conv", samples, {"copies": 1, "conv": True}))
     rows += [(f"B={b}", samples, {"copies": b}) for b in batches if b <= samples]
     rows.append(("B=auto", samples, {}))
     rows.append((f"workers={workers}", samples, {"workers": workers}))
+    return rows
+
+
+def conv_step_ms(net: LoihiNet, x: np.ndarray, copies: int, repeats: int = 20) -> list[dict]:
+    """Per conv layer, milliseconds of one step's arithmetic of ``copies`` copies, timed alone (no Lava runtime):
+    Lava's fixed_pt ``Conv`` model's ``utils.conv`` against the unrolled matrix product the ``Sparse`` model does,
+    on the layer's input spikes from a run of the first sample (step 10), the same sums."""
+    from lava.proc.conv import utils
+
+    from snndeploy.export import lava_batch
+    from snndeploy.export.ir import W_SCALE, to_int_exact
+    from snndeploy.export.lava_net import to_lava_layout
+    from snndeploy.simulate import simulate_net
+
+    run = simulate_net(net, x[:1], record=tuple(range(len(net.layers))), copies=1)
+    rows = []
+    for i, layer in enumerate(net.layers):
+        fitted = lava_batch.unrolled_kernel(layer, "fixed_pt")
+        if layer.op not in ("conv", "pool") or fitted is None:
+            continue
+        spikes = (x[0] if i == 0 else run.layer_spikes[i - 1][0])[..., 10]
+        stacked = lava_batch.stack_copies(np.stack([spikes] * copies))
+        xyc = to_lava_layout(stacked[..., None])[..., 0].astype(np.int32)
+        kernel, groups = lava_batch.conv_kernel(lava_batch.replicate_layer(layer, copies))
+        ints = to_int_exact(kernel, W_SCALE, layer.name)[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
+        lava_w = np.ascontiguousarray(ints).astype(np.int32)  # as lava_net builds a Conv
+        matrix = lava_batch.unrolled_conv(layer, fitted[0], copies)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            out = utils.conv(xyc, lava_w, lava_w.shape[1:3], layer.stride[::-1], layer.padding[::-1],
+                             layer.dilation[::-1], groups)
+        conv = (time.perf_counter() - start) / repeats * 1e3
+        flat = xyc.reshape(-1)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            product = matrix.dot(flat)
+        sparse = (time.perf_counter() - start) / repeats * 1e3
+        assert np.array_equal(np.left_shift(product, fitted[2]) if fitted[2] >= 0 else product >> -fitted[2],
+                              out.reshape(-1)), layer.name
+        rows.append({"layer": layer.name, "copies": copies, "conv_ms": conv, "sparse_ms": sparse,
+                     "synapses": matrix.nnz})
+        print(f"  {layer.name} x{copies}: Lava Conv {conv:7.2f} ms, unrolled Sparse {sparse:6.2f} ms per step "
+              f"({matrix.nnz} synapses)", flush=True)
     return rows
 
 
@@ -263,6 +328,8 @@ def main() -> None:
     parser.add_argument("--cases", default="mnist-mlp-128,mnist-mlp-512,nmnist-cnn,tinynet")
     parser.add_argument("--variants", default="dense,pruned")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "simulate_speed.json"))
+    parser.add_argument("--conv-step", action="store_true",
+                        help="Only time one step of each conv layer's arithmetic (Lava's Conv vs unrolled Sparse).")
     args = parser.parse_args()
     args.batches = [int(b) for b in args.batches.split(",") if b]
     import_lava()
@@ -270,6 +337,13 @@ def main() -> None:
     print(f"load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores", flush=True)
     rows = []
     all_cases = cases(fixtures_dir() / "lava-dl", args.samples)
+    if args.conv_step:
+        for name in args.cases.split(","):
+            net, x, _, _ = all_cases[name]
+            print(name, flush=True)
+            rows += [{"network": name, **row} for copies in (1, *args.batches) for row in conv_step_ms(net, x, copies)]
+        Path(args.out).write_text(json.dumps({"load_start": load, "rows": rows}, indent=2) + "\n")
+        return
     for name in args.cases.split(","):
         net, x, bias, what = all_cases[name]
         for variant in args.variants.split(","):

@@ -77,6 +77,10 @@ class ActivityCounter:
         self.rec_fan_out = [None if layer.recurrent is None else
                             np.count_nonzero(np.asarray(layer.recurrent), axis=0).astype(np.int64)
                             for layer in net.layers]
+        # a synaptic bias's always-on axon spikes every step into its non-zero synapses (from step i of a sample
+        # in layer i: counted from step 0, at most i steps per sample over)
+        self.bias_fan_out = [0 if layer.syn_bias is None else int(np.count_nonzero(layer.syn_bias))
+                             for layer in net.layers]
         self.layers = [LayerCounts(layer.name, layer.op, layer.size, int(self.fan_out[i].sum()),
                                    np.zeros(layer.size, dtype=np.int64)) for i, layer in enumerate(net.layers)]
         self.input_per_neuron = np.zeros(math.prod(net.input_shape), dtype=np.int64)
@@ -90,7 +94,7 @@ class ActivityCounter:
         for i, counts in enumerate(layer_counts):
             act = self.layers[i]
             counts = counts.reshape(-1).astype(np.int64)
-            act.synops += int(incoming @ self.fan_out[i])
+            act.synops += int(incoming @ self.fan_out[i]) + self.bias_fan_out[i] * steps
             if self.rec_fan_out[i] is not None:
                 act.recurrent_synops += int(counts @ self.rec_fan_out[i])
             act.per_neuron += counts

@@ -10,10 +10,11 @@ sample's spikes past its end, need a build of its own per sample (per copy).
 
 Lava transfers Var data element by element (about 15-30 us per value), so reading a spike raster back costs
 more than running a small network: only the output layer (and probed layers) are recorded, hidden layers'
-spikes are counted in place (:func:`_attach_counter`), and the read-out time is reported apart from the run
-time. Feeding a running network new input the same way is slower still, so a long input is split into
-chunks, each built, run and stopped on its own (``chunk_steps``); their fixed start/stop cost is reported
-separately.
+spikes are counted in place (each ``SampleLIF`` counts its own spikes in its ``spike_count`` Var, read once per
+build; netx's reset scheme, plain ``LIF`` neurons, gets a counting process pair: :func:`_attach_counter`), and the
+read-out time is reported apart from the run time. Feeding a running network new input the same way is slower
+still, so a long input is split into chunks, each built, run and stopped on its own (``chunk_steps``); their fixed
+start/stop cost is reported separately.
 
 Inputs come from :mod:`snndeploy.sim_inputs`, activity is counted by :mod:`snndeploy.sim_activity`, and
 :mod:`snndeploy.sim_outputs` writes what a run leaves behind.
@@ -32,7 +33,7 @@ import numpy as np
 from snndeploy import lava_runner
 from snndeploy.errors import UserError
 from snndeploy.export.ir import W_SCALE, Layer, LoihiNet
-from snndeploy.export.lava_batch import choose_copies, max_copies, split_copies, stack_copies
+from snndeploy.export.lava_batch import choose_copies, max_copies, split_copies, stack_copies, unrolled_kernel
 from snndeploy.export.lava_net import (
     DEFAULT_SPARSE_BELOW,
     MODES,
@@ -185,17 +186,20 @@ def chunk_samples(samples: int, steps: int, input_size: int, chunk_steps: int = 
 
 
 def plan_runs(net: LoihiNet, samples: int, steps: int, chunk_steps: int = DEFAULT_CHUNK_STEPS,
-              copies: int | None = None, alone: str | None = None) -> RunPlan:
+              copies: int | None = None, alone: str | None = None, mode: str = "fixed_pt") -> RunPlan:
     """The one rule for sharing builds: ``copies`` from :func:`snndeploy.export.lava_batch.choose_copies` (group
-    limit, memory, work per step); back to back within each copy where that is exact (no axonal delays:
+    limit, memory, work per step), but one copy where a conv or pool layer stays a Lava ``Conv`` (not unrolled:
+    ``lava_batch.unrolled_kernel``); back to back within each copy where that is exact (no axonal delays:
     :func:`own_build`), as many samples as ``chunk_steps`` and the source's memory allow. ``alone``: one copy
     per build (netx's reset scheme)."""
     if alone is not None:
         return RunPlan(1, 1, alone)
     why = own_build(net)
-    if copies is None and why is None and any(layer.op in ("conv", "pool") for layer in net.layers):
+    if copies is None and why is None and any(layer.op in ("conv", "pool") and unrolled_kernel(layer, mode) is None
+                                              for layer in net.layers):
         copies = 1  # measured: Lava's grouped Conv costs more per copy than back to back saves (docs/benchmarks.md)
-    copies = choose_copies(net, samples) if copies is None else max(1, min(int(copies), samples, max_copies(net)))
+    copies = choose_copies(net, samples, mode=mode) if copies is None else \
+        max(1, min(int(copies), samples, max_copies(net, mode)))
     if why is not None:
         return RunPlan(copies, 1, why)
     per_copy = chunk_samples(-(-samples // copies), steps, math.prod(net.input_shape) * copies, chunk_steps)
@@ -263,7 +267,12 @@ def _count_in_place(build_steps: int, neurons: int) -> bool:
     return neurons < VALUES_PER_RECEIVE * build_steps
 
 
-def _read_count(counter, mode: str) -> np.ndarray:
+def _read_count(counter, mode: str, neuron) -> np.ndarray:
+    """Spikes per neuron (IR order, copies stacked) from a counter's voltage or, without one, from the neuron's own
+    ``spike_count`` (``lava_procs.SampleLIF``)."""
+    if counter is None:
+        count = np.array(neuron.spike_count.get(), dtype=np.int64)
+        return (from_lava_layout(count[..., None])[..., 0] if count.ndim == 3 else count).reshape(-1)
     v = np.array(counter.v.get(), dtype=np.float64)
     return np.round(v / (COUNT_SCALE if mode == "fixed_pt" else 1.0)).astype(np.int64)
 
@@ -337,12 +346,14 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
     padded_copies = None if reset_interval or copies * per_copy == n else real * steps
     lava = build_lava(net, flat if copies > 1 else flat[0], mode=mode, sparse_below=sparse_below, record="none",
                       sample_steps=None if reset_interval else steps, copies=copies, state_ports=probes,
-                      reset_interval=reset_interval, bias_feed=feed, copy_steps=padded_copies)
+                      reset_interval=reset_interval, bias_feed=feed, copy_steps=padded_copies, count_steps=total)
     if bias is not None and reset_interval:  # netx's scheme: one sample, its bias in the input layer's Var
         lava.layers[0].neuron.bias_mant.init = input_bias_mant(bias[0], mode)
     in_place = {i for i in range(len(net.layers)) if i not in keep and _count_in_place(total + 1, net.layers[i].size
                                                                                           * copies)}
-    counters = {i: _attach_counter(lava.layers[i].neuron, net.layers[i], mode, copies) for i in in_place}
+    # SampleLIF neurons count their own spikes; netx's reset scheme (plain LIF) gets counting processes
+    counters = {i: _attach_counter(lava.layers[i].neuron, net.layers[i], mode, copies) if reset_interval else None
+                for i in in_place}
     extractors = {i: extractor(lava.layers[i].neuron.s_out, DRAIN_STEPS) for i in range(len(net.layers))
                   if i not in in_place}
     state = {(i, var): extractor(getattr(lava.layers[i].neuron, f"{var}_out"), DRAIN_STEPS)
@@ -382,7 +393,8 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, mode: str, keep: tuple[int, ...], p
             if newly:
                 advance(newly)
         t = time.perf_counter()
-        counts = {i: _read_count(c, mode).reshape(copies, -1).sum(axis=0) for i, c in counters.items()}
+        counts = {i: _read_count(c, mode, lava.layers[i].neuron).reshape(copies, -1).sum(axis=0)
+                  for i, c in counters.items()}
         timing.read_s += time.perf_counter() - t
         t = time.perf_counter()
     timing.stop_s += time.perf_counter() - t
@@ -465,7 +477,7 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
         options = {"mode": mode, "probe": probe, "record": record, "timeout_s": timeout_s,
                    "chunk_steps": chunk_steps, "sparse_below": sparse_below, "copies": copies}
         return _simulate_in_workers(net, inputs, workers, options, progress, on_sample, started, input_bias)
-    plan = plan_runs(net, samples, steps, chunk_steps, copies, alone)
+    plan = plan_runs(net, samples, steps, chunk_steps, copies, alone, mode)
     counter = ActivityCounter(net)
     timing = Timing()
     kept: dict[int, list[np.ndarray]] = {i: [] for i in keep}

@@ -319,6 +319,8 @@ def _check_node(key: str, node) -> None:
         # NaN, -inf and an infinite weight are never meaningful
         if attr in INFINITE_OK:
             require_values(f"node {key!r} {attr}", arr, finite=False, lo=0)
+        elif attr == "w_in" and _inf_only_where_tau_syn_is(node, arr):
+            require_values(f"node {key!r} {attr}", np.where(np.isposinf(arr), 0.0, arr))
         else:
             require_values(f"node {key!r} {attr}", arr)
     for attr in ("input_type", "output_type"):
@@ -327,6 +329,16 @@ def _check_node(key: str, node) -> None:
             if dims.dtype.kind in "iuf" and dims.size and np.any(dims <= 0):  # unknown dims may be None
                 raise UserError(f"node {key!r} {attr.split('_')[0]} {port!r} has shape {tuple(dims)}: "
                                 "a zero-size layer")
+
+
+def _inf_only_where_tau_syn_is(node, w_in: np.ndarray) -> bool:
+    """A CubaLIF current that never decays (``tau_syn`` = +inf) reaches its input with factor one only through
+    ``w_in = tau_syn / dt`` = +inf: NIR has no finite parameters for it (netx's read-out layer, docs/export.md)."""
+    tau = getattr(node, "tau_syn", None)
+    if tau is None or w_in.dtype.kind != "f":
+        return False
+    tau = np.broadcast_to(np.asarray(tau, dtype=np.float64), w_in.shape)
+    return bool(np.all(np.isposinf(tau[np.isposinf(w_in)])))
 
 
 def _is_weight(node) -> bool:

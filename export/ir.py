@@ -25,7 +25,7 @@ import numpy as np
 from scipy.sparse import issparse
 
 from snndeploy.errors import UserError
-from snndeploy.loihi import DECAY_UNITY, MAX_VTH_MANT, W_SCALE  # noqa: F401  (the IR's units, imported from here)
+from snndeploy.loihi import DECAY_UNITY, MAX_VTH_MANT, NETX_READOUT_DECAYS, W_SCALE  # noqa: F401  (the IR's units, imported from here)
 
 OPS = ("input", "dense", "conv", "pool")
 SD_ACTIVATIONS = ("relu", "identity")  # what Lava's SigmaDelta computes (ActivationMode RELU, UNIT)

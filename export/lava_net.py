@@ -1,13 +1,15 @@
 """LoihiNet -> a runnable network of standard Lava processes, in ``fixed_pt`` (Loihi bit-accurate) or ``floating_pt``.
 
-Per layer: a synapse process (``Dense``, or ``Sparse`` when the weight density is below ``sparse_below``;
-``Conv`` for convolutions; pooling and the input scale are ``Conv`` processes with a one-value kernel per
-channel; axonal delays become ``DelayDense``/``DelaySparse`` on the following dense synapse), a ``LIF``
-neuron group (Loihi CUBA: ``du = iDecay - 1`` with Lava's offset of one, ``dv = vDecay``, ``vth = vThMant``,
-bias mantissa with exponent 6) and, for recurrent layers, a second synapse from the group's spikes back
-to its input. Spikes enter through a ``RingBuffer`` source and every layer's spikes leave through a
-``RingBuffer`` sink. Images are Lava's XYC (W, H, C) inside and CHW outside. Every synapse adds one time
-step of delay, exactly like SLAYER's ``delay_shift`` (see docs/export.md for the alignment).
+Per layer: a synapse process (``Dense``, or ``Sparse`` when the weight density is below ``sparse_below``; ``Conv``
+for convolutions; pooling and the input scale are ``Conv`` processes with a one-value kernel per channel; in
+fixed_pt a conv, pool or image input-scale layer is a ``Sparse`` of its unrolled matrix instead, the same integer
+sums many times faster per step (the rule: ``lava_batch.unrolled_kernel``); axonal delays become
+``DelayDense``/``DelaySparse`` on the following dense synapse), a ``LIF`` neuron group (Loihi CUBA:
+``du = iDecay - 1`` with Lava's offset of one, ``dv = vDecay``, ``vth = vThMant``, bias mantissa with exponent 6)
+and, for recurrent layers, a second synapse from the group's spikes back to its input. Spikes enter through a
+``RingBuffer`` source and every layer's spikes leave through a ``RingBuffer`` sink. Images are Lava's XYC
+(W, H, C) inside and CHW outside. Every synapse adds one time step of delay, exactly like SLAYER's
+``delay_shift`` (see docs/export.md for the alignment).
 
 Sigma-delta layers use Lava's own ``lava.proc.sdn`` models: ``SigmaDelta`` (``Sigma`` for a ``sigma_output``
 read-out), and for a sigma-delta ``input`` layer a ``Delta`` encoder fed straight from the source, as netx
@@ -128,12 +130,13 @@ def _synapse_weights(w: np.ndarray, mode: str, what: str) -> dict:
 
 
 def _dense(w: np.ndarray, mode: str, sparse: bool, what: str, delays: np.ndarray | None = None, copies: int = 1,
-           bits: int = 0):
+           bits: int = 0, binary_in: bool = True):
     """A dense layer's synapse; ``copies > 1``: a block-diagonal ``Sparse`` of that many copies of ``w``;
-    ``bits``: graded input messages of that many bits (sigma-delta)."""
+    ``bits``: graded input messages of that many bits (sigma-delta); ``binary_in``: the input is 0/1 spikes (else
+    Lava's binary path takes any non-zero value as a spike, which the graded path would not)."""
     params = _synapse_weights(w, mode, what)
     sparse = sparse or copies > 1
-    if copies > 1:  # one Sparse input vector holds all copies: the graded (dot) path, same sums for 0/1 spikes
+    if copies > 1 and binary_in:  # one Sparse input vector holds all copies: the graded (dot) path, same sums
         params["num_message_bits"] = lava_batch.SPARSE_MESSAGE_BITS
     if bits:
         params["num_message_bits"] = bits
@@ -170,11 +173,12 @@ def _conv(weight_oihw: np.ndarray, in_shape, layer: Layer, groups: int, mode: st
 
 
 def _neuron(layer: Layer, mode: str, sample_steps: int | None = None, ports: bool = False,
-            active_steps: np.ndarray | None = None):
+            active_steps: np.ndarray | None = None, count_steps: int | None = None):
     """``sample_steps``: samples of that many steps run back to back, each from zero state at its first step
     (``lava_procs.SampleLIF``, which also has the ``u_out``/``v_out`` ports and a ``bias_in`` port); with
     ``active_steps`` (per neuron, Lava order) neurons rest after that many steps.
-    ``ports``: the neuron also sends ``u`` and ``v`` every step (``u_out``, ``v_out``; lava_procs.ProbedLIF)."""
+    ``ports``: the neuron also sends ``u`` and ``v`` every step (``u_out``, ``v_out``; lava_procs.ProbedLIF);
+    ``count_steps`` (with ``sample_steps``): its ``spike_count`` counts the spikes of that many steps."""
     from lava.proc.lif.process import LIF
 
     if layer.neuron.kind == "sigma_delta":
@@ -186,7 +190,8 @@ def _neuron(layer: Layer, mode: str, sample_steps: int | None = None, ports: boo
     if sample_steps is not None:
         from snndeploy.export.lava_procs import SampleLIF
 
-        make = functools.partial(SampleLIF, sample_steps=int(sample_steps), active_steps=active_steps)
+        make = functools.partial(SampleLIF, sample_steps=int(sample_steps), active_steps=active_steps,
+                                 count_steps=count_steps)
     else:
         make = LIF
     n, shape = layer.neuron, layer.out_shape
@@ -270,13 +275,21 @@ def _in_bits(net: LoihiNet, i: int) -> int:
 
 
 def _synapse(one: Layer, mode: str, sparse_below: float, delays: np.ndarray | None, copies: int = 1,
-             bits: int = 0):
-    """The synapse of ``copies`` copies of layer ``one`` side by side (``bits``: graded input messages)."""
+             bits: int = 0, binary_in: bool = True):
+    """The synapse of ``copies`` copies of layer ``one`` side by side (``bits``: graded input messages;
+    ``binary_in``: its input is 0/1 spikes, which a ``Sparse`` takes on its faster graded path)."""
     what = f"{one.name} weights"
     if one.op == "dense":
         w = one.dense_weight()
         density = np.count_nonzero(w) / max(w.size, 1)
-        return _dense(w, mode, density < sparse_below, what, delays, copies, bits)
+        return _dense(w, mode, density < sparse_below, what, delays, copies, bits, binary_in)
+    fitted = lava_batch.unrolled_kernel(one, mode, bits)
+    if fitted is not None:
+        from lava.proc.sparse.process import Sparse
+
+        mant, weight_bits, exp = fitted
+        return Sparse(weights=lava_batch.unrolled_conv(one, mant, copies), num_weight_bits=weight_bits,
+                      weight_exp=exp, num_message_bits=lava_batch.SPARSE_MESSAGE_BITS if binary_in else 0), "Sparse"
     layer = lava_batch.replicate_layer(one, copies)
     if layer.op == "conv":
         return _conv(layer.weight, layer.in_shape, layer, layer.groups, mode, what, bits)
@@ -302,12 +315,14 @@ def _input_scale(size: int, scale: float, mode: str, what: str):
     return Sparse(weights=lava_batch.scaled_identity(size, weight.reshape(-1)[0], weight.dtype), **params), "Sparse"
 
 
-def synapse_kinds(net: LoihiNet, sparse_below: float = DEFAULT_SPARSE_BELOW, copies: int = 1) -> list[str]:
+def synapse_kinds(net: LoihiNet, sparse_below: float = DEFAULT_SPARSE_BELOW, copies: int = 1,
+                  mode: str = "fixed_pt") -> list[str]:
     """The Lava synapse process each layer of ``net`` gets in :func:`build_lava` (without building it)."""
     kinds = []
     for i, layer in enumerate(net.layers):
         if layer.op != "dense":
-            kinds.append("Sparse" if layer.op == "input" and len(layer.in_shape) == 1 else "Conv")
+            unrolled = lava_batch.unrolled_kernel(layer, mode, _in_bits(net, i)) is not None
+            kinds.append("Sparse" if unrolled or (layer.op == "input" and len(layer.in_shape) == 1) else "Conv")
             continue
         w = layer.dense_weight()
         sparse = copies > 1 or np.count_nonzero(w) / max(w.size, 1) < sparse_below
@@ -351,7 +366,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                sparse_below: float = DEFAULT_SPARSE_BELOW, reset_interval: int | None = None,
                record: str = "all", sample_steps: int | None = None, copies: int = 1,
                state_ports: tuple[int, ...] = (), bias_feed: np.ndarray | None = None,
-               copy_steps: np.ndarray | None = None) -> LavaNetwork:
+               copy_steps: np.ndarray | None = None, count_steps: int | None = None) -> LavaNetwork:
     """Build the Lava processes of ``net`` fed with ``spikes`` (IR layout ``(*input_shape, T)``).
 
     ``copies > 1``: that many independent copies of the network side by side (:mod:`snndeploy.export.lava_batch`),
@@ -370,7 +385,8 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     ``sample_steps``; IR layout ``(*input_shape, T)``, copies stacked like ``spikes``): a bias mantissa per input
     neuron and step, in place of the input layer's own bias, through a second source (a sample fed as a current).
     ``copy_steps`` (with ``sample_steps``, one value per copy): copy b's neurons rest after that many steps
-    (copies padded with idle samples add no activity).
+    (copies padded with idle samples add no activity). ``count_steps`` (with ``sample_steps``): every neuron's
+    ``spike_count`` Var counts its spikes over that many steps (all steps if None).
     """
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
@@ -398,6 +414,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
         raise UserError(f"input of shape {spikes.shape[:-1]} does not match the network input {net.input_shape}")
     delay_modes = [_delay_mode(net, i) for i in range(len(net.layers))]
     steps = int(spikes.shape[-1])
+    binary_in = bool(np.isin(spikes, (0, 1)).all())
     source = Source(data=to_lava_layout(spikes.astype(np.float64 if mode == "floating_pt" else np.int64)))
     lava = LavaNetwork(net=net, mode=mode, steps=steps, source=source, copies=copies)
     port, port_shape = source.s_out, lava_batch.copies_shape(tuple(net.input_shape), copies)
@@ -412,7 +429,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                 layer = replace(layer, neuron=replace(layer.neuron, bias=None))
             active = None if copy_steps is None else to_lava_layout(
                 np.repeat(np.asarray(copy_steps, dtype=np.int64), one.size).reshape(layer.out_shape)[..., None])[..., 0]
-            neuron = _neuron(layer, mode, sample_steps, i in state_ports, active)
+            neuron = _neuron(layer, mode, sample_steps, i in state_ports, active, count_steps)
         except ValueError as exc:
             raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
         if layer.op == "input" and layer.neuron.kind == "sigma_delta":  # netx's delta encoder: no synapse
@@ -420,14 +437,21 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
             port.connect(neuron.a_in)
         else:
             try:
-                synapse, kind = _synapse(one, mode, sparse_below, delays, copies, _in_bits(net, i))
+                synapse, kind = _synapse(one, mode, sparse_below, delays, copies, _in_bits(net, i),
+                                         i > 0 or binary_in)
             except ValueError as exc:  # weights off the Loihi grid or beyond 8 bits
                 raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
+            unrolled = kind == "Sparse" and len(layer.out_shape) == 3  # a conv as its XYC-ordered matrix
             if len(port_shape) > 1 and (layer.flatten or layer.op == "dense"):
                 port.transpose([2, 1, 0]).flatten().connect(synapse.s_in)  # XYC -> CHW order, then flat
+            elif unrolled:
+                port.flatten().connect(synapse.s_in)
             else:
                 port.connect(synapse.s_in)
-            synapse.a_out.connect(neuron.a_in)
+            if unrolled:
+                synapse.a_out.reshape(neuron.a_in.shape).connect(neuron.a_in)
+            else:
+                synapse.a_out.connect(neuron.a_in)
         if one.syn_bias is not None:
             _bias_axon(one, i, sample_steps or steps, mode, copies).connect(neuron.a_in)
         recurrent = None

@@ -22,6 +22,7 @@ from snndeploy.errors import UserError
 from snndeploy.export import checks
 from snndeploy.export.ir import (
     MAX_VTH_MANT,
+    NETX_READOUT_DECAYS,
     SD_ACTIVATIONS,
     SD_EXP,
     SD_MESSAGE_BITS,
@@ -52,9 +53,9 @@ def _pair(ds, default: int) -> tuple[int, int]:
 
 
 def _neuron(group, path: Path, where: str, bias=None) -> Neuron:
-    if "neuron" not in group:  # netx: a layer without neuron is a non-leaky integrator read out by voltage
-        return Neuron(i_decay=np.array(0), v_decay=np.array(0), threshold=np.array(MAX_VTH_MANT / W_SCALE),
-                      bias=bias, spiking=False)
+    if "neuron" not in group:  # netx's read-out neuron: the current integrates, the voltage equals it
+        return Neuron(i_decay=np.array(NETX_READOUT_DECAYS[0]), v_decay=np.array(NETX_READOUT_DECAYS[1]),
+                      threshold=np.array(MAX_VTH_MANT / W_SCALE), bias=bias, spiking=False)
     cfg = group["neuron"]
     kind = _str(cfg["type"])
     if kind == SDNN_TYPE:
@@ -208,14 +209,19 @@ def _write_sigma_delta(g, neuron: SigmaDelta) -> None:
         g.create_dataset("neuron/messageBits", data=neuron.message_bits)
 
 
+def _decays(neuron: Neuron) -> tuple[int, int] | None:
+    i_decay, v_decay = np.unique(neuron.i_decay), np.unique(neuron.v_decay)
+    return (int(i_decay[0]), int(v_decay[0])) if i_decay.size == v_decay.size == 1 else None
+
+
 def _write_neuron(g, neuron: Neuron | SigmaDelta, name: str) -> None:
     if neuron.kind == "sigma_delta":
         if np.unique(np.asarray(neuron.threshold)).size > 1 or neuron.cum_error or neuron.spike_exp != SD_EXP:
             raise UserError(f"{name}: netx stores one delta threshold per layer and neither cum_error nor a "
                             f"spike_exp other than {SD_EXP}")
         return _write_sigma_delta(g, neuron)
-    if not neuron.spiking and int(np.max(neuron.i_decay)) == 0 and int(np.max(neuron.v_decay)) == 0:
-        return  # netx's default for a layer without neuron: a non-leaky integrator, voltage read-out
+    if not neuron.spiking and _decays(neuron) == NETX_READOUT_DECAYS:
+        return  # netx's neuron for a layer without one (any other read-out writes its decays)
     g.create_dataset("neuron/type", data="CUBA")
     g.create_dataset("neuron/iDecay", data=neuron.i_decay)
     g.create_dataset("neuron/vDecay", data=neuron.v_decay)

@@ -273,6 +273,11 @@ TIMED_NEURONS = ("CubaLIF", "LIF", "CubaLI", "LI")  # their decays depend on the
 READ_OUTS = ("CubaLI", "LI", "I")  # leaky or plain integrators without a threshold: voltage read-outs
 
 
+def _loihi_values(meta: dict) -> bool:
+    """Whether a neuron node carries snndeploy's exact Loihi values (a file written here), not just part of them."""
+    return {"i_decay", "v_decay", "threshold"} <= meta.keys()
+
+
 def _spiking_node(node) -> bool:
     return type(node).__name__ not in READ_OUTS
 
@@ -296,7 +301,7 @@ def _decays_and_gain(node, shape, dt: float) -> tuple[np.ndarray, np.ndarray, np
 def _neuron_from_nir(node, shape, dt: float, where: str, structure_only: bool = False) -> tuple[Neuron, np.ndarray]:
     """(Neuron, input gain per neuron) of a NIR neuron node (None: a synapse read out as it is)."""
     meta = _meta(node) if node is not None else {}
-    if "i_decay" in meta:
+    if _loihi_values(meta):
         bias = meta.get("bias")
         neuron = Neuron(i_decay=np.asarray(meta["i_decay"]).astype(np.int64),
                         v_decay=np.asarray(meta["v_decay"]).astype(np.int64),
@@ -308,6 +313,9 @@ def _neuron_from_nir(node, shape, dt: float, where: str, structure_only: bool = 
     if np.any(v_reset != 0) and not structure_only:
         raise UserError(f"{where}: v_reset != 0 has no Loihi equivalent (Loihi resets the voltage to 0)")
     du, dv, gain, v_leak = _decays_and_gain(node, shape, dt)
+    if not np.all(np.isfinite(gain)) and not structure_only:  # w_in = tau_syn = inf: only our metadata has it
+        raise UserError(f"{where}: a synaptic current that never decays (tau_syn = w_in = inf) has no input gain "
+                        "NIR can state; only files written by snndeploy (with its metadata) carry it")
     i_decay = np.round(np.clip(du, 0, 1) * DECAY_UNITY).astype(np.int64)
     v_decay = np.round(np.clip(dv, 0, 1) * DECAY_UNITY).astype(np.int64)
     bias = v_leak * dv
@@ -350,7 +358,9 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir", reset: str | 
         if not structure_only and any(type(n).__name__ in TIMED_NEURONS for n in graph.nodes.values()):
             raise UserError("the graph does not record its time step: pass dt (--dt); snnTorch, SpikingJelly and "
                             "the NIR paper graphs use 1e-4")
-        dt = 1.0
+        # counting with no time step: no decay is known, so a CubaLIF current keeps its memory and its synaptic
+        # bias is counted as the always-on axon it needs
+        dt = 0.0 if structure_only else 1.0
     order = _chain(graph)
     nodes = graph.nodes
     input_shape = _shape(nodes[order[0]].input_type["input"])
@@ -641,7 +651,7 @@ def _layer(key, node, pending, shape, dt, nodes, succ, flattened: bool, structur
     out_shape = tuple(pending["out_shape"])
     neuron, gains = _neuron_from_nir(node, out_shape, dt, f"node {key!r}", structure_only)
     # counting takes the weights as the graph has them: without a recorded time step the gains are not known
-    gain = np.asarray(1.0) if structure_only and "i_decay" not in meta else \
+    gain = np.asarray(1.0) if structure_only and not _loihi_values(meta) else \
         _gain_of(pending["op"], gains, out_shape, f"node {key!r}")
     weight = pending["weight"]
     if pending["op"] in ("pool", "input"):
@@ -675,4 +685,4 @@ def _layer(key, node, pending, shape, dt, nodes, succ, flattened: bool, structur
                  dilation=pending.get("dilation", (1, 1)), groups=pending.get("groups", 1),
                  kernel=pending.get("kernel", (1, 1)), recurrent=recurrent, syn_bias=syn_bias,
                  flatten=pending["op"] == "dense" and (flattened or len(shape) > 1),
-                 meta={} if "i_decay" in meta else {"source_neuron": source})
+                 meta={} if _loihi_values(meta) else {"source_neuron": source})

@@ -286,7 +286,7 @@ def verify(model, net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", 
     layers = [LayerAgreement(layer.name, tally.variables[i], *tally.stats[i]) for i, layer in enumerate(net.layers)]
     agree = tally.first is None if exact else all(la.mismatches == 0 for la in layers if la.variable == "spikes")
     return VerifyReport(agree=agree, precision=mode, samples=samples, steps=steps, layers=layers, first=tally.first,
-                        synapses=synapse_kinds(net, sparse_below, copies=1))
+                        synapses=synapse_kinds(net, sparse_below, copies=1, mode=mode))
 
 
 def _checks(net: LoihiNet, i: int, run, t_spk, t_cur, t_volt, probe: bool, steps: int, exact: bool,

@@ -191,7 +191,9 @@ def workload_metrics(layers: tuple[LayerCount, ...], activity: Activity) -> dict
             raise UserError(f"activity layer {i} ({act.name}) has {act.neurons} neurons, model layer "
                             f"{layer.name} has {layer.neurons}")
         source = activity.input if i == 0 else activity.layers[i - 1]
-        effective = act.synops if act.synops is not None else _in_synops(layer, source) + _own_synops(layer, act)
+        # a synaptic bias's always-on axon spikes every step into its non-zero synapses
+        effective = act.synops if act.synops is not None else \
+            _in_synops(layer, source) + _own_synops(layer, act) + float(layer.bias_fanout * steps)
         rows.append({"layer": layer.name, "spikes_in": source.spikes, "spikes_out": act.spikes,
                      "synops_effective": effective, "synops_dense": float(layer.synapses * steps),
                      "input_graded": source.graded, "neuron_updates": float(layer.neurons * steps),

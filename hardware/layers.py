@@ -47,6 +47,10 @@ class LayerCount:
     recurrent: bool = False  # the layer's own spikes come back through recurrent synapses (counted above)
     recurrent_fanout: np.ndarray | None = field(default=None, repr=False, compare=False)  # per own neuron
     message_bits: int = 0  # graded payload of each output spike (sigma-delta); 0 for binary spikes
+    # a synaptic bias into a neuron with current memory (ir.Layer.syn_bias): one always-on input axon spiking
+    # every step, its synapses (counted above) carrying the bias; bias_fanout = its non-zero synapses
+    bias_axons: int = 0
+    bias_fanout: int = 0
 
     @property
     def neurons(self) -> int:
@@ -58,8 +62,9 @@ class LayerCount:
 
     @property
     def axons_in(self) -> int:
-        """Distinct presynaptic neurons: the inputs, plus the layer's own neurons when it is recurrent."""
-        return self.in_neurons + (self.neurons if self.recurrent else 0)
+        """Distinct presynaptic neurons: the inputs, the layer's own neurons when it is recurrent, and the
+        always-on axon of a synaptic bias."""
+        return self.in_neurons + (self.neurons if self.recurrent else 0) + self.bias_axons
 
     @property
     def in_channels(self) -> int:
@@ -194,18 +199,32 @@ def _scale(name: str, scale, in_shape: tuple[int, ...], neuron: str) -> LayerCou
                       groups=int(in_shape[0]))
 
 
+def _with_synapses(layer: LayerCount, extra: LayerCount, **changes) -> LayerCount:
+    """``layer`` with the synapses of ``extra`` (more inputs into the same neurons) added to its counts."""
+    if extra.neurons != layer.neurons:
+        raise UserError(f"{extra.name!r} must have one row per neuron of {layer.name!r} ({layer.neurons})")
+    bits = max(layer.bits, extra.bits, key=lambda b: (b.bits + int(b.signed)))
+    return replace(layer, synapses=layer.synapses + extra.synapses,
+                   synapses_nonzero=layer.synapses_nonzero + extra.synapses_nonzero,
+                   weights_stored=layer.weights_stored + extra.weights_stored,
+                   weights_nonzero=layer.weights_nonzero + extra.weights_nonzero,
+                   fan_in_max=layer.fan_in_max + extra.fan_in_max,
+                   fan_in_mean=layer.fan_in_mean + extra.fan_in_mean, bits=bits, **changes)
+
+
 def _with_recurrent(layer: LayerCount, weight) -> LayerCount:
     """Add a layer's recurrent (neurons x neurons) synapses to its counts."""
     rec = _dense(f"{layer.name} (recurrent)", weight, (layer.neurons,), layer.neuron)
-    if rec.neurons != layer.neurons:
-        raise UserError(f"recurrent weight of {layer.name!r} must be {layer.neurons} x {layer.neurons}")
-    bits = max(layer.bits, rec.bits, key=lambda b: (b.bits + int(b.signed)))
-    return replace(layer, synapses=layer.synapses + rec.synapses,
-                   synapses_nonzero=layer.synapses_nonzero + rec.synapses_nonzero,
-                   weights_stored=layer.weights_stored + rec.weights_stored,
-                   weights_nonzero=layer.weights_nonzero + rec.weights_nonzero,
-                   fan_in_max=layer.fan_in_max + rec.fan_in_max, fan_in_mean=layer.fan_in_mean + rec.fan_in_mean,
-                   bits=bits, recurrent=True, recurrent_fanout=rec.in_fanout)
+    return _with_synapses(layer, rec, recurrent=True, recurrent_fanout=rec.in_fanout)
+
+
+def _with_bias_axon(layer: LayerCount, bias) -> LayerCount:
+    """Add the always-on input axon of a synaptic bias: one synapse per neuron, weighted by its bias."""
+    values = np.asarray(bias, dtype=np.float32).reshape(-1)
+    if not np.any(values):
+        return layer
+    column = _dense(f"{layer.name} (synaptic bias)", values.reshape(-1, 1), (1,), layer.neuron)
+    return _with_synapses(layer, column, bias_axons=1, bias_fanout=column.synapses_nonzero)
 
 
 # The exporter writes every IR layer as one CubaLIF node (a voltage read-out gets an infinite threshold).
@@ -237,6 +256,8 @@ def _count_ir_layer(layer: Layer, in_shape: tuple[int, ...]) -> LayerCount:
         count = _scale(layer.name, np.ones(1), in_shape, neuron)
     if layer.recurrent is not None:
         count = _with_recurrent(count, layer.recurrent)
+    if layer.syn_bias is not None:
+        count = _with_bias_axon(count, layer.syn_bias)
     if layer.neuron.kind == "sigma_delta":
         count = replace(count, message_bits=int(layer.neuron.message_bits))
     return count

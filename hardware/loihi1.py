@@ -44,6 +44,7 @@ def _core_bits(layer: LayerCount, n: int, profile: Profile) -> tuple[float, str]
         fanout = layer.in_fanout if layer.in_fanout is not None else np.full(layer.in_neurons, layer.in_fanout_mean)
         if layer.recurrent_fanout is not None:
             fanout = np.concatenate([fanout, layer.recurrent_fanout])
+        fanout = np.concatenate([fanout, np.full(layer.bias_axons, layer.bias_fanout)])
         per_axon = np.ceil(fanout * share)
         full, rest = np.divmod(per_axon, block)
         sparse = float((full * np.ceil((block * (w_bits + idx_bits) + header) / word) * word

@@ -10,9 +10,11 @@
 
 Each layer keeps its own neuron parameters (a per-block override when they differ from the first layer).
 Supported layers: input (with or without neurons), dense, conv, pool, flatten; a dense layer without neurons
-(a non-spiking readout) becomes an ``affine`` block. CUBA/LOIHI neurons only (sigma-delta and resonate-and-fire
-hdf5 layers are reported as unsupported). With ``quantize`` on, the imported model runs the same fixed-point
-arithmetic as netx's ``fixed_pt`` Lava models, one time step of delay per layer included
+(a non-spiking readout) becomes an ``affine`` block with netx's neuron for it (``NETX_READOUT_DECAYS``: current
+decay 0, voltage decay 1, what lava-dl's netx and so Loihi run for such a layer; docs/export.md). CUBA/LOIHI
+neurons only (sigma-delta and resonate-and-fire hdf5 layers are reported as unsupported). With ``quantize`` on,
+the imported model runs the same fixed-point arithmetic as netx's ``fixed_pt`` Lava models, one time step of delay
+per layer included
 (tests/test_models_netx.py compares every layer spike for spike on oxford, mnist-mlp-128 and tinynet; a netx
 input layer is driven through its bias from step 0, so with one the Lava run is one step ahead of SLAYER).
 """
@@ -28,6 +30,7 @@ import torch
 
 from snndeploy import validate
 from snndeploy.errors import UserError
+from snndeploy.loihi import NETX_READOUT_DECAYS
 from snndeploy.models.build import build_model
 from snndeploy.models.spec import BlockSpec, IOSpec, ModelSpec, NeuronSpec
 
@@ -82,6 +85,13 @@ def neuron_from_netx(group, base: NeuronSpec, where: str) -> NeuronSpec:
     )
 
 
+def netx_readout_neuron(base: NeuronSpec) -> NeuronSpec:
+    """The neuron netx runs a layer with when its file gives none: the current integrates, the voltage equals it."""
+    i_decay, v_decay = NETX_READOUT_DECAYS
+    return NeuronSpec(kind="cuba", threshold=base.threshold, current_decay=i_decay / P_SCALE,
+                      voltage_decay=v_decay / P_SCALE, tau_grad=base.tau_grad, scale_grad=base.scale_grad)
+
+
 def _shape(layer) -> tuple[int, ...]:
     """netx stores shapes as (C, H, W) or (F,); SLAYER uses the same order."""
     return tuple(int(s) for s in np.asarray(layer["shape"][()]).reshape(-1))
@@ -121,6 +131,7 @@ def _read_layers(handle, path: Path, base: NeuronSpec):
             params["weight"] = np.asarray(layer["weight"][()], dtype=np.float64)
             block = BlockSpec("dense" if neuron is not None else "affine", out=out,
                               delay="delay" in layer, bias="bias" in layer)
+            neuron = neuron or netx_readout_neuron(base)
             if "bias" in layer:
                 params["bias"] = np.asarray(layer["bias"][()], dtype=np.float64).reshape(-1)
             if "delay" in layer:

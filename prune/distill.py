@@ -70,6 +70,25 @@ def label_loss(name: str, recorded: TrainConfig | None) -> Callable[[torch.Tenso
     return lambda output, label: summed(output, label) / output.shape[0]
 
 
+def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 KL(softmax(teacher / T) || softmax(student / T))`` (batch mean), whose gradient is exactly zero where
+    the student's logits equal the teacher's.
+
+    Why: autograd of ``F.kl_div`` leaves rounding residue (~1e-8) at equal outputs, and Adam divides every
+    gradient by its own running RMS, so that residue became full ``lr``-sized steps in random directions: one epoch
+    of pure distillation at sparsity 0 and lr 1e-2 took lava-dl's mnist-mlp-128 from 95.6 % to 66.6 %. The
+    gradient with respect to the student's logits is ``T (p_s - p_t) / N``; it is built from that difference.
+    """
+    t = temperature
+    z = student / t
+    with torch.no_grad():
+        value = F.kl_div(F.log_softmax(z, dim=1), F.log_softmax(teacher / t, dim=1), log_target=True,
+                         reduction="batchmean") * t * t
+        residual = F.softmax(z, dim=1) - F.softmax(teacher / t, dim=1)  # the same function: equal inputs give 0
+    surrogate = (residual * z).sum() * t * t / z.shape[0]
+    return value + surrogate - surrogate.detach()
+
+
 class Objective:
     """``objective(output, label, x)``: the fine-tuning loss of one batch (see the module docstring)."""
 
@@ -92,10 +111,7 @@ class Objective:
         loss = self.label(output, label)
         if self.weight <= 0:
             return loss
-        t = self.temperature
-        teacher = F.log_softmax(self.teacher_logits(x) / t, dim=1)
-        student = F.log_softmax(logits(output) / t, dim=1)
-        kd = F.kl_div(student, teacher, log_target=True, reduction="batchmean") * t * t
+        kd = distillation(logits(output), self.teacher_logits(x), self.temperature)
         return self.weight * kd + (1.0 - self.weight) * loss
 
 

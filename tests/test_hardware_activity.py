@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nir
 import numpy as np
@@ -17,6 +18,8 @@ from snndeploy.hardware.activity import (
     workload_metrics,
 )
 from snndeploy.hardware.load import graph_of, layers_from_nir
+
+DATA = Path(__file__).parent / "data" / "nir"
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +69,53 @@ def test_recurrent_layer_synapses_and_synops_are_counted():
                                    "layers": [{"neurons": 3, "spikes": 4, "spikes_per_neuron": [4, 0, 0]}]})
     # input: 1 spike x 2 targets + 2 spikes x 2 targets; recurrent: 4 spikes of neuron 0 x 1 target
     assert workload_metrics((layer,), activity)["synops_effective"] == 6 + 4
+
+
+def test_synaptic_bias_axon_is_an_input_axon_with_a_synapse_per_neuron_spiking_every_step():
+    """A synaptic bias into a neuron with current memory runs as one always-on input axon (``Layer.syn_bias``):
+    the estimator counts that axon, its synapses and its synaptic operations (one per non-zero bias per step)."""
+    one = np.ones(3)
+    w = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    neuron = nir.CubaLIF(tau_syn=2 * one, tau_mem=one, r=one, v_leak=0 * one, v_threshold=one)  # current memory
+    nodes = {"input": nir.Input({"input": np.array([2])}), "w": nir.Affine(w, np.array([0.5, 0.0, -1.0])),
+             "n": neuron, "output": nir.Output({"output": np.array([3])})}
+    graph = nir.NIRGraph(nodes, [("input", "w"), ("w", "n"), ("n", "output")], type_check=False)
+    layer = layers_from_nir(graph)[0]
+    assert (layer.axons_in, layer.bias_axons, layer.bias_fanout) == (2 + 1, 1, 2)
+    assert (layer.synapses, layer.synapses_nonzero, layer.fan_in_max) == (6 + 3, 4 + 2, 2 + 1)
+    activity = activity_from_dict({"schema": SCHEMA, "samples": 1, "time_steps": 5,
+                                   "input": {"neurons": 2, "spikes": 3, "spikes_per_neuron": [1, 2]},
+                                   "layers": [{"neurons": 3, "spikes": 4, "spikes_per_neuron": [4, 0, 0]}]})
+    # input: 1 spike x 2 targets + 2 spikes x 2 targets; the bias axon: 5 steps x 2 non-zero synapses
+    assert workload_metrics((layer,), activity)["synops_effective"] == 6 + 10
+    # a neuron without current memory (tau_syn = the recorded dt) takes the bias as its own voltage bias: no axon
+    nodes["n"] = nir.CubaLIF(tau_syn=one, tau_mem=one, r=one, v_leak=0 * one, v_threshold=one)
+    timed = nir.NIRGraph(nodes, graph.edges, metadata={"snndeploy": {"dt": 1.0}}, type_check=False)
+    assert layers_from_nir(timed)[0].bias_axons == 0
+
+
+def test_braille_synaptic_biases_are_counted_alike_from_the_graph_and_from_the_ir():
+    """The NIR paper's snnTorch Braille RNN: fc1's and the recurrent Affine's biases into lif1 are one axon, fc2's
+    into lif2 another; the estimator's graph walk and the IR (``from_nir``) count the same."""
+    from snndeploy.export.nir_io import from_nir, read_graph
+    from snndeploy.hardware.layers import layers_from_ir
+
+    graph = read_graph(DATA / "braille_noDelay_bias_zero.nir")
+    walked, from_ir = layers_from_nir(graph), layers_from_ir(from_nir(graph, dt=1e-4))
+    assert [lay.bias_axons for lay in walked] == [1, 1]
+    for a, b in zip(walked, from_ir, strict=True):
+        assert (a.axons_in, a.synapses, a.synapses_nonzero, a.bias_fanout, a.fan_in_max) == \
+            (b.axons_in, b.synapses, b.synapses_nonzero, b.bias_fanout, b.fan_in_max)
+        assert a.axons_in == a.in_neurons + (a.neurons if a.recurrent else 0) + 1
+    assert [lay.bias_axons for lay in layers_from_nir(read_graph(DATA / "braille_noDelay_noBias_subtract.nir"))] \
+        == [0, 0]
+    # simulate's measured synops count the axon too: silent input and layers, 10 steps
+    from snndeploy.sim_activity import ActivityCounter
+
+    net = from_nir(graph, dt=1e-4)
+    counter = ActivityCounter(net)
+    counter.add(np.zeros(walked[0].in_neurons), [np.zeros(lay.neurons) for lay in walked], steps=10)
+    assert [act.synops for act in counter.layers] == [10 * lay.bias_fanout for lay in walked] != [0, 0]
 
 
 def test_energy_and_latency_ranges_by_hand():

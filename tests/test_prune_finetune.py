@@ -12,7 +12,7 @@ import torch
 from snndeploy.loader import load_model
 from snndeploy.prune import config as cfglib
 from snndeploy.prune import scores
-from snndeploy.prune.distill import Objective, count_cross_entropy, logits, make_objective
+from snndeploy.prune.distill import Objective, count_cross_entropy, distillation, logits, make_objective
 from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.finetune import DatasetTrainer
 from snndeploy.prune.gradr import RewiringAdam, RewiringHyper
@@ -50,6 +50,35 @@ def test_distillation_of_the_dense_network_itself_is_the_label_loss_alone(mlp_pa
     # a changed student is pulled back: the distillation term is positive
     changed = Objective(count_cross_entropy, objective.teacher, weight=1.0)
     assert float(changed(output * 0.5, y, x)) > 0
+
+
+def test_distillation_gradient_is_the_kl_gradient_and_exactly_zero_at_the_teacher():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(8, 10) * 5, torch.randn(8, 10) * 5
+    mine = student.clone().requires_grad_(True)
+    reference = student.clone().requires_grad_(True)
+    value = distillation(mine, teacher, 2.0)
+    kl = torch.nn.functional.kl_div(torch.log_softmax(reference / 2, 1), torch.log_softmax(teacher / 2, 1),
+                                    log_target=True, reduction="batchmean") * 4
+    (value + 0).backward()
+    kl.backward()
+    assert float(value) == pytest.approx(float(kl), rel=1e-6)
+    torch.testing.assert_close(mine.grad, reference.grad)
+    same = teacher.clone().requires_grad_(True)
+    distillation(same, teacher, 2.0).backward()
+    assert torch.count_nonzero(same.grad) == 0  # F.kl_div leaves ~1e-8 here, which Adam turns into lr-sized steps
+
+
+def test_pure_distillation_leaves_the_dense_network_unchanged_at_any_rate(tmp_path, mlp_path, one_thread):
+    net = load_model(mlp_path)
+    before = [block.synapse.weight.detach().clone() for block in net.blocks]
+    runner = _runner(tmp_path, net, "magnitude", 0.0, subset=300, test_subset=50, epochs_per_step=1,
+                     distill_weight=1.0, lr=1e-2, eval_each_step=False)
+    report = runner.run().report
+    assert report["cost"]["optimizer_steps"] > 0
+    assert len(runner.engine.layers) == len(before)
+    for layer, weight in zip(runner.engine.layers, before, strict=True):
+        assert torch.equal(layer.weight.detach(), weight), layer.info.name
 
 
 def test_fine_tuning_at_sparsity_zero_keeps_the_imported_networks_accuracy(tmp_path, mlp_path, one_thread):

@@ -54,8 +54,8 @@ def test_biased_mlp_back_to_back_in_copies_equals_one_build_per_sample(fixtures_
 
 
 def test_nmnist_cnn_copies_equal_back_to_back_runs(data_dir, no_lava_leftovers):
-    """The N-MNIST CNN (examples/nmnist_cnn.yaml, seeded weights; grouped Conv of stacked copies, per-copy flatten)
-    on real events: 2 copies x 2 samples back to back == one copy running all 4 back to back."""
+    """The N-MNIST CNN (examples/nmnist_cnn.yaml, seeded weights; unrolled conv layers of stacked copies, per-copy
+    flatten) on real events: 2 copies x 2 samples back to back == one copy running all 4 back to back."""
     from snndeploy.export.slayer_io import from_slayer
     from snndeploy.loader import load_model
 
@@ -72,7 +72,7 @@ def test_nmnist_cnn_copies_equal_back_to_back_runs(data_dir, no_lava_leftovers):
 @pytest.mark.slow
 def test_mlp_and_tinynet_copies_with_uneven_last_copy(fixtures_dir, no_lava_leftovers):
     """mnist-mlp-128 (no bias: copies run back to back) with 5 samples on 2 copies (the last copy padded), and
-    tinynet (biased conv net, input scale as a grouped Conv) on 3 copies, against one copy / separate builds."""
+    tinynet (biased conv net, image input scale unrolled) on 3 copies, against one copy / separate builds."""
     net, inputs = prepare(fixtures_dir / "mnist-mlp-128" / "network.net", None, "mnist", 5, 15)
     batched = simulate_net(net, inputs.spikes, record=all_layers(net), copies=2)
     assert (batched.plan.copies, batched.plan.per_copy) == (2, 3)
@@ -111,10 +111,15 @@ def test_the_plan_rule(fixtures_dir):
     assert lava_batch.choose_copies(mlp512, 10_000, memory_bytes=1) == 1  # memory bound
     back_to_back = plan_runs(mlp128, 10_000, 25)
     assert back_to_back.per_copy > 1 and "back to back" in back_to_back.describe()
-    assert lava_batch.max_copies(tiny) == 127 // 3  # the input scale: one Conv group per channel and copy
-    conv_plan = plan_runs(tiny, 10_000, 16)  # a conv net that can run back to back: one copy (measured faster)
+    # floating_pt keeps Lava's Conv: the input scale takes one Conv group per channel and copy
+    assert lava_batch.max_copies(tiny, "floating_pt") == 127 // 3
+    conv_plan = plan_runs(tiny, 10_000, 16, mode="floating_pt")  # Conv layers: one copy (measured faster)
     assert conv_plan.copies == 1 and conv_plan.per_copy > 1
-    assert plan_runs(tiny, 10_000, 16, copies=100).copies <= 42
+    assert plan_runs(tiny, 10_000, 16, copies=100, mode="floating_pt").copies <= 42
+    # fixed_pt unrolls every conv layer into a Sparse: no group limit, copies by memory
+    assert all(lava_batch.unrolled_kernel(layer, "fixed_pt") is not None for layer in tiny.layers)
+    unrolled = plan_runs(tiny, 10_000, 16)
+    assert unrolled.copies == lava_batch.choose_copies(tiny, 10_000) > 42 and unrolled.per_copy > 1
 
 
 def test_block_diagonal_and_replicated_layers(fixtures_dir):
@@ -145,3 +150,53 @@ def test_synaptic_bias_and_recurrence_run_back_to_back_exactly(no_lava_leftovers
     assert (together.plan.per_copy, together.timing.chunks, alone.timing.chunks) == (3, 1, 3)
     assert all(together.layer_spikes[i].sum() > 0 for i in all_layers(net))
     assert_same_runs(together, alone, net)
+
+
+@pytest.mark.parametrize("case", [
+    {"in_shape": (4, 9, 11), "out": 6, "kernel": (3, 2), "stride": (2, 1), "padding": (1, 0), "dilation": (1, 2),
+     "groups": 2},
+    {"in_shape": (2, 34, 34), "out": 12, "kernel": (5, 5), "stride": (2, 2), "padding": (2, 2), "dilation": (1, 1),
+     "groups": 1},
+])
+def test_unrolled_conv_is_the_convolution_of_every_copy(case):
+    """The unrolled matrix (Lava's XYC order, copies stacked on channels) times any input == torch's conv2d of each
+    copy's input, for strides, padding, dilation and groups."""
+    from snndeploy.export.ir import Layer, Neuron
+
+    rng = np.random.default_rng(0)
+    c, h, w = case["in_shape"]
+    kernel = rng.integers(-5, 6, (case["out"], c // case["groups"], *case["kernel"])).astype(np.float64)
+    x = rng.integers(0, 3, (3, c, h, w)).astype(np.float64)
+    ref = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(kernel), stride=case["stride"],
+                                     padding=case["padding"], dilation=case["dilation"], groups=case["groups"]).numpy()
+    neuron = Neuron(np.array(0), np.array(0), np.array(1.0))
+    layer = Layer(name="c", op="conv", in_shape=(c, h, w), out_shape=ref.shape[1:], neuron=neuron,
+                  weight=kernel, stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
+                  groups=case["groups"])
+    matrix = lava_batch.unrolled_conv(layer, kernel, copies=3)
+    assert matrix.shape == (3 * ref[0].size, 3 * x[0].size)
+    xyc = lava_batch.stack_copies(x).transpose(2, 1, 0).reshape(-1)  # (3c, h, w) -> W, H, C flat
+    out = (matrix @ xyc).reshape(ref.shape[3], ref.shape[2], 3 * ref.shape[1]).transpose(2, 1, 0)
+    assert np.array_equal(lava_batch.split_copies(out, 3), ref)
+
+
+def test_unrolled_conv_layers_equal_lavas_conv(data_dir, fixtures_dir, monkeypatch, no_lava_leftovers):
+    """fixed_pt conv and input-scale layers run as a Sparse of their unrolled matrix (2 copies back to back) give
+    every layer the spikes of Lava's own Conv processes (one copy): the N-MNIST CNN on real events and tinynet
+    (biased conv net, image input scale)."""
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.loader import load_model
+
+    torch.manual_seed(0)
+    cnn = from_slayer(load_model(REPO_ROOT / "examples" / "nmnist_cnn.yaml"))
+    _, events = prepare(REPO_ROOT / "examples" / "nmnist_cnn.yaml", None, "nmnist-small", 4, 30)
+    tiny = load_net(fixtures_dir / "tinynet" / "tiny.net")
+    noise = (np.random.default_rng(0).random((4, *tiny.input_shape, 10)) < 0.2).astype(np.uint8)
+    unrolled = [simulate_net(net, x, record=all_layers(net), copies=2) for net, x in ((cnn, events.spikes),
+                                                                                      (tiny, noise))]
+    assert all(lava_batch.unrolled_kernel(layer, "fixed_pt") is not None for layer in tiny.layers)
+    monkeypatch.setattr(lava_batch, "MAX_UNROLLED_SYNAPSES", 0)  # every conv layer a Lava Conv
+    assert lava_batch.unrolled_kernel(cnn.layers[0], "fixed_pt") is None
+    for (net, x), fast in zip(((cnn, events.spikes), (tiny, noise)), unrolled, strict=True):
+        assert all(fast.layer_spikes[i].sum() > 0 for i in range(len(net.layers) - 1))
+        assert_same_runs(fast, simulate_net(net, x, record=all_layers(net), copies=1), net)

@@ -4,9 +4,11 @@ worker and Ctrl-C (checked by process listing, as in tests/test_foundation_runne
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -58,57 +60,78 @@ def test_a_run_past_its_timeout_is_stopped_with_a_message(fixtures_dir, capsys, 
     assert "no result after 0.05 s; the run was stopped" in capsys.readouterr().err
 
 
-def start_cli(fixtures_dir, tmp_path) -> subprocess.Popen:
+class Cli:
     """A long ``snndeploy simulate`` in its own process group (so that a group signal is a terminal Ctrl-C), in
-    one Lava runtime (tests/test_simulate_workers.py runs several)."""
-    args = [sys.executable, "-m", "snndeploy.cli", "simulate", str(mnist_mlp(fixtures_dir)), "--dataset", "mnist",
-            "--samples", "400", "--steps", "50", "--out", str(tmp_path / "out"), "--json", "--workers", "1",
-            "--copies", "1"]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    one Lava runtime (tests/test_simulate_workers.py runs several), its stderr read as it comes (the progress bar
+    writes no newlines)."""
 
+    SAMPLES = 400
 
-def lava_workers_of(proc: subprocess.Popen, timeout_s: float = 120.0) -> list[psutil.Process]:
-    """The Lava workers once the run is stepping: no new worker for 3 s (the runner ignores SIGINT while it
-    forks the workers, so a Ctrl-C during start-up would be lost)."""
-    parent = psutil.Process(proc.pid)
-    deadline = time.monotonic() + timeout_s
-    seen, stable_since = -1, time.monotonic()
-    while time.monotonic() < deadline and proc.poll() is None:
-        count = len(descendants(parent))
-        if count != seen:
-            seen, stable_since = count, time.monotonic()
-        elif count >= 8 and time.monotonic() - stable_since > 3.0:
-            return descendants(parent)
-        time.sleep(0.1)
-    raise AssertionError(f"the simulation never started its Lava run: {proc.communicate()[1][-2000:]}")
+    def __init__(self, fixtures_dir, tmp_path) -> None:
+        args = [sys.executable, "-m", "snndeploy.cli", "simulate", str(mnist_mlp(fixtures_dir)), "--dataset",
+                "mnist", "--samples", str(self.SAMPLES), "--steps", "50", "--out", str(tmp_path / "out"),
+                "--workers", "1", "--copies", "1"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self._err = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while chunk := os.read(self.proc.stderr.fileno(), 4096):
+            self._err += chunk
+
+    @property
+    def err(self) -> str:
+        return self._err.decode(errors="replace")
+
+    def stepping(self, timeout_s: float = 600.0) -> list[psutil.Process]:
+        """The Lava workers once the run is stepping: the progress bar has counted a sample (a Ctrl-C while Lava
+        forks its workers is held until it has started, so this is the state a user interrupts). Waits as long as
+        a start-up on a loaded machine takes (imports, data, compile), bounded."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if re.search(rf"\b[1-9]\d*/{self.SAMPLES}\b", self.err):
+                workers = descendants(psutil.Process(self.proc.pid))
+                assert workers, "the run is stepping without Lava workers"
+                return workers
+            time.sleep(0.1)
+        raise AssertionError(f"the simulation never stepped: {self.err[-2000:]}")
+
+    def finish(self, timeout_s: float = 300.0) -> tuple[int, str]:
+        """Exit code and stderr once the CLI exits (bounded: a stop that hangs fails the test)."""
+        code = self.proc.wait(timeout=timeout_s)
+        self._reader.join(timeout=30)
+        return code, self.err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def test_ctrl_c_stops_the_simulation_and_its_workers(fixtures_dir, tmp_path):
-    child = start_cli(fixtures_dir, tmp_path)
+    cli = Cli(fixtures_dir, tmp_path)
     try:
-        workers = lava_workers_of(child)
-        os.killpg(child.pid, signal.SIGINT)  # what a terminal Ctrl-C does
-        _, err = child.communicate(timeout=60)
-        assert child.returncode == 130, err
+        workers = cli.stepping()
+        os.killpg(cli.proc.pid, signal.SIGINT)  # what a terminal Ctrl-C does
+        code, err = cli.finish()
+        assert code == 130, err
         assert "aborted" in err or "interrupted" in err
-        assert_nothing_left(workers)
+        assert_nothing_left(workers, timeout_s=120)
         assert not (tmp_path / "out").exists()  # nothing half-written
     finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
+        cli.kill()
 
 
 @pytest.mark.slow
 def test_a_crashed_worker_fails_the_simulation_and_takes_the_rest_down(fixtures_dir, tmp_path):
-    child = start_cli(fixtures_dir, tmp_path)
+    cli = Cli(fixtures_dir, tmp_path)
     try:
-        workers = lava_workers_of(child)
-        workers[-1].kill()  # one process model dies (as on an out-of-memory kill)
-        _, err = child.communicate(timeout=60)
-        assert child.returncode == 1, err
-        assert "Lava worker" in err and "\n" not in err.strip().splitlines()[-1]
-        assert_nothing_left(workers)
+        workers = cli.stepping()
+        max(workers, key=lambda p: p.pid).kill()  # one process model dies (as on an out-of-memory kill)
+        code, err = cli.finish()
+        assert code == 1, err
+        assert "Lava worker" in err
+        assert_nothing_left(workers, timeout_s=120)
         assert not (tmp_path / "out").exists()
     finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
+        cli.kill()

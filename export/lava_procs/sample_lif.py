@@ -10,6 +10,9 @@ as it would in a separate run, and the previous sample leaves nothing behind.
 and ``v``, no spikes), so that a copy of the network padded with idle samples (samples are shared out over copies
 unevenly) adds no activity, whatever its biases.
 
+``spike_count`` counts each neuron's spikes over the first ``count_steps`` steps (all steps if None): a
+simulation reads it once at the end instead of draining the spikes or counting them in extra processes.
+
 ``bias_in`` adds a bias mantissa per neuron and step to the layer's own (for a sample fed as the input layer's
 bias: one value per sample, sent for each of its steps); unconnected, it adds zero. ``u_out`` and ``v_out`` carry
 ``u`` and ``v`` after every step (what a Var read after the step would return; see ``probed_lif``).
@@ -23,6 +26,7 @@ from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat
@@ -32,12 +36,15 @@ from lava.proc.lif.process import LIF
 class SampleLIF(LIF):
     """``LIF`` that starts afresh at every sample's first step; ``bias_in``, ``u_out`` and ``v_out`` ports."""
 
-    def __init__(self, *, sample_steps: int, active_steps: np.ndarray | None = None, **kwargs) -> None:
+    def __init__(self, *, sample_steps: int, active_steps: np.ndarray | None = None, count_steps: int | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         if sample_steps < 1:
             raise ValueError("sample_steps must be at least 1")
         self.proc_params["sample_steps"] = int(sample_steps)
         self.proc_params["active_steps"] = None if active_steps is None else np.asarray(active_steps, np.int64)
+        self.proc_params["count_steps"] = count_steps
+        self.spike_count = Var(shape=self.s_out.shape, init=0)
         self.bias_in = InPort(shape=self.s_out.shape)
         self.u_out = OutPort(shape=self.s_out.shape)
         self.v_out = OutPort(shape=self.s_out.shape)
@@ -66,6 +73,9 @@ class _SampleStart:
             self.u[resting] = 0
             self.v[resting] = 0
         self.reset_voltage(spike_vector=spikes)
+        until = self.proc_params["count_steps"]
+        if until is None or self.time_step <= until:
+            self.spike_count += spikes.astype(self.spike_count.dtype)
         self.s_out.send(spikes)
         self.u_out.send(self.u)
         self.v_out.send(self.v)
@@ -96,7 +106,8 @@ def _model(base: type, mixin: type, mode: str) -> type:
         LavaPyType(PyOutPort.VEC_DENSE, float)
     fed = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24) if fixed else LavaPyType(PyInPort.VEC_DENSE, float)
     cls = type(f"PySampleLif{'Fixed' if fixed else 'Float'}", (mixin, base),
-               {"bias_in": fed, "u_out": state, "v_out": state, "__module__": __name__})
+               {"bias_in": fed, "u_out": state, "v_out": state, "__module__": __name__,
+                "spike_count": LavaPyType(np.ndarray, np.int32, precision=24)})
     return implements(proc=SampleLIF, protocol=LoihiProtocol)(requires(CPU)(tag(mode)(cls)))
 
 
