@@ -71,11 +71,14 @@ class RunContext:
         self.cost.calibration_batches += batches
         return [x for x, _ in itertools.islice(self.trainer.train_batches(), _share(batches))]
 
-    def accumulate_gradients(self, batches: int) -> None:
-        """Gradients summed over ``batches`` batches (under DDP: over every rank's share, summed across ranks)."""
+    def accumulate_gradients(self, batches: int, before_reduce: Callable[[], None] | None = None) -> None:
+        """Gradients summed over ``batches`` batches (under DDP: over every rank's share, summed across ranks);
+        ``before_reduce`` runs on each rank's own sums before that."""
         self.cost.calibration_batches += batches
         self.net.zero_grad(set_to_none=True)
         self.trainer.accumulate_gradients(self.net, _share(batches))
+        if before_reduce is not None:
+            before_reduce()
         if distributed.world_size() > 1:
             with torch.no_grad():
                 for layer in self.engine.layers:

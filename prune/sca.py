@@ -38,6 +38,7 @@ from snndeploy.prune import config as cfglib
 from snndeploy.prune.criticality import per_channel_mean, record_voltages
 from snndeploy.prune.engine import SCOPES, PruningEngine
 from snndeploy.prune.methods import Method, Round, register
+from snndeploy.train import distributed
 
 STATE_NAME = "sca"
 UPDATE = "sca_update"
@@ -198,11 +199,22 @@ class ChannelTracker:
         self.grad_n[i] += 1
 
     def stats(self, round_index: int) -> ChannelStats | None:
-        """Mean statistics observed for round ``round_index``; None if it saw no training pass."""
-        if self.round != round_index or any(self.act_n[i] == 0 or self.grad_n[i] == 0 for i in self.sizes):
+        """Mean statistics observed for round ``round_index``; None if it saw no training pass.
+
+        Under DDP the sums and counts of all ranks (each observed its own batches) are added first, so every rank
+        ranks the same means."""
+        if self.round != round_index:
             return None
-        return ChannelStats({i: self.activity[i] / self.act_n[i] for i in self.sizes},
-                            {i: self.grad[i] / self.grad_n[i] for i in self.sizes})
+        activity, act_n, grad, grad_n = {}, {}, {}, {}
+        for i in self.sizes:
+            sums = _rank_sum(torch.cat([self.activity[i], self.grad[i],
+                                        torch.tensor([self.act_n[i], self.grad_n[i]], dtype=torch.float64)]))
+            n = self.sizes[i]
+            activity[i], grad[i], act_n[i], grad_n[i] = sums[:n], sums[n:2 * n], sums[2 * n], sums[2 * n + 1]
+        if any(act_n[i] == 0 or grad_n[i] == 0 for i in self.sizes):
+            return None
+        return ChannelStats({i: activity[i] / act_n[i] for i in self.sizes},
+                            {i: grad[i] / grad_n[i] for i in self.sizes})
 
     def state_dict(self) -> dict:
         return {"round": self.round, "layers": {
@@ -218,6 +230,10 @@ class ChannelTracker:
             self.act_n[i] = int(data["activity_count"])
             self.grad[i] = data["gate_grad_sum"].clone().to(torch.float64)
             self.grad_n[i] = int(data["gate_grad_batches"])
+
+
+def _rank_sum(values: torch.Tensor) -> torch.Tensor:
+    return distributed.all_reduce_sum(values.clone()) if distributed.world_size() > 1 else values
 
 
 @dataclass(frozen=True)

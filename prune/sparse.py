@@ -24,7 +24,7 @@ from torch import nn
 
 from snndeploy.errors import UserError
 from snndeploy.prune import config as cfglib
-from snndeploy.prune.engine import PruningEngine
+from snndeploy.prune.engine import PruningEngine, mean_over_ranks
 from snndeploy.prune.methods import Method, Round
 from snndeploy.train.loop import evaluate
 
@@ -216,15 +216,17 @@ class MomentumTracker:
         self.engine.track_gradients(False)
 
     def value(self) -> dict[int, torch.Tensor]:
+        """The bias-corrected average; under DDP the mean of the ranks' averages (each saw its own batches; the
+        average is linear, so that is the average of the rank-mean gradients, the same on every rank)."""
         correction = 1.0 - self.beta ** self.batches if self.batches else 1.0
-        return {i: a / correction for i, a in self.avg.items()}
+        return mean_over_ranks({i: a / correction for i, a in self.avg.items()})
 
 
 def calibration_momentum(ctx, batches: int, beta: float) -> dict[int, torch.Tensor]:
     """Momentum of the dense gradient over ``batches`` training batches at the current weights."""
     tracker = MomentumTracker(ctx.engine, beta).start()
-    try:
-        ctx.accumulate_gradients(batches)
+    try:  # the last batch folded in before the ranks' gradients are summed: value() averages over the ranks
+        ctx.accumulate_gradients(batches, before_reduce=tracker.flush)
     finally:
         tracker.stop()
     ctx.net.zero_grad(set_to_none=True)

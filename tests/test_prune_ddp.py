@@ -21,11 +21,11 @@ def mlp_net(fixtures_dir) -> Path:
     return fixtures_dir / "mnist-mlp-128" / "network.net"
 
 
-def _prune(net: Path, out: Path, config: Path, ranks: int, *extra: str) -> dict:
+def _prune(net: Path, out: Path, config: Path, ranks: int, *extra: str, method: str = "criticality") -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SNNDEPLOY_DDP_BACKEND": "gloo"}
     launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks)]
               if ranks > 1 else [sys.executable])
-    cmd = [*launch, "-m", "snndeploy.cli", "prune", str(net), "--method", "criticality", "--sparsity", "0.8",
+    cmd = [*launch, "-m", "snndeploy.cli", "prune", str(net), "--method", method, "--sparsity", "0.8",
            "--config", str(config), "--out", str(out), *SMALL, *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=280, cwd=out.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -60,3 +60,24 @@ def test_two_ranks_prune_like_one_process_and_resume(mlp_net, tmp_path):
     assert first["sparsity"]["weights"] == pytest.approx(0.8, abs=1e-3)
     again = _prune(mlp_net, out, config, 2, "--resume")["report"]
     assert again["history"] == first["history"] and again["accuracy_after"] == first["accuracy_after"]
+
+
+@pytest.mark.slow  # 2 torchrun processes per method: about 3 min alone
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("method, text", [
+    # SCA: channel activity and gate gradients observed while every rank trains on its own shard
+    ("sca", "epochs: 2\nwarmup_epochs: 0\nepochs_per_step: 1\nramp_end: 0.5\ncalib_batches: 2\n"),
+    # PQ: momentum of the dense gradient, once over calibration batches split over the ranks, once during training
+    ("pq", "iterations: 2\nepochs_per_step: 1\nmomentum_batches: 4\ninit_density: 0.5\n"),
+    ("pq", "iterations: 3\nepochs_per_step: 1\nmomentum_source: training\ninit_density: 0.5\n"),
+])
+def test_sca_and_pq_statistics_are_reduced_across_ranks(mlp_net, tmp_path, method, text):
+    """Each rank measures its own batches; the statistics are summed/averaged over the ranks before ranking, so
+    the masks agree on every rank (before, the ranks' own statistics gave different masks and the check stopped)."""
+    config = tmp_path / "method.yaml"
+    config.write_text(text)
+    report = _prune(mlp_net, tmp_path / "ddp", config, 2, method=method)["report"]
+    pruned = [h for h in report["history"] if "masks_agree_on_ranks" in h]
+    assert pruned and all(h["masks_agree_on_ranks"] == 2 for h in pruned)
+    updates = [h for h in report["history"] if h.get("update") or h.get("momentum_source")]
+    assert updates, report["history"]  # a statistics-driven step ran under DDP
