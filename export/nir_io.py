@@ -25,6 +25,7 @@ sigma-delta network. Graphs from other tools (snnTorch, Norse, sinabs, rockpool)
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +41,13 @@ from snndeploy.export.quantize import fit_weights
 
 FORMAT = "snndeploy-loihi-cuba/1"
 KEY = "snndeploy"
+# Published NIR graphs that record no time steps where their paper states them, by SHA-256 of the file
+# (docs/benchmarks.md "Real networks"): where it is said, steps per sample, how the sample is fed and read.
+PUBLISHED_NIR = {
+    "e2fa55bda7aab5a772485e1b690358bcb825b303eca7dc426e3973937fcb5bcb": (
+        "NIR paper (paper/02_cnn/lava_apply.ipynb: N-MNIST events as tonic ToFrame(time_window=1e3) frames, 1 ms "
+        "each; cnn_numbers.npy: 300 steps per digit; class = highest mean output)", 300, "events", "spike_count"),
+}
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -73,6 +81,16 @@ def _neuron_node(layer: Layer, dt: float, gain: float):
     return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=_div(tau_mem, dt), v_leak=v_leak,
                        v_threshold=threshold, v_reset=np.zeros(shape), w_in=gain * _div(tau_syn, dt),
                        metadata={KEY: _plain(meta)})
+
+
+def _conv_bias(layer: Layer) -> np.ndarray:
+    """A conv layer's synaptic bias as NIR's per-channel ``Conv2d`` bias (zeros without one)."""
+    if layer.syn_bias is None:
+        return np.zeros(layer.out_shape[0], np.float32)
+    bias = np.asarray(layer.syn_bias, dtype=np.float64).reshape(layer.out_shape[0], -1)
+    if np.any(bias != bias[:, :1]):
+        raise UserError(f"{layer.name}: a synaptic bias that varies within a channel has no NIR Conv2d form")
+    return bias[:, 0]
 
 
 def _sd_node(layer: Layer):
@@ -138,8 +156,7 @@ def to_nir(net: LoihiNet):
             w = np.asarray(layer.weight, dtype=np.float32)
             nodes[syn] = nir.Conv2d(input_shape=tuple(layer.in_shape[1:]), weight=w, stride=np.array(layer.stride),
                                     padding=np.array(layer.padding), dilation=np.array(layer.dilation),
-                                    groups=layer.groups, bias=np.zeros(w.shape[0], np.float32),
-                                    metadata={KEY: _weight_meta(w)})
+                                    groups=layer.groups, bias=_conv_bias(layer), metadata={KEY: _weight_meta(w)})
         elif layer.op == "pool":
             gain = float(np.asarray(layer.weight).reshape(-1)[0])
             nodes[syn] = nir.SumPool2d(kernel_size=np.array(layer.kernel), stride=np.array(layer.stride),
@@ -223,9 +240,22 @@ def read_nir(path: str | Path, *, dt: float | None = None, reset: str | None = N
     """Read a ``.nir`` file as a LoihiNet (exact for files written here; see :func:`from_nir`)."""
     path = Path(path)
     try:
-        return checks.check_net(from_nir(read_graph(path), dt=dt, name=path.stem, reset=reset), path)
+        net = checks.check_net(from_nir(read_graph(path), dt=dt, name=path.stem, reset=reset), path)
     except UserError as exc:
         raise UserError(exc.problem, path) from None
+    return _published(net, path) if net.time_steps is None else net
+
+
+def _published(net: LoihiNet, path: Path) -> LoihiNet:
+    """``net`` with the time steps and feed its paper states (:data:`PUBLISHED_NIR`), if it is listed there."""
+    from snndeploy.models.spec import IOSpec
+
+    entry = PUBLISHED_NIR.get(hashlib.sha256(path.read_bytes()).hexdigest())
+    if entry is None:
+        return net
+    source, steps, encoding, readout = entry
+    io = IOSpec(encoding=encoding, readout=readout, source=f"time steps and feed from the {source}")
+    return replace(net, time_steps=steps, meta={**net.meta, "io": io})
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -674,9 +704,9 @@ def _layer(key, node, pending, shape, dt, nodes, succ, flattened: bool, structur
         neuron = replace(neuron, bias=constant if neuron.bias is None else per_neuron(neuron.bias, out_shape)
                          + constant)
     elif constant is not None:
-        if pending["op"] != "dense":
+        if pending["op"] not in ("dense", "conv"):
             raise UserError(f"node {pending['name']!r}: a synaptic bias into a neuron with current memory is "
-                            "mapped for dense layers only (one always-on input axon)")
+                            "mapped for dense and conv layers only (one always-on input axon)")
         syn_bias = constant.reshape(-1)
     name = meta.get("layer", pending["name"])
     source = "none" if node is None else type(node).__name__
