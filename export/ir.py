@@ -123,7 +123,8 @@ class Layer:
     recurrent: np.ndarray | None = None  # (out, out) weights from this layer's own spikes
     delay: np.ndarray | None = None  # per input neuron axonal delay (steps) on this layer's input
     # per output neuron: a constant added to the synaptic current every step from the layer's first input on (other
-    # tools' synaptic bias into a neuron with current memory): one always-on input axon with these weights
+    # tools' synaptic bias into a neuron with current memory): one always-on input axon with these weights; dense
+    # or conv (C-major, a conv's is its channel's bias for every neuron of the channel)
     syn_bias: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
@@ -179,9 +180,10 @@ def _check_layer_shapes(layer: Layer) -> None:
     if layer.recurrent is not None and int(np.prod(np.shape(layer.recurrent))) != layer.size ** 2:
         raise UserError(f"{where} recurrent weight of shape {np.shape(layer.recurrent)} does not fit "
                         f"{layer.size} neurons")
-    if layer.syn_bias is not None and (layer.op != "dense" or np.asarray(layer.syn_bias).size != layer.size):
+    if layer.syn_bias is not None and (layer.op not in ("dense", "conv")
+                                       or np.asarray(layer.syn_bias).size != layer.size):
         raise UserError(f"{where} synaptic bias of shape {np.shape(layer.syn_bias)}: one value per neuron of a "
-                        "dense layer is supported")
+                        "dense or conv layer is supported")
 
 
 def _check_chain(net: LoihiNet) -> None:

@@ -83,6 +83,16 @@ def _neuron_node(layer: Layer, dt: float, gain: float):
                        metadata={KEY: _plain(meta)})
 
 
+def _conv_bias(layer: Layer) -> np.ndarray:
+    """A conv layer's synaptic bias as NIR's per-channel ``Conv2d`` bias (zeros without one)."""
+    if layer.syn_bias is None:
+        return np.zeros(layer.out_shape[0], np.float32)
+    bias = np.asarray(layer.syn_bias, dtype=np.float64).reshape(layer.out_shape[0], -1)
+    if np.any(bias != bias[:, :1]):
+        raise UserError(f"{layer.name}: a synaptic bias that varies within a channel has no NIR Conv2d form")
+    return bias[:, 0]
+
+
 def _sd_node(layer: Layer):
     """``nir.I`` standing for the sigma unit; the sigma-delta parameters in metadata (see the module doc)."""
     import nir
@@ -146,8 +156,7 @@ def to_nir(net: LoihiNet):
             w = np.asarray(layer.weight, dtype=np.float32)
             nodes[syn] = nir.Conv2d(input_shape=tuple(layer.in_shape[1:]), weight=w, stride=np.array(layer.stride),
                                     padding=np.array(layer.padding), dilation=np.array(layer.dilation),
-                                    groups=layer.groups, bias=np.zeros(w.shape[0], np.float32),
-                                    metadata={KEY: _weight_meta(w)})
+                                    groups=layer.groups, bias=_conv_bias(layer), metadata={KEY: _weight_meta(w)})
         elif layer.op == "pool":
             gain = float(np.asarray(layer.weight).reshape(-1)[0])
             nodes[syn] = nir.SumPool2d(kernel_size=np.array(layer.kernel), stride=np.array(layer.stride),
@@ -695,9 +704,9 @@ def _layer(key, node, pending, shape, dt, nodes, succ, flattened: bool, structur
         neuron = replace(neuron, bias=constant if neuron.bias is None else per_neuron(neuron.bias, out_shape)
                          + constant)
     elif constant is not None:
-        if pending["op"] != "dense":
+        if pending["op"] not in ("dense", "conv"):
             raise UserError(f"node {pending['name']!r}: a synaptic bias into a neuron with current memory is "
-                            "mapped for dense layers only (one always-on input axon)")
+                            "mapped for dense and conv layers only (one always-on input axon)")
         syn_bias = constant.reshape(-1)
     name = meta.get("layer", pending["name"])
     source = "none" if node is None else type(node).__name__

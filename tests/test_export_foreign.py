@@ -130,6 +130,59 @@ def test_snntorch_braille_needs_dt_and_maps_the_synaptic_bias_as_an_always_on_ax
     assert np.allclose(second.syn_bias, graph.nodes["fc2"].bias, atol=1e-6)
 
 
+def conv_bias_graph() -> nir.NIRGraph:
+    """Input 2x6x6 -> Conv2d 4x3x3 (padding 1) with a bias -> CubaLIF with current memory (iDecay 2048 at dt 1)."""
+    rng = np.random.default_rng(3)
+    one = np.ones((4, 6, 6))
+    nodes = {"input": nir.Input({"input": np.array([2, 6, 6])}),
+             "conv": nir.Conv2d(input_shape=(6, 6), weight=rng.integers(-8, 9, (4, 2, 3, 3)) / 8.0, stride=1,
+                                padding=1, dilation=1, groups=1, bias=np.array([0.25, -0.125, 0.0, 0.5])),
+             "lif": nir.CubaLIF(tau_syn=2 * one, tau_mem=4 * one, r=4 * one, v_leak=0 * one, v_threshold=one,
+                                w_in=2 * one),
+             "output": nir.Output({"output": np.array([4, 6, 6])})}
+    return nir.NIRGraph(nodes, [("input", "conv"), ("conv", "lif"), ("lif", "output")], type_check=False)
+
+
+def test_conv_synaptic_bias_is_an_always_on_axon_and_round_trips(tmp_path):
+    """A conv bias into a neuron with current memory: the channel's bias for every neuron of the channel, through
+    one always-on axon like a dense layer's; NIR writes it back as the Conv2d bias."""
+    from snndeploy.export.ir import first_difference
+    from snndeploy.export.nir_io import from_nir, write_nir
+
+    net = from_nir(conv_bias_graph(), dt=1.0)
+    layer = net.layers[0]
+    assert layer.op == "conv" and layer.neuron.bias is None and int(layer.neuron.i_decay) == 2048
+    assert np.array_equal(np.asarray(layer.syn_bias).reshape(4, 36), np.repeat([[0.25], [-0.125], [0.0], [0.5]], 36,
+                                                                                axis=1))
+    back = read_nir(write_nir(net, tmp_path / "conv.nir"))
+    assert first_difference(net, back, names=False) is None
+    assert np.array_equal(nir.read(tmp_path / "conv.nir").nodes[f"{layer.name}_syn"].bias, [0.25, -0.125, 0, 0.5])
+    from snndeploy.hardware.layers import layers_from_ir
+
+    count = layers_from_ir(net)[0]  # the axon: one more input axon, a synapse per neuron, 3 channels non-zero
+    assert (count.bias_axons, count.bias_fanout, count.axons_in) == (1, 3 * 36, 2 * 36 + 1)
+
+
+@pytest.mark.lava
+def test_conv_synaptic_bias_runs_in_lava_as_the_step_model(no_lava_leftovers):
+    """Lava floating_pt (2 samples in 2 network copies, the axon in Lava's XYC layout) equals the step model spike
+    for spike; fixed_pt runs the quantized network as its own floating_pt run does."""
+    from snndeploy.export.nir_io import from_nir
+    from snndeploy.export.onnx_export import StepNet, run_steps_torch
+    from snndeploy.export.quantize import quantize_net
+    from snndeploy.simulate import simulate_net
+
+    net = from_nir(conv_bias_graph(), dt=1.0)
+    x = (np.random.default_rng(4).random((2, 2, 6, 6, 12)) < 0.2).astype(np.float32)
+    ref = run_steps_torch(StepNet(net), torch.as_tensor(x))[0].numpy()
+    run = simulate_net(net, x, mode="floating_pt", record=(0,), copies=2)
+    assert ref.sum() > 0 and np.array_equal(run.layer_spikes[0], ref)
+    quantized = quantize_net(net)[0]
+    fixed = simulate_net(quantized, x, record=(0,), copies=2)
+    floating = simulate_net(quantized, x, mode="floating_pt", record=(0,), copies=1)
+    assert fixed.layer_spikes[0].sum() > 0 and np.array_equal(fixed.layer_spikes[0], floating.layer_spikes[0])
+
+
 def test_norse_lif_graph_maps_to_one_dense_layer():
     net = read_nir(DATA / "lif_norse.nir", dt=1e-4)
     graph = read_graph(DATA / "lif_norse.nir")

@@ -96,7 +96,7 @@ def test_synaptic_bias_axon_is_an_input_axon_with_a_synapse_per_neuron_spiking_e
 
 def test_braille_synaptic_biases_are_counted_alike_from_the_graph_and_from_the_ir():
     """The NIR paper's snnTorch Braille RNN: fc1's and the recurrent Affine's biases into lif1 are one axon, fc2's
-    into lif2 another; the estimator's graph walk and the IR (``from_nir``) count the same."""
+    into lif2 another; the estimator's NIR route and the IR (``from_nir``) count the same."""
     from snndeploy.export.nir_io import from_nir, read_graph
     from snndeploy.hardware.layers import layers_from_ir
 
