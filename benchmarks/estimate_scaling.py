@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 import snndeploy  # noqa: F401
 from snndeploy.hardware.estimate import estimate
-from snndeploy.hardware.layers import layers_from_nir
+from snndeploy.hardware.load import layers_from_nir
 from snndeploy.hardware.profile import builtin_names, load_profile
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -31,12 +31,11 @@ import torch
 import snndeploy  # noqa: F401  (Lava compatibility hook first)
 from snndeploy.export.ir import W_SCALE
 from snndeploy.export.netx_io import read_netx, write_netx
-from snndeploy.export.nir_io import to_nir
 from snndeploy.export.sdnn_ref import sd_reference
 from snndeploy.export.slayer_io import from_slayer, to_slayer
 from snndeploy.hardware.activity import activity_from_spikes
 from snndeploy.hardware.estimate import estimate_target
-from snndeploy.hardware.layers import layers_from_nir
+from snndeploy.hardware.layers import layers_from_ir
 from snndeploy.hardware.profile import load_profile
 from snndeploy.prune import scores
 from snndeploy.prune.config import MagnitudeConfig
@@ -98,7 +97,7 @@ def run_and_estimate(name: str, net, steps: int | None) -> dict:
         row["messages"] = sum(layer.spikes for layer in activity.layers)
     weights = [np.asarray(layer.weight) for layer in net.layers if layer.op != "input"]
     row["weight_sparsity"] = round(sum(int((w == 0).sum()) for w in weights) / sum(w.size for w in weights), 4)
-    layers = layers_from_nir(to_nir(net))
+    layers = layers_from_ir(net)
     est = estimate_target(layers, load_profile("loihi2"), activity=activity)
     row["cores"] = est.cores
     row["cores_per_layer"] = [p.cores for p in est.placements]

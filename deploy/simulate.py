@@ -190,20 +190,24 @@ def plan_runs(net: LoihiNet, samples: int, steps: int, chunk_steps: int = DEFAUL
     """The one rule for sharing builds: ``copies`` from :func:`snndeploy.export.lava_batch.choose_copies` (group
     limit, memory, work per step), but one copy where a conv or pool layer stays a Lava ``Conv`` (not unrolled:
     ``lava_batch.unrolled_kernel``); back to back within each copy where that is exact (no axonal delays:
-    :func:`own_build`), as many samples as ``chunk_steps`` and the source's memory allow. ``alone``: one copy
-    per build (netx's reset scheme)."""
+    :func:`own_build`), as many samples as ``chunk_steps`` and the source's memory allow. The rule's copies are
+    then cut to the fewest that run the same builds (64 samples on at most 43 copies: 32 x 2, not 43 x 2 with 22
+    idle copies). ``alone``: one copy per build (netx's reset scheme)."""
     if alone is not None:
         return RunPlan(1, 1, alone)
     why = own_build(net)
     if copies is None and why is None and any(layer.op in ("conv", "pool") and unrolled_kernel(layer, mode) is None
                                               for layer in net.layers):
         copies = 1  # measured: Lava's grouped Conv costs more per copy than back to back saves (docs/benchmarks.md)
-    copies = choose_copies(net, samples, mode=mode) if copies is None else \
+    chosen = copies is None
+    copies = choose_copies(net, samples, mode=mode) if chosen else \
         max(1, min(int(copies), samples, max_copies(net, mode)))
-    if why is not None:
-        return RunPlan(copies, 1, why)
-    per_copy = chunk_samples(-(-samples // copies), steps, math.prod(net.input_shape) * copies, chunk_steps)
-    return RunPlan(copies, per_copy, "back to back is exact")
+    per_copy = 1 if why is not None else \
+        chunk_samples(-(-samples // copies), steps, math.prod(net.input_shape) * copies, chunk_steps)
+    if chosen:
+        share = -(-samples // -(-samples // (copies * per_copy)))  # samples per build, over as few builds
+        copies = -(-share // per_copy)
+    return RunPlan(copies, per_copy, why or "back to back is exact")
 
 
 def bias_mantissas(bias: np.ndarray, mode: str) -> np.ndarray:

@@ -152,7 +152,10 @@ def _first_line(exc: BaseException) -> str:
 
 def first_bad(values, finite: bool = True, lo: float | None = None, hi: float | None = None):
     """(index, value) of the first element that is not finite or lies outside [lo, hi]; None if all are fine."""
-    arr = np.asarray(values, dtype=np.float64)
+    arr = np.asarray(values)
+    if arr.dtype.kind in "biuf" and (arr.size == 0 or _all_fine(arr, finite, lo, hi)):
+        return None  # the usual case, in two reductions without a copy (weights of 1e8 synapses)
+    arr = arr.astype(np.float64)
     bad = ~np.isfinite(arr) if finite else np.isnan(arr)
     with np.errstate(invalid="ignore"):
         if lo is not None:
@@ -163,6 +166,13 @@ def first_bad(values, finite: bool = True, lo: float | None = None, hi: float | 
         return None
     index = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
     return index, float(arr[index] if arr.ndim else arr)
+
+
+def _all_fine(arr: np.ndarray, finite: bool, lo: float | None, hi: float | None) -> bool:
+    low, high = arr.min(), arr.max()  # NaN propagates into both
+    if np.isnan(low) or np.isnan(high) or (finite and not (np.isfinite(low) and np.isfinite(high))):
+        return False
+    return (lo is None or low >= lo) and (hi is None or high <= hi)
 
 
 def _where(name: str, index: tuple[int, ...]) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar
 
 import numpy as np
+from scipy.sparse import issparse
 
 from snndeploy.errors import UserError
 from snndeploy.loihi import DECAY_UNITY, MAX_VTH_MANT, NETX_READOUT_DECAYS, W_SCALE  # noqa: F401  (the IR's units, imported from here)
@@ -109,7 +110,10 @@ class Layer:
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     neuron: Neuron | SigmaDelta
-    weight: np.ndarray  # dense (out, in); conv (out, in/groups, kh, kw); input/pool: scalar
+    # dense (out, in); conv (out, in/groups, kh, kw); input/pool: scalar. A dense weight may be a scipy.sparse
+    # matrix where a reader keeps it sparse for counting (``from_nir(structure_only=True)``); back ends read
+    # ``dense_weight()``
+    weight: np.ndarray
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
@@ -119,7 +123,8 @@ class Layer:
     recurrent: np.ndarray | None = None  # (out, out) weights from this layer's own spikes
     delay: np.ndarray | None = None  # per input neuron axonal delay (steps) on this layer's input
     # per output neuron: a constant added to the synaptic current every step from the layer's first input on (other
-    # tools' synaptic bias into a neuron with current memory): one always-on input axon with these weights
+    # tools' synaptic bias into a neuron with current memory): one always-on input axon with these weights; dense
+    # or conv (C-major, a conv's is its channel's bias for every neuron of the channel)
     syn_bias: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
@@ -132,7 +137,8 @@ class Layer:
 
     def dense_weight(self) -> np.ndarray:
         """The layer's full (out, in) weight as a dense matrix (only for ``dense``)."""
-        return np.asarray(self.weight, dtype=np.float64).reshape(self.size, -1)
+        weight = self.weight.toarray() if issparse(self.weight) else self.weight
+        return np.asarray(weight, dtype=np.float64).reshape(self.size, -1)
 
 
 @dataclass(frozen=True)
@@ -165,18 +171,19 @@ def _check_layer_shapes(layer: Layer) -> None:
         raise UserError(f"{where}: unknown op {layer.op!r} (expected one of {', '.join(OPS)})")
     if not layer.out_shape or 0 in layer.out_shape or not layer.in_shape or 0 in layer.in_shape:
         raise UserError(f"{where} has a zero-size shape {layer.in_shape} -> {layer.out_shape}")
-    w = np.asarray(layer.weight)
-    if layer.op == "dense" and w.size != layer.size * int(np.prod(layer.in_shape)):
+    w = layer.weight if issparse(layer.weight) else np.asarray(layer.weight)
+    if layer.op == "dense" and int(np.prod(w.shape)) != layer.size * int(np.prod(layer.in_shape)):
         raise UserError(f"{where} weight of shape {w.shape} does not connect {layer.in_shape} to {layer.out_shape}")
     if layer.op == "conv" and (w.ndim != 4 or len(layer.in_shape) != 3 or w.shape[0] != layer.out_shape[0]
                                or w.shape[1] * layer.groups != layer.in_shape[0]):
         raise UserError(f"{where} kernel of shape {w.shape} does not map {layer.in_shape} to {layer.out_shape}")
-    if layer.recurrent is not None and np.asarray(layer.recurrent).size != layer.size ** 2:
+    if layer.recurrent is not None and int(np.prod(np.shape(layer.recurrent))) != layer.size ** 2:
         raise UserError(f"{where} recurrent weight of shape {np.shape(layer.recurrent)} does not fit "
                         f"{layer.size} neurons")
-    if layer.syn_bias is not None and (layer.op != "dense" or np.asarray(layer.syn_bias).size != layer.size):
+    if layer.syn_bias is not None and (layer.op not in ("dense", "conv")
+                                       or np.asarray(layer.syn_bias).size != layer.size):
         raise UserError(f"{where} synaptic bias of shape {np.shape(layer.syn_bias)}: one value per neuron of a "
-                        "dense layer is supported")
+                        "dense or conv layer is supported")
 
 
 def _check_chain(net: LoihiNet) -> None:
@@ -240,18 +247,26 @@ def first_difference(a: LoihiNet, b: LoihiNet, *, names: bool = True) -> str | N
     return None
 
 
+def _weight_counts(layer: Layer) -> tuple[int, int]:
+    """(stored weights, non-zero weights) of a layer; a sparse matrix's absent entries are zeros."""
+    w = layer.weight
+    if issparse(w):
+        return int(np.prod(w.shape)), int(w.count_nonzero())
+    return int(np.asarray(w).size), int(np.count_nonzero(w))
+
+
 def weight_density(layer: Layer) -> float:
-    w = np.asarray(layer.weight)
-    return float(np.count_nonzero(w)) / max(w.size, 1)
+    size, nonzero = _weight_counts(layer)
+    return float(nonzero) / max(size, 1)
 
 
 def summary(net: LoihiNet) -> list[dict]:
     """One row per layer: op, shapes, neurons, synapses (non-zero weights), density."""
     rows = []
     for layer in net.layers:
-        w = np.asarray(layer.weight)
+        size, nonzero = _weight_counts(layer)
         rows.append({"name": layer.name, "op": layer.op, "in": list(layer.in_shape), "out": list(layer.out_shape),
-                     "neurons": layer.size, "weights": int(w.size), "nonzero": int(np.count_nonzero(w)),
+                     "neurons": layer.size, "weights": size, "nonzero": nonzero,
                      "density": round(weight_density(layer), 4), "recurrent": layer.recurrent is not None,
                      "delay": layer.delay is not None, "spiking": layer.neuron.spiking})
     return rows

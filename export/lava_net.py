@@ -353,13 +353,15 @@ def _bias_axon(layer: Layer, index: int, steps: int, mode: str, copies: int):
 
     on = np.zeros((1, steps), dtype=np.float64 if mode == "floating_pt" else np.int64)
     on[:, index:] = 1
-    column = np.tile(np.asarray(layer.syn_bias, dtype=np.float64).reshape(-1), copies)[:, None]
+    shape = lava_batch.copies_shape(layer.out_shape, copies)
+    bias = np.tile(np.asarray(layer.syn_bias, dtype=np.float64).reshape(-1), copies).reshape(shape)  # C-major
+    column = to_lava_layout(bias[..., None])[..., 0].reshape(-1, 1)  # Lava's XYC order, as the neurons
     try:
         synapse, _ = _dense(column, mode, False, f"{layer.name} synaptic bias")
     except ValueError as exc:
         raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
     Source(data=on).s_out.connect(synapse.s_in)
-    return synapse.a_out
+    return synapse.a_out.reshape(xyc(shape))
 
 
 def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",

@@ -25,10 +25,12 @@ sigma-delta network. Graphs from other tools (snnTorch, Norse, sinabs, rockpool)
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from snndeploy import validate
 from snndeploy.atomic import atomic_path
@@ -39,6 +41,13 @@ from snndeploy.export.quantize import fit_weights
 
 FORMAT = "snndeploy-loihi-cuba/1"
 KEY = "snndeploy"
+# Published NIR graphs that record no time steps where their paper states them, by SHA-256 of the file
+# (docs/benchmarks.md "Real networks"): where it is said, steps per sample, how the sample is fed and read.
+PUBLISHED_NIR = {
+    "e2fa55bda7aab5a772485e1b690358bcb825b303eca7dc426e3973937fcb5bcb": (
+        "NIR paper (paper/02_cnn/lava_apply.ipynb: N-MNIST events as tonic ToFrame(time_window=1e3) frames, 1 ms "
+        "each; cnn_numbers.npy: 300 steps per digit; class = highest mean output)", 300, "events", "spike_count"),
+}
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -72,6 +81,16 @@ def _neuron_node(layer: Layer, dt: float, gain: float):
     return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=_div(tau_mem, dt), v_leak=v_leak,
                        v_threshold=threshold, v_reset=np.zeros(shape), w_in=gain * _div(tau_syn, dt),
                        metadata={KEY: _plain(meta)})
+
+
+def _conv_bias(layer: Layer) -> np.ndarray:
+    """A conv layer's synaptic bias as NIR's per-channel ``Conv2d`` bias (zeros without one)."""
+    if layer.syn_bias is None:
+        return np.zeros(layer.out_shape[0], np.float32)
+    bias = np.asarray(layer.syn_bias, dtype=np.float64).reshape(layer.out_shape[0], -1)
+    if np.any(bias != bias[:, :1]):
+        raise UserError(f"{layer.name}: a synaptic bias that varies within a channel has no NIR Conv2d form")
+    return bias[:, 0]
 
 
 def _sd_node(layer: Layer):
@@ -137,8 +156,7 @@ def to_nir(net: LoihiNet):
             w = np.asarray(layer.weight, dtype=np.float32)
             nodes[syn] = nir.Conv2d(input_shape=tuple(layer.in_shape[1:]), weight=w, stride=np.array(layer.stride),
                                     padding=np.array(layer.padding), dilation=np.array(layer.dilation),
-                                    groups=layer.groups, bias=np.zeros(w.shape[0], np.float32),
-                                    metadata={KEY: _weight_meta(w)})
+                                    groups=layer.groups, bias=_conv_bias(layer), metadata={KEY: _weight_meta(w)})
         elif layer.op == "pool":
             gain = float(np.asarray(layer.weight).reshape(-1)[0])
             nodes[syn] = nir.SumPool2d(kernel_size=np.array(layer.kernel), stride=np.array(layer.stride),
@@ -222,9 +240,22 @@ def read_nir(path: str | Path, *, dt: float | None = None, reset: str | None = N
     """Read a ``.nir`` file as a LoihiNet (exact for files written here; see :func:`from_nir`)."""
     path = Path(path)
     try:
-        return checks.check_net(from_nir(read_graph(path), dt=dt, name=path.stem, reset=reset), path)
+        net = checks.check_net(from_nir(read_graph(path), dt=dt, name=path.stem, reset=reset), path)
     except UserError as exc:
         raise UserError(exc.problem, path) from None
+    return _published(net, path) if net.time_steps is None else net
+
+
+def _published(net: LoihiNet, path: Path) -> LoihiNet:
+    """``net`` with the time steps and feed its paper states (:data:`PUBLISHED_NIR`), if it is listed there."""
+    from snndeploy.models.spec import IOSpec
+
+    entry = PUBLISHED_NIR.get(hashlib.sha256(path.read_bytes()).hexdigest())
+    if entry is None:
+        return net
+    source, steps, encoding, readout = entry
+    io = IOSpec(encoding=encoding, readout=readout, source=f"time steps and feed from the {source}")
+    return replace(net, time_steps=steps, meta={**net.meta, "io": io})
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -267,48 +298,64 @@ def _shape(arr) -> tuple[int, ...]:
     return tuple(int(s) for s in np.asarray(arr).reshape(-1))
 
 
-def _neuron_from_nir(node, shape, dt: float, where: str) -> tuple[Neuron, float]:
-    """(Neuron, synaptic gain) of a NIR neuron node."""
-    import nir
+NEURONS = ("CubaLIF", "LIF", "IF", "CubaLI", "LI", "I", "Threshold")  # NIR neuron nodes read as a CUBA neuron
+TIMED_NEURONS = ("CubaLIF", "LIF", "CubaLI", "LI")  # their decays depend on the time step
+READ_OUTS = ("CubaLI", "LI", "I")  # leaky or plain integrators without a threshold: voltage read-outs
 
-    meta = _meta(node)
-    if "i_decay" in meta:
+
+def _loihi_values(meta: dict) -> bool:
+    """Whether a neuron node carries snndeploy's exact Loihi values (a file written here), not just part of them."""
+    return {"i_decay", "v_decay", "threshold"} <= meta.keys()
+
+
+def _spiking_node(node) -> bool:
+    return type(node).__name__ not in READ_OUTS
+
+
+def _decays_and_gain(node, shape, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(du, dv, input gain, v_leak) of a NIR neuron node as the forward-Euler step of its equations; a node of
+    None is the pass-through of a synapse read straight out (no current or voltage memory)."""
+    kind = type(node).__name__
+    ones = np.ones(shape)
+    if kind in ("CubaLIF", "CubaLI"):
+        du, dv = _div(dt, node.tau_syn), _div(dt, node.tau_mem)
+        return du, dv, np.asarray(node.w_in) * du * np.asarray(node.r) * dv, np.asarray(node.v_leak, np.float64)
+    if kind in ("LIF", "LI"):
+        dv = _div(dt, node.tau)
+        return ones, dv, np.asarray(node.r) * dv, np.asarray(node.v_leak, dtype=np.float64)
+    if kind in ("IF", "I"):
+        return ones, np.zeros(shape), np.asarray(node.r, dtype=np.float64), np.zeros(shape)
+    return ones, ones, ones, np.zeros(shape)  # Threshold (memoryless) or no neuron node at all
+
+
+def _neuron_from_nir(node, shape, dt: float, where: str, structure_only: bool = False) -> tuple[Neuron, np.ndarray]:
+    """(Neuron, input gain per neuron) of a NIR neuron node (None: a synapse read out as it is)."""
+    meta = _meta(node) if node is not None else {}
+    if _loihi_values(meta):
         bias = meta.get("bias")
         neuron = Neuron(i_decay=np.asarray(meta["i_decay"]).astype(np.int64),
                         v_decay=np.asarray(meta["v_decay"]).astype(np.int64),
                         threshold=np.asarray(meta["threshold"], dtype=np.float64),
                         bias=None if bias is None else np.asarray(bias, dtype=np.float64),
                         spiking=bool(meta.get("spiking", 1)))
-        return neuron, float(meta.get("gain", 1.0))
-    v_reset = np.asarray(getattr(node, "v_reset", 0.0) if getattr(node, "v_reset", None) is not None else 0.0)
-    if np.any(v_reset != 0):
+        return neuron, np.asarray(float(meta.get("gain", 1.0)))
+    v_reset = np.asarray(getattr(node, "v_reset", None) if getattr(node, "v_reset", None) is not None else 0.0)
+    if np.any(v_reset != 0) and not structure_only:
         raise UserError(f"{where}: v_reset != 0 has no Loihi equivalent (Loihi resets the voltage to 0)")
-    if isinstance(node, nir.CubaLIF):
-        du, dv = _div(dt, node.tau_syn), _div(dt, node.tau_mem)
-        gain = np.asarray(node.w_in) * du * np.asarray(node.r) * dv
-        v_leak = np.asarray(node.v_leak, dtype=np.float64)
-    elif isinstance(node, nir.LIF):
-        du, dv = np.ones(shape), _div(dt, node.tau)
-        gain = np.asarray(node.r) * dv
-        v_leak = np.asarray(node.v_leak, dtype=np.float64)
-    elif isinstance(node, nir.IF):
-        du, dv = np.ones(shape), np.zeros(shape)
-        gain, v_leak = np.asarray(node.r, dtype=np.float64), np.zeros(shape)
-    else:
-        raise UserError(f"{where}: NIR node {type(node).__name__} is not a supported neuron (CubaLIF, LIF, IF)")
-    if not np.all(np.isfinite(gain)):  # w_in = tau_syn = inf: the input gain is only in snndeploy's metadata
+    du, dv, gain, v_leak = _decays_and_gain(node, shape, dt)
+    if not np.all(np.isfinite(gain)) and not structure_only:  # w_in = tau_syn = inf: only our metadata has it
         raise UserError(f"{where}: a synaptic current that never decays (tau_syn = w_in = inf) has no input gain "
                         "NIR can state; only files written by snndeploy (with its metadata) carry it")
-    gains = np.unique(np.round(np.asarray(gain, dtype=np.float64), 12))
-    if gains.size != 1:
-        raise UserError(f"{where}: per-neuron input gains (w_in * r * dt / tau) are not supported")
     i_decay = np.round(np.clip(du, 0, 1) * DECAY_UNITY).astype(np.int64)
     v_decay = np.round(np.clip(dv, 0, 1) * DECAY_UNITY).astype(np.int64)
     bias = v_leak * dv
-    threshold = np.asarray(node.v_threshold, dtype=np.float64)
+    if node is None or not _spiking_node(node):
+        threshold = np.asarray(np.inf)
+    else:
+        threshold = np.asarray(getattr(node, "v_threshold", getattr(node, "threshold", None)), dtype=np.float64)
     return Neuron(i_decay=_squeeze(i_decay), v_decay=_squeeze(v_decay), threshold=_squeeze(threshold),
                   bias=None if not np.any(bias) else bias, spiking=bool(np.all(np.isfinite(threshold)))), \
-        float(gains[0])
+        np.asarray(gain, dtype=np.float64)
 
 
 def _squeeze(a: np.ndarray) -> np.ndarray:
@@ -316,11 +363,17 @@ def _squeeze(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)[:1].reshape(()) if np.unique(a).size == 1 else a
 
 
-def from_nir(graph, *, dt: float | None = None, name: str = "nir", reset: str | None = None) -> LoihiNet:
+def from_nir(graph, *, dt: float | None = None, name: str = "nir", reset: str | None = None,
+             structure_only: bool = False) -> LoihiNet:
     """A LoihiNet for a NIR graph: synapse node(s) then neuron node per layer; unsupported nodes are named.
 
     ``reset`` is the reset mechanism the network was trained with, where the graph does not record it (NIR 1.0 has
-    only ``v_reset``): ``zero`` runs it as Loihi does, ``subtract`` is refused (see :func:`reset_notes`)."""
+    only ``v_reset``): ``zero`` runs it as Loihi does, ``subtract`` is refused (see :func:`reset_notes`).
+
+    ``structure_only`` is the estimator's reading: layers, shapes and weights as the graph has them (scipy.sparse
+    weights stay sparse), while dynamics that only matter for running it (an unrecorded time step, reset by
+    subtraction, ``v_reset``, per-neuron input gains, delays) do not stop the import. Such a net is for counting,
+    not for running."""
     import nir
 
     if reset not in (None, *RESETS):
@@ -332,10 +385,12 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir", reset: str | 
     if "dt" in gmeta:
         dt = float(gmeta["dt"])
     elif dt is None:
-        if any(isinstance(n, (nir.CubaLIF, nir.LIF)) for n in graph.nodes.values()):
+        if not structure_only and any(type(n).__name__ in TIMED_NEURONS for n in graph.nodes.values()):
             raise UserError("the graph does not record its time step: pass dt (--dt); snnTorch, SpikingJelly and "
                             "the NIR paper graphs use 1e-4")
-        dt = 1.0
+        # counting with no time step: no decay is known, so a CubaLIF current keeps its memory and its synaptic
+        # bias is counted as the always-on axon it needs
+        dt = 0.0 if structure_only else 1.0
     order = _chain(graph)
     nodes = graph.nodes
     input_shape = _shape(nodes[order[0]].input_type["input"])
@@ -356,16 +411,25 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir", reset: str | 
             flattened = len(shape) > 1
             shape = (int(np.prod(shape)),)
             continue
-        synapse = _synapse_node(node, key, shape, where)
+        synapse = _synapse_node(node, key, shape, where, keep_sparse=structure_only)
         if synapse is not None:
+            if pending is not None and structure_only:
+                # counted as the graph has it: the first synapse read out as it is (no merging), then the second
+                layers.append(_layer(pending["name"], None, pending, shape, dt, nodes, succ, flattened, True))
+                pending, flattened = None, False
             pending = synapse if pending is None else _compose(pending, synapse, where)
             shape = tuple(synapse["out_shape"])
             continue
+        if isinstance(node, nir.Scale) and pending is not None and structure_only:
+            layers.append(_layer(pending["name"], None, pending, shape, dt, nodes, succ, flattened, True))
+            pending, flattened = None, False
         if isinstance(node, nir.Scale) and pending is None:
             pending = {"op": "input", "weight": np.asarray(node.scale, dtype=np.float64), "in_shape": shape,
                        "out_shape": shape, "syn_bias": np.zeros(1), "name": key}
             continue
         if isinstance(node, nir.Delay):
+            if structure_only:  # axonal delays cost no synapses or neurons
+                continue
             if not layers:
                 raise UserError(f"{where}: a Delay before the first neuron layer is not supported")
             steps = np.asarray(node.delay, dtype=np.float64) / dt
@@ -378,20 +442,20 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir", reset: str | 
             shape = layers[-1].out_shape
             pending, flattened = None, False
             continue
-        if isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF)):
-            if _reset_of(key, node, reset) is None:
+        if type(node).__name__ in NEURONS:
+            if not structure_only and _reset_of(key, node, reset) is None and _spiking_node(node):
                 unrecorded.append(key)
-            layers.append(_layer(key, node, pending, shape, dt, nodes, succ, flattened))
+            layers.append(_layer(key, node, pending, shape, dt, nodes, succ, flattened, structure_only))
             shape = layers[-1].out_shape
             pending, flattened = None, False
             continue
         raise UserError(f"{where}: NIR node type {type(node).__name__} is not supported by the Loihi export "
                         "(supported: Input, Flatten, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Scale, "
-                        "CubaLIF, LIF, IF, Delay, Output)")
+                        "CubaLIF, LIF, IF, CubaLI, LI, I, Delay, Output)")
+    if pending is not None:  # a synapse straight into the Output: its current, read out every step
+        layers.append(_layer(pending["name"], None, pending, shape, dt, nodes, succ, flattened, structure_only))
     if not layers:
         raise UserError("the NIR graph has no neuron layers")
-    if pending is not None:
-        raise UserError(f"node {pending['name']!r}: a synapse without a following neuron node is not supported")
     steps = gmeta.get("time_steps")
     return LoihiNet(name=str(gmeta.get("name", name)), input_shape=input_shape, layers=tuple(layers), dt=dt,
                     time_steps=int(steps) if steps is not None else None,
@@ -437,33 +501,52 @@ def reset_notes(nodes: list[str]) -> list[str]:
             "neuron model subtracts); --reset zero accepts reset to zero and drops this note"]
 
 
-def _synapse_node(node, key: str, shape: tuple[int, ...], where: str) -> dict | None:
+def _synapse_node(node, key: str, shape: tuple[int, ...], where: str, keep_sparse: bool = False) -> dict | None:
     """The pending-synapse description of a Linear/Affine/Conv2d/SumPool2d/AvgPool2d node (None for others)."""
     import nir
 
     if isinstance(node, (nir.Linear, nir.Affine)):
-        w = np.asarray(node.weight, dtype=np.float64)
+        w = _matrix(node.weight, keep_sparse)
+        if w.ndim != 2:
+            raise UserError(f"{where}: weight of shape {w.shape} is not a 2-D (out, in) matrix")
         if w.shape[1] != int(np.prod(shape)):
             raise UserError(f"{where}: weight of shape {w.shape} does not fit the input of shape {shape}")
         return {"op": "dense", "weight": w, "in_shape": (w.shape[1],), "out_shape": (w.shape[0],),
                 "syn_bias": np.asarray(getattr(node, "bias", 0.0), dtype=np.float64), "name": key}
     if isinstance(node, nir.Conv2d):
         w = np.asarray(node.weight, dtype=np.float64)
-        stride, padding, dilation = (_pair(node.stride), _pair(node.padding), _pair(node.dilation))
-        if isinstance(node.padding, str):
-            raise UserError(f"{where}: string padding {node.padding!r} is not supported")
+        if w.ndim != 4 or len(shape) != 3:
+            raise UserError(f"{where}: Conv2d needs a (out, in/groups, kh, kw) weight and a (C, H, W) input, got "
+                            f"{w.shape} and {shape}")
+        stride, dilation = _pair(node.stride), _pair(node.dilation)
+        padding = _conv_padding(node.padding, w.shape[2:], dilation, where)
         out_hw = [(shape[1 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
                   for i in range(2)]
         return {"op": "conv", "weight": w, "in_shape": shape, "out_shape": (w.shape[0], *out_hw),
                 "stride": stride, "padding": padding, "dilation": dilation, "groups": int(node.groups),
                 "syn_bias": np.asarray(node.bias, dtype=np.float64), "name": key}
     if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+        if len(shape) != 3:
+            raise UserError(f"{where}: pooling needs a (C, H, W) input, gets {shape}")
         k, stride, padding = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
         out_hw = [(shape[1 + i] + 2 * padding[i] - k[i]) // stride[i] + 1 for i in range(2)]
         scale = 1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (k[0] * k[1])
         return {"op": "pool", "weight": np.array(scale), "in_shape": shape, "out_shape": (shape[0], *out_hw),
                 "stride": stride, "padding": padding, "kernel": k, "syn_bias": np.zeros(1), "name": key}
     return None
+
+
+def _conv_padding(padding, kernel, dilation: tuple[int, int], where: str) -> tuple[int, int]:
+    """Integer padding of a Conv2d; ``valid`` is none, ``same`` the symmetric padding that keeps the size."""
+    if not isinstance(padding, str):
+        return _pair(padding)
+    reach = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+    if padding == "valid":
+        return 0, 0
+    if padding == "same" and all(r % 2 == 0 for r in reach):
+        return reach[0] // 2, reach[1] // 2
+    raise UserError(f"{where}: padding {padding!r} is not supported (integers, 'valid', or 'same' with an odd "
+                    "dilated kernel)")
 
 
 def _pool_matrix(first: dict) -> np.ndarray:
@@ -557,40 +640,79 @@ def _sd_layer(key, node, pending, shape, flattened: bool) -> Layer:
                  flatten=pending["op"] == "dense" and (flattened or len(shape) > 1))
 
 
-def _layer(key, node, pending, shape, dt, nodes, succ, flattened: bool) -> Layer:
-    meta = _meta(node)
+def _matrix(weight, keep_sparse: bool):
+    """A dense-layer weight as float64; where ``keep_sparse`` asks (counting) scipy.sparse stays sparse CSR and
+    float arrays keep their precision."""
+    if sp.issparse(weight):
+        return weight.tocsr() if keep_sparse else weight.toarray().astype(np.float64)
+    weight = np.asarray(weight)
+    return weight if keep_sparse and weight.dtype.kind == "f" else weight.astype(np.float64)  # counting: no copy
+
+
+def _scale_rows(weight, gain: np.ndarray):
+    """``weight`` with each output row (dense) or output channel (conv) times its gain (a scalar: all of them)."""
+    gain = np.asarray(gain, dtype=np.float64)
+    if gain.size == 1:
+        return weight * float(gain.reshape(-1)[0])
+    column = gain.reshape((-1,) + (1,) * (len(weight.shape) - 1))
+    return weight.multiply(column).tocsr() if sp.issparse(weight) else weight * column
+
+
+def _gain_of(op: str, gains: np.ndarray, out_shape: tuple[int, ...], where: str) -> np.ndarray:
+    """The input gain folded into a layer's weights: one number, one per output row of a dense layer, or one per
+    output channel of a conv layer (a shared kernel cannot take a gain per position)."""
+    gains = np.round(np.asarray(gains, dtype=np.float64), 12)  # equal up to float noise of dt / tau
+    if np.unique(gains).size == 1:
+        return np.asarray(gains.reshape(-1)[0])
+    per = per_neuron(gains, out_shape)
+    if op == "dense":
+        return per.reshape(-1)
+    if op == "conv" and np.all(per == per.reshape(per.shape[0], -1)[:, :1, None]):
+        return per.reshape(per.shape[0], -1)[:, 0]
+    raise UserError(f"{where}: per-neuron input gains (w_in * r * dt / tau) are supported for dense layers and per "
+                    f"channel for conv layers, not for a {op} layer")
+
+
+def _layer(key, node, pending, shape, dt, nodes, succ, flattened: bool, structure_only: bool = False) -> Layer:
+    meta = _meta(node) if node is not None else {}
     if pending is None:  # a neuron straight after the input or another neuron: element-wise input layer
         pending = {"op": "input", "weight": np.array(1.0), "in_shape": shape, "out_shape": shape,
                    "syn_bias": np.zeros(1), "name": key}
     out_shape = tuple(pending["out_shape"])
-    neuron, gain = _neuron_from_nir(node, out_shape, dt, f"node {key!r}")
+    neuron, gains = _neuron_from_nir(node, out_shape, dt, f"node {key!r}", structure_only)
+    # counting takes the weights as the graph has them: without a recorded time step the gains are not known
+    gain = np.asarray(1.0) if structure_only and not _loihi_values(meta) else \
+        _gain_of(pending["op"], gains, out_shape, f"node {key!r}")
     weight = pending["weight"]
     if pending["op"] in ("pool", "input"):
         weight = np.array(float(np.asarray(weight).reshape(-1)[0]) * gain) if "gain" not in meta else \
             np.array(float(meta["gain"]))
-    elif gain != 1.0:
-        weight = weight * gain
+    elif np.any(gain != 1.0):
+        weight = _scale_rows(weight, gain)
     recurrent, rec_bias = None, np.zeros(1)
     for nxt in succ.get(key, []):
         if key in succ.get(nxt, []):
-            recurrent = np.asarray(nodes[nxt].weight, dtype=np.float64) * gain
+            recurrent = _scale_rows(_matrix(nodes[nxt].weight, structure_only), gain)
             rec_bias = np.asarray(getattr(nodes[nxt], "bias", 0.0), dtype=np.float64)
     # both biases enter the synaptic current every step (snnTorch sums the Linear outputs into syn)
     biases = [np.asarray(pending["syn_bias"], dtype=np.float64), rec_bias]
-    constant = sum(per_neuron(b, out_shape) for b in biases) * gain if any(np.any(b) for b in biases) else None
+    constant = sum(per_neuron(b, out_shape) for b in biases) * per_neuron(gain, out_shape) \
+        if any(np.any(b) for b in biases) else None
     syn_bias = None
     if constant is not None and np.all(np.asarray(neuron.i_decay) == DECAY_UNITY):
         # no current memory: a constant synaptic input is exactly a voltage bias
         neuron = replace(neuron, bias=constant if neuron.bias is None else per_neuron(neuron.bias, out_shape)
                          + constant)
     elif constant is not None:
-        if pending["op"] != "dense":
+        if pending["op"] not in ("dense", "conv"):
             raise UserError(f"node {pending['name']!r}: a synaptic bias into a neuron with current memory is "
-                            "mapped for dense layers only (one always-on input axon)")
+                            "mapped for dense and conv layers only (one always-on input axon)")
         syn_bias = constant.reshape(-1)
     name = meta.get("layer", pending["name"])
+    source = "none" if node is None else type(node).__name__
     return Layer(str(name), pending["op"], tuple(pending["in_shape"]), out_shape, neuron, weight,
                  stride=pending.get("stride", (1, 1)), padding=pending.get("padding", (0, 0)),
                  dilation=pending.get("dilation", (1, 1)), groups=pending.get("groups", 1),
                  kernel=pending.get("kernel", (1, 1)), recurrent=recurrent, syn_bias=syn_bias,
-                 flatten=pending["op"] == "dense" and (flattened or len(shape) > 1))
+                 flatten=pending["op"] == "dense" and (flattened or len(shape) > 1),
+                 meta={} if _loihi_values(meta) else {"source_neuron": source})

@@ -102,8 +102,11 @@ def test_foreign_nir_nodes_are_mapped_or_named():
     layer = net.layers[0]
     assert layer.op == "dense" and int(layer.neuron.i_decay) == 4096 and int(layer.neuron.v_decay) == 2048
     assert np.allclose(layer.weight, 0.5)  # r * dt / tau = 1
-    graph.nodes["lif"] = nir.Threshold(threshold=np.ones(3))
-    with pytest.raises(UserError, match="Threshold"):
+    graph.nodes["lif"] = nir.Threshold(threshold=np.ones(3))  # memoryless: no current or voltage kept
+    neuron = from_nir(graph).layers[0].neuron
+    assert int(neuron.i_decay) == int(neuron.v_decay) == 4096 and float(neuron.threshold) == 1.0
+    graph.nodes["lif"] = nir.Conv1d(None, np.ones((3, 3, 1)), 1, 0, 1, 1, np.zeros(3))
+    with pytest.raises(UserError, match="Conv1d is not supported"):
         from_nir(graph)
 
 
@@ -131,3 +134,51 @@ def test_unsupported_slayer_neurons_are_named():
                            "blocks": [{"kind": "dense", "out": 4}]})
     with pytest.raises(UserError, match=r"block 0 \(dense\).*alif.*no Loihi CUBA mapping"):
         from_slayer(build_model(spec))
+
+
+def _foreign(neuron, n_out: int = 3, weight=None):
+    import nir
+
+    weight = np.ones((n_out, 4)) * 0.5 if weight is None else weight
+    nodes = {"in": nir.Input(input_type={"input": np.array([4])}), "fc": nir.Linear(weight=weight),
+             "out": nir.Output(output_type={"output": np.array([n_out])})}
+    edges = [("in", "fc"), ("fc", "out")]
+    if neuron is not None:
+        nodes["n"] = neuron
+        edges = [("in", "fc"), ("fc", "n"), ("n", "out")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def test_per_neuron_input_gains_fold_into_the_rows_of_a_dense_weight():
+    import nir
+
+    tau = np.array([1e-4, 2e-4, 4e-4])  # dt / tau = 1, 1/2, 1/4: one gain per neuron
+    lif = nir.LIF(tau=tau, r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3))
+    layer = from_nir(_foreign(lif), dt=1e-4).layers[0]
+    assert np.allclose(layer.weight, 0.5 * np.array([1, 0.5, 0.25])[:, None])
+    assert list(np.asarray(layer.neuron.v_decay)) == [4096, 2048, 1024]
+
+
+def test_integrators_read_out_and_a_bare_synapse_is_read_as_it_is():
+    import nir
+
+    li = from_nir(_foreign(nir.LI(tau=np.full(3, 2e-4), r=np.ones(3), v_leak=np.zeros(3))), dt=1e-4).layers[0]
+    assert not li.neuron.spiking and int(li.neuron.v_decay) == 2048 and int(li.neuron.i_decay) == 4096
+    bare = from_nir(_foreign(None)).layers[0]  # Linear -> Output: u = v = the synaptic input, every step
+    assert not bare.neuron.spiking and int(bare.neuron.i_decay) == int(bare.neuron.v_decay) == 4096
+    assert np.allclose(bare.weight, 0.5)
+
+
+def test_structure_only_keeps_sparse_weights_and_ignores_dynamics_it_cannot_run():
+    import nir
+    import scipy.sparse as sparse
+
+    weight = sparse.random(30, 4, density=0.3, format="csr", random_state=0)
+    lif = nir.LIF(tau=np.full(30, 2e-4), r=np.ones(30), v_leak=np.zeros(30), v_threshold=np.ones(30),
+                  v_reset=np.full(30, 0.5), metadata={"reset_mechanism": "subtract"})
+    graph = _foreign(lif, 30, weight)
+    with pytest.raises(UserError, match="time step"):
+        from_nir(graph)
+    layer = from_nir(graph, structure_only=True).layers[0]
+    assert sparse.issparse(layer.weight) and layer.weight.nnz == weight.nnz
+    assert np.array_equal(layer.dense_weight(), weight.toarray())

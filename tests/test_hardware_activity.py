@@ -17,8 +17,7 @@ from snndeploy.hardware.activity import (
     activity_from_torch,
     workload_metrics,
 )
-from snndeploy.hardware.layers import layers_from_nir
-from snndeploy.hardware.load import graph_of
+from snndeploy.hardware.load import graph_of, layers_from_nir
 
 DATA = Path(__file__).parent / "data" / "nir"
 
@@ -89,15 +88,15 @@ def test_synaptic_bias_axon_is_an_input_axon_with_a_synapse_per_neuron_spiking_e
                                    "layers": [{"neurons": 3, "spikes": 4, "spikes_per_neuron": [4, 0, 0]}]})
     # input: 1 spike x 2 targets + 2 spikes x 2 targets; the bias axon: 5 steps x 2 non-zero synapses
     assert workload_metrics((layer,), activity)["synops_effective"] == 6 + 10
-    # a neuron without current memory takes the bias as its own voltage bias (from_nir): no axon
-    nodes["n"] = nir.CubaLIF(tau_syn=one, tau_mem=one, r=one, v_leak=0 * one, v_threshold=one,
-                             metadata={"snndeploy": {"i_decay": 4096}})
-    assert layers_from_nir(nir.NIRGraph(nodes, graph.edges, type_check=False))[0].bias_axons == 0
+    # a neuron without current memory (tau_syn = the recorded dt) takes the bias as its own voltage bias: no axon
+    nodes["n"] = nir.CubaLIF(tau_syn=one, tau_mem=one, r=one, v_leak=0 * one, v_threshold=one)
+    timed = nir.NIRGraph(nodes, graph.edges, metadata={"snndeploy": {"dt": 1.0}}, type_check=False)
+    assert layers_from_nir(timed)[0].bias_axons == 0
 
 
 def test_braille_synaptic_biases_are_counted_alike_from_the_graph_and_from_the_ir():
     """The NIR paper's snnTorch Braille RNN: fc1's and the recurrent Affine's biases into lif1 are one axon, fc2's
-    into lif2 another; the estimator's graph walk and the IR (``from_nir``) count the same."""
+    into lif2 another; the estimator's NIR route and the IR (``from_nir``) count the same."""
     from snndeploy.export.nir_io import from_nir, read_graph
     from snndeploy.hardware.layers import layers_from_ir
 

@@ -109,7 +109,7 @@ def test_onnx_step_model_matches_torch(tmp_path):
 
 
 def test_estimator_counts_every_rectangular_synapse():
-    from snndeploy.hardware.layers import layers_from_nir
+    from snndeploy.hardware.load import layers_from_nir
     from snndeploy.sim_activity import fan_out
 
     net = from_slayer(_model())

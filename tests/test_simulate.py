@@ -125,7 +125,7 @@ def test_activity_file_feeds_the_estimator(fixtures_dir, no_lava_leftovers):
     """The estimator's own reader accepts the file; its synops from spikes_per_neuron equal the measured ones."""
     from snndeploy.export.nir_io import to_nir
     from snndeploy.hardware.activity import SCHEMA, activity_from_dict, workload_metrics
-    from snndeploy.hardware.layers import layers_from_nir
+    from snndeploy.hardware.load import layers_from_nir
     from snndeploy.sim_activity import ACTIVITY_SCHEMA
     from snndeploy.sim_outputs import activity_dict
 

@@ -108,6 +108,9 @@ def test_the_plan_rule(fixtures_dir):
     per_copy = lava_batch.synapses_per_copy(mlp512)
     assert plan.copies == lava_batch.DEFAULT_MEMORY_BYTES // (lava_batch.BYTES_PER_SYNAPSE * per_copy)
     assert plan_runs(mlp512, 2, 16).copies == 2  # never more copies than samples
+    few = plan_runs(mlp512, 40, 16)  # 32 copies x 2 would leave 24 copies idle: the same one build on 20 copies
+    assert (few.copies, few.per_copy) == (20, 2)
+    assert plan_runs(mlp512, 40, 16, copies=32).copies == 32  # asked for: kept
     assert lava_batch.choose_copies(mlp512, 10_000, memory_bytes=1) == 1  # memory bound
     back_to_back = plan_runs(mlp128, 10_000, 25)
     assert back_to_back.per_copy > 1 and "back to back" in back_to_back.describe()

@@ -29,9 +29,9 @@ ENCODINGS = ("rate", "current")
 LOSS_CHOICES = ("auto", "spike_rate", "spike_max", "cross_entropy")
 
 
-@dataclass(frozen=True)
-class EvalJob:
-    """The test set to evaluate on and how (``snndeploy evaluate``)."""
+@dataclass(frozen=True, kw_only=True)
+class DataOptions:
+    """The data a run reads and how it runs: what training and evaluation share."""
 
     data_name: str
     encoding: str | None = None  # None: what the model records, else rate
@@ -44,20 +44,19 @@ class EvalJob:
     progress: bool = False
 
 
-@dataclass(frozen=True)
-class TrainJob:
-    """Every option of ``snndeploy train``: the data, the loop settings and the output folder."""
+@dataclass(frozen=True, kw_only=True)
+class EvalJob(DataOptions):
+    """The test set to evaluate on and how (``snndeploy evaluate``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainJob(DataOptions):
+    """Every option of ``snndeploy train``: the data options, the loop settings and the output folder."""
 
     epochs: int
     out: Path
-    data_name: str
-    encoding: str | None = None  # None: what the model records, else rate
-    max_rate: float = 1.0
-    test_subset: int | None = None
     batch_size: int = 32
-    seed: int = 0
-    threads: int = 2
-    device: str = "auto"
+    progress: bool = True
     subset: int | None = None
     val_fraction: float = 0.1
     lr: float = 1e-3
@@ -69,7 +68,6 @@ class TrainJob:
     resume: bool = False
     force: bool = False
     test: bool = True
-    progress: bool = True
 
 
 def seed_everything(threads: int, seed: int) -> None:
