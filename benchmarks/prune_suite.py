@@ -55,7 +55,7 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
     from snndeploy.prune.set_rigl import RigLConfig, SETConfig
 
     per_step = max(1, args.epochs // args.steps)
-    common = {"lr": args.lr, "seed": seed, "eval_each_step": True}
+    common = {"lr": args.lr, "seed": seed, "eval_each_step": True, "rescale": args.rescale}
     if name.startswith("criticality"):
         extra = {"weight_score": "post_magnitude" if name == "criticality_cw" else "post",
                  "regen": "random" if name == "criticality_rand" else "criticality"}
@@ -92,7 +92,9 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
     from snndeploy.prune.registry import find_method
     from snndeploy.prune.runner import STATE_FILE
 
-    name = point_name(net, method, sparsity, seed)
+    method_label = method + (f"_rescale{args.rescale:g}" if args.rescale != 1 else "") + (
+        f"_lr{args.lr:g}" if args.lr != 1e-3 else "")
+    name = point_name(net, method_label, sparsity, seed)
     result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
@@ -108,7 +110,7 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
                    subset=args.subset, test_subset=args.test_subset, progress=False, log=None)
     result = run_prune(load_model(model_path(net)), job)
     r = result["report"]
-    record = {"net": net, "method": method, "sparsity": sparsity, "seed": seed, "data": dataset(net, args),
+    record = {"net": net, "method": method_label, "sparsity": sparsity, "seed": seed, "data": dataset(net, args),
               "subset": args.subset, "test_subset": args.test_subset, "accuracy_before": r["accuracy_before"],
               "accuracy_after": r["accuracy_after"], "weight_sparsity": r["sparsity"]["weights"],
               "cost": r["cost"], "config": r["config"], "history": r["history"],
@@ -212,6 +214,8 @@ def main() -> None:
     p.add_argument("--imp-epochs", type=int, default=4, help="IMP: training epochs per round (and dense training)")
     p.add_argument("--calib", type=int, default=10, help="criticality calibration batches")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--rescale", type=float, default=1.0,
+                   help="config rescale (docs/prune.md); it and --lr name the points when not default")
     p.add_argument("--subset", type=int, default=20000, help="training samples (>= 20,000 for the issue's grid)")
     p.add_argument("--test-subset", type=int, default=None, help="test samples (default: the whole test set)")
     p.add_argument("--batch-size", type=int, default=64)

@@ -13,6 +13,12 @@ that only answers for two module names:
   whose attributes raise an ``AttributeError`` naming the cause; the real one is used when it imports.
   ``SNNDEPLOY_LAVA_OBD`` = ``auto`` (default) | ``stub`` (never try) | ``real`` (never interfere).
 
+* ``lava.magma.runtime.message_infrastructure.multiprocessing`` calls ``multiprocessing.set_start_method('fork')``
+  at import, which raises "context has already been set" once anything has fixed the start method, even to
+  ``fork`` itself (tqdm's progress-bar lock does, so an ``evaluate`` with a progress bar before the first Lava
+  import broke it). While that module runs, asking for the method already in use is a no-op; asking for another
+  one still raises, as Lava needs ``fork``.
+
 Lava forks its worker processes, so they inherit the finder and the already-patched modules.
 """
 
@@ -23,6 +29,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.metadata
 import importlib.util
+import multiprocessing
 import os
 import re
 import sys
@@ -30,6 +37,7 @@ import types
 
 VAR_MODEL = "lava.magma.compiler.var_model"
 OBJECT_DETECTION = "lava.lib.dl.slayer.object_detection"
+LAVA_MULTIPROCESSING = "lava.magma.runtime.message_infrastructure.multiprocessing"
 # The lava-nc releases whose var_model.py carries the mutable ByteEncoder defaults (0.9.0 .. 0.10.0).
 VAR_MODEL_AFFECTED = ("0.9.0", "0.10.0")
 
@@ -98,6 +106,29 @@ class _OptionalLoader(importlib.abc.Loader):
         STATUS.object_detection = "real"
 
 
+class _SameStartMethodLoader(importlib.abc.Loader):
+    """Runs the real module with ``set_start_method`` tolerating a request for the method already set."""
+
+    def __init__(self, real: importlib.abc.Loader):
+        self._real = real
+
+    def create_module(self, spec):
+        return self._real.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        original = multiprocessing.set_start_method
+
+        def set_start_method(method, force=False):
+            if force or multiprocessing.get_start_method(allow_none=True) != method:
+                original(method, force=force)
+
+        multiprocessing.set_start_method = set_start_method
+        try:
+            self._real.exec_module(module)
+        finally:
+            multiprocessing.set_start_method = original
+
+
 def _forget_partial_imports(package: str, before: set[str]) -> None:
     # A failed `import torchvision` can leave torchvision.* sub-modules behind without their parent.
     for name in set(sys.modules) - before:
@@ -127,13 +158,18 @@ def _make_placeholder(module: types.ModuleType, reason: str) -> None:
 
 
 class LavaCompatFinder(importlib.abc.MetaPathFinder):
-    """Answers only for the two problem modules; every other import is left to the normal finders."""
+    """Answers only for the three problem modules; every other import is left to the normal finders."""
 
     def find_spec(self, fullname, path, target=None):
         if fullname == VAR_MODEL and var_model_fix_needed():
             spec = importlib.machinery.PathFinder.find_spec(fullname, path)
             if spec is not None and isinstance(spec.loader, importlib.machinery.SourceFileLoader):
                 spec.loader = _RewritingLoader(fullname, spec.origin)
+            return spec
+        if fullname == LAVA_MULTIPROCESSING:
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is not None:
+                spec.loader = _SameStartMethodLoader(spec.loader)
             return spec
         if fullname == OBJECT_DETECTION:
             mode = os.environ.get("SNNDEPLOY_LAVA_OBD", "auto").lower()

@@ -43,6 +43,10 @@ class PruneConfig:
     distill_weight: float = 0.5  # share of the distillation term (the label loss gets the rest)
     temperature: float = 2.0  # softmax temperature on output counts (spikes summed over time)
     label_loss: str = "auto"  # auto (the checkpoint's own training loss, else cross_entropy) | cross_entropy | ...
+    # after the first pruning step, every pruned layer's weights times this (1: off). An imported network whose
+    # neurons are driven far beyond threshold (lava-dl's mnist-mlp-128) fine-tunes far faster scaled down: see
+    # docs/prune.md "Learning rate"
+    rescale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "alpha": (1e-6, 1e6), "calib_batches": (1, 100000),
     "l1": (0.0, 10.0), "sparsity_epochs": (0, 100000),
     "rewind_epoch": (0, 100000), "dense_epochs": (0, 100000), "dense_lr": (1e-12, 10.0),
-    "distill_weight": (0.0, 1.0), "min_width": (0.0, 1.0), "temperature": (1e-3, 1e3),
+    "distill_weight": (0.0, 1.0), "min_width": (0.0, 1.0), "temperature": (1e-3, 1e3), "rescale": (1e-6, 1e3),
 }
 
 

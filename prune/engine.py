@@ -289,6 +289,12 @@ class PruningEngine:
                     param.mul_(channels)
 
     # ----- several processes (torchrun) -----------------------------------------------------------------------------
+    def scale_weights(self, factor: float) -> None:
+        """Every selected layer's stored weights times ``factor`` (config ``rescale``)."""
+        with torch.no_grad():
+            for layer in self.layers:
+                layer.weight.mul_(factor)
+
     def check_masks_agree(self) -> int:
         """Under DDP: raise unless every rank holds the same weight and channel masks; returns the ranks checked."""
         world = distributed.world_size()

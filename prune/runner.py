@@ -225,6 +225,9 @@ class Runner:
             if rnd.rewind:
                 self.net.load_state_dict(self.start_state, strict=False)
                 self.engine.after_step()
+            if cfg.rescale != 1.0 and not any("rescaled" in h for h in self.history):
+                self.engine.scale_weights(cfg.rescale)
+                info["rescaled"] = cfg.rescale
         self.engine.step += 1
         steps = self._finetune(rnd)
         self.cost.epochs += rnd.epochs

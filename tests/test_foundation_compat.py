@@ -77,3 +77,26 @@ def test_object_detection_placeholder_explains_itself():
     """, SNNDEPLOY_LAVA_OBD="stub")
     assert result.returncode == 0, result.stderr
     assert "unavailable" in result.stdout and "torchvision" in result.stdout
+
+
+def test_lava_imports_after_a_progress_bar_fixed_the_start_method():
+    """tqdm's lock sets the multiprocessing start method; Lava's own set_start_method('fork') must not fail on it
+    (an ``evaluate`` with a progress bar before the first Lava import did), and another method is still refused."""
+    result = run_python("""
+        import multiprocessing, tqdm
+        tqdm.tqdm(range(2), disable=False).close()
+        assert multiprocessing.get_start_method(allow_none=True) == "fork"
+        import snndeploy
+        from lava.lib.dl import netx
+        from lava.magma.runtime.message_infrastructure import multiprocessing as lava_mp
+        print("ok", multiprocessing.set_start_method.__module__)
+    """)
+    assert result.returncode == 0, result.stderr[-800:]
+    assert result.stdout.split() == ["ok", "multiprocessing.context"]  # the original is back after the import
+    refused = run_python("""
+        import multiprocessing
+        multiprocessing.set_start_method("spawn")
+        import snndeploy
+        from lava.lib.dl import netx
+    """)
+    assert refused.returncode != 0 and "context has already been set" in refused.stderr

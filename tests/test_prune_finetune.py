@@ -153,3 +153,15 @@ def test_deep_r_holds_the_target_connection_count_exactly(mlp_path):
         for layer in engine.layers:  # after every step: exactly (1 - p) of each layer's connections active
             w = layer.weight.detach()
             assert int((w != 0).sum()) == round(0.1 * w.numel()), layer.info.name
+
+
+def test_rescale_scales_the_pruned_layers_once_after_the_first_step(tmp_path, mlp_path):
+    net = load_model(mlp_path)
+    before = [block.synapse.weight.detach().clone() for block in net.blocks]
+    runner = _runner(tmp_path, net, "gmp", 0.5, subset=64, test_subset=16, steps=2, epochs_per_step=0,
+                     rescale=0.25, eval_each_step=False)
+    history = runner.run().report["history"]
+    assert [h.get("rescaled") for h in history] == [0.25, None]
+    for layer, weight in zip(runner.engine.layers, before, strict=True):
+        live = layer.mask.mask.bool()
+        torch.testing.assert_close(layer.weight.detach()[live], weight[live] * 0.25)
