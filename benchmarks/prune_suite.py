@@ -55,7 +55,8 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
     from snndeploy.prune.set_rigl import RigLConfig, SETConfig
 
     per_step = max(1, args.epochs // args.steps)
-    common = {"lr": args.lr, "seed": seed, "eval_each_step": True, "rescale": args.rescale}
+    common = {"lr": args.lr, "seed": seed, "eval_each_step": True, "rescale": args.rescale,
+              "relative_lr": args.relative_lr}
     if name.startswith("criticality"):
         extra = {"weight_score": "post_magnitude" if name == "criticality_cw" else "post",
                  "regen": "random" if name == "criticality_rand" else "criticality"}
@@ -93,7 +94,7 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
     from snndeploy.prune.runner import STATE_FILE
 
     method_label = method + (f"_rescale{args.rescale:g}" if args.rescale != 1 else "") + (
-        f"_lr{args.lr:g}" if args.lr != 1e-3 else "")
+        f"_lr{args.lr:g}" if args.lr != 1e-3 else "") + (f"_rel{args.relative_lr:g}" if args.relative_lr else "")
     name = point_name(net, method_label, sparsity, seed)
     result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
@@ -214,6 +215,7 @@ def main() -> None:
     p.add_argument("--imp-epochs", type=int, default=4, help="IMP: training epochs per round (and dense training)")
     p.add_argument("--calib", type=int, default=10, help="criticality calibration batches")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--relative-lr", type=float, default=0.0, help="config relative_lr (docs/prune.md)")
     p.add_argument("--rescale", type=float, default=1.0,
                    help="config rescale (docs/prune.md); it and --lr name the points when not default")
     p.add_argument("--subset", type=int, default=20000, help="training samples (>= 20,000 for the issue's grid)")
