@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from collections import defaultdict
@@ -34,6 +35,14 @@ LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw
           "criticality_rand": "random regeneration (ablation)", "gmp": "GMP", "magnitude": "global magnitude",
           "imp": "IMP (rewind to epoch k)", "gradr": "Grad R", "deepr": "Deep R", "pq": "PQ", "set": "SET",
           "rigl": "RigL", "random": "random"}
+
+
+def label(method: str) -> str:
+    """A method's table label; a point run with --rescale / --lr / --relative-lr names them after a comma."""
+    found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_lr([^_]+))?(?:_rel([^_]+))?", method)
+    base, *values = found.groups()
+    extra = [f"{key} {v}" for key, v in zip(("rescale", "lr", "relative_lr"), values, strict=True) if v]
+    return ", ".join([LABELS.get(base, base), *extra])
 
 
 def model_path(net: str) -> Path:
@@ -55,7 +64,8 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
     from snndeploy.prune.set_rigl import RigLConfig, SETConfig
 
     per_step = max(1, args.epochs // args.steps)
-    common = {"lr": args.lr, "seed": seed, "eval_each_step": True, "rescale": args.rescale}
+    common = {"lr": args.lr, "seed": seed, "eval_each_step": True, "rescale": args.rescale,
+              "relative_lr": args.relative_lr}
     if name.startswith("criticality"):
         extra = {"weight_score": "post_magnitude" if name == "criticality_cw" else "post",
                  "regen": "random" if name == "criticality_rand" else "criticality"}
@@ -93,7 +103,7 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
     from snndeploy.prune.runner import STATE_FILE
 
     method_label = method + (f"_rescale{args.rescale:g}" if args.rescale != 1 else "") + (
-        f"_lr{args.lr:g}" if args.lr != 1e-3 else "")
+        f"_lr{args.lr:g}" if args.lr != 1e-3 else "") + (f"_rel{args.relative_lr:g}" if args.relative_lr else "")
     name = point_name(net, method_label, sparsity, seed)
     result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
@@ -144,7 +154,7 @@ def table(rows: list[dict]) -> str:
     lines = ["| net | method | sparsity | seeds | dense | after (mean +- std) | delta (pp) | epochs |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['net']} | {LABELS.get(r['method'], r['method'])} | {r['sparsity']:g} | "
+        lines.append(f"| {r['net']} | {label(r['method'])} | {r['sparsity']:g} | "
                      f"{len(r['seeds'])} | {100 * r['dense']:.2f} | {100 * r['mean']:.2f} +- {100 * r['std']:.2f} | "
                      f"{r['delta_pp']:+.2f} | {r['epochs']:g} |")
     return "\n".join(lines)
@@ -163,7 +173,7 @@ def plots(results: Path, rows: list[dict]) -> list[Path]:
         for method in sorted({r["method"] for r in mine}):
             pts = sorted((r["sparsity"], 100 * r["mean"], 100 * r["std"]) for r in mine if r["method"] == method)
             ax1.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
-                         label=LABELS.get(method, method))
+                         label=label(method))
         ax1.axhline(100 * mine[0]["dense"], color="k", ls=":", label="dense")
         ax1.set_xlabel("weight sparsity")
         ax1.set_ylabel("test accuracy (%)")
@@ -214,6 +224,7 @@ def main() -> None:
     p.add_argument("--imp-epochs", type=int, default=4, help="IMP: training epochs per round (and dense training)")
     p.add_argument("--calib", type=int, default=10, help="criticality calibration batches")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--relative-lr", type=float, default=0.0, help="config relative_lr (docs/prune.md)")
     p.add_argument("--rescale", type=float, default=1.0,
                    help="config rescale (docs/prune.md); it and --lr name the points when not default")
     p.add_argument("--subset", type=int, default=20000, help="training samples (>= 20,000 for the issue's grid)")

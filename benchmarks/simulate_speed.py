@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import tempfile
 import threading
@@ -258,14 +259,21 @@ def conv_step_ms(net: LoihiNet, x: np.ndarray, copies: int, repeats: int = 20) -
 
 def measure_case(name: str, net: LoihiNet, x: np.ndarray, bias: np.ndarray | None, args) -> list[dict]:
     rows = []
-    with PeakRss() as rss:
-        netx_n = min(len(x), args.netx_samples)
-        wall = netx_per_sample(net, x[:netx_n], bias)["wall_s"]
-    netx_rate = netx_n / wall
-    rows.append({"method": "netx", "samples": netx_n, "samples_per_s": netx_rate, "wall_s": wall,
-                 "peak_rss_mb": rss.peak / 2**20, "exact": None})
-    print(f"  {'netx':<14} {netx_n:>5} samples {netx_rate:8.2f} samples/s  peak RSS {rss.peak / 2**20:7.0f} MB",
-          flush=True)
+    netx_n = min(len(x), args.netx_samples)
+    try:
+        with PeakRss() as rss:
+            wall = netx_per_sample(net, x[:netx_n], bias)["wall_s"]
+    except Exception as exc:  # noqa: BLE001  (netx cannot build every file: recorded, the other methods still run)
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        rows.append({"method": "netx", "samples": 0, "samples_per_s": None, "error": error, "exact": None})
+        print(f"  {'netx':<14} failed: {error}", flush=True)
+        netx_rate = float("nan")
+    else:
+        netx_rate = netx_n / wall
+        rows.append({"method": "netx", "samples": netx_n, "samples_per_s": netx_rate, "wall_s": wall,
+                     "peak_rss_mb": rss.peak / 2**20, "exact": None})
+        print(f"  {'netx':<14} {netx_n:>5} samples {netx_rate:8.2f} samples/s  peak RSS {rss.peak / 2**20:7.0f} MB",
+              flush=True)
     reference = None
     for method, count, options in variants(net, len(x), args.workers, args.batches):
         with PeakRss() as rss:
@@ -275,7 +283,8 @@ def measure_case(name: str, net: LoihiNet, x: np.ndarray, bias: np.ndarray | Non
         n_ref = reference.samples
         exact = same_outputs(_head(result, n_ref), reference) if method != "per-sample" else True
         rate = count / row["wall_s"]
-        rows.append({"method": method, "samples": count, "samples_per_s": rate, "vs_netx": rate / netx_rate,
+        vs_netx = None if math.isnan(netx_rate) else rate / netx_rate
+        rows.append({"method": method, "samples": count, "samples_per_s": rate, "vs_netx": vs_netx,
                      "peak_rss_mb": rss.peak / 2**20, "exact": exact, **row})
         print(f"  {method:<14} {count:>5} samples {rate:8.2f} samples/s  x{rate / netx_rate:6.1f} netx  "
               f"B={row['copies']} x {row['per_copy']}, {row['builds']} builds  peak RSS {rss.peak / 2**20:7.0f} MB"
@@ -302,7 +311,8 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups)), 4))
     width = 0.8 / len(methods)
     for k, method in enumerate(methods):
-        values = {(r["network"], r["variant"]): r["samples_per_s"] for r in rows if r["method"] == method}
+        values = {(r["network"], r["variant"]): r["samples_per_s"] for r in rows
+                  if r["method"] == method and r["samples_per_s"] is not None}
         xs = [i + k * width for i, g in enumerate(groups) if g in values]
         ax.bar(xs, [values[g] for g in groups if g in values], width=width, label=method)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], [f"{n}\n{v}" for n, v in groups], fontsize=8)

@@ -47,6 +47,9 @@ class PruneConfig:
     # neurons are driven far beyond threshold (lava-dl's mnist-mlp-128) fine-tunes far faster scaled down: see
     # docs/prune.md "Learning rate"
     rescale: float = 1.0
+    # 0: every parameter's Adam rate is lr. > 0: each pruned layer's rate is relative_lr x the RMS of its live
+    # weights when the optimizer is made (a step relative to the layer's scale; docs/prune.md "Learning rate")
+    relative_lr: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "l1": (0.0, 10.0), "sparsity_epochs": (0, 100000),
     "rewind_epoch": (0, 100000), "dense_epochs": (0, 100000), "dense_lr": (1e-12, 10.0),
     "distill_weight": (0.0, 1.0), "min_width": (0.0, 1.0), "temperature": (1e-3, 1e3), "rescale": (1e-6, 1e3),
+    "relative_lr": (0.0, 1.0),
 }
 
 

@@ -253,7 +253,10 @@ class Runner:
         return self.optimizer
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.spec.config.lr)
+        cfg = self.spec.config
+        if cfg.relative_lr <= 0:
+            return torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        return torch.optim.Adam(relative_rate_groups(self.engine, self.net, cfg.relative_lr, cfg.lr))
 
     def _finetune(self, rnd: Round) -> int:
         if rnd.epochs <= 0:
@@ -293,6 +296,18 @@ class Runner:
             "cost": self.cost.to_dict(), "history": self.history, "records": records,
         }
         return RunResult(report, self.net, self.state_path, self.history)
+
+
+def relative_rate_groups(engine: PruningEngine, net: nn.Module, relative: float, lr: float) -> list[dict]:
+    """Adam parameter groups: each pruned layer at ``relative`` x the RMS of its live weights, the rest at ``lr``."""
+    groups, seen = [], set()
+    for layer in engine.layers:
+        live = layer.weight.detach()[layer.mask.mask != 0]
+        rms = float(live.pow(2).mean().sqrt()) if live.numel() else 0.0
+        groups.append({"params": [layer.weight], "lr": relative * rms if rms > 0 else lr})
+        seen.add(id(layer.weight))
+    rest = [p for p in net.parameters() if id(p) not in seen]
+    return groups + ([{"params": rest, "lr": lr}] if rest else [])
 
 
 def _spec_dict(net: nn.Module) -> dict | None:

@@ -165,3 +165,14 @@ def test_rescale_scales_the_pruned_layers_once_after_the_first_step(tmp_path, ml
     for layer, weight in zip(runner.engine.layers, before, strict=True):
         live = layer.mask.mask.bool()
         torch.testing.assert_close(layer.weight.detach()[live], weight[live] * 0.25)
+
+
+def test_relative_lr_gives_each_pruned_layer_a_rate_in_proportion_to_its_weights(tmp_path, mlp_path):
+    net = load_model(mlp_path)
+    runner = _runner(tmp_path, net, "magnitude", 0.5, subset=64, test_subset=16, relative_lr=0.004)
+    groups = runner._new_optimizer().param_groups
+    assert len(groups) == len(runner.engine.layers) + 1  # the neurons' decays (not trained here) at lr
+    for group, layer in zip(groups, runner.engine.layers, strict=False):
+        rms = float(layer.weight.detach().pow(2).mean().sqrt())
+        assert group["params"] == [layer.weight] and group["lr"] == pytest.approx(0.004 * rms, rel=1e-5)
+    assert groups[-1]["lr"] == runner.spec.config.lr
