@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -12,6 +13,11 @@ import snndeploy  # noqa: F401  (installs the Lava compatibility hook before any
 from snndeploy import settings
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# A suite started in the background by a non-interactive shell (`make test &`, some CI runners) inherits SIGINT
+# ignored, and so would every child it starts: the Ctrl-C tests would then test nothing but that. Restore it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
