@@ -339,8 +339,8 @@ def _neuron_from_nir(node, shape, dt: float, where: str, structure_only: bool = 
                         bias=None if bias is None else np.asarray(bias, dtype=np.float64),
                         spiking=bool(meta.get("spiking", 1)))
         return neuron, np.asarray(float(meta.get("gain", 1.0)))
-    v_reset = np.asarray(getattr(node, "v_reset", None) if getattr(node, "v_reset", None) is not None else 0.0)
-    if np.any(v_reset != 0) and not structure_only:
+    v_reset = getattr(node, "v_reset", None)
+    if v_reset is not None and np.any(np.asarray(v_reset) != 0) and not structure_only:
         raise UserError(f"{where}: v_reset != 0 has no Loihi equivalent (Loihi resets the voltage to 0)")
     du, dv, gain, v_leak = _decays_and_gain(node, shape, dt)
     if not np.all(np.isfinite(gain)) and not structure_only:  # w_in = tau_syn = inf: only our metadata has it
@@ -412,17 +412,14 @@ def from_nir(graph, *, dt: float | None = None, name: str = "nir", reset: str | 
             shape = (int(np.prod(shape)),)
             continue
         synapse = _synapse_node(node, key, shape, where, keep_sparse=structure_only)
+        if structure_only and pending is not None and (synapse is not None or isinstance(node, nir.Scale)):
+            # counted as the graph has it: the first synapse read out as it is (no merging), then the next one
+            layers.append(_layer(pending["name"], None, pending, shape, dt, nodes, succ, flattened, True))
+            pending, flattened = None, False
         if synapse is not None:
-            if pending is not None and structure_only:
-                # counted as the graph has it: the first synapse read out as it is (no merging), then the second
-                layers.append(_layer(pending["name"], None, pending, shape, dt, nodes, succ, flattened, True))
-                pending, flattened = None, False
             pending = synapse if pending is None else _compose(pending, synapse, where)
             shape = tuple(synapse["out_shape"])
             continue
-        if isinstance(node, nir.Scale) and pending is not None and structure_only:
-            layers.append(_layer(pending["name"], None, pending, shape, dt, nodes, succ, flattened, True))
-            pending, flattened = None, False
         if isinstance(node, nir.Scale) and pending is None:
             pending = {"op": "input", "weight": np.asarray(node.scale, dtype=np.float64), "in_shape": shape,
                        "out_shape": shape, "syn_bias": np.zeros(1), "name": key}

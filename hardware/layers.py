@@ -171,8 +171,8 @@ def _conv(name: str, weight, groups, stride, padding, dilation, in_shape: tuple[
                  nonzero / max(n_in, 1), weight_bits(w), (kh, kw), stride, groups)
 
 
-def _pool(name: str, kernel_size, stride, padding, average: bool, in_shape: tuple[int, ...],
-          neuron: str) -> LayerCount:
+def _pool(name: str, kernel_size, stride, padding, in_shape: tuple[int, ...], neuron: str) -> LayerCount:
+    """Sum pooling: one shared unit weight (the IR's pooling weight is a gain of the neuron, not a synapse)."""
     if len(in_shape) != 3:
         raise UserError(f"layer {name!r}: pooling needs a (C, H, W) input, gets {in_shape}")
     kernel, stride = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
@@ -184,18 +184,15 @@ def _pool(name: str, kernel_size, stride, padding, average: bool, in_shape: tupl
     synapses = int(in_shape[0] * rows.sum() * cols.sum())
     n_out = in_shape[0] * h_out * w_out
     fanout = int(np.ceil(kernel[0] / stride[0]) * np.ceil(kernel[1] / stride[1]))
-    weight = np.ones(1) * float(np.prod(kernel)) ** (-1.0 if average else 0.0)
     return LayerCount(name, "pool", in_shape, (in_shape[0], h_out, w_out), neuron, synapses, synapses, 1, 1,
                  int(np.prod(kernel)), synapses / max(n_out, 1), fanout, synapses / max(int(np.prod(in_shape)), 1),
-                 weight_bits(weight), kernel, stride, in_shape[0])
+                 weight_bits(np.ones(1)), kernel, stride, in_shape[0])
 
 
-def _scale(name: str, scale, in_shape: tuple[int, ...], neuron: str) -> LayerCount:
-    w = np.broadcast_to(np.asarray(scale, dtype=float), in_shape)
-    nonzero = int(np.count_nonzero(w))
+def _one_to_one(name: str, in_shape: tuple[int, ...], neuron: str) -> LayerCount:
+    """An input layer: one unit synapse per neuron (the IR's input scale is a gain of the neuron)."""
     n = int(np.prod(in_shape))
-    return LayerCount(name, "input", in_shape, in_shape, neuron, n, nonzero, int(np.asarray(scale).size),
-                      int(np.count_nonzero(scale)), 1, nonzero / max(n, 1), 1, nonzero / max(n, 1), weight_bits(w),
+    return LayerCount(name, "input", in_shape, in_shape, neuron, n, n, 1, 1, 1, 1.0, 1, 1.0, weight_bits(np.ones(1)),
                       groups=int(in_shape[0]))
 
 
@@ -251,9 +248,9 @@ def _count_ir_layer(layer: Layer, in_shape: tuple[int, ...]) -> LayerCount:
         count = _conv(layer.name, np.asarray(layer.weight, dtype=np.float32), layer.groups, layer.stride,
                       layer.padding, layer.dilation, in_shape, neuron)
     elif layer.op == "pool":  # the pooling weight is a gain of the neuron, not a synapse
-        count = _pool(layer.name, layer.kernel, layer.stride, layer.padding, False, in_shape, neuron)
+        count = _pool(layer.name, layer.kernel, layer.stride, layer.padding, in_shape, neuron)
     else:  # input: the scale is a gain of the neuron; its synapses are one-to-one
-        count = _scale(layer.name, np.ones(1), in_shape, neuron)
+        count = _one_to_one(layer.name, in_shape, neuron)
     if layer.recurrent is not None:
         count = _with_recurrent(count, layer.recurrent)
     if layer.syn_bias is not None:
