@@ -38,10 +38,11 @@ LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw
 
 
 def label(method: str) -> str:
-    """A method's table label; a point run with --rescale / --lr / --relative-lr names them after a comma."""
-    found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_lr([^_]+))?(?:_rel([^_]+))?", method)
+    """A method's table label; a point's --rescale / --lr / relative rate (lr_rule relative) follow a comma."""
+    found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_lr([^_]+))?(?:_rel([^_]+))?(?:_dw([^_]+))?", method)
     base, *values = found.groups()
-    extra = [f"{key} {v}" for key, v in zip(("rescale", "lr", "relative_lr"), values, strict=True) if v]
+    keys = ("rescale", "lr", "relative_lr", "distill_weight")
+    extra = [f"{key} {v}" for key, v in zip(keys, values, strict=True) if v]
     return ", ".join([LABELS.get(base, base), *extra])
 
 
@@ -65,7 +66,8 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
 
     per_step = max(1, args.epochs // args.steps)
     common = {"lr": args.lr, "seed": seed, "eval_each_step": True, "rescale": args.rescale,
-              "relative_lr": args.relative_lr}
+              "relative_lr": args.relative_lr, **({"lr_rule": args.lr_rule} if args.lr_rule else {}),
+              **({"distill_weight": args.distill_weight} if args.distill_weight is not None else {})}
     if name.startswith("criticality"):
         extra = {"weight_score": "post_magnitude" if name == "criticality_cw" else "post",
                  "regen": "random" if name == "criticality_rand" else "criticality"}
@@ -98,18 +100,22 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
     """Run (or resume, or skip) one grid point; returns its result record."""
     from snndeploy.atomic import write_json
     from snndeploy.loader import load_model
+    from snndeploy.prune.config import with_lr_rule
+    from snndeploy.prune.distill import recorded_training
     from snndeploy.prune.job import PruneJob, run_prune
     from snndeploy.prune.registry import find_method
     from snndeploy.prune.runner import STATE_FILE
 
+    config = with_lr_rule(make_config(method, seed, args), imported=recorded_training(model_path(net)) is None)
     method_label = method + (f"_rescale{args.rescale:g}" if args.rescale != 1 else "") + (
-        f"_lr{args.lr:g}" if args.lr != 1e-3 else "") + (f"_rel{args.relative_lr:g}" if args.relative_lr else "")
+        f"_lr{args.lr:g}" if args.lr != 1e-3 else "") + (
+        f"_rel{config.relative_lr:g}" if config.lr_rule == "relative" else "") + (
+        f"_dw{args.distill_weight:g}" if args.distill_weight is not None else "")
     name = point_name(net, method_label, sparsity, seed)
     result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
     work = args.work / name
-    config = make_config(method, seed, args)
     base = "criticality" if method.startswith("criticality") else method
     t0 = time.perf_counter()
     import torch
@@ -224,7 +230,10 @@ def main() -> None:
     p.add_argument("--imp-epochs", type=int, default=4, help="IMP: training epochs per round (and dense training)")
     p.add_argument("--calib", type=int, default=10, help="criticality calibration batches")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--relative-lr", type=float, default=0.0, help="config relative_lr (docs/prune.md)")
+    p.add_argument("--lr-rule", choices=("auto", "absolute", "relative"),
+                   help="config lr_rule (docs/prune.md; default: each method's own, auto but for IMP)")
+    p.add_argument("--relative-lr", type=float, default=0.004, help="config relative_lr (docs/prune.md)")
+    p.add_argument("--distill-weight", type=float, help="config distill_weight (default: the method's own)")
     p.add_argument("--rescale", type=float, default=1.0,
                    help="config rescale (docs/prune.md); it and --lr name the points when not default")
     p.add_argument("--subset", type=int, default=20000, help="training samples (>= 20,000 for the issue's grid)")

@@ -16,6 +16,8 @@ from snndeploy.prune.schedules import SCHEDULES
 from snndeploy.prune.scores import CHANNEL_NORMS
 from snndeploy.yaml_io import read_yaml
 
+LR_RULES = ("auto", "absolute", "relative")
+
 
 @dataclass(frozen=True)
 class PruneConfig:
@@ -42,14 +44,17 @@ class PruneConfig:
     objective: str = "distill"  # distill | label
     distill_weight: float = 0.5  # share of the distillation term (the label loss gets the rest)
     temperature: float = 2.0  # softmax temperature on output counts (spikes summed over time)
-    label_loss: str = "auto"  # auto (the checkpoint's own training loss, else cross_entropy) | cross_entropy | ...
+    # auto: the checkpoint's own training loss; none for an imported network (pure distillation) | cross_entropy | ...
+    label_loss: str = "auto"
     # after the first pruning step, every pruned layer's weights times this (1: off). An imported network whose
     # neurons are driven far beyond threshold (lava-dl's mnist-mlp-128) fine-tunes far faster scaled down: see
     # docs/prune.md "Learning rate"
     rescale: float = 1.0
-    # 0: every parameter's Adam rate is lr. > 0: each pruned layer's rate is relative_lr x the RMS of its live
-    # weights when the optimizer is made (a step relative to the layer's scale; docs/prune.md "Learning rate")
-    relative_lr: float = 0.0
+    # how Adam's rates are set (docs/prune.md "Learning rate"): absolute (every parameter at lr) | relative (each
+    # pruned layer at relative_lr x the RMS of its live weights when the optimizer is made, the rest at lr) | auto
+    # (relative for an imported network, whose training is unknown; absolute for a checkpoint that records its own)
+    lr_rule: str = "auto"
+    relative_lr: float = 0.004
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class IMPConfig(PruneConfig):
     rewind_epoch: int = 1
     dense_epochs: int = 0  # dense training from init (init, epoch); 0: epochs_per_step
     dense_lr: float = 1e-3  # learning rate of that dense training (a fresh init needs a training-sized rate)
+    lr_rule: str = "absolute"  # each round retrains a rewound early iterate: a training-sized rate, not a nudge
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "kernel": KERNELS, "weight_score": ("post", "post_magnitude", "post_rate"),
     "regrow_init": ("restore", "zero"), "channel_score": ("gate", "gate_l1"),
     "rewind": ("epoch", "init", "start", "none"),
-    "objective": OBJECTIVES, "channel_norm": CHANNEL_NORMS, "label_loss": LABEL_LOSSES,
+    "objective": OBJECTIVES, "channel_norm": CHANNEL_NORMS, "label_loss": LABEL_LOSSES, "lr_rule": LR_RULES,
 }
 RANGES: dict[str, tuple[float, float]] = {
     "steps": (1, 1000), "rate": (1e-6, 0.999), "epochs_per_step": (0, 100000), "lr": (1e-12, 10.0),
@@ -140,7 +146,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "l1": (0.0, 10.0), "sparsity_epochs": (0, 100000),
     "rewind_epoch": (0, 100000), "dense_epochs": (0, 100000), "dense_lr": (1e-12, 10.0),
     "distill_weight": (0.0, 1.0), "min_width": (0.0, 1.0), "temperature": (1e-3, 1e3), "rescale": (1e-6, 1e3),
-    "relative_lr": (0.0, 1.0),
+    "relative_lr": (1e-9, 1.0),
 }
 
 
@@ -209,6 +215,13 @@ def load_config(cls: type, path: str | Path | None) -> PruneConfig:
 
 def config_to_dict(config: PruneConfig) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def with_lr_rule(config: PruneConfig, imported: bool) -> PruneConfig:
+    """``config`` with ``lr_rule: auto`` made concrete: relative for an imported network, absolute for our own."""
+    if config.lr_rule != "auto":
+        return config
+    return dataclasses.replace(config, lr_rule="relative" if imported else "absolute")
 
 
 def with_scope(method_name: str, config: PruneConfig, scope: str | None) -> PruneConfig:

@@ -12,8 +12,11 @@ network as it was before pruning (frozen, run on the same input batch) and stude
     loss = w * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) + (1 - w) * label_loss(s, y)
 
 per sample (batch mean), ``w = distill_weight``, ``T = temperature`` (in output units: spikes for spiking outputs).
-``label_loss`` is the network's own training loss when its checkpoint records it, else cross-entropy on ``z_s``
-(``label_loss: auto``). ``objective: label`` trains on the label loss alone.
+``label_loss: auto`` is the network's own training loss when its checkpoint records it; an imported network, whose
+training loss is unknown, gets none (``w = 1``, pure distillation). Why: at sparsity 0 the distillation gradient is
+exactly zero, so any label term alone moves the network, and Adam scales its step to ``lr`` whatever its weight:
+count cross-entropy at ``w = 0.5`` took lava-dl's ``mnist-mlp-128`` down 1.4-3.0 pp in one epoch (docs/prune.md).
+``label_loss: cross_entropy`` adds cross-entropy on ``z_s``; ``objective: label`` trains on the label loss alone.
 """
 
 from __future__ import annotations
@@ -56,11 +59,11 @@ def recorded_training(path: str | Path) -> TrainConfig | None:
     return TrainConfig(**{k: config[k] for k in keys if k in config})
 
 
-def label_loss(name: str, recorded: TrainConfig | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """A per-sample (batch-mean) label loss: ``auto`` is the recorded training loss, else count cross-entropy."""
+def label_loss(name: str, recorded: TrainConfig | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """A per-sample (batch-mean) label loss: ``auto`` is the recorded training loss, else None (no label term)."""
     if name == "auto":
         if recorded is None:
-            return count_cross_entropy
+            return None
         config = recorded
     elif name == "cross_entropy":
         return count_cross_entropy
@@ -119,6 +122,7 @@ def make_objective(config, net: nn.Module, recorded: TrainConfig | None = None) 
     """The objective a prune config asks for; the teacher is a frozen copy of ``net`` as it is now (dense)."""
     label = label_loss(config.label_loss, recorded)
     if config.objective == "label" or config.distill_weight <= 0:
-        return Objective(label)
+        return Objective(label or count_cross_entropy)
     teacher = copy.deepcopy(net)
-    return Objective(label, teacher, weight=config.distill_weight, temperature=config.temperature)
+    weight = config.distill_weight if label is not None else 1.0  # an imported network: pure distillation
+    return Objective(label or count_cross_entropy, teacher, weight=weight, temperature=config.temperature)

@@ -13,7 +13,7 @@ import torch
 from snndeploy.errors import UserError
 from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
 from snndeploy.models.spec import save_spec
-from snndeploy.prune.config import PruneConfig
+from snndeploy.prune.config import PruneConfig, with_lr_rule
 from snndeploy.prune.distill import make_objective, recorded_training
 from snndeploy.prune.finetune import DatasetTrainer
 from snndeploy.prune.methods import Method
@@ -64,7 +64,9 @@ def run_prune(net, job: PruneJob) -> dict:
     if method.structured is False and job.structured:
         raise UserError(f"method {method.name} has no structured mode")
     torch.manual_seed(config.seed)
-    objective = make_objective(config, net, recorded_training(job.source))
+    recorded = recorded_training(job.source)
+    config = with_lr_rule(config, imported=recorded is None)
+    objective = make_objective(config, net, recorded)
     trainer = DatasetTrainer(job.dataset, net, batch_size=job.batch_size, subset=job.subset,
                              test_subset=job.test_subset, seed=config.seed, progress=job.progress,
                              objective=objective)

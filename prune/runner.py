@@ -254,7 +254,7 @@ class Runner:
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.spec.config
-        if cfg.relative_lr <= 0:
+        if cfg.lr_rule != "relative":  # run_prune resolves auto; a runner built without it trains at lr
             return torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         return torch.optim.Adam(relative_rate_groups(self.engine, self.net, cfg.relative_lr, cfg.lr))
 

@@ -46,6 +46,7 @@ def test_criticality_run_writes_report_model_and_plot(tmp_path, mlp_net, capsys)
     assert report["sparsity"]["weights"] == pytest.approx(0.8, abs=1e-4)
     assert report["cost"]["epochs"] == 2 and report["cost"]["optimizer_steps"] == 2 * 4
     assert report["cost"]["calibration_batches"] == 2 and report["cost"]["wall_s"] > 0
+    assert report["config"]["lr_rule"] == "relative"  # auto: a netx file is an imported network
     assert 0.0 <= report["accuracy_before"] <= 1.0 and len(report["history"]) == 2
     assert all(h["regrown"] > 0 for h in report["history"])
     kinds = [r["kind"] for r in report["records"]]

@@ -10,9 +10,17 @@ import pytest
 import torch
 
 from snndeploy.loader import load_model
+from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
 from snndeploy.prune import config as cfglib
 from snndeploy.prune import scores
-from snndeploy.prune.distill import Objective, count_cross_entropy, distillation, logits, make_objective
+from snndeploy.prune.distill import (
+    Objective,
+    count_cross_entropy,
+    distillation,
+    logits,
+    make_objective,
+    recorded_training,
+)
 from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.finetune import DatasetTrainer
 from snndeploy.prune.gradr import RewiringAdam, RewiringHyper
@@ -27,8 +35,9 @@ def mlp_path(fixtures_dir):
 
 
 def _runner(tmp_path, net, method: str, target: float, subset: int, test_subset: int, **cfg) -> Runner:
+    """A runner as ``run_prune`` makes it for an imported network (lava-dl's netx file: ``lr_rule`` auto)."""
     m = find_method(method)
-    config = dataclasses.replace(m.config_class(), **cfg)
+    config = cfglib.with_lr_rule(dataclasses.replace(m.config_class(), **cfg), imported=True)
     trainer = DatasetTrainer("mnist", net, batch_size=64, subset=subset, test_subset=test_subset, progress=False,
                              objective=make_objective(config, net))
     return Runner(RunSpec(m, config, target, False, "test"), net, trainer, tmp_path / method)
@@ -36,7 +45,8 @@ def _runner(tmp_path, net, method: str, target: float, subset: int, test_subset:
 
 def test_distillation_of_the_dense_network_itself_is_the_label_loss_alone(mlp_path):
     net = load_model(mlp_path)
-    objective = make_objective(cfglib.MagnitudeConfig(distill_weight=0.7), net)
+    assert make_objective(cfglib.MagnitudeConfig(distill_weight=0.7), net).weight == 1.0  # imported: no label term
+    objective = make_objective(cfglib.MagnitudeConfig(distill_weight=0.7, label_loss="cross_entropy"), net)
     trainer = DatasetTrainer("mnist", net, batch_size=16, subset=64, test_subset=16, progress=False)
     x, y = next(trainer.train_batches())
     with torch.no_grad():
@@ -88,6 +98,21 @@ def test_fine_tuning_at_sparsity_zero_keeps_the_imported_networks_accuracy(tmp_p
     report = runner.run().report
     assert report["cost"]["optimizer_steps"] > 0
     assert abs(report["accuracy_after"] - report["accuracy_before"]) < 0.005, report["history"]
+
+
+def test_lr_rule_auto_is_relative_for_an_imported_network_and_absolute_for_a_recorded_training(tmp_path, mlp_path):
+    net = load_model(mlp_path)
+    assert recorded_training(mlp_path) is None  # a netx file does not say how it was trained
+    own = save_checkpoint(tmp_path / "own.pt", make_checkpoint(net, extra={"config": {"loss": "spike_rate"}}))
+    assert recorded_training(own).loss == "spike_rate"
+    auto = cfglib.CriticalityConfig()
+    assert auto.lr_rule == "auto" and cfglib.IMPConfig().lr_rule == "absolute"
+    assert cfglib.with_lr_rule(auto, imported=True).lr_rule == "relative"
+    assert cfglib.with_lr_rule(auto, imported=False).lr_rule == "absolute"
+    absolute = dataclasses.replace(auto, lr_rule="absolute")
+    assert cfglib.with_lr_rule(absolute, imported=True) is absolute  # an explicit rule stays
+    runner = _runner(tmp_path, net, "magnitude", 0.5, subset=64, test_subset=16, lr_rule="absolute")
+    assert [g["lr"] for g in runner._new_optimizer().param_groups] == [runner.spec.config.lr]
 
 
 def test_the_optimizer_carries_over_rounds_and_resume(tmp_path, mlp_path):
