@@ -38,11 +38,13 @@ LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw
 
 
 def label(method: str) -> str:
-    """A method's table label; a point's --rescale / --lr / relative rate (lr_rule relative) follow a comma."""
-    found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_lr([^_]+))?(?:_rel([^_]+))?(?:_dw([^_]+))?", method)
-    base, *values = found.groups()
-    keys = ("rescale", "lr", "relative_lr", "distill_weight")
-    extra = [f"{key} {v}" for key, v in zip(keys, values, strict=True) if v]
+    """A method's table label; a point's --rescale / --drive-limit / --lr / relative rate (lr_rule relative) /
+    --distill-weight / --label-ce follow a comma."""
+    found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_drive([^_]+))?(?:_lr([^_]+))?(?:_rel([^_]+))?(?:_dw([^_]+))?"
+                         r"(_ce)?", method)
+    base, *values, ce = found.groups()
+    keys = ("rescale", "drive_limit", "lr", "relative_lr", "distill_weight")
+    extra = [f"{key} {v}" for key, v in zip(keys, values, strict=True) if v] + (["+ count CE"] if ce else [])
     return ", ".join([LABELS.get(base, base), *extra])
 
 
@@ -67,7 +69,9 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
     per_step = max(1, args.epochs // args.steps)
     common = {"lr": args.lr, "seed": seed, "eval_each_step": True, "rescale": args.rescale,
               "relative_lr": args.relative_lr, **({"lr_rule": args.lr_rule} if args.lr_rule else {}),
-              **({"distill_weight": args.distill_weight} if args.distill_weight is not None else {})}
+              **({"distill_weight": args.distill_weight} if args.distill_weight is not None else {}),
+              **({"label_loss": "cross_entropy"} if args.label_ce else {}),
+              **({"drive_limit": args.drive_limit} if args.drive_limit is not None else {})}
     if name.startswith("criticality"):
         extra = {"weight_score": "post_magnitude" if name == "criticality_cw" else "post",
                  "regen": "random" if name == "criticality_rand" else "criticality"}
@@ -108,9 +112,10 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
 
     config = with_lr_rule(make_config(method, seed, args), imported=recorded_training(model_path(net)) is None)
     method_label = method + (f"_rescale{args.rescale:g}" if args.rescale != 1 else "") + (
+        f"_drive{args.drive_limit:g}" if args.drive_limit is not None else "") + (
         f"_lr{args.lr:g}" if args.lr != 1e-3 else "") + (
         f"_rel{config.relative_lr:g}" if config.lr_rule == "relative" else "") + (
-        f"_dw{args.distill_weight:g}" if args.distill_weight is not None else "")
+        f"_dw{args.distill_weight:g}" if args.distill_weight is not None else "") + ("_ce" if args.label_ce else "")
     name = point_name(net, method_label, sparsity, seed)
     result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
@@ -232,8 +237,11 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-rule", choices=("auto", "absolute", "relative"),
                    help="config lr_rule (docs/prune.md; default: each method's own, auto but for IMP)")
-    p.add_argument("--relative-lr", type=float, default=0.004, help="config relative_lr (docs/prune.md)")
+    p.add_argument("--relative-lr", type=float, default=0.016, help="config relative_lr (docs/prune.md)")
     p.add_argument("--distill-weight", type=float, help="config distill_weight (default: the method's own)")
+    p.add_argument("--label-ce", action="store_true",
+                   help="config label_loss cross_entropy: distillation + count cross-entropy (points named _ce)")
+    p.add_argument("--drive-limit", type=float, help="config drive_limit (default: the method's own)")
     p.add_argument("--rescale", type=float, default=1.0,
                    help="config rescale (docs/prune.md); it and --lr name the points when not default")
     p.add_argument("--subset", type=int, default=20000, help="training samples (>= 20,000 for the issue's grid)")

@@ -50,11 +50,14 @@ class PruneConfig:
     # neurons are driven far beyond threshold (lava-dl's mnist-mlp-128) fine-tunes far faster scaled down: see
     # docs/prune.md "Learning rate"
     rescale: float = 1.0
+    # after the first step that removes weights, a pruned spiking layer whose median |v - theta| exceeds this many
+    # thresholds has its weights scaled down to it, once (0: off; snndeploy.prune.drive, docs/prune.md)
+    drive_limit: float = 0.0
     # how Adam's rates are set (docs/prune.md "Learning rate"): absolute (every parameter at lr) | relative (each
     # pruned layer at relative_lr x the RMS of its live weights when the optimizer is made, the rest at lr) | auto
     # (relative for an imported network, whose training is unknown; absolute for a checkpoint that records its own)
     lr_rule: str = "auto"
-    relative_lr: float = 0.004
+    relative_lr: float = 0.016
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "l1": (0.0, 10.0), "sparsity_epochs": (0, 100000),
     "rewind_epoch": (0, 100000), "dense_epochs": (0, 100000), "dense_lr": (1e-12, 10.0),
     "distill_weight": (0.0, 1.0), "min_width": (0.0, 1.0), "temperature": (1e-3, 1e3), "rescale": (1e-6, 1e3),
-    "relative_lr": (1e-9, 1.0),
+    "drive_limit": (0.0, 1e6), "relative_lr": (1e-9, 1.0),
 }
 
 

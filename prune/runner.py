@@ -25,6 +25,7 @@ from snndeploy.models.checkpoint import rng_state, safe_torch_load, set_rng_stat
 from snndeploy.models.spec import spec_to_dict
 from snndeploy.prune import config as cfglib
 from snndeploy.prune.cost import CostMeter, model_stats, synops_per_sample
+from snndeploy.prune.drive import limit_drive
 from snndeploy.prune.engine import PruningEngine, Selection
 from snndeploy.prune.finetune import Backend
 from snndeploy.prune.methods import Method, Round
@@ -32,6 +33,7 @@ from snndeploy.prune.shrink import shrink
 from snndeploy.train import distributed
 
 STATE_FILE = "prune_state.pt"
+DRIVE_BATCHES = 4  # training batches on which drive_limit measures each layer's median drive
 STATE_FORMAT = "snndeploy-prune-state"
 
 
@@ -228,6 +230,9 @@ class Runner:
             if cfg.rescale != 1.0 and not any("rescaled" in h for h in self.history):
                 self.engine.scale_weights(cfg.rescale)
                 info["rescaled"] = cfg.rescale
+            if cfg.drive_limit > 0 and self.engine.sparsity() > 0 and not any("drive" in h for h in self.history):
+                batches = ctx.calibration_inputs(DRIVE_BATCHES)
+                info["drive"] = limit_drive(self.engine, self.net, batches, cfg.drive_limit)
         self.engine.step += 1
         steps = self._finetune(rnd)
         self.cost.epochs += rnd.epochs

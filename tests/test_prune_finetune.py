@@ -4,6 +4,7 @@ structured scores across layers, Deep R's connection count (real lava-dl MNIST n
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import pytest
@@ -21,6 +22,7 @@ from snndeploy.prune.distill import (
     make_objective,
     recorded_training,
 )
+from snndeploy.prune.drive import limit_drive, median_drive
 from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.finetune import DatasetTrainer
 from snndeploy.prune.gradr import RewiringAdam, RewiringHyper
@@ -201,3 +203,35 @@ def test_relative_lr_gives_each_pruned_layer_a_rate_in_proportion_to_its_weights
         rms = float(layer.weight.detach().pow(2).mean().sqrt())
         assert group["params"] == [layer.weight] and group["lr"] == pytest.approx(0.004 * rms, rel=1e-5)
     assert groups[-1]["lr"] == runner.spec.config.lr
+
+
+def test_drive_limit_scales_only_the_layers_driven_far_beyond_threshold(tmp_path, mlp_path, fixtures_dir):
+    """lava-dl's netx MNIST network sits ~100 thresholds from threshold in its first layer; bootstrap MNIST ~2."""
+    net = load_model(mlp_path)
+    trainer = DatasetTrainer("mnist", net, batch_size=64, subset=256, test_subset=16, progress=False)
+    batches = [x for x, _ in itertools.islice(trainer.train_batches(), 2)]
+    before = [median_drive(net, i, batches) for i in range(len(net.blocks))]
+    assert before[0] > 50 and before[2] < 10
+    weights = [block.synapse.weight.detach().clone() for block in net.blocks]
+    factors = limit_drive(PruningEngine(net), net, batches, 10.0)
+    assert set(factors) == {"blocks.0", "blocks.1"} and all(0 < f < 1 for f in factors.values())
+    torch.testing.assert_close(net.blocks[0].synapse.weight.detach(), weights[0] * factors["blocks.0"])
+    assert torch.equal(net.blocks[2].synapse.weight.detach(), weights[2])
+    assert median_drive(net, 0, batches) < before[0] / 5
+    bootstrap = load_model(fixtures_dir / "mnist-mlp-512" / "network.net")  # fed as it records (not like mlp-128)
+    own = DatasetTrainer("mnist", bootstrap, batch_size=64, subset=256, test_subset=16, progress=False)
+    own_batches = [x for x, _ in itertools.islice(own.train_batches(), 2)]
+    assert limit_drive(PruningEngine(bootstrap), bootstrap, own_batches, 10.0) == {}
+
+
+def test_drive_limit_acts_once_after_weights_are_removed_and_never_at_sparsity_zero(tmp_path, mlp_path):
+    net = load_model(mlp_path)
+    dense = _runner(tmp_path / "dense", net, "magnitude", 0.0, subset=64, test_subset=16, epochs_per_step=0,
+                    drive_limit=10.0, eval_each_step=False)
+    weights = [block.synapse.weight.detach().clone() for block in net.blocks]
+    assert all("drive" not in h for h in dense.run().report["history"])
+    assert all(torch.equal(b.synapse.weight.detach(), w) for b, w in zip(net.blocks, weights, strict=True))
+    pruned = _runner(tmp_path / "gmp", load_model(mlp_path), "gmp", 0.5, subset=64, test_subset=16, steps=2,
+                     epochs_per_step=0, drive_limit=10.0, eval_each_step=False)
+    history = pruned.run().report["history"]
+    assert set(history[0]["drive"]) == {"blocks.0", "blocks.1"} and "drive" not in history[1]
