@@ -50,9 +50,9 @@ class PruneConfig:
     # neurons are driven far beyond threshold (lava-dl's mnist-mlp-128) fine-tunes far faster scaled down: see
     # docs/prune.md "Learning rate"
     rescale: float = 1.0
-    # after the first step that removes weights, a pruned spiking layer whose median |v - theta| exceeds this many
-    # thresholds has its weights scaled down to it, once (0: off; snndeploy.prune.drive, docs/prune.md)
-    drive_limit: float = 0.0
+    # after the first step that removes weights, if a pruned spiking layer's median |v - theta| exceeds this many
+    # thresholds, every pruned layer's weights are scaled by limit / that drive, once (0: off; snndeploy.prune.drive)
+    drive_limit: float = 10.0
     # how Adam's rates are set (docs/prune.md "Learning rate"): absolute (every parameter at lr) | relative (each
     # pruned layer at relative_lr x the RMS of its live weights when the optimizer is made, the rest at lr) | auto
     # (relative for an imported network, whose training is unknown; absolute for a checkpoint that records its own)

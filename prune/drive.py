@@ -23,49 +23,51 @@ from snndeploy.train import distributed
 SAMPLES_PER_BATCH = 1 << 16  # voltages kept per layer and batch for the median (a uniform random subsample)
 
 
-def median_drive(net: nn.Module, index: int, batches: Sequence[torch.Tensor]) -> float | None:
-    """Median of ``|v - theta| / theta`` over the neurons, time steps and inputs of ``net.blocks[index]`` (None
-    for a layer without a membrane threshold: sigma-delta neurons, neuron-less read-outs)."""
-    neuron = net.blocks[index].neuron
-    threshold = float(getattr(neuron, "threshold", 0.0) or 0.0)
-    if is_graded(neuron) or threshold <= 0:
-        return None
-    generator = torch.Generator().manual_seed(index)
-    kept: list[torch.Tensor] = []
+def median_drives(net: nn.Module, indices: Sequence[int], batches: Sequence[torch.Tensor]) -> dict[int, float]:
+    """Median of ``|v - theta| / theta`` over the neurons, time steps and inputs of each ``net.blocks[i]``, one
+    forward pass per batch; blocks without a membrane threshold (sigma-delta neurons, neuron-less read-outs) are
+    left out."""
+    thresholds = {}
+    for i in indices:
+        neuron = net.blocks[i].neuron
+        threshold = float(getattr(neuron, "threshold", 0.0) or 0.0)
+        if not is_graded(neuron) and threshold > 0:
+            thresholds[i] = threshold
+    generator = torch.Generator().manual_seed(0)
+    kept: dict[int, list[torch.Tensor]] = {i: [] for i in thresholds}
 
-    def on_voltage(_i: int, v: torch.Tensor) -> None:
-        flat = ((v - threshold).abs() / threshold).reshape(-1)
+    def on_voltage(i: int, v: torch.Tensor) -> None:
+        flat = ((v - thresholds[i]).abs() / thresholds[i]).reshape(-1)
         if flat.numel() > SAMPLES_PER_BATCH:
             flat = flat[torch.randint(flat.numel(), (SAMPLES_PER_BATCH,), generator=generator)]
-        kept.append(flat)
+        kept[i].append(flat)
 
     was_training = net.training
     net.eval()
     try:
-        with torch.no_grad(), record_voltages(net, [index], on_voltage):
+        with torch.no_grad(), record_voltages(net, list(thresholds), on_voltage):
             for x in batches:
                 net(x)
                 reset_state(net)
     finally:
         net.train(was_training)
-    if not kept:
-        return None
-    median = torch.cat(kept).median().reshape(1).to(torch.float64)
+    medians = {i: torch.cat(values).median().reshape(1).to(torch.float64) for i, values in kept.items() if values}
     # under torchrun each rank measured its own batches: the ranks' mean, so every rank scales by the same factor
-    return float(distributed.all_reduce_sum(median)) / distributed.world_size()
+    return {i: float(distributed.all_reduce_sum(m)) / distributed.world_size() for i, m in medians.items()}
 
 
 def limit_drive(engine: PruningEngine, net: nn.Module, batches: Sequence[torch.Tensor],
                 limit: float) -> dict[str, float]:
-    """Scale each pruned layer whose median drive exceeds ``limit`` thresholds by ``limit / drive``, in network
-    order (each layer measured after the ones before it were scaled); returns ``{layer name: factor}``."""
-    factors: dict[str, float] = {}
-    for layer in sorted(engine.layers, key=lambda item: item.info.index):
-        drive = median_drive(net, layer.info.index, batches)
-        if drive is None or drive <= limit:
-            continue
-        factor = limit / drive
-        with torch.no_grad():
-            layer.weight.mul_(factor)
-        factors[layer.info.name] = factor
-    return factors
+    """When a pruned layer's median drive exceeds ``limit`` thresholds, scale every pruned layer's weights by
+    ``limit / largest drive``; returns ``{"largest": drive, "factor": factor}`` (factor 1: nothing scaled).
+
+    Why one factor for all layers: scaling each layer to the limit on its own (measured layer by layer, in order)
+    recovered far less on lava-dl's ``mnist-mlp-128`` (criticality to 90 %: 79.6 % at limit 10, 85.5 % at 4) than
+    one factor for all (92.3 % at 0.1): it leaves the later layers' balance with the first one as trained.
+    """
+    drives = median_drives(net, [layer.info.index for layer in engine.layers], batches)
+    largest = max(drives.values(), default=0.0)
+    factor = limit / largest if largest > limit else 1.0
+    if factor < 1.0:
+        engine.scale_weights(factor)
+    return {"largest": largest, "factor": factor}
