@@ -221,20 +221,37 @@ def build_model(spec: ModelSpec) -> SlayerNet:
     return SlayerNet(spec, blocks)
 
 
+def clipped_by_hook(weight: torch.Tensor, hook) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(used, clipped)``: the values a quantizing pre-hook computes with and where it clips (moves a value by more
+    than a whole step of the weight grid; rounding moves it by at most half a step, 1/64 for lava-dl's 8-bit hook)."""
+    with torch.no_grad():
+        used = hook(weight)
+        return used, (used - weight).abs() > 2 / W_SCALE + 1e-6
+
+
 def clipped_weight(model: nn.Module) -> tuple[str, tuple[int, ...], float, float] | None:
     """The first stored weight that the model's quantizing pre-hook clips: (tensor name, index, stored value,
-    value the model computes with), or None. Rounding to the weight grid moves a value by at most half a step
-    (1/64 for lava-dl's 8-bit hook); more than a whole step is the hook's clamp."""
-    step = 2 / W_SCALE
+    value the model computes with), or None."""
     for name, module in model.named_modules():
         hook = getattr(module, "_pre_hook_fx", None)
         weight = getattr(module, "weight", None)
         if hook is None or not isinstance(weight, nn.Parameter):
             continue
-        with torch.no_grad():
-            used = hook(weight)
-            moved = torch.nonzero((used - weight).abs() > step + 1e-6)
+        used, clipped = clipped_by_hook(weight, hook)
+        moved = torch.nonzero(clipped)
         if len(moved):
             index = tuple(int(i) for i in moved[0])
             return f"{name}.weight", index, float(weight.detach()[index]), float(used[index])
     return None
+
+
+def clip_to_hook(weight: torch.Tensor, hook) -> None:
+    """Set the stored weights that ``hook`` clips to the value it computes with, in place. Why: training can push
+    a stored weight past the 8-bit range, where the network runs with the clipped value and the checkpoint is
+    refused on load (:func:`clipped_weight`); clipping the stored value changes nothing the network computes."""
+    if hook is None:
+        return
+    used, clipped = clipped_by_hook(weight, hook)
+    if bool(clipped.any()):
+        with torch.no_grad():
+            weight[clipped] = used[clipped]

@@ -1,11 +1,11 @@
-"""How far beyond threshold a layer's neurons are driven, and scaling down the layers driven too far.
+"""How far beyond threshold a layer's neurons are driven, and scaling a network driven too far back down.
 
 Why: a trained network whose spiking neurons sit far from threshold (lava-dl's ``mnist-mlp-128``: median
 ``|v - theta|`` of 108 and 55 thresholds; bootstrap MNIST 2.9 and 2.1; a fresh lava-dl init 1.3) hardly changes
-its spikes under small weight changes, and the surrogate gradient, peaked at the threshold, barely reaches it: once
-pruned it recovers very slowly (docs/prune.md "rescale"). Scaling such a layer's weights down brings its neurons
-back towards threshold. It is not an exact rescaling (the threshold stays), so it is done once, after the first
-pruning step, while distillation from the dense network pulls the outputs back.
+its spikes under small weight changes, and the surrogate gradient, peaked at the threshold, barely reaches it:
+once pruned it recovers very slowly (docs/prune.md "drive_limit and rescale"). Scaling its weights down brings the
+neurons back towards threshold. It is not an exact rescaling (the threshold stays), so it is done once, after the
+first pruning step, while distillation from the dense network pulls the outputs back.
 """
 
 from __future__ import annotations

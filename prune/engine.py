@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from snndeploy.models.build import clip_to_hook
 from snndeploy.prune import masks as masklib
 from snndeploy.prune.graph import DependencyGraph, PrunableLayer, build_graph
 from snndeploy.train import distributed
@@ -311,8 +312,10 @@ class PruningEngine:
 
     # ----- training hooks ----------------------------------------------------------------------------------------
     def after_step(self) -> None:
-        """Call after every optimizer step: pruned gates back to exactly 0, norm biases of pruned channels to 0."""
+        """Call after every optimizer step: pruned gates back to exactly 0, norm biases of pruned channels to 0,
+        stored weights inside what a quantized model computes with."""
         for layer in self.layers:
+            clip_to_hook(layer.weight, getattr(layer.block.synapse, "_pre_hook_fx", None))
             layer.mask.hold()
             if self.structured:
                 self._zero_norm_bias(layer)
@@ -376,9 +379,13 @@ class PruningEngine:
                 self._pending_state[name] = owned
 
     def finalize(self) -> None:
-        """Bake masks and gates into plain weights (zeros stay, shapes kept); the engine is done afterwards."""
+        """Bake masks and gates into plain weights (zeros stay, shapes kept); the engine is done afterwards. A
+        quantized layer's pre-hook sees the gated weight, so a gate above 1 can carry a baked weight past its 8-bit
+        range: it is stored as the value the hook computed with."""
         for layer in self.layers:
-            masklib.detach(layer.block.synapse)
+            synapse = layer.block.synapse
+            masklib.detach(synapse)
+            clip_to_hook(synapse.weight, getattr(synapse, "_pre_hook_fx", None))
 
 
 def mean_over_ranks(scores: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:

@@ -14,6 +14,7 @@ from prune_kill import kill_after_round
 
 from snndeploy.cli import main
 from snndeploy.loader import load_model
+from snndeploy.prune.runner import DRIVE_BATCHES
 
 SMALL = ["--data", "mnist", "--subset", "160", "--test-subset", "80", "--batch-size", "40", "--no-progress"]
 
@@ -45,7 +46,10 @@ def test_criticality_run_writes_report_model_and_plot(tmp_path, mlp_net, capsys)
     assert result["report"]["accuracy_after"] == report["accuracy_after"]
     assert report["sparsity"]["weights"] == pytest.approx(0.8, abs=1e-4)
     assert report["cost"]["epochs"] == 2 and report["cost"]["optimizer_steps"] == 2 * 4
-    assert report["cost"]["calibration_batches"] == 2 and report["cost"]["wall_s"] > 0
+    # criticality's calibration (1 batch per step) and drive_limit's (4 batches, once: this network is driven far
+    # beyond threshold, docs/prune.md)
+    assert "factor" in report["history"][0]["drive"] and "drive" not in report["history"][1]
+    assert report["cost"]["calibration_batches"] == 2 + DRIVE_BATCHES and report["cost"]["wall_s"] > 0
     assert report["config"]["lr_rule"] == "relative"  # auto: a netx file is an imported network
     assert 0.0 <= report["accuracy_before"] <= 1.0 and len(report["history"]) == 2
     assert all(h["regrown"] > 0 for h in report["history"])

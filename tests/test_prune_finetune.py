@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from snndeploy.loader import load_model
+from snndeploy.models.build import clipped_weight
 from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
 from snndeploy.prune import config as cfglib
 from snndeploy.prune import scores
@@ -236,3 +237,20 @@ def test_drive_limit_acts_once_after_weights_are_removed_and_never_at_sparsity_z
                      epochs_per_step=0, drive_limit=10.0, eval_each_step=False)
     history = pruned.run().report["history"]
     assert 0 < history[0]["drive"]["factor"] < 1 and "drive" not in history[1]
+
+
+def test_fine_tuning_keeps_stored_weights_inside_what_the_quantized_model_computes_with(mlp_path):
+    """A rate large for a layer's weights pushed one past lava-dl's 8-bit range; the checkpoint was then refused."""
+    net = load_model(mlp_path)
+    engine = PruningEngine(net)
+    weight, hook = engine.layers[1].weight, net.blocks[1].synapse._pre_hook_fx
+    with torch.no_grad():
+        weight.view(-1)[:2] = torch.tensor([10.0, -10.0])
+    used = hook(weight.detach()).view(-1)[:2].clone()
+    assert used[0] < 10 and used[1] > -10  # the hook clips them
+    untouched = weight.detach().view(-1)[2:].clone()
+    engine.after_step()
+    assert torch.equal(weight.detach().view(-1)[:2], used)
+    assert torch.equal(weight.detach().view(-1)[2:], untouched)
+    engine.finalize()
+    assert clipped_weight(net) is None
