@@ -48,7 +48,7 @@ class PruneConfig:
     label_loss: str = "auto"
     # after the first pruning step, every pruned layer's weights times this (1: off). An imported network whose
     # neurons are driven far beyond threshold (lava-dl's mnist-mlp-128) fine-tunes far faster scaled down: see
-    # docs/prune.md "Learning rate"
+    # docs/prune.md "drive_limit and rescale" (drive_limit does it when a network needs it)
     rescale: float = 1.0
     # after the first step that removes weights, if a pruned spiking layer's median |v - theta| exceeds this many
     # thresholds, every pruned layer's weights are scaled by limit / that drive, once (0: off; snndeploy.prune.drive)
