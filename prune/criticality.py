@@ -55,18 +55,27 @@ def record_voltages(net: nn.Module, indices: Iterable[int],
             neuron.activation = _Recorded(neuron.activation, report)
             undo.append(functools.partial(setattr, neuron, "activation", neuron.activation.activation))
         else:
-            def dynamics(z, neuron=neuron, report=report):
-                current, voltage = type(neuron).dynamics(neuron, z)
+            outer = neuron.__dict__.get("dynamics")  # a recording already in place (SCA's) keeps reporting
+
+            def dynamics(z, neuron=neuron, report=report, outer=outer):
+                current, voltage = outer(z) if outer is not None else type(neuron).dynamics(neuron, z)
                 report(voltage.detach())
                 return current, voltage
 
-            neuron.dynamics = dynamics  # instance attribute shadows the method; removed below
-            undo.append(functools.partial(delattr, neuron, "dynamics"))
+            neuron.dynamics = dynamics  # instance attribute shadows the method; removed (or the outer one put back)
+            undo.append(functools.partial(_restore_dynamics, neuron, outer))
     try:
         yield
     finally:
         for step in undo:
             step()
+
+
+def _restore_dynamics(neuron, outer) -> None:
+    if outer is None:
+        delattr(neuron, "dynamics")
+    else:
+        neuron.dynamics = outer
 
 
 def is_graded(neuron) -> bool:

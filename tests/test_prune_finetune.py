@@ -15,6 +15,7 @@ from snndeploy.models.build import clipped_weight
 from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
 from snndeploy.prune import config as cfglib
 from snndeploy.prune import scores
+from snndeploy.prune.criticality import record_voltages
 from snndeploy.prune.distill import (
     Objective,
     count_cross_entropy,
@@ -254,3 +255,18 @@ def test_fine_tuning_keeps_stored_weights_inside_what_the_quantized_model_comput
     assert torch.equal(weight.detach().view(-1)[2:], untouched)
     engine.finalize()
     assert clipped_weight(net) is None
+
+
+def test_voltage_recordings_nest(mlp_path):
+    """SCA records voltages for a whole round while drive_limit (or criticality) records inside it."""
+    net = load_model(mlp_path)
+    x = torch.zeros(2, 784, net.spec.time_steps)
+    x[:, ::3, ::2] = 1.0
+    outer, inner = [], []
+    with record_voltages(net, [0, 1], lambda i, v: outer.append(i)):
+        with record_voltages(net, [1], lambda i, v: inner.append(i)):
+            net(x)
+        net(x)
+    net(x)
+    assert outer == [0, 1, 0, 1] and inner == [1]
+    assert "dynamics" not in vars(net.blocks[0].neuron) and "dynamics" not in vars(net.blocks[1].neuron)
