@@ -29,10 +29,11 @@ def median_drives(net: nn.Module, indices: Sequence[int], batches: Sequence[torc
     left out."""
     thresholds = {}
     for i in indices:
-        neuron = net.blocks[i].neuron
-        threshold = float(getattr(neuron, "threshold", 0.0) or 0.0)
-        if not is_graded(neuron) and threshold > 0:
-            thresholds[i] = threshold
+        neuron = getattr(net.blocks[i], "neuron", None)
+        value = getattr(neuron, "threshold", None)
+        threshold = torch.as_tensor(0.0 if value is None else value, dtype=torch.float64)
+        if not is_graded(neuron) and threshold.numel() == 1 and float(threshold) > 0:  # one threshold per layer
+            thresholds[i] = float(threshold)
     generator = torch.Generator().manual_seed(0)
     kept: dict[int, list[torch.Tensor]] = {i: [] for i in thresholds}
 
