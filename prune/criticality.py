@@ -71,6 +71,21 @@ def record_voltages(net: nn.Module, indices: Iterable[int],
             step()
 
 
+def replay(net: nn.Module, indices: Iterable[int], batches: Iterable[torch.Tensor],
+           on_voltage: Callable[[int, torch.Tensor], None]) -> None:
+    """Run ``batches`` through ``net`` in eval mode without gradients (per-batch state reset after each), calling
+    ``on_voltage(i, v)`` for the blocks ``indices`` (:func:`record_voltages`); the training mode is restored."""
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad(), record_voltages(net, indices, on_voltage):
+            for x in batches:
+                net(x)
+                reset_state(net)
+    finally:
+        net.train(was_training)
+
+
 def _restore_dynamics(neuron, outer) -> None:
     if outer is None:
         delattr(neuron, "dynamics")
@@ -131,15 +146,9 @@ def criticality(net: nn.Module, indices: list[int], batches: Iterable[torch.Tens
                 rate_sums[i][0] = rate_sums[i][0] + total
                 rate_sums[i][1] += n
             handles.append(net.blocks[i].synapse.register_forward_pre_hook(pre))
-    was_training = net.training
-    net.eval()
     try:
-        with torch.no_grad(), record_voltages(net, indices, on_voltage):
-            for x in batches:
-                net(x)
-                reset_state(net)
+        replay(net, indices, batches, on_voltage)
     finally:
-        net.train(was_training)
         for h in handles:
             h.remove()
     if rates is not None:

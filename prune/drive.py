@@ -15,9 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from snndeploy.prune.criticality import is_graded, record_voltages
+from snndeploy.prune.criticality import is_graded, replay
 from snndeploy.prune.engine import PruningEngine
-from snndeploy.prune.graph import reset_state
 from snndeploy.train import distributed
 
 SAMPLES_PER_BATCH = 1 << 16  # voltages kept per layer and batch for the median (a uniform random subsample)
@@ -43,15 +42,7 @@ def median_drives(net: nn.Module, indices: Sequence[int], batches: Sequence[torc
             flat = flat[torch.randint(flat.numel(), (SAMPLES_PER_BATCH,), generator=generator)]
         kept[i].append(flat)
 
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad(), record_voltages(net, list(thresholds), on_voltage):
-            for x in batches:
-                net(x)
-                reset_state(net)
-    finally:
-        net.train(was_training)
+    replay(net, list(thresholds), batches, on_voltage)
     medians = {i: torch.cat(values).median().reshape(1).to(torch.float64) for i, values in kept.items() if values}
     # under torchrun each rank measured its own batches: the ranks' mean, so every rank scales by the same factor
     return {i: float(distributed.all_reduce_sum(m)) / distributed.world_size() for i, m in medians.items()}
