@@ -31,7 +31,9 @@ NETS = {  # name -> (model file, dataset); only networks anyone can get
     "mnist-mlp-128": ("lava-dl/mnist-mlp-128/network.net", "mnist"),  # lava-dl netx MNIST 784-128-64-10
     "mnist-mlp-512": ("lava-dl/mnist-mlp-512/network.net", "mnist"),  # lava-dl bootstrap MNIST 784-512-512-10
 }
+WEIGHT_SCORES = {"criticality_cw": "post_magnitude", "criticality_share": "post_share", "criticality_rate": "post_rate"}
 LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw": "criticality (C_i x magnitude)",
+          "criticality_share": "criticality (shares by C_i)", "criticality_rate": "criticality (C_i x pre rate)",
           "criticality_rand": "random regeneration (ablation)", "gmp": "GMP", "magnitude": "global magnitude",
           "imp": "IMP (rewind to epoch k)", "gradr": "Grad R", "deepr": "Deep R", "pq": "PQ", "set": "SET",
           "rigl": "RigL", "random": "random"}
@@ -73,7 +75,7 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
               **({"label_loss": "cross_entropy"} if args.label_ce else {}),
               **({"drive_limit": args.drive_limit} if args.drive_limit is not None else {})}
     if name.startswith("criticality"):
-        extra = {"weight_score": "post_magnitude" if name == "criticality_cw" else "post",
+        extra = {"weight_score": WEIGHT_SCORES.get(name, "post"),
                  "regen": "random" if name == "criticality_rand" else "criticality"}
         return cfglib.CriticalityConfig(steps=args.steps, epochs_per_step=per_step, calib_batches=args.calib,
                                         **common, **extra)

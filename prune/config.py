@@ -70,7 +70,8 @@ class CriticalityConfig(PruneConfig):
     delta: float = 0.5  # over-prune margin as a fraction of this step's sparsity increase
     max_overprune: float = 0.5  # cap: over-pruning removes at most this share of the weights live at the target
     regen: str = "criticality"  # criticality | gradient | random | none (ablations)
-    weight_score: str = "post"  # per-weight criticality: post (C_i, ties by |w|) | post_magnitude | post_rate
+    weight_score: str = "post"  # per-weight criticality: post (C_i, ties by |w|) | post_share | post_magnitude
+    # | post_rate
     kernel: str = "atan"  # near-threshold kernel on (v - theta) / theta
     alpha: float = 2.0
     calib_batches: int = 10  # training batches for criticality (and gradient) estimates
@@ -137,7 +138,7 @@ class L1FilterConfig(PruneConfig):
 CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": SCHEDULES, "scope": SCOPES, "allocation": ALLOCATIONS,
     "regen": ("criticality", "gradient", "random", "none"),
-    "kernel": KERNELS, "weight_score": ("post", "post_magnitude", "post_rate"),
+    "kernel": KERNELS, "weight_score": ("post", "post_share", "post_magnitude", "post_rate"),
     "regrow_init": ("restore", "zero"), "channel_score": ("gate", "gate_l1"),
     "rewind": ("epoch", "init", "start", "none"),
     "objective": OBJECTIVES, "channel_norm": CHANNEL_NORMS, "label_loss": LABEL_LOSSES, "lr_rule": LR_RULES,

@@ -249,6 +249,8 @@ class CriticalityMethod(Method):
                 rates = mean_over_ranks(rates)
             if structured:
                 regen_score = crit
+            elif config.weight_score == "post_share":
+                pass  # needs the just-pruned set: scored after pruning
             elif config.weight_score == "post":
                 regen_score = scores.weight_from_channels(engine, crit)
             else:
@@ -267,7 +269,10 @@ class CriticalityMethod(Method):
         if structured:
             chosen = prune_channels(engine, config, over, scores.channel_scale(engine, config.channel_score))
         else:
-            chosen = engine.prune_weights(over, scores.weight_magnitude(engine), config.allocation)
+            magnitude = scores.weight_magnitude(engine)
+            chosen = engine.prune_weights(over, magnitude, config.allocation)
+            if config.regen == "criticality" and config.weight_score == "post_share":
+                regen_score = scores.weight_share(crit, chosen, magnitude)
         if config.regen == "random":
             regen_score = (scores.channel_random(engine, ctx.generator) if structured
                            else scores.weight_random(engine, ctx.generator))

@@ -60,6 +60,29 @@ def weight_post_times(engine: PruningEngine, channel: dict[int, torch.Tensor],
     return out
 
 
+def weight_share(channel: dict[int, torch.Tensor], chosen: dict[int, torch.Tensor],
+                 magnitude: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """``C_i / k`` for the ``k``-th largest ``|w_ij|`` among the ``chosen`` (just-pruned) weights of post-synaptic
+    channel ``i``: a top-``n`` cut then gives channel ``i`` a share of the regrowth proportional to ``C_i``,
+    taken in magnitude order, instead of whole rows of the most critical channels."""
+    out = {}
+    for index, flat_idx in chosen.items():
+        mag = magnitude[index]
+        row = flat_idx // (mag.numel() // mag.shape[0])
+        value = mag.reshape(-1)[flat_idx].to(torch.float64)
+        order = torch.sort(-value, stable=True).indices
+        order = order[torch.sort(row[order], stable=True).indices]  # by row, then by descending magnitude
+        sorted_rows = row[order]
+        position = torch.arange(order.numel())
+        first = torch.searchsorted(sorted_rows, sorted_rows, right=False)
+        rank = torch.empty(order.numel(), dtype=torch.float64)
+        rank[order] = (position - first + 1).to(torch.float64)
+        score = torch.zeros(mag.numel(), dtype=torch.float64)
+        score[flat_idx] = channel[index].to(torch.float64).reshape(-1)[row] / rank
+        out[index] = score.view(mag.shape)
+    return out
+
+
 def _row_l1(engine: PruningEngine) -> dict[int, torch.Tensor]:
     return {layer.info.index: layer.weight.detach().abs().reshape(layer.weight.shape[0], -1).mean(1)
             for layer in engine.layers}

@@ -167,6 +167,17 @@ def test_regrowth_restores_exactly_the_chosen_weights():
     assert engine.records[-1]["kind"] == "regrow_weights"
 
 
+def test_share_score_gives_each_neuron_regrowth_in_proportion_to_its_criticality_in_magnitude_order():
+    from snndeploy.prune.methods import _top_among
+
+    magnitude = {0: torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0, 0.5], [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]])}
+    chosen = {0: torch.tensor([1, 2, 3, 4, 5, 7, 8, 9, 10, 11])}  # row 0: all but the largest; row 1: the smallest 5
+    share = scores.weight_share({0: torch.tensor([3.0, 1.0])}, chosen, magnitude)
+    regrown = _top_among(chosen, share, 4)[0].tolist()
+    assert regrown == [1, 2, 3, 7]  # 3 : 1, each row's largest just-pruned first
+    assert float(share[0].view(-1)[0]) == 0.0  # entries not just pruned score nothing
+
+
 def test_channel_regrowth_restores_exactly_the_chosen_channels():
     net = conv_net()
     engine = PruningEngine(net, structured=True)
