@@ -43,7 +43,8 @@ class PruneConfig:
     # fine-tuning objective of every method (snndeploy.prune.distill): distillation from the dense network + labels
     objective: str = "distill"  # distill | label
     distill_weight: float = 0.5  # share of the distillation term (the label loss gets the rest)
-    temperature: float = 2.0  # softmax temperature on output counts (spikes summed over time)
+    # softmax temperature on output counts (spikes summed over time); not Deep R's noise `temperature`
+    distill_temperature: float = 2.0
     # auto: the checkpoint's own training loss; none for an imported network (pure distillation) | cross_entropy | ...
     label_loss: str = "auto"
     # after the first pruning step, every pruned layer's weights times this (1: off). An imported network whose
@@ -149,7 +150,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "alpha": (1e-6, 1e6), "calib_batches": (1, 100000),
     "l1": (0.0, 10.0), "sparsity_epochs": (0, 100000),
     "rewind_epoch": (0, 100000), "dense_epochs": (0, 100000), "dense_lr": (1e-12, 10.0),
-    "distill_weight": (0.0, 1.0), "min_width": (0.0, 1.0), "temperature": (1e-3, 1e3), "rescale": (1e-6, 1e3),
+    "distill_weight": (0.0, 1.0), "min_width": (0.0, 1.0), "distill_temperature": (1e-3, 1e3),
+    "temperature": (0.0, 1e3), "rescale": (1e-6, 1e3),
     "drive_limit": (0.0, 1e6), "relative_lr": (1e-9, 1.0),
 }
 

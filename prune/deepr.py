@@ -50,7 +50,7 @@ class DeepRMethod(GradRMethod):
         return RewiringHyper(rule=self.rule, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
                              alpha=config.alpha, target=target, temperature=config.temperature,
                              rewire_value=config.rewire_value, log_every=config.log_every,
-                             zero_sign=config.zero_sign)
+                             zero_sign=config.zero_sign, allocation=config.allocation)
 
     def check_target(self, target: float) -> None:
         if not 0.0 <= target < 1.0:

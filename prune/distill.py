@@ -11,7 +11,8 @@ network as it was before pruning (frozen, run on the same input batch) and stude
 
     loss = w * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) + (1 - w) * label_loss(s, y)
 
-per sample (batch mean), ``w = distill_weight``, ``T = temperature`` (in output units: spikes for spiking outputs).
+per sample (batch mean), ``w = distill_weight``, ``T = distill_temperature`` (in output units: spikes for spiking
+outputs).
 ``label_loss: auto`` is the network's own training loss when its checkpoint records it; an imported network, whose
 training loss is unknown, gets none (``w = 1``, pure distillation). Why: at sparsity 0 the distillation gradient is
 exactly zero, so any label term alone moves the network, and Adam scales its step to ``lr`` whatever its weight:
@@ -97,6 +98,8 @@ class Objective:
 
     def __init__(self, label: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], teacher: nn.Module | None = None,
                  weight: float = 0.5, temperature: float = 2.0):
+        if teacher is not None and not temperature > 0:
+            raise ValueError(f"distillation temperature must be > 0, got {temperature}")
         self.label = label
         self.teacher = teacher
         self.weight = weight if teacher is not None else 0.0
@@ -125,4 +128,4 @@ def make_objective(config, net: nn.Module, recorded: TrainConfig | None = None) 
         return Objective(label or count_cross_entropy)
     teacher = copy.deepcopy(net)
     weight = config.distill_weight if label is not None else 1.0  # an imported network: pure distillation
-    return Objective(label or count_cross_entropy, teacher, weight=weight, temperature=config.temperature)
+    return Objective(label or count_cross_entropy, teacher, weight=weight, temperature=config.distill_temperature)

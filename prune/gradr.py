@@ -72,6 +72,7 @@ class RewiringHyper:
     rewire_value: float = 1e-8  # Deep R: |w| of a reactivated connection (sign kept; authors: +eps)
     log_every: int = 10  # optimizer steps between connectivity-trajectory points
     zero_sign: str = "dead"  # weights exactly 0 at the start: dead (sign 0, as the authors) | free (random sign)
+    allocation: str = "layer"  # Deep R: how the target is shared among layers (layer: the authors' same p everywhere)
 
     def __post_init__(self) -> None:
         if self.zero_sign not in ZERO_SIGNS:
@@ -103,6 +104,9 @@ class RewiringAdam(torch.optim.Optimizer):
         self.mu = prior_center(hyper.alpha, hyper.target) if hyper.rule == "gradr" and hyper.alpha > hyper.eps \
             else None
         self.floor = soft_floor(hyper.alpha, hyper.temperature, hyper.target) if hyper.rule == "soft_deepr" else None
+        # Deep R's fixed connection count per layer: (1 - p_layer) * size, p_layer the layer's share of the target
+        self.layer_target = {layer.info.index: group_target for group, group_target
+                             in engine.weight_groups(hyper.target, hyper.allocation) for layer in group}
         self.steps = 0
         self.trajectory: list[list[float]] = []  # [optimizer step, connectivity]
         self.reported = 0  # trajectory points already handed to a round's history entry
@@ -135,9 +139,27 @@ class RewiringAdam(torch.optim.Optimizer):
         with torch.no_grad():
             if self.hyper.rule == "deepr":  # dormant connections hold exactly 0
                 w.mul_(mask)
+                w.mul_(self._largest(w, self._count(layer)))
             else:  # stored = s * theta; an already pruned entry starts at theta = 0 (absent, free to regrow)
                 w.copy_(state["sign"] * w.abs() * mask)
             mask.copy_(self._live(layer))
+
+    def _count(self, layer) -> int:
+        """Deep R: the layer's fixed number of active connections."""
+        return int(round((1.0 - self.layer_target[layer.info.index]) * layer.weight.numel()))
+
+    @staticmethod
+    def _largest(w: torch.Tensor, count: int) -> torch.Tensor:
+        """0/1: the ``count`` largest ``|w|`` (all of ``w`` if it has no more non-zero entries than that).
+
+        Why: the authors start Deep R from a random init holding its connection count; a trained dense network
+        starts from its largest weights instead (as SET and RigL do with ``init_select: magnitude``), or it would
+        never go below full connectivity: Deep R only wakes connections, sign changes alone remove them."""
+        keep = torch.ones_like(w)
+        if int((w != 0).sum()) > count:
+            keep.view(-1).zero_()
+            keep.view(-1)[torch.topk(w.abs().reshape(-1), count).indices] = 1.0
+        return keep
 
     def _live(self, layer) -> torch.Tensor:
         w, sign = layer.weight.detach(), self.state[layer.weight]["sign"]
@@ -235,20 +257,20 @@ class RewiringAdam(torch.optim.Optimizer):
             if h.temperature > 0:
                 w.add_(self._noise(w) * active, alpha=h.temperature * math.sqrt(step))
             w.copy_(sign * torch.clamp(sign * w * active, min=0.0))  # a connection that changed sign dies
-            self._reactivate(w, sign)
+            self._reactivate(w, sign, self._count(layer))
         mask.copy_(self._live(layer))
 
     def _noise(self, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(like.shape, generator=self.generator).to(like.device, like.dtype)
 
-    def _reactivate(self, w: torch.Tensor, sign: torch.Tensor) -> None:
+    def _reactivate(self, w: torch.Tensor, sign: torch.Tensor, want: int) -> None:
         """Deep R: wake exactly as many random dormant connections as the layer lacks to its target count.
 
-        As in the authors' code, the number of active connections is held at ``(1 - target) * size`` after every
-        step: the shortfall is made up by that many dormant connections drawn uniformly without replacement.
+        As in the authors' code, the number of active connections is held at ``(1 - p) * size`` after every
+        step (``p`` the layer's share of the target under ``allocation``): the shortfall is made up by that many
+        dormant connections drawn uniformly without replacement.
         """
         active = int((w != 0).sum())
-        want = int(round((1.0 - self.hyper.target) * w.numel()))
         candidates = torch.nonzero(((w == 0) & (sign != 0)).reshape(-1)).view(-1)  # zero sign: never a weight
         count = min(want - active, candidates.numel())
         if count <= 0:

@@ -184,6 +184,21 @@ def test_deep_r_holds_the_target_connection_count_exactly(mlp_path):
             assert int((w != 0).sum()) == round(0.1 * w.numel()), layer.info.name
 
 
+@pytest.mark.parametrize("method", ["deepr", "soft_deepr"])
+def test_deep_r_from_an_imported_network_reaches_its_target_and_keeps_finite_weights(tmp_path, mlp_path, method,
+                                                                                     one_thread):
+    """Deep R's noise ``temperature`` (0) was also the distillation temperature: every loss was NaN; and from a
+    dense start Deep R never left full connectivity (it only wakes connections)."""
+    net = load_model(mlp_path)
+    runner = _runner(tmp_path, net, method, 0.9, subset=640, test_subset=300, epochs=1)
+    report = runner.run().report
+    assert all(bool(torch.isfinite(layer.weight).all()) for layer in runner.engine.layers)
+    if method == "deepr":
+        assert report["sparsity"]["weights"] == pytest.approx(0.9, abs=1e-3)
+    # far above chance (the NaN loss left it at 8 %); ten steps after a one-shot cut to 90 % recover only part
+    assert report["accuracy_after"] > 0.3, report["history"]
+
+
 def test_rescale_scales_the_pruned_layers_once_after_the_first_step(tmp_path, mlp_path):
     net = load_model(mlp_path)
     before = [block.synapse.weight.detach().clone() for block in net.blocks]
