@@ -45,6 +45,7 @@ class DeepRMethod(GradRMethod):
     name = "deepr"
     config_class = DeepRConfig
     rule = "deepr"
+    cuts_at_start = True
 
     def hyper(self, config, target: float) -> RewiringHyper:
         return RewiringHyper(rule=self.rule, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
@@ -64,3 +65,4 @@ class SoftDeepRMethod(DeepRMethod):
     name = "soft_deepr"
     config_class = SoftDeepRConfig
     rule = "soft_deepr"
+    cuts_at_start = False

@@ -354,6 +354,7 @@ class GradRMethod(Method):
     config_class = GradRConfig
     structured = False
     rule = "gradr"
+    cuts_at_start = False  # whether starting the optimizer removes weights (Deep R's fixed connection count)
 
     def hyper(self, config, target: float) -> RewiringHyper:
         return RewiringHyper(rule=self.rule, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
@@ -383,6 +384,8 @@ class GradRMethod(Method):
 
     def prune(self, ctx, config, rnd: Round) -> dict:
         opt = self.optimizer(ctx, config, rnd.target)
+        if self.cuts_at_start:  # the weights were removed when the optimizer started: limit the drive before training
+            ctx.limit_drive(config.drive_limit)
         engine = ctx.engine
         epochs = min(config.epochs_per_round, config.epochs - rnd.index * config.epochs_per_round)
         before = {layer.info.index: layer.mask.mask.clone() for layer in engine.layers}

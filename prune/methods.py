@@ -50,6 +50,8 @@ class MethodContext(Protocol):
 
     def accumulate_gradients(self, batches: int, before_reduce: Callable[[], None] | None = None) -> None: ...
 
+    def limit_drive(self, limit: float) -> None: ...
+
 
 class Method:
     """Base: a name, a config class, whether it prunes channels, and how to plan and run rounds."""
