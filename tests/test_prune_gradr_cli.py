@@ -52,7 +52,7 @@ def test_gradr_cli_reports_connectivity_and_the_estimator_counts_the_quantised_s
 
 
 def test_deepr_cli_runs_on_the_same_machinery(tmp_path, mlp_net, capsys):
-    cfg = _config(tmp_path, "epochs: 1\nlr: 0.003\n")
+    cfg = _config(tmp_path, "epochs: 1\nlr: 0.003\nallocation: layer\n")  # the authors' same p in every layer
     out = tmp_path / "run"
     assert main(["prune", str(mlp_net), "--method", "deepr", "--alpha", "0.5", "--sparsity", "0.3",
                  "--out", str(out), "--config", str(cfg), *SMALL]) == 0
