@@ -11,6 +11,7 @@ from snndeploy.models.build import build_model
 from snndeploy.models.spec import spec_from_dict
 from snndeploy.prune import criticality, schedules, scores
 from snndeploy.prune.engine import PruningEngine, Selection, erk_densities
+from snndeploy.prune.methods import _top_among
 from snndeploy.prune.shrink import shrink
 
 NEURON = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03}
@@ -168,8 +169,6 @@ def test_regrowth_restores_exactly_the_chosen_weights():
 
 
 def test_share_score_gives_each_neuron_regrowth_in_proportion_to_its_criticality_in_magnitude_order():
-    from snndeploy.prune.methods import _top_among
-
     magnitude = {0: torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0, 0.5], [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]])}
     chosen = {0: torch.tensor([1, 2, 3, 4, 5, 7, 8, 9, 10, 11])}  # row 0: all but the largest; row 1: the smallest 5
     share = scores.weight_share({0: torch.tensor([3.0, 1.0])}, chosen, magnitude)
