@@ -25,32 +25,18 @@ ROOT = Path(__file__).resolve().parent
 SCORES = ("magnitude", "none", "random", "post", "post_share", "post_magnitude", "post_rate")
 
 
-def regrow_scores(name: str, engine, crit: dict, rates: dict, chosen: dict, magnitude: dict, generator) -> dict:
-    from snndeploy.prune import scores
-
-    if name == "random":
-        return scores.weight_random(engine, generator)
-    if name == "post":
-        return scores.weight_from_channels(engine, crit)
-    if name == "post_share":
-        return scores.weight_share(crit, chosen, magnitude)
-    return scores.weight_post_times(engine, crit, rates if name == "post_rate" else None)
-
-
 def second_step(name: str, net, engine, trainer, args, crit, rates, generator) -> dict:
     """One copy of the state through ``name``'s step; accuracy and spike rates before and after one epoch."""
     from snndeploy.prune import scores
-    from snndeploy.prune.methods import _excess, _top_among
+    from snndeploy.prune.methods import select_regrowth
 
     net, engine = copy.deepcopy((net, engine))  # together, so the copy's masks stay attached to the copy's net
     magnitude = scores.weight_magnitude(engine)
     chosen = engine.prune_weights(args.target if name == "magnitude" else args.over, magnitude, "erk")
     if name not in ("magnitude", "none"):
-        score = regrow_scores(name, engine, crit, rates, chosen, magnitude, generator)
-        regrown = {}
-        for group, target in engine.weight_groups(args.target, "erk"):
-            part = {lay.info.index: chosen[lay.info.index] for lay in group if lay.info.index in chosen}
-            regrown.update(_top_among(part, score, _excess(group, False, target)))
+        score = (scores.weight_random(engine, generator) if name == "random"
+                 else scores.weight_criticality(engine, name, crit, rates, chosen, magnitude))
+        regrown = select_regrowth(engine.weight_groups(args.target, "erk"), chosen, score, structured=False)
         engine.regrow_weights(regrown, init="restore")
     before = trainer.evaluate(net)
     finetune(net, engine, trainer, args)

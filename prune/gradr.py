@@ -384,8 +384,8 @@ class GradRMethod(Method):
 
     def prune(self, ctx, config, rnd: Round) -> dict:
         opt = self.optimizer(ctx, config, rnd.target)
-        if self.cuts_at_start:  # the weights were removed when the optimizer started: limit the drive before training
-            ctx.limit_drive(config.drive_limit)
+        # the weights were removed when the optimizer started: limit the drive before training
+        drive = ctx.limit_drive(config.drive_limit) if self.cuts_at_start else None
         engine = ctx.engine
         epochs = min(config.epochs_per_round, config.epochs - rnd.index * config.epochs_per_round)
         before = {layer.info.index: layer.mask.mask.clone() for layer in engine.layers}
@@ -401,7 +401,8 @@ class GradRMethod(Method):
                       connectivity_quantized=conn["quantized"], pruned=pruned, regrown=regrown)
         return {"epochs": epochs, "optimizer_steps": steps, "connectivity": conn["connectivity"],
                 "connectivity_quantized": conn["quantized"], "pruned": pruned, "regrown": regrown,
-                "per_layer_connectivity": conn["per_layer"], "trajectory": opt.take_trajectory()}
+                "per_layer_connectivity": conn["per_layer"], "trajectory": opt.take_trajectory(),
+                **({"drive": drive} if drive is not None else {})}
 
 
 # ----- CLI and report helpers ----------------------------------------------------------------------------------

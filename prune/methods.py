@@ -50,7 +50,7 @@ class MethodContext(Protocol):
 
     def accumulate_gradients(self, batches: int, before_reduce: Callable[[], None] | None = None) -> None: ...
 
-    def limit_drive(self, limit: float) -> None: ...
+    def limit_drive(self, limit: float) -> dict | None: ...
 
 
 class Method:
@@ -109,6 +109,17 @@ def _top_among(chosen: dict[int, torch.Tensor], score: dict[int, torch.Tensor], 
     top = torch.topk(values, min(count, values.numel())).indices
     return {i: torch.sort(flat[top][owner[top] == n]).values for n, i in enumerate(keys)
             if bool((owner[top] == n).any())}
+
+
+def select_regrowth(groups: list, chosen: dict[int, torch.Tensor], score: dict[int, torch.Tensor],
+                    structured: bool) -> dict[int, torch.Tensor]:
+    """The best-scored just-pruned entries of each ``(layers, target)`` group, as many as it is pruned past its
+    target (flat indices, or channel indices when ``structured``, per layer)."""
+    regrown: dict[int, torch.Tensor] = {}
+    for group, group_target in groups:
+        part = {layer.info.index: chosen[layer.info.index] for layer in group if layer.info.index in chosen}
+        regrown.update(_top_among(part, score, _excess(group, structured, group_target)))
+    return regrown
 
 
 def _excess(group: list, structured: bool, target: float) -> int:
@@ -251,12 +262,6 @@ class CriticalityMethod(Method):
                 rates = mean_over_ranks(rates)
             if structured:
                 regen_score = crit
-            elif config.weight_score == "post_share":
-                pass  # needs the just-pruned set: scored after pruning
-            elif config.weight_score == "post":
-                regen_score = scores.weight_from_channels(engine, crit)
-            else:
-                regen_score = scores.weight_post_times(engine, crit, rates)
         elif config.regen == "gradient":
             engine.track_gradients(True)
             ctx.accumulate_gradients(config.calib_batches)
@@ -273,8 +278,8 @@ class CriticalityMethod(Method):
         else:
             magnitude = scores.weight_magnitude(engine)
             chosen = engine.prune_weights(over, magnitude, config.allocation)
-            if config.regen == "criticality" and config.weight_score == "post_share":
-                regen_score = scores.weight_share(crit, chosen, magnitude)
+            if config.regen == "criticality":  # after pruning: post_share ranks within the just-pruned set
+                regen_score = scores.weight_criticality(engine, config.weight_score, crit, rates, chosen, magnitude)
         if config.regen == "random":
             regen_score = (scores.channel_random(engine, ctx.generator) if structured
                            else scores.weight_random(engine, ctx.generator))
@@ -286,10 +291,7 @@ class CriticalityMethod(Method):
                           else [([layer], rnd.target) for layer in engine.layers])
             else:
                 groups = engine.weight_groups(rnd.target, config.allocation)
-            for group, group_target in groups:
-                excess = _excess(group, structured, group_target)
-                part = {layer.info.index: chosen[layer.info.index] for layer in group if layer.info.index in chosen}
-                regrown.update(_top_among(part, regen_score, excess))
+            regrown = select_regrowth(groups, chosen, regen_score, structured)
         if structured:
             engine.regrow_channels(regrown, init="restore")
         else:

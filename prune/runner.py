@@ -62,17 +62,16 @@ class RunContext:
     trainer: Backend
     cost: CostMeter
     rewind: dict = field(default_factory=dict)  # the runner's rewind point (the same dict: saved with the run)
-    drive_done: bool = False  # drive_limit acts once per run
-    drive: dict | None = None  # what limit_drive did in the current round, for its history entry
+    history: list[dict] = field(default_factory=list)  # the runner's finished rounds (the same list)
 
-    def limit_drive(self, limit: float) -> None:
-        """``drive_limit`` (:mod:`snndeploy.prune.drive`), once per run and only after weights were removed: the
-        runner calls it after every pruning step; a method that removes weights inside its own training (Deep R)
-        calls it before that training."""
-        if limit <= 0 or self.drive_done or self.engine.sparsity() <= 0:
-            return
-        self.drive_done = True
-        self.drive = limit_drive(self.engine, self.net, self.calibration_inputs(DRIVE_BATCHES), limit)
+    def limit_drive(self, limit: float) -> dict | None:
+        """``drive_limit`` (:mod:`snndeploy.prune.drive`), once per run (no earlier round's entry has ``drive``) and
+        only after weights were removed; returns what it did for the round's ``drive`` entry. The runner calls it
+        after every pruning step; a method that removes weights inside its own training (Deep R) calls it before
+        that training and returns it in its round info."""
+        if limit <= 0 or any("drive" in h for h in self.history) or self.engine.sparsity() <= 0:
+            return None
+        return limit_drive(self.engine, self.net, self.calibration_inputs(DRIVE_BATCHES), limit)
 
     def set_rewind_point(self) -> None:
         """Make the network's current weights the point that ``Round.rewind`` restores."""
@@ -213,7 +212,7 @@ class Runner:
             self.accuracy_before = self.trainer.evaluate(self.net)["accuracy"]
             self.save_state()
         ctx = RunContext(self.engine, self.net, self.generator, self.trainer, self.cost, self.start_state,
-                         drive_done=any("drive" in h for h in self.history))
+                         self.history)
         from tqdm import tqdm
 
         todo = self.rounds[self.next_round:]
@@ -242,9 +241,9 @@ class Runner:
             if cfg.rescale != 1.0 and not any("rescaled" in h for h in self.history):
                 self.engine.scale_weights(cfg.rescale)
                 info["rescaled"] = cfg.rescale
-            ctx.limit_drive(cfg.drive_limit)
-            if ctx.drive is not None:
-                info["drive"], ctx.drive = ctx.drive, None
+            drive = None if "drive" in info else ctx.limit_drive(cfg.drive_limit)  # the method may have done it
+            if drive is not None:
+                info["drive"] = drive
         self.engine.step += 1
         steps = self._finetune(rnd)
         self.cost.epochs += rnd.epochs

@@ -83,6 +83,19 @@ def weight_share(channel: dict[int, torch.Tensor], chosen: dict[int, torch.Tenso
     return out
 
 
+def weight_criticality(engine: PruningEngine, kind: str, channel: dict[int, torch.Tensor],
+                       rates: dict[int, torch.Tensor] | None, chosen: dict[int, torch.Tensor],
+                       magnitude: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """Criticality's per-weight regrowth score ``kind`` (config ``weight_score``: post | post_share |
+    post_magnitude | post_rate) from channel criticality, pre-synaptic ``rates`` (post_rate) and the just-pruned
+    ``chosen`` entries with their ``magnitude`` before pruning (post_share)."""
+    if kind == "post":
+        return weight_from_channels(engine, channel)
+    if kind == "post_share":
+        return weight_share(channel, chosen, magnitude)
+    return weight_post_times(engine, channel, rates if kind == "post_rate" else None)
+
+
 def _row_l1(engine: PruningEngine) -> dict[int, torch.Tensor]:
     return {layer.info.index: layer.weight.detach().abs().reshape(layer.weight.shape[0], -1).mean(1)
             for layer in engine.layers}
