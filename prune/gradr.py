@@ -327,6 +327,8 @@ class GradRConfig(cfglib.PruneConfig):
     eps: float = 1e-8
     log_every: int = 10
     zero_sign: str = "dead"  # weights exactly 0 at the start: dead (never grow, as the authors) | free (random sign)
+    # the rewiring rule's prior, noise and rewire value are in the weights' own units, so its rate is one absolute lr
+    lr_rule: str = "absolute"
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -339,6 +341,8 @@ def _check_common(config) -> None:
         raise UserError("beta1 and beta2 must be within [0, 1) and eps > 0")
     if config.alpha < 0:
         raise UserError(f"alpha must be >= 0, got {config.alpha}")
+    if config.lr_rule != "absolute":
+        raise UserError(f"lr_rule must be absolute for the rewiring methods (one rate, lr), got {config.lr_rule!r}")
     if config.zero_sign not in ZERO_SIGNS:
         raise UserError(f"zero_sign must be one of {', '.join(ZERO_SIGNS)}, got {config.zero_sign!r}")
 

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from snndeploy.errors import UserError
 from snndeploy.loader import load_model
 from snndeploy.models.build import clipped_weight
 from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
@@ -117,6 +118,14 @@ def test_lr_rule_auto_is_relative_for_an_imported_network_and_absolute_for_a_rec
     assert cfglib.with_lr_rule(absolute, imported=True) is absolute  # an explicit rule stays
     runner = _runner(tmp_path, net, "magnitude", 0.5, subset=64, test_subset=16, lr_rule="absolute")
     assert [g["lr"] for g in runner._new_optimizer().param_groups] == [runner.spec.config.lr]
+
+
+@pytest.mark.parametrize("method", ["gradr", "deepr", "soft_deepr"])
+def test_the_rewiring_methods_train_at_one_absolute_rate_and_refuse_the_relative_rule(method):
+    config_class = find_method(method).config_class
+    assert cfglib.with_lr_rule(config_class(), imported=True).lr_rule == "absolute"  # what the report shows ran
+    with pytest.raises(UserError, match="lr_rule must be absolute"):
+        config_class(lr_rule="relative")
 
 
 def test_the_optimizer_carries_over_rounds_and_resume(tmp_path, mlp_path):
