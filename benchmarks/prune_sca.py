@@ -2,14 +2,15 @@
 
 Usage: .venv/bin/python benchmarks/prune_sca.py [--cases nmnist fashion] [--keep 0.5 0.3 0.2]
        [--methods sca sca_pos criticality slimming l1filter] [--epochs 4] [--dense-epochs N] [--time-steps T]
-       [--subset N] [--test-subset N] [--runs DIR] [--results DIR]
+       [--subset N] [--test-subset N] [--seeds 0 1] [--dense CHECKPOINT] [--runs DIR] [--results DIR]
 
 Every case starts from one dense network (the example spec, trained here for ``--dense-epochs`` on the same training
 subset) and gives every method the same budget of ``--epochs`` training epochs through ``snndeploy prune``'s library
 call ``snndeploy.prune.job.run_prune`` (structured: the final model is physically shrunk). Each final model is
 exported to NIR and estimated on the Loihi 2 profile by :mod:`snndeploy.hardware`. Runs are kept under
-``benchmarks/results/runs/prune_sca/`` and reused, so an interrupted benchmark continues. Writes
-``benchmarks/results/prune_sca.{json,png}``.
+``benchmarks/results/runs/prune_sca/`` and reused, so an interrupted benchmark continues (one process per seed can
+run side by side once the dense row exists; a last run over all seeds only collects). Writes
+``benchmarks/results/prune_sca.{json,png}``: every run, and mean +- std over ``--seeds`` per method and width.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import time
 from pathlib import Path
 
 import torch
 
 import snndeploy  # noqa: F401  (Lava compatibility hook first)
+from snndeploy.atomic import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "benchmarks" / "results" / "runs" / "prune_sca"
@@ -33,12 +36,12 @@ CASES = {  # spec, dataset, training / test samples, dense epochs, time steps (N
 }
 
 
-def method_config(name: str, epochs: int):
+def method_config(name: str, epochs: int, seed: int = 0):
     """Each method's own defaults, with the training budget set to ``epochs`` epochs in total."""
     from snndeploy.prune import config as cfglib
     from snndeploy.prune.sca import SCAConfig
 
-    common = {"eval_each_step": False, "seed": 0}
+    common = {"eval_each_step": False, "seed": seed}
     if name == "sca":  # the default: depolarisation-only activity
         return SCAConfig(epochs=epochs, warmup_epochs=0, **common)
     if name == "sca_abs":  # the spec's mean |U| (favours silent, inhibited channels)
@@ -63,6 +66,16 @@ def case_dir(case: str, args) -> Path:
     return args.runs / f"{case}-{tag}"
 
 
+def case_splits(case: str, net, args):
+    """The case's data for ``net``, encoded as the network records it was fed (as ``run_prune`` feeds it)."""
+    from snndeploy.data.datasets import feed_for, make_splits
+
+    feed = feed_for(net.spec.io)
+    return make_splits(CASES[case][1], time_steps=net.spec.time_steps, seed=0, subset=args.subset or CASES[case][2],
+                       test_subset=args.test_subset or CASES[case][3], input_shape=tuple(net.spec.input_shape),
+                       encoding=feed.encoding, normalize=feed.normalize)
+
+
 def dense_model(case: str, args) -> tuple[Path, dict]:
     """Train (or reuse) the dense starting point of a case; returns its checkpoint and test accuracy."""
     from snndeploy.data.datasets import make_splits
@@ -81,8 +94,7 @@ def dense_model(case: str, args) -> tuple[Path, dict]:
         from snndeploy.loader import load_model
 
         net = load_model(args.dense)
-        splits = make_splits(data, time_steps=net.spec.time_steps, seed=0, subset=args.subset or subset,
-                             test_subset=args.test_subset or test_subset, input_shape=tuple(net.spec.input_shape))
+        splits = case_splits(case, net, args)
         config = TrainConfig(batch_size=args.batch_size, threads=1, device="cpu")
         info = {"epochs": None, "train_seconds": 0.0, "source": str(args.dense), "time_steps": net.spec.time_steps,
                 "accuracy": evaluate(net, splits.test, config=config, device="cpu")["accuracy"]}
@@ -117,61 +129,80 @@ def loihi2_cores(model_path: Path) -> int | None:
     return estimate_target(load_layers(model_path), load_profile("loihi2")).cores
 
 
-def run_one(case: str, method_name: str, keep: float, dense: Path, args) -> dict:
+def run_one(case: str, method_name: str, keep: float, seed: int, dense: Path, args) -> dict:
     from snndeploy.loader import load_model
     from snndeploy.prune.job import PruneJob, run_prune
     from snndeploy.prune.registry import find_method
 
-    out = case_dir(case, args) / f"{method_name}_keep{int(round(100 * keep))}"
+    out = case_dir(case, args) / (f"{method_name}_keep{int(round(100 * keep))}" + (f"_s{seed}" if seed else ""))
     report_path = out / "prune_report.json"
     if not report_path.is_file():
         method = find_method("sca" if method_name.startswith("sca") else method_name)
-        config = method_config(method_name, args.epochs)
+        config = method_config(method_name, args.epochs, seed)
         run_prune(load_model(dense), PruneJob(
             method, config, 1.0 - keep, True, CASES[case][1], out, source=str(dense),
             resume=(out / "prune_state.pt").is_file(), batch_size=args.batch_size,
             subset=args.subset or CASES[case][2], test_subset=args.test_subset or CASES[case][3], progress=False,
             log=None))
     report = json.loads(report_path.read_text())
-    return {"case": case, "method": method_name, "keep": keep, "accuracy_before": report["accuracy_before"],
-            "accuracy": report["accuracy_after"], "channels": report["sparsity"]["channels"],
-            "params": report["model"]["weights"], "synops": report["synops_per_sample"]["total"],
+    return {"case": case, "method": method_name, "keep": keep, "seed": seed,
+            "accuracy_before": report["accuracy_before"], "accuracy": report["accuracy_after"],
+            "channels": report["sparsity"]["channels"], "params": report["model"]["weights"],
+            "synops": report["synops_per_sample"]["total"],
             "loihi2_cores": loihi2_cores(out / "model.pt"), "wall_s": report["cost"]["wall_s"],
             "widths": [b["out"] for b in report["spec"]["blocks"] if b["kind"] in ("conv", "dense")]}
 
 
 def dense_row(case: str, dense: Path, info: dict, args) -> dict:
-    from snndeploy.data.datasets import make_splits
     from snndeploy.loader import load_model
     from snndeploy.prune.cost import model_stats, synops_per_sample
 
     net = load_model(dense)
-    splits = make_splits(CASES[case][1], time_steps=net.spec.time_steps, seed=0, subset=args.subset or CASES[case][2],
-                         test_subset=args.test_subset or CASES[case][3], input_shape=tuple(net.spec.input_shape))
+    splits = case_splits(case, net, args)
     loader = torch.utils.data.DataLoader(splits.test, batch_size=args.batch_size)
-    return {"case": case, "method": "dense", "keep": 1.0, "accuracy_before": info["accuracy"],
+    return {"case": case, "method": "dense", "keep": 1.0, "seed": 0, "accuracy_before": info["accuracy"],
             "accuracy": info["accuracy"], "channels": 0.0, "params": model_stats(net)["weights"],
             "synops": synops_per_sample(net, [x for x, _ in loader])["total"], "loihi2_cores": loihi2_cores(dense),
             "wall_s": info["train_seconds"], "widths": [b.out for b in net.spec.blocks if b.kind in ("conv", "dense")]}
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean and standard deviation over seeds of every (case, method, channels kept); the dense row as it is."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["case"], r["method"], r["keep"]), []).append(r)
+    dense = {r["case"]: r["accuracy"] for r in rows if r["method"] == "dense"}
+    out = []
+    for (case, method, keep), runs in groups.items():
+        accs = [r["accuracy"] for r in runs]
+        mean = statistics.fmean(accs)
+        out.append({"case": case, "method": method, "keep": keep, "seeds": sorted(r["seed"] for r in runs),
+                    "accuracy_mean": mean, "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                    "delta_pp": 100 * (mean - dense[case]) if case in dense else None,
+                    "params": [r["params"] for r in runs], "loihi2_cores": [r["loihi2_cores"] for r in runs],
+                    "widths": ["-".join(map(str, r["widths"])) for r in runs]})
+    return out
+
+
+def plot(summary: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cases = sorted({r["case"] for r in rows})
+    cases = sorted({r["case"] for r in summary})
     fig, axes = plt.subplots(1, len(cases), figsize=(5.5 * len(cases), 4), squeeze=False)
     for ax, case in zip(axes[0], cases, strict=True):
-        dense = next((r for r in rows if r["case"] == case and r["method"] == "dense"), None)
-        for method in sorted({r["method"] for r in rows if r["case"] == case and r["method"] != "dense"}):
-            pts = sorted((r["keep"], r["accuracy"]) for r in rows if r["case"] == case and r["method"] == method)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=method)
+        dense = next((r for r in summary if r["case"] == case and r["method"] == "dense"), None)
+        for method in sorted({r["method"] for r in summary if r["case"] == case and r["method"] != "dense"}):
+            pts = sorted((r["keep"], r["accuracy_mean"], r["accuracy_std"]) for r in summary
+                         if r["case"] == case and r["method"] == method)
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], fmt="o-", capsize=3,
+                        label=method)
         if dense:
-            ax.axhline(dense["accuracy"], color="k", ls="--", lw=1, label="dense")
+            ax.axhline(dense["accuracy_mean"], color="k", ls="--", lw=1, label="dense")
         ax.set_xlabel("fraction of channels kept")
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel("test accuracy (mean +- std over seeds)")
         ax.set_title(case)
         ax.invert_xaxis()
         ax.grid(alpha=0.3)
@@ -179,6 +210,23 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def print_tables(rows: list[dict], summary: list[dict]) -> None:
+    print("| case | method | channels kept | seed | accuracy | params | SynOps/sample | Loihi 2 cores | widths |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['method']} | {100 * r['keep']:.0f} % | {r['seed']} | {100 * r['accuracy']:.2f} % "
+              f"| {r['params']} | {r['synops']:.0f} | {r['loihi2_cores']} | {'-'.join(map(str, r['widths']))} |")
+    print("\n| case | method | channels kept | seeds | accuracy (mean +- std) | vs dense (pp) | Loihi 2 cores "
+          "| widths |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in summary:
+        delta = "" if r["delta_pp"] is None else f"{r['delta_pp']:+.2f}"
+        cores = "/".join(map(str, sorted(set(r["loihi2_cores"]))))
+        print(f"| {r['case']} | {r['method']} | {100 * r['keep']:.0f} % | {len(r['seeds'])} "
+              f"| {100 * r['accuracy_mean']:.2f} +- {100 * r['accuracy_std']:.2f} % | {delta} | {cores} "
+              f"| {' / '.join(sorted(set(r['widths'])))} |")
 
 
 def main() -> None:
@@ -192,6 +240,7 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=None, help="training samples (default: per case)")
     parser.add_argument("--test-subset", type=int, default=None, help="test samples (default: per case)")
     parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per seed (fine-tuning data order)")
     parser.add_argument("--runs", type=Path, default=RUNS, help="folder of the (reused) runs")
     parser.add_argument("--dense", type=Path, help="start from this trained network (one case) instead of training")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -205,22 +254,20 @@ def main() -> None:
     for case in args.cases:
         dense, info = dense_model(case, args)
         rows.append(dense_row(case, dense, info, args))
-        for keep in args.keep:
-            for method in args.methods:
-                rows.append(run_one(case, method, keep, dense, args))
-                r = rows[-1]
-                print(f"{case} {method} keep {keep}: acc {r['accuracy']:.3f} params {r['params']} "
-                      f"synops {r['synops']:.0f} cores {r['loihi2_cores']} widths {r['widths']}", flush=True)
+        for seed in args.seeds:  # seed by seed, so a stopped benchmark has whole seeds first
+            for keep in args.keep:
+                for method in args.methods:
+                    rows.append(run_one(case, method, keep, seed, dense, args))
+                    r = rows[-1]
+                    print(f"{case} {method} keep {keep} seed {seed}: acc {r['accuracy']:.4f} params {r['params']} "
+                          f"synops {r['synops']:.0f} cores {r['loihi2_cores']} widths {r['widths']}", flush=True)
+    summary = summarise(rows)
     results = args.results
     results.mkdir(parents=True, exist_ok=True)
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    (results / "prune_sca.json").write_text(json.dumps({"options": options, "rows": rows}, indent=2) + "\n")
-    plot(rows, results / "prune_sca.png")
-    print("| case | method | channels kept | accuracy | params | SynOps/sample | Loihi 2 cores | widths |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['case']} | {r['method']} | {100 * r['keep']:.0f} % | {100 * r['accuracy']:.1f} % | {r['params']} "
-              f"| {r['synops']:.0f} | {r['loihi2_cores']} | {'-'.join(map(str, r['widths']))} |")
+    write_json(results / "prune_sca.json", {"options": options, "rows": rows, "summary": summary})
+    plot(summary, results / "prune_sca.png")
+    print_tables(rows, summary)
 
 
 if __name__ == "__main__":
