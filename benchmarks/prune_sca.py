@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -99,7 +100,7 @@ def dense_model(case: str, args) -> tuple[Path, dict]:
         info = {"epochs": None, "train_seconds": 0.0, "source": str(args.dense), "time_steps": net.spec.time_steps,
                 "accuracy": evaluate(net, splits.test, config=config, device="cpu")["accuracy"]}
         out.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(path, make_checkpoint(net))
+        shutil.copyfile(args.dense, path)  # as it is: its recorded training sets the fine-tuning defaults
         info_path.write_text(json.dumps(info, indent=2))
         return path, info
     spec = load_spec(ROOT / spec_path)
