@@ -23,10 +23,28 @@ import statistics
 import time
 from pathlib import Path
 
+import matplotlib
 import torch
 
 import snndeploy  # noqa: F401  (Lava compatibility hook first)
-from snndeploy.atomic import write_json
+from snndeploy.atomic import atomic_path, write_json
+from snndeploy.data.datasets import feed_for, make_splits
+from snndeploy.hardware.estimate import estimate_target
+from snndeploy.hardware.load import load_layers
+from snndeploy.hardware.profile import load_profile
+from snndeploy.loader import load_model
+from snndeploy.models.build import build_model
+from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
+from snndeploy.models.spec import load_spec
+from snndeploy.prune import config as cfglib
+from snndeploy.prune.cost import model_stats, synops_per_sample
+from snndeploy.prune.job import PruneJob, run_prune
+from snndeploy.prune.registry import find_method
+from snndeploy.prune.sca import SCAConfig
+from snndeploy.train.loop import TrainConfig, Trainer, evaluate
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the headless backend is chosen)
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "benchmarks" / "results" / "runs" / "prune_sca"
@@ -39,9 +57,6 @@ CASES = {  # spec, dataset, training / test samples, dense epochs, time steps (N
 
 def method_config(name: str, epochs: int, seed: int = 0):
     """Each method's own defaults, with the training budget set to ``epochs`` epochs in total."""
-    from snndeploy.prune import config as cfglib
-    from snndeploy.prune.sca import SCAConfig
-
     common = {"eval_each_step": False, "seed": seed}
     if name == "sca":  # the default: depolarisation-only activity
         return SCAConfig(epochs=epochs, warmup_epochs=0, **common)
@@ -69,8 +84,6 @@ def case_dir(case: str, args) -> Path:
 
 def case_splits(case: str, net, args):
     """The case's data for ``net``, encoded as the network records it was fed (as ``run_prune`` feeds it)."""
-    from snndeploy.data.datasets import feed_for, make_splits
-
     feed = feed_for(net.spec.io)
     return make_splits(CASES[case][1], time_steps=net.spec.time_steps, seed=0, subset=args.subset or CASES[case][2],
                        test_subset=args.test_subset or CASES[case][3], input_shape=tuple(net.spec.input_shape),
@@ -79,36 +92,28 @@ def case_splits(case: str, net, args):
 
 def dense_model(case: str, args) -> tuple[Path, dict]:
     """Train (or reuse) the dense starting point of a case; returns its checkpoint and test accuracy."""
-    from snndeploy.data.datasets import make_splits
-    from snndeploy.models.build import build_model
-    from snndeploy.models.checkpoint import make_checkpoint, save_checkpoint
-    from snndeploy.models.spec import load_spec
-    from snndeploy.train.loop import TrainConfig, Trainer, evaluate
-
-    spec_path, data, subset, test_subset, dense_epochs, steps = CASES[case]
+    spec_path, _, _, _, dense_epochs, steps = CASES[case]
     out = case_dir(case, args)
     path = out / "dense.pt"
     info_path = out / "dense.json"
     if path.is_file() and info_path.is_file():
         return path, json.loads(info_path.read_text())
     if args.dense:  # a network trained elsewhere (e.g. by benchmarks/train_accuracy.py): evaluate it only
-        from snndeploy.loader import load_model
-
         net = load_model(args.dense)
         splits = case_splits(case, net, args)
         config = TrainConfig(batch_size=args.batch_size, threads=1, device="cpu")
         info = {"epochs": None, "train_seconds": 0.0, "source": str(args.dense), "time_steps": net.spec.time_steps,
                 "accuracy": evaluate(net, splits.test, config=config, device="cpu")["accuracy"]}
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.dense, path)  # as it is: its recorded training sets the fine-tuning defaults
-        info_path.write_text(json.dumps(info, indent=2))
+        with atomic_path(path) as tmp:  # as it is: its recorded training sets the fine-tuning defaults
+            shutil.copyfile(args.dense, tmp)
+        write_json(info_path, info)
         return path, info
     spec = load_spec(ROOT / spec_path)
     spec = dataclasses.replace(spec, time_steps=args.time_steps or steps or spec.time_steps)
     torch.manual_seed(0)
     net = build_model(spec)
-    splits = make_splits(data, time_steps=spec.time_steps, seed=0, subset=args.subset or subset,
-                         test_subset=args.test_subset or test_subset, input_shape=tuple(spec.input_shape))
+    splits = case_splits(case, net, args)
     epochs = args.dense_epochs or dense_epochs
     config = TrainConfig(epochs=epochs, batch_size=args.batch_size, threads=1, device="cpu", seed=0)
     start = time.perf_counter()
@@ -118,23 +123,15 @@ def dense_model(case: str, args) -> tuple[Path, dict]:
             "time_steps": spec.time_steps}
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, make_checkpoint(net, epoch=epochs))
-    info_path.write_text(json.dumps(info, indent=2))
+    write_json(info_path, info)
     return path, info
 
 
 def loihi2_cores(model_path: Path) -> int | None:
-    from snndeploy.hardware.estimate import estimate_target
-    from snndeploy.hardware.load import load_layers
-    from snndeploy.hardware.profile import load_profile
-
     return estimate_target(load_layers(model_path), load_profile("loihi2")).cores
 
 
 def run_one(case: str, method_name: str, keep: float, seed: int, dense: Path, args) -> dict:
-    from snndeploy.loader import load_model
-    from snndeploy.prune.job import PruneJob, run_prune
-    from snndeploy.prune.registry import find_method
-
     out = case_dir(case, args) / (f"{method_name}_keep{int(round(100 * keep))}" + (f"_s{seed}" if seed else ""))
     report_path = out / "prune_report.json"
     if not report_path.is_file():
@@ -155,9 +152,6 @@ def run_one(case: str, method_name: str, keep: float, seed: int, dense: Path, ar
 
 
 def dense_row(case: str, dense: Path, info: dict, args) -> dict:
-    from snndeploy.loader import load_model
-    from snndeploy.prune.cost import model_stats, synops_per_sample
-
     net = load_model(dense)
     splits = case_splits(case, net, args)
     loader = torch.utils.data.DataLoader(splits.test, batch_size=args.batch_size)
@@ -186,11 +180,6 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def plot(summary: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cases = sorted({r["case"] for r in summary})
     fig, axes = plt.subplots(1, len(cases), figsize=(5.5 * len(cases), 4), squeeze=False)
     for ax, case in zip(axes[0], cases, strict=True):
