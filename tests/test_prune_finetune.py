@@ -77,7 +77,7 @@ def test_distillation_gradient_is_the_kl_gradient_and_exactly_zero_at_the_teache
                                     log_target=True, reduction="batchmean") * 4
     (value + 0).backward()
     kl.backward()
-    assert float(value) == pytest.approx(float(kl), rel=1e-6)
+    assert value.item() == pytest.approx(kl.item(), rel=1e-6)
     torch.testing.assert_close(mine.grad, reference.grad)
     same = teacher.clone().requires_grad_(True)
     distillation(same, teacher, 2.0).backward()
