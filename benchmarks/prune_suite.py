@@ -182,17 +182,19 @@ def plots(results: Path, rows: list[dict]) -> list[Path]:
 
     out = []
     for net in sorted({r["net"] for r in rows}):
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 5.5))
         mine = [r for r in rows if r["net"] == net]
-        for method in sorted({r["method"] for r in mine}):
+        methods = sorted({r["method"] for r in mine})
+        palette = plt.get_cmap("tab20").colors
+        colour = {m: palette[i % len(palette)] for i, m in enumerate(methods)}  # one colour per method, both panels
+        for method in methods:
             pts = sorted((r["sparsity"], 100 * r["mean"], 100 * r["std"]) for r in mine if r["method"] == method)
             ax1.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
-                         label=label(method))
+                         color=colour[method], label=label(method))
         ax1.axhline(100 * mine[0]["dense"], color="k", ls=":", label="dense")
         ax1.set_xlabel("weight sparsity")
         ax1.set_ylabel("test accuracy (%)")
         ax1.set_title(f"{net}: accuracy vs sparsity (mean +- std over seeds)")
-        ax1.legend(fontsize=7)
         for path in sorted((results / "points").glob(f"{net}__*.json")):
             rec = json.loads(path.read_text())
             epochs, xs, ys = 0, [], []
@@ -201,15 +203,15 @@ def plots(results: Path, rows: list[dict]) -> list[Path]:
                 if "accuracy" in h:
                     xs.append(epochs)
                     ys.append(100 * h["accuracy"])
-            ax2.plot(xs, ys, marker=".", alpha=0.7, label=f"{rec['method']} {rec['sparsity']:g} s{rec['seed']}")
+            ax2.plot(xs, ys, marker=".", alpha=0.6, color=colour.get(rec["method"], "grey"))
         ax2.set_xscale("symlog")
         ax2.set_xlabel("training epochs (cumulative)")
         ax2.set_ylabel("test accuracy (%)")
-        ax2.set_title("accuracy vs epochs (cost)")
-        ax2.legend(fontsize=5, ncol=2)
+        ax2.set_title("accuracy vs epochs (cost; one line per run, colours as on the left)")
+        fig.legend(*ax1.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
         fig.tight_layout()
         path = results / f"{net}.png"
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         out.append(path)
     return out
