@@ -23,8 +23,26 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import matplotlib
+import torch
+
 import snndeploy  # noqa: F401  (Lava compatibility hook first)
 from snndeploy import settings
+from snndeploy.atomic import write_json
+from snndeploy.loader import load_model
+from snndeploy.prune import config as cfglib
+from snndeploy.prune.config import with_lr_rule
+from snndeploy.prune.deepr import DeepRConfig
+from snndeploy.prune.distill import recorded_training
+from snndeploy.prune.gradr import GradRConfig
+from snndeploy.prune.job import PruneJob, run_prune
+from snndeploy.prune.pq import PQConfig
+from snndeploy.prune.registry import find_method
+from snndeploy.prune.runner import STATE_FILE
+from snndeploy.prune.set_rigl import RigLConfig, SETConfig
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the headless backend is chosen)
 
 ROOT = Path(__file__).resolve().parent
 NETS = {  # name -> (model file, dataset); only networks anyone can get
@@ -62,11 +80,6 @@ def dataset(net: str, args: argparse.Namespace) -> str:
 
 def make_config(name: str, seed: int, args: argparse.Namespace):
     """The method config of one grid point (equal fine-tuning epochs, IMP apart)."""
-    from snndeploy.prune import config as cfglib
-    from snndeploy.prune.deepr import DeepRConfig
-    from snndeploy.prune.gradr import GradRConfig
-    from snndeploy.prune.pq import PQConfig
-    from snndeploy.prune.set_rigl import RigLConfig, SETConfig
 
     per_step = max(1, args.epochs // args.steps)
     common = {"lr": args.lr, "seed": seed, "eval_each_step": True, "rescale": args.rescale,
@@ -104,13 +117,6 @@ def point_name(net: str, method: str, sparsity: float, seed: int) -> str:
 
 def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Namespace) -> dict | None:
     """Run (or resume, or skip) one grid point; returns its result record."""
-    from snndeploy.atomic import write_json
-    from snndeploy.loader import load_model
-    from snndeploy.prune.config import with_lr_rule
-    from snndeploy.prune.distill import recorded_training
-    from snndeploy.prune.job import PruneJob, run_prune
-    from snndeploy.prune.registry import find_method
-    from snndeploy.prune.runner import STATE_FILE
 
     config = with_lr_rule(make_config(method, seed, args), imported=recorded_training(model_path(net)) is None)
     method_label = method + (f"_rescale{args.rescale:g}" if args.rescale != 1 else "") + (
@@ -125,7 +131,6 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
     work = args.work / name
     base = "criticality" if method.startswith("criticality") else method
     t0 = time.perf_counter()
-    import torch
 
     torch.manual_seed(seed)
     job = PruneJob(find_method(base), config, sparsity, False, dataset(net, args), work,
@@ -175,10 +180,7 @@ def table(rows: list[dict]) -> str:
 
 
 def plots(results: Path, rows: list[dict]) -> list[Path]:
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     out = []
     for net in sorted({r["net"] for r in rows}):
@@ -218,7 +220,6 @@ def plots(results: Path, rows: list[dict]) -> list[Path]:
 
 
 def write_summary(results: Path) -> list[dict]:
-    from snndeploy.atomic import write_json
 
     rows = summarise(results)
     write_json(results / "summary.json", {"rows": rows})
@@ -257,7 +258,6 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=ROOT / "results" / "runs" / "prune_suite")
     p.add_argument("--summary-only", action="store_true")
     args = p.parse_args()
-    import torch
 
     torch.set_num_threads(args.threads)
     if not args.summary_only:
