@@ -80,7 +80,6 @@ def dataset(net: str, args: argparse.Namespace) -> str:
 
 def make_config(name: str, seed: int, args: argparse.Namespace):
     """The method config of one grid point (equal fine-tuning epochs, IMP apart)."""
-
     per_step = max(1, args.epochs // args.steps)
     common = {"lr": args.lr, "seed": seed, "eval_each_step": True, "rescale": args.rescale,
               "relative_lr": args.relative_lr, **({"lr_rule": args.lr_rule} if args.lr_rule else {}),
@@ -117,7 +116,6 @@ def point_name(net: str, method: str, sparsity: float, seed: int) -> str:
 
 def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Namespace) -> dict | None:
     """Run (or resume, or skip) one grid point; returns its result record."""
-
     config = with_lr_rule(make_config(method, seed, args), imported=recorded_training(model_path(net)) is None)
     method_label = method + (f"_rescale{args.rescale:g}" if args.rescale != 1 else "") + (
         f"_drive{args.drive_limit:g}" if args.drive_limit is not None else "") + (
@@ -131,7 +129,6 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
     work = args.work / name
     base = "criticality" if method.startswith("criticality") else method
     t0 = time.perf_counter()
-
     torch.manual_seed(seed)
     job = PruneJob(find_method(base), config, sparsity, False, dataset(net, args), work,
                    source=str(model_path(net)), resume=(work / STATE_FILE).is_file(), batch_size=args.batch_size,
@@ -180,8 +177,6 @@ def table(rows: list[dict]) -> str:
 
 
 def plots(results: Path, rows: list[dict]) -> list[Path]:
-
-
     out = []
     for net in sorted({r["net"] for r in rows}):
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 5.5))
@@ -220,7 +215,6 @@ def plots(results: Path, rows: list[dict]) -> list[Path]:
 
 
 def write_summary(results: Path) -> list[dict]:
-
     rows = summarise(results)
     write_json(results / "summary.json", {"rows": rows})
     (results / "summary.md").write_text(table(rows) + "\n")
@@ -258,7 +252,6 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=ROOT / "results" / "runs" / "prune_suite")
     p.add_argument("--summary-only", action="store_true")
     args = p.parse_args()
-
     torch.set_num_threads(args.threads)
     if not args.summary_only:
         for sparsity in args.sparsities:
