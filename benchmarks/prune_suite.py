@@ -176,18 +176,28 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+MARKERS = "osD^vP*Xph<>"
+
+
+def method_styles(methods: list[str]) -> dict[str, dict]:
+    """A colour and marker per method: tab20's colours, then the same colours with the next marker, so no two
+    methods look alike (the suite has more point kinds than the palette has colours)."""
+    palette = plt.get_cmap("tab20").colors
+    return {m: {"color": palette[i % len(palette)], "marker": MARKERS[(i // len(palette)) % len(MARKERS)]}
+            for i, m in enumerate(methods)}
+
+
 def plots(results: Path, rows: list[dict]) -> list[Path]:
     out = []
     for net in sorted({r["net"] for r in rows}):
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 5.5))
         mine = [r for r in rows if r["net"] == net]
         methods = sorted({r["method"] for r in mine})
-        palette = plt.get_cmap("tab20").colors
-        colour = {m: palette[i % len(palette)] for i, m in enumerate(methods)}  # one colour per method, both panels
+        style = method_styles(methods)  # one colour and marker per method, both panels
         for method in methods:
             pts = sorted((r["sparsity"], 100 * r["mean"], 100 * r["std"]) for r in mine if r["method"] == method)
-            ax1.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
-                         color=colour[method], label=label(method))
+            ax1.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], capsize=3,
+                         **style[method], label=label(method))
         ax1.axhline(100 * mine[0]["dense"], color="k", ls=":", label="dense")
         ax1.set_xlabel("weight sparsity")
         ax1.set_ylabel("test accuracy (%)")
@@ -200,11 +210,11 @@ def plots(results: Path, rows: list[dict]) -> list[Path]:
                 if "accuracy" in h:
                     xs.append(epochs)
                     ys.append(100 * h["accuracy"])
-            ax2.plot(xs, ys, marker=".", alpha=0.6, color=colour.get(rec["method"], "grey"))
+            ax2.plot(xs, ys, alpha=0.6, markersize=4, **style.get(rec["method"], {"color": "grey", "marker": "."}))
         ax2.set_xscale("symlog")
         ax2.set_xlabel("training epochs (cumulative)")
         ax2.set_ylabel("test accuracy (%)")
-        ax2.set_title("accuracy vs epochs (cost; one line per run, colours as on the left)")
+        ax2.set_title("accuracy vs epochs (cost; one line per run, styles as on the left)")
         fig.legend(*ax1.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
         fig.tight_layout()
         path = results / f"{net}.png"
