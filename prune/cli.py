@@ -43,7 +43,8 @@ def _human(result: dict) -> str:
                      "after 8-bit quantisation)")
     for layer in r["sparsity"]["per_layer"]:
         lines.append(f"    {layer['layer']:<10} {layer['kind']:<6} sparsity {layer['sparsity']:.4f}  "
-                     f"channels {layer['live_channels']}/{layer['channels']}")
+                     f"channels {layer['live_channels']}/{layer['channels']}  "
+                     f"effective weights {layer['effective_weights']}/{layer['live_weights']}")
     return "\n".join(lines)
 
 

@@ -59,6 +59,10 @@ class PruneConfig:
     # (relative for an imported network, whose training is unknown; absolute for a checkpoint that records its own)
     lr_rule: str = "auto"
     relative_lr: float = 0.016
+    # unstructured: after every pruning step, move the kept weights that lie on no input-to-output path (into a
+    # neuron that reaches no output, out of one nothing reaches) to the largest pruned weights on live paths of the
+    # same layer; the sparsity stays (snndeploy.prune.paths, docs/prune.md "Ineffective weights")
+    reassign_ineffective: bool = False
 
 
 @dataclass(frozen=True)

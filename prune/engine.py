@@ -17,6 +17,7 @@ from torch import nn
 
 from snndeploy.models.build import clip_to_hook
 from snndeploy.prune import masks as masklib
+from snndeploy.prune import paths
 from snndeploy.prune.graph import DependencyGraph, PrunableLayer, build_graph
 from snndeploy.train import distributed
 
@@ -136,11 +137,16 @@ class PruningEngine:
         return live
 
     def layer_stats(self) -> list[dict]:
+        """Per pruned layer: weights, live weights (kept), effective weights (kept and on an input-to-output path),
+        sparsity and channels."""
+        on_path = self.effective_masks()
         stats = []
         for layer in self.layers:
             live = self.live_weight_mask(layer)
             stats.append({"layer": layer.info.name, "kind": layer.info.kind, "weights": live.numel(),
-                          "live_weights": int(live.sum().item()), "sparsity": 1.0 - float(live.mean().item()),
+                          "live_weights": int(live.sum().item()),
+                          "effective_weights": int((live.ne(0) & on_path[layer.info.index]).sum()),
+                          "sparsity": 1.0 - float(live.mean().item()),
                           "channels": layer.mask.channel_mask.numel(),
                           "live_channels": int(layer.mask.channel_mask.sum().item())})
         return stats
@@ -208,6 +214,38 @@ class PruningEngine:
             self._reset_state(layer.weight, flat_idx)
         self.record("regrow_weights", init=init, sparsity=self.weight_sparsity(),
                     count={self.by_index(i).info.name: int(v.numel()) for i, v in selection.items()})
+
+    def _live_masks(self) -> dict[int, torch.Tensor]:
+        return {layer.info.index: self.live_weight_mask(layer) for layer in self.layers}
+
+    def effective_masks(self) -> dict[int, torch.Tensor]:
+        """Per pruned layer: bool, true where a position lies on an input-to-output path (:mod:`paths`)."""
+        return paths.effective(self.net, self.graph, self._live_masks())
+
+    def reassign_ineffective(self) -> dict[str, int]:
+        """Move every kept weight that lies on no input-to-output path to the largest stored-magnitude pruned
+        position of its layer between neurons that stay live (as many as there are such positions; the layer's count
+        stays); returns the moves per layer."""
+        masks = self._live_masks()
+        on_path = paths.effective(self.net, self.graph, masks)
+        open_after = paths.open_to_regrowth(self.net, self.graph, masks)
+        moved = {}
+        for layer in self.layers:
+            kept = layer.mask.mask.reshape(-1).ne(0)
+            magnitude = layer.weight.detach().abs().reshape(-1).to(torch.float64)
+            wasted = torch.nonzero(kept & ~on_path[layer.info.index].reshape(-1)).view(-1)
+            free = torch.nonzero(~kept & open_after[layer.info.index].reshape(-1)).view(-1)
+            count = min(wasted.numel(), free.numel())
+            if count == 0:
+                continue
+            drop = wasted[torch.topk(magnitude[wasted], count, largest=False).indices]
+            add = free[torch.topk(magnitude[free], count).indices]
+            layer.mask.mask.view(-1)[drop] = 0.0
+            layer.mask.mask.view(-1)[add] = 1.0  # the stored weight kept its value while pruned
+            self._reset_state(layer.weight, torch.cat([drop, add]))
+            moved[layer.info.name] = count
+        self.record("reassign_ineffective", moved=moved, sparsity=self.weight_sparsity())
+        return moved
 
     # ----- structured --------------------------------------------------------------------------------------------
     def prune_channels(self, target: float, scores: dict[int, torch.Tensor], scope: str = "global",

@@ -232,6 +232,8 @@ class Runner:
         info: dict[str, Any] = {}
         if rnd.prune:
             info = method.prune(ctx, cfg, rnd)
+            if cfg.reassign_ineffective and not self.spec.structured:
+                info["reassigned"] = self.engine.reassign_ineffective()
             ranks = self.engine.check_masks_agree()
             if ranks > 1:
                 info["masks_agree_on_ranks"] = ranks
