@@ -54,6 +54,8 @@ def live_channels(net: nn.Module, graph: DependencyGraph, masks: dict[int, torch
         inputs = _input_columns(graph, feeds, forward, i, conn[i].shape[1])
         reached = (conn[i] & inputs.view(1, -1)).any(1)
         bias = _has_bias(net.blocks[i])
+        if bias is not None and bias.numel() == 1:  # one bias shared by the layer
+            bias = bias.expand_as(reached)
         forward[i] = reached | bias if bias is not None and bias.numel() == reached.numel() else reached
     backward: dict[int, torch.Tensor] = {}
     for layer in reversed(graph.layers):
