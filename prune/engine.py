@@ -226,9 +226,7 @@ class PruningEngine:
         """Move every kept weight that lies on no input-to-output path to the largest stored-magnitude pruned
         position of its layer between neurons that stay live (as many as there are such positions; the layer's count
         stays); returns the moves per layer."""
-        masks = self._live_masks()
-        on_path = paths.effective(self.net, self.graph, masks)
-        open_after = paths.open_to_regrowth(self.net, self.graph, masks)
+        on_path, open_after = paths.effective_and_open(self.net, self.graph, self._live_masks())
         moved = {}
         for layer in self.layers:
             kept = layer.mask.mask.reshape(-1).ne(0)

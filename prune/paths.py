@@ -38,7 +38,9 @@ def _has_bias(block: nn.Module) -> torch.Tensor | None:
 def _channels_to_columns(graph: DependencyGraph, producer: int, channels: torch.Tensor) -> torch.Tensor:
     """Per input column of the producer's consumer: fed by a channel that is set in ``channels``."""
     group = graph.group(producer)
-    return channels.repeat_interleave(group.per_channel_inputs)
+    columns = torch.zeros(group.channels * group.per_channel_inputs, dtype=torch.bool)
+    columns[graph.consumer_columns(group, torch.nonzero(channels).view(-1))] = True
+    return columns
 
 
 def live_channels(net: nn.Module, graph: DependencyGraph, masks: dict[int, torch.Tensor]
@@ -65,7 +67,8 @@ def live_channels(net: nn.Module, graph: DependencyGraph, masks: dict[int, torch
             backward[i] = torch.ones(conn[i].shape[0], dtype=torch.bool)
             continue
         used = conn[group.consumer][backward[group.consumer]].any(0)  # consumer columns read by a live row
-        backward[i] = used.view(group.channels, group.per_channel_inputs).any(1)
+        per_channel = graph.consumer_columns(group, torch.arange(group.channels))  # channel-major
+        backward[i] = used[per_channel].view(group.channels, group.per_channel_inputs).any(1)
     return forward, backward
 
 
@@ -84,15 +87,16 @@ def effective(net: nn.Module, graph: DependencyGraph, masks: dict[int, torch.Ten
     return _positions(graph, masks, forward, backward)
 
 
-def open_to_regrowth(net: nn.Module, graph: DependencyGraph, masks: dict[int, torch.Tensor]
-                     ) -> dict[int, torch.Tensor]:
-    """Like :func:`effective`, for the network once its ineffective weights are gone: a hidden neuron keeps weights
-    then only if it is both forward- and backward-live, so a new weight is effective only between such neurons (or
-    the network's inputs and outputs)."""
+def effective_and_open(net: nn.Module, graph: DependencyGraph, masks: dict[int, torch.Tensor]
+                       ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """:func:`effective`, and the positions where a new weight is effective once the ineffective ones are gone: a
+    hidden neuron keeps weights then only if it is both forward- and backward-live, so only positions between such
+    neurons (or the network's inputs and outputs) qualify. One liveness pass for both."""
     forward, backward = live_channels(net, graph, masks)
     alive = {i: forward[i] & backward[i] for i in forward}
     outputs = {i for i in forward if graph.group(i) is None}
-    return _positions(graph, masks, alive, {i: backward[i] if i in outputs else alive[i] for i in alive})
+    open_after = _positions(graph, masks, alive, {i: backward[i] if i in outputs else alive[i] for i in alive})
+    return _positions(graph, masks, forward, backward), open_after
 
 
 def _positions(graph: DependencyGraph, masks: dict[int, torch.Tensor], forward: dict[int, torch.Tensor],
