@@ -17,6 +17,7 @@ from snndeploy.prune.scores import CHANNEL_NORMS
 from snndeploy.yaml_io import read_yaml
 
 LR_RULES = ("auto", "absolute", "relative")
+LR_DECAYS = ("none", "final")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class PruneConfig:
     # (relative for an imported network, whose training is unknown; absolute for a checkpoint that records its own)
     lr_rule: str = "auto"
     relative_lr: float = 0.016
+    # none: every round fine-tunes at its rates | final: the last round's fine-tuning anneals every rate to 0 along a
+    # cosine, optimizer step by optimizer step (docs/prune.md "Annealing the last round")
+    lr_decay: str = "none"
     # unstructured: after every pruning step, move the kept weights that lie on no input-to-output path (into a
     # neuron that reaches no output, out of one nothing reaches) to the largest pruned weights on live paths of the
     # same layer; the sparsity stays (snndeploy.prune.paths, docs/prune.md "Ineffective weights")
@@ -147,6 +151,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "regrow_init": ("restore", "zero"), "channel_score": ("gate", "gate_l1"),
     "rewind": ("epoch", "init", "start", "none"),
     "objective": OBJECTIVES, "channel_norm": CHANNEL_NORMS, "label_loss": LABEL_LOSSES, "lr_rule": LR_RULES,
+    "lr_decay": LR_DECAYS,
 }
 RANGES: dict[str, tuple[float, float]] = {
     "steps": (1, 1000), "rate": (1e-6, 0.999), "epochs_per_step": (0, 100000), "lr": (1e-12, 10.0),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -24,7 +25,7 @@ class Backend(Protocol):
     def test_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
     def train_epochs(self, net: nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
-                     after_step: Callable[[], None], seed_offset: int = 0) -> int: ...
+                     after_step: Callable[[], None], seed_offset: int = 0, anneal: bool = False) -> int: ...
 
     def evaluate(self, net: nn.Module) -> dict: ...
 
@@ -39,6 +40,27 @@ class _AfterStep(Callback):
     def after_step(self, trainer: Trainer, step: int) -> None:
         self.fn()
         self.steps += 1
+
+
+class _Anneal(Callback):
+    """Every group's rate from its value now to 0 along a cosine over ``total`` optimizer steps; restored at the end
+    (the optimizer carries on, or is saved, at the rates the run chose)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total: int):
+        self.optimizer = optimizer
+        self.total = max(1, total)
+        self.base = [group["lr"] for group in optimizer.param_groups]
+        self.done = 0
+
+    def after_step(self, trainer: Trainer, step: int) -> None:
+        self.done = min(self.done + 1, self.total)
+        factor = 0.5 * (1.0 + math.cos(math.pi * self.done / self.total))
+        for group, base in zip(self.optimizer.param_groups, self.base, strict=True):
+            group["lr"] = base * factor
+
+    def restore(self) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.base, strict=True):
+            group["lr"] = base
 
 
 class DatasetTrainer:
@@ -76,14 +98,28 @@ class DatasetTrainer:
     def test_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return iter(self._loader(self.splits.test, False))
 
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch on this rank (a distributed sampler pads every rank to the same share)."""
+        share = math.ceil(len(self.splits.train) / distributed.world_size())
+        return math.ceil(share / self.config.batch_size)
+
     def train_epochs(self, net: nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
-                     after_step: Callable[[], None], seed_offset: int = 0) -> int:
-        """Train ``epochs`` epochs with snndeploy.train (shuffling seeded by ``seed_offset``); returns the steps."""
+                     after_step: Callable[[], None], seed_offset: int = 0, anneal: bool = False) -> int:
+        """Train ``epochs`` epochs with snndeploy.train (shuffling seeded by ``seed_offset``); returns the steps.
+        ``anneal``: the rates fall to 0 along a cosine over these epochs (and are restored afterwards)."""
         hook = _AfterStep(after_step)
+        callbacks: list[Callback] = [hook]
+        annealing = _Anneal(optimizer, epochs * self.steps_per_epoch()) if anneal else None
+        if annealing is not None:
+            callbacks.append(annealing)
         config = dataclasses.replace(self.config, epochs=epochs, seed=self.config.seed * 1009 + seed_offset)
-        trainer = Trainer(net, config, callbacks=[hook], optimizer=optimizer, log=None, progress=self.progress,
+        trainer = Trainer(net, config, callbacks=callbacks, optimizer=optimizer, log=None, progress=self.progress,
                           objective=self.objective)
-        trainer.fit(self.splits.train)
+        try:
+            trainer.fit(self.splits.train)
+        finally:
+            if annealing is not None:
+                annealing.restore()
         return hook.steps
 
     def evaluate(self, net: nn.Module) -> dict:

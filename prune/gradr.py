@@ -393,7 +393,9 @@ class GradRMethod(Method):
         engine = ctx.engine
         epochs = min(config.epochs_per_round, config.epochs - rnd.index * config.epochs_per_round)
         before = {layer.info.index: layer.mask.mask.clone() for layer in engine.layers}
-        steps = ctx.trainer.train_epochs(ctx.net, opt, epochs, engine.after_step, seed_offset=rnd.index)
+        last = (rnd.index + 1) * config.epochs_per_round >= config.epochs
+        steps = ctx.trainer.train_epochs(ctx.net, opt, epochs, engine.after_step, seed_offset=rnd.index,
+                                         anneal=config.lr_decay == "final" and last)
         cost = getattr(ctx, "cost", None)
         if cost is not None:
             cost.epochs += epochs

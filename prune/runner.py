@@ -287,7 +287,9 @@ class Runner:
                 _soft_threshold(self.engine, lr * rnd.l1)
             self.engine.after_step()
 
-        return self.trainer.train_epochs(self.net, optimizer, rnd.epochs, after_step, seed_offset=rnd.index)
+        anneal = self.spec.config.lr_decay == "final" and rnd.index == self.rounds[-1].index
+        return self.trainer.train_epochs(self.net, optimizer, rnd.epochs, after_step, seed_offset=rnd.index,
+                                         anneal=anneal)
 
     # ----- result --------------------------------------------------------------------------------------------------
     def finish(self) -> RunResult:

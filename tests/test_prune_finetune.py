@@ -221,6 +221,52 @@ def test_rescale_scales_the_pruned_layers_once_after_the_first_step(tmp_path, ml
         torch.testing.assert_close(layer.weight.detach()[live], weight[live] * 0.25)
 
 
+class _RateRecorder(DatasetTrainer):
+    """A trainer that records, for every fine-tuning call, whether it anneals and the rates of every step."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[bool, list[list[float]]]] = []
+
+    def train_epochs(self, net, optimizer, epochs, after_step, seed_offset=0, anneal=False):
+        rates: list[list[float]] = []
+
+        def spy() -> None:
+            rates.append([group["lr"] for group in optimizer.param_groups])
+            after_step()
+
+        steps = super().train_epochs(net, optimizer, epochs, spy, seed_offset=seed_offset, anneal=anneal)
+        self.calls.append((anneal, rates))
+        self.optimizer = optimizer
+        return steps
+
+
+@pytest.mark.parametrize("method, cfg", [("gmp", {"steps": 2, "epochs_per_step": 1}),
+                                         ("gradr", {"epochs": 2, "epochs_per_round": 1})])
+def test_lr_decay_final_anneals_the_last_rounds_rates_to_zero_and_restores_them(tmp_path, mlp_path, method, cfg):
+    net = load_model(mlp_path)
+    m = find_method(method)
+    config = cfglib.with_lr_rule(dataclasses.replace(m.config_class(), lr_decay="final", eval_each_step=False,
+                                                     **cfg), imported=True)
+    trainer = _RateRecorder("mnist", net, batch_size=40, subset=200, test_subset=40, progress=False,
+                            objective=make_objective(config, net))
+    runner = Runner(RunSpec(m, config, 0.6, False, "test"), net, trainer, tmp_path / method)
+    runner.run()
+    (first_anneals, first), (last_anneals, last) = trainer.calls
+    assert not first_anneals and all(rates == first[0] for rates in first)  # earlier rounds: constant rates
+    assert last_anneals and len(last) == trainer.steps_per_epoch() == 5
+    base = torch.tensor(last[0])
+    factors = torch.tensor(last) / base
+    expected = [0.5 * (1 + math.cos(math.pi * k / 5)) for k in range(5)]  # the rate the k-th step trained at
+    torch.testing.assert_close(factors, torch.tensor(expected).unsqueeze(1).expand_as(factors), rtol=1e-5, atol=0)
+    assert [group["lr"] for group in trainer.optimizer.param_groups] == last[0]  # restored after the round
+
+
+def test_lr_decay_refuses_an_unknown_schedule():
+    with pytest.raises(UserError, match="lr_decay"):
+        cfglib.config_from_dict(cfglib.GMPConfig, {"lr_decay": "cosine"})
+
+
 def test_relative_lr_gives_each_pruned_layer_a_rate_in_proportion_to_its_weights(tmp_path, mlp_path):
     net = load_model(mlp_path)
     runner = _runner(tmp_path, net, "magnitude", 0.5, subset=64, test_subset=16, relative_lr=0.004)
