@@ -152,13 +152,19 @@ def run_one(case: str, method_name: str, keep: float, seed: int, dense: Path, ar
 
 
 def dense_row(case: str, dense: Path, info: dict, args) -> dict:
+    """The dense network's row, counted once per case folder (its test split's SynOps take a pass over the data)."""
+    path = case_dir(case, args) / "dense_row.json"
+    if path.is_file():
+        return json.loads(path.read_text())
     net = load_model(dense)
     splits = case_splits(case, net, args)
     loader = torch.utils.data.DataLoader(splits.test, batch_size=args.batch_size)
-    return {"case": case, "method": "dense", "keep": 1.0, "seed": 0, "accuracy_before": info["accuracy"],
-            "accuracy": info["accuracy"], "channels": 0.0, "params": model_stats(net)["weights"],
-            "synops": synops_per_sample(net, [x for x, _ in loader])["total"], "loihi2_cores": loihi2_cores(dense),
-            "wall_s": info["train_seconds"], "widths": [b.out for b in net.spec.blocks if b.kind in ("conv", "dense")]}
+    row = {"case": case, "method": "dense", "keep": 1.0, "seed": 0, "accuracy_before": info["accuracy"],
+           "accuracy": info["accuracy"], "channels": 0.0, "params": model_stats(net)["weights"],
+           "synops": synops_per_sample(net, [x for x, _ in loader])["total"], "loihi2_cores": loihi2_cores(dense),
+           "wall_s": info["train_seconds"], "widths": [b.out for b in net.spec.blocks if b.kind in ("conv", "dense")]}
+    write_json(path, row)
+    return row
 
 
 def summarise(rows: list[dict]) -> list[dict]:
