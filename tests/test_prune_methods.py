@@ -47,7 +47,7 @@ def run(tmp_path, method: str, target: float, structured: bool = False, rounds=N
                  marks=pytest.mark.slow),
     pytest.param("criticality", {"calib_batches": 1, "schedule": "one_shot", "regen": "random"},
                  marks=pytest.mark.slow),
-    pytest.param("criticality", {"calib_batches": 1, "schedule": "one_shot", "weight_score": "post_rate"},
+    pytest.param("criticality", {"calib_batches": 1, "schedule": "one_shot", "weight_score": "post"},
                  marks=pytest.mark.slow),
     pytest.param("criticality", {"calib_batches": 1, "schedule": "one_shot", "weight_score": "post_share"},
                  marks=pytest.mark.slow),
