@@ -14,7 +14,7 @@ from torch import nn
 from snndeploy.data.datasets import feed_for, make_splits
 from snndeploy.prune.distill import Objective
 from snndeploy.train import distributed
-from snndeploy.train.loop import Callback, TrainConfig, Trainer, evaluate, make_loss
+from snndeploy.train.loop import Callback, TrainConfig, Trainer, cosine_decay, evaluate, make_loss
 
 
 class Backend(Protocol):
@@ -53,8 +53,8 @@ class _Anneal(Callback):
         self.done = 0
 
     def after_step(self, trainer: Trainer, step: int) -> None:
-        self.done = min(self.done + 1, self.total)
-        factor = 0.5 * (1.0 + math.cos(math.pi * self.done / self.total))
+        self.done += 1
+        factor = cosine_decay(self.done, self.total)
         for group, base in zip(self.optimizer.param_groups, self.base, strict=True):
             group["lr"] = base * factor
 

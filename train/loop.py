@@ -101,10 +101,15 @@ def make_loss(config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], tor
     return cross_entropy
 
 
+def cosine_decay(done: int, total: int) -> float:
+    """A cosine from 1 (``done`` 0) to 0 (``done`` >= ``total``)."""
+    return 0.5 * (1 + math.cos(math.pi * min(done, total) / total))
+
+
 def lr_factor(config: TrainConfig, epoch: int) -> float:
     """Scale of the initial learning rate in the epoch with 0-based index ``epoch`` (resume needs no state)."""
     if config.lr_schedule == "cosine" and config.epochs > 0:
-        return 0.5 * (1 + math.cos(math.pi * min(epoch, config.epochs) / config.epochs))
+        return cosine_decay(epoch, config.epochs)
     return 1.0
 
 
