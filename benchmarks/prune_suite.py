@@ -59,13 +59,14 @@ LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw
 
 def label(method: str) -> str:
     """A method's table label; a point's --rescale / --drive-limit / --lr / relative rate (lr_rule relative) /
-    --distill-weight / --label-ce / --reassign / --anneal follow a comma."""
+    --distill-weight / --label-ce / --reassign / --anneal / --reconstruct follow a comma."""
     found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_drive([^_]+))?(?:_lr([^_]+))?(?:_rel([^_]+))?(?:_dw([^_]+))?"
-                         r"(_ce)?(_reassign)?(_anneal)?", method)
-    base, *values, ce, reassign, anneal = found.groups()
+                         r"(_ce)?(_reassign)?(_anneal)?(_recon)?", method)
+    base, *values, ce, reassign, anneal, recon = found.groups()
     keys = ("rescale", "drive_limit", "lr", "relative_lr", "distill_weight")
     extra = [f"{key} {v}" for key, v in zip(keys, values, strict=True) if v] + (["+ count CE"] if ce else []) + (
-        ["ineffective weights reassigned"] if reassign else []) + (["last round annealed"] if anneal else [])
+        ["ineffective weights reassigned"] if reassign else []) + (["last round annealed"] if anneal else []) + (
+        ["kept weights refitted"] if recon else [])
     return ", ".join([LABELS.get(base, base), *extra])
 
 
@@ -88,6 +89,7 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
               **({"label_loss": "cross_entropy"} if args.label_ce else {}),
               **({"reassign_ineffective": True} if args.reassign else {}),
               **({"lr_decay": "final"} if args.anneal else {}),
+              **({"reconstruct": True} if args.reconstruct else {}),
               **({"drive_limit": args.drive_limit} if args.drive_limit is not None else {})}
     if name.startswith("criticality"):
         extra = {"weight_score": WEIGHT_SCORES.get(name, "post"),
@@ -125,7 +127,8 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
         f"_lr{args.lr:g}" if args.lr != 1e-3 else "") + (
         f"_rel{config.relative_lr:g}" if config.lr_rule == "relative" else "") + (
         f"_dw{args.distill_weight:g}" if args.distill_weight is not None else "") + ("_ce" if args.label_ce else "") + (
-        "_reassign" if args.reassign else "") + ("_anneal" if args.anneal else "")
+        "_reassign" if args.reassign else "") + ("_anneal" if args.anneal else "") + (
+        "_recon" if args.reconstruct else "")
     name = point_name(net, method_label, sparsity, seed)
     result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
@@ -260,6 +263,9 @@ def main() -> None:
                         "(points named _reassign)")
     p.add_argument("--anneal", action="store_true",
                    help="config lr_decay final: the last round's rates fall to 0 along a cosine (points named _anneal)")
+    p.add_argument("--reconstruct", action="store_true",
+                   help="config reconstruct: kept weights refitted by least squares after each step (points named "
+                        "_recon)")
     p.add_argument("--drive-limit", type=float, help="config drive_limit (default: the method's own)")
     p.add_argument("--rescale", type=float, default=1.0,
                    help="config rescale (docs/prune.md); it and --lr name the points when not default")

@@ -59,7 +59,7 @@ class _Snapshot:
 
 
 @dataclass
-class _Layer:
+class MaskedLayer:
     info: PrunableLayer
     block: nn.Module
     mask: masklib.SynapseMask
@@ -84,11 +84,11 @@ class PruningEngine:
             chosen = [lay for lay in chosen if self.graph.group(lay.index) is not None]
         if not chosen:
             raise ValueError("no prunable layer left after the include/exclude rules")
-        self.layers: list[_Layer] = []
+        self.layers: list[MaskedLayer] = []
         for info in chosen:
             block = net.blocks[info.index]
             mask = masklib.attach(block.synapse, gate=structured and gates)
-            self.layers.append(_Layer(info, block, mask))
+            self.layers.append(MaskedLayer(info, block, mask))
         self.optimizer: torch.optim.Optimizer | None = None
         self.records: list[dict] = []
         self.step = 0
@@ -100,7 +100,7 @@ class PruningEngine:
         """Optimizer whose per-entry state is reset for pruned and regrown entries."""
         self.optimizer = optimizer
 
-    def by_index(self, index: int) -> _Layer:
+    def by_index(self, index: int) -> MaskedLayer:
         return next(layer for layer in self.layers if layer.info.index == index)
 
     def record(self, kind: str, **info) -> dict:
@@ -124,7 +124,7 @@ class PruningEngine:
         """The quantity schedules drive: channel sparsity when structured, else weight sparsity."""
         return self.channel_sparsity() if self.structured else self.weight_sparsity()
 
-    def live_weight_mask(self, layer: _Layer) -> torch.Tensor:
+    def live_weight_mask(self, layer: MaskedLayer) -> torch.Tensor:
         """0/1 tensor of the weights that still carry signal (mask, channel mask and dead inputs from upstream)."""
         live = layer.mask.mask * layer.mask.channel_mask.view(-1, *([1] * (layer.mask.mask.dim() - 1)))
         for up in self.layers:
@@ -175,7 +175,7 @@ class PruningEngine:
                     count={self.by_index(i).info.name: int(v.numel()) for i, v in chosen.items()})
         return chosen
 
-    def weight_groups(self, target: float, allocation: str) -> list[tuple[list[_Layer], float]]:
+    def weight_groups(self, target: float, allocation: str) -> list[tuple[list[MaskedLayer], float]]:
         """The layer groups ranked together and each group's sparsity target for an overall ``target``."""
         if allocation not in ALLOCATIONS:
             raise ValueError(f"unknown allocation {allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
@@ -186,7 +186,7 @@ class PruningEngine:
         shapes = [tuple(layer.mask.mask.shape) for layer in self.layers]
         return [([layer], 1.0 - d) for layer, d in zip(self.layers, erk_densities(shapes, 1.0 - target), strict=True)]
 
-    def _prune_entries(self, layer: _Layer, flat_idx: torch.Tensor) -> None:
+    def _prune_entries(self, layer: MaskedLayer, flat_idx: torch.Tensor) -> None:
         weight = layer.weight.detach().reshape(-1)
         layer.last_pruned = _Snapshot(flat_idx.clone(), weight[flat_idx].clone())
         layer.mask.mask.view(-1)[flat_idx] = 0.0
@@ -281,7 +281,7 @@ class PruningEngine:
                     channels={self.by_index(i).info.name: sorted(v.tolist()) for i, v in chosen.items()})
         return chosen
 
-    def _prune_channels(self, layer: _Layer, idx: torch.Tensor) -> None:
+    def _prune_channels(self, layer: MaskedLayer, idx: torch.Tensor) -> None:
         gate = layer.mask.gate
         values = gate.detach()[idx].clone() if gate is not None else torch.ones(idx.numel())
         layer.last_pruned = _Snapshot(idx.clone(), values)
@@ -314,7 +314,7 @@ class PruningEngine:
         self.record("regrow_channels", init=init, sparsity=self.channel_sparsity(),
                     channels={self.by_index(i).info.name: sorted(v.tolist()) for i, v in selection.items()})
 
-    def _zero_norm_bias(self, layer: _Layer) -> None:
+    def _zero_norm_bias(self, layer: MaskedLayer) -> None:
         """A per-channel norm/bias adds to the voltage: a pruned channel must not fire through it."""
         norm = getattr(layer.block.neuron, "norm", None)
         if not isinstance(norm, nn.Module):
@@ -468,7 +468,7 @@ def _masked_scores(score: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return flat
 
 
-def _split(picked: torch.Tensor, sizes: list[int], group: list[_Layer]) -> dict[int, torch.Tensor]:
+def _split(picked: torch.Tensor, sizes: list[int], group: list[MaskedLayer]) -> dict[int, torch.Tensor]:
     out = {}
     start = 0
     for size, layer in zip(sizes, group, strict=True):

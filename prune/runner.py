@@ -7,6 +7,7 @@ the same masks as an uninterrupted run.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import math
@@ -29,6 +30,7 @@ from snndeploy.prune.drive import limit_drive
 from snndeploy.prune.engine import PruningEngine, Selection
 from snndeploy.prune.finetune import Backend
 from snndeploy.prune.methods import Method, Round
+from snndeploy.prune.reconstruct import reconstruct
 from snndeploy.prune.shrink import shrink
 from snndeploy.train import distributed
 
@@ -231,9 +233,15 @@ class Runner:
         t0 = time.perf_counter()
         info: dict[str, Any] = {}
         if rnd.prune:
+            before = copy.deepcopy(self.net) if cfg.reconstruct and not rnd.rewind else None
             info = method.prune(ctx, cfg, rnd)
             if cfg.reassign_ineffective and not self.spec.structured:
                 info["reassigned"] = self.engine.reassign_ineffective()
+            if before is not None:
+                info["reconstructed"] = reconstruct(self.engine, self.net, before,
+                                                    ctx.calibration_inputs(cfg.reconstruct_batches),
+                                                    cfg.reconstruct_damping)
+                self.engine.after_step()  # stored weights back inside what a quantised synapse computes with
             ranks = self.engine.check_masks_agree()
             if ranks > 1:
                 info["masks_agree_on_ranks"] = ranks
