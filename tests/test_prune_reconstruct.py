@@ -143,3 +143,30 @@ def test_refitting_keeps_lava_dl_mnist_mlp_far_more_accurate_after_a_large_step(
             reconstruct(engine, net, before, [x for x, _ in itertools.islice(data.train_batches(), 8)], 0.01)
         accuracy[refit] = data.evaluate(net)["accuracy"]
     assert accuracy[True] > accuracy[False] + 0.08, accuracy
+
+
+def test_structured_pruning_refits_the_consumer_through_its_gates():
+    """Channels removed from the first convolution: the next layer's kept columns are refitted; stored weights are
+    divided by the channel gates, so the effective weights are the fit, and the gates stay."""
+    net = conv_net()
+    engine = PruningEngine(net, structured=True)
+    with torch.no_grad():
+        for layer in engine.layers:
+            layer.mask.gate.uniform_(0.5, 1.5)
+    before = copy.deepcopy(net)
+    engine.prune_channels(0.4, scores.channel_l1(engine), "layer")
+    gates = [layer.mask.gate.detach().clone() for layer in engine.layers]
+    batches = [spikes(net, n=8, seed=s) for s in range(3)]
+    report = reconstruct(engine, net, before, batches, damping=1e-9)
+    consumer = engine.layers[1]
+    assert report[consumer.info.name]["error_after"] < report[consumer.info.name]["error_before"]
+    assert all(torch.equal(layer.mask.gate.detach(), g) for layer, g in zip(engine.layers, gates, strict=True))
+    synapse = consumer.block.synapse
+    loss = 0.0
+    for x in batches:
+        xin, _ = synapse_io(net, consumer.info.index, x)
+        _, target = synapse_io(before, consumer.info.index, x)
+        loss = loss + ((synapse(xin) - target) ** 2).sum()
+    grad = torch.autograd.grad(loss, consumer.weight)[0]
+    live = engine.live_weight_mask(consumer) != 0
+    assert float(grad[live].abs().max()) < 1e-4 * float(consumer.weight.detach()[live].abs().mean() * loss.detach())
