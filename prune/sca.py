@@ -26,7 +26,6 @@ that a resumed run continues with the same numbers. Everything runs on :class:`s
 from __future__ import annotations
 
 import contextlib
-import math
 import weakref
 from dataclasses import dataclass
 
@@ -39,6 +38,7 @@ from snndeploy.prune.criticality import per_channel_mean, record_voltages
 from snndeploy.prune.engine import SCOPES, PruningEngine
 from snndeploy.prune.methods import Method, Round, register
 from snndeploy.train import distributed
+from snndeploy.train.loop import cosine_decay
 
 STATE_NAME = "sca"
 UPDATE = "sca_update"
@@ -122,7 +122,7 @@ def target_at(config: SCAConfig, final: float, epoch: int) -> float:
 def regrow_at(config: SCAConfig, epoch: int) -> float:
     """Regrowth fraction ``f(t) = (alpha_r / 2)(1 + cos(pi t / t_end))`` (0 at the last update)."""
     t_end = update_epochs(config)[-1]
-    return 0.5 * config.regrow_fraction * (1.0 + math.cos(math.pi * min(epoch, t_end) / t_end))
+    return config.regrow_fraction * cosine_decay(epoch, t_end)
 
 
 def plan(config: SCAConfig, final: float) -> list[Phase]:

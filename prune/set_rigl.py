@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +9,7 @@ import torch
 from snndeploy.errors import UserError
 from snndeploy.prune.methods import register
 from snndeploy.prune.sparse import SparseConfig, SparseMethod, dense_gradient, groups, masks
+from snndeploy.train.loop import cosine_decay
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class RigLMethod(SparseMethod):
 
     def rewire(self, ctx, config, rnd):
         end = config.end_fraction * config.iterations
-        fraction = 0.5 * config.alpha * (1.0 + math.cos(math.pi * rnd.index / end)) if rnd.index < end else 0.0
+        fraction = config.alpha * cosine_decay(rnd.index, end) if rnd.index < end else 0.0
         counts = drop_counts(ctx.engine, config.scope, fraction)
         if fraction <= 0.0:
             return {"step": "rewire", "pruned": 0, "regrown": 0, "drop_fraction": 0.0}

@@ -101,8 +101,9 @@ def make_loss(config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], tor
     return cross_entropy
 
 
-def cosine_decay(done: int, total: int) -> float:
-    """A cosine from 1 (``done`` 0) to 0 (``done`` >= ``total``)."""
+def cosine_decay(done: float, total: float) -> float:
+    """A cosine from 1 (``done`` 0) to 0 (``done`` >= ``total``). Callers scale it by a factor (``a * cosine_decay``):
+    halving is exact, so that equals ``0.5 a (1 + cos)`` to the last bit."""
     return 0.5 * (1 + math.cos(math.pi * min(done, total) / total))
 
 
