@@ -55,8 +55,19 @@ CASES = {  # spec, dataset, training / test samples, dense epochs, time steps (N
 }
 
 
+RECON = "_recon"  # a method name ending in it: the same method with config reconstruct (kept weights refitted)
+
+
+def base_method(name: str) -> str:
+    """The registered method a benchmark method name runs."""
+    name = name.removesuffix(RECON)
+    return "sca" if name.startswith("sca") else name
+
+
 def method_config(name: str, epochs: int, seed: int = 0):
     """Each method's own defaults, with the training budget set to ``epochs`` epochs in total."""
+    if name.endswith(RECON):
+        return dataclasses.replace(method_config(name.removesuffix(RECON), epochs, seed), reconstruct=True)
     common = {"eval_each_step": False, "seed": seed}
     if name == "sca":  # the default: depolarisation-only activity
         return SCAConfig(epochs=epochs, warmup_epochs=0, **common)
@@ -135,7 +146,7 @@ def run_one(case: str, method_name: str, keep: float, seed: int, dense: Path, ar
     out = case_dir(case, args) / (f"{method_name}_keep{int(round(100 * keep))}" + (f"_s{seed}" if seed else ""))
     report_path = out / "prune_report.json"
     if not report_path.is_file():
-        method = find_method("sca" if method_name.startswith("sca") else method_name)
+        method = find_method(base_method(method_name))
         config = method_config(method_name, args.epochs, seed)
         run_prune(load_model(dense), PruneJob(
             method, config, 1.0 - keep, True, CASES[case][1], out, source=str(dense),

@@ -127,14 +127,24 @@ class PruningEngine:
     def live_weight_mask(self, layer: MaskedLayer) -> torch.Tensor:
         """0/1 tensor of the weights that still carry signal (mask, channel mask and dead inputs from upstream)."""
         live = layer.mask.mask * layer.mask.channel_mask.view(-1, *([1] * (layer.mask.mask.dim() - 1)))
+        return self.without_dead_inputs(layer.info.index, live)
+
+    def without_dead_inputs(self, index: int, live: torch.Tensor) -> torch.Tensor:
+        """``live`` (a 0/1 mask of block ``index``'s weight) with the input columns fed by pruned channels at 0."""
         for up in self.layers:
             group = self.graph.group(up.info.index)
-            if group is not None and group.consumer == layer.info.index:
+            if group is not None and group.consumer == index:
                 dead = torch.nonzero(up.mask.channel_mask == 0).view(-1)
                 if dead.numel():
                     live = live.clone()
                     live[:, self.graph.consumer_columns(group, dead)] = 0
         return live
+
+    def outside_consumers(self) -> list[int]:
+        """Blocks that take pruned channels as input but are not pruned themselves (a network's output layer)."""
+        mine = {layer.info.index for layer in self.layers}
+        groups = (self.graph.group(layer.info.index) for layer in self.layers)
+        return sorted({g.consumer for g in groups if g is not None} - mine)
 
     def layer_stats(self) -> list[dict]:
         """Per pruned layer: weights, live weights (kept), effective weights (kept and on an input-to-output path),

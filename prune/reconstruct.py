@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snndeploy.prune.engine import MaskedLayer, PruningEngine
+from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.graph import reset_state
 from snndeploy.train import distributed
 
@@ -41,31 +41,58 @@ class _Sums:
     target: torch.Tensor
 
 
+@dataclass
+class _Target:
+    """A layer to refit: its synapse, which of its weights are live (``[out, in * kh * kw]``), the stored weight to
+    write and each output channel's factor between stored and effective weights (its gate or channel mask)."""
+
+    index: int
+    name: str
+    synapse: nn.Conv3d
+    live: torch.Tensor
+    stored: torch.Tensor
+    scale: torch.Tensor
+
+
 def reconstruct(engine: PruningEngine, net: nn.Module, before: nn.Module, batches: Sequence[torch.Tensor],
                 damping: float) -> dict[str, dict[str, float]]:
     """Refit every pruned layer's kept weights of ``net`` to the currents of ``before`` (the same network before
-    the step; see the module docstring); returns ``{layer: {"error_before": e0, "error_after": e1}}`` (relative
-    current errors on the calibration batches). Layers whose synapse is not a plain (ungrouped) convolution or
-    dense map are left as they are."""
+    the step; see the module docstring), and the live columns of the unpruned layers that pruned channels feed (a
+    network's output layer under structured pruning); returns ``{layer: {"error_before": e0, "error_after": e1}}``
+    (relative current errors on the calibration batches). Layers whose synapse is not a plain (ungrouped)
+    convolution or dense map are left as they are."""
     report = {}
-    for layer in sorted(engine.layers, key=lambda lay: lay.info.index):
-        synapse = layer.block.synapse
-        if not isinstance(synapse, nn.Conv3d) or synapse.groups != 1:
-            continue
-        sums = _reduce(_collect(net, before, layer.info.index, batches))
-        live = engine.live_weight_mask(layer).reshape(layer.weight.shape[0], -1)
-        old = _effective(layer).reshape(live.shape).to(torch.float64)
-        error_before = _error(sums, old * live)
-        new = _solve(sums, old, live, damping)
-        _store(layer, new, live)
-        report[layer.info.name] = {"error_before": error_before, "error_after": _error(sums, new * live)}
+    for target in _targets(engine, net):
+        sums = _reduce(_collect(net, before, target.index, batches))
+        old = target.synapse.weight.detach().reshape(target.live.shape).to(torch.float64)
+        error_before = _error(sums, old * target.live)
+        new = _solve(sums, old, target.live, damping)
+        _store(target, new)
+        report[target.name] = {"error_before": error_before, "error_after": _error(sums, new * target.live)}
     engine.record("reconstruct", layers=report)
     return report
 
 
-def _effective(layer: MaskedLayer) -> torch.Tensor:
-    """The weight the synapse multiplies with, before its quantiser: stored x mask x gate (channel mask)."""
-    return layer.block.synapse.weight.detach()
+def _targets(engine: PruningEngine, net: nn.Module) -> list[_Target]:
+    """The layers to refit, in forward order."""
+    targets = []
+    for layer in engine.layers:
+        mask = layer.mask
+        scale = mask.gate if mask.gate is not None else mask.channel_mask
+        targets.append(_Target(layer.info.index, layer.info.name, layer.block.synapse,
+                               engine.live_weight_mask(layer), layer.weight, scale.detach()))
+    names = {info.index: info.name for info in engine.graph.layers}
+    for index in engine.outside_consumers():
+        synapse = net.blocks[index].synapse
+        if not isinstance(synapse.weight, nn.Parameter):  # computed (weight norm): nothing to write into
+            continue
+        live = engine.without_dead_inputs(index, torch.ones_like(synapse.weight.detach()))
+        targets.append(_Target(index, names[index], synapse, live, synapse.weight,
+                               torch.ones(live.shape[0], dtype=live.dtype)))
+    refittable = [t for t in targets if isinstance(t.synapse, nn.Conv3d) and t.synapse.groups == 1]
+    for t in refittable:
+        t.live = t.live.reshape(t.live.shape[0], -1)
+    return sorted(refittable, key=lambda t: t.index)
 
 
 def _collect(net: nn.Module, before: nn.Module, index: int, batches: Sequence[torch.Tensor]) -> _Sums:
@@ -73,8 +100,8 @@ def _collect(net: nn.Module, before: nn.Module, index: int, batches: Sequence[to
     generator = torch.Generator().manual_seed(index)
     sums: _Sums | None = None
     for x in batches:
-        rows = _rows(_capture(net, synapse, x, output=False), synapse)
-        target = _targets(_capture(before, reference, x, output=True), synapse)
+        rows = _input_rows(_capture(net, synapse, x, output=False), synapse)
+        target = _current_rows(_capture(before, reference, x, output=True), synapse)
         if rows.shape[0] > ROWS_PER_BATCH:
             pick = torch.randperm(rows.shape[0], generator=generator)[:ROWS_PER_BATCH]
             rows, target = rows[pick], target[pick]
@@ -121,7 +148,7 @@ def _as_5d(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], t.shape[1], 1, 1, t.shape[-1]) if t.dim() == 3 else t
 
 
-def _rows(x: torch.Tensor, synapse: nn.Conv3d) -> torch.Tensor:
+def _input_rows(x: torch.Tensor, synapse: nn.Conv3d) -> torch.Tensor:
     """``[samples, in * kh * kw]``: one row per (input, time step, output position), as the weight flattens."""
     x = _as_5d(x)
     n, c, h, w, t = x.shape
@@ -132,8 +159,8 @@ def _rows(x: torch.Tensor, synapse: nn.Conv3d) -> torch.Tensor:
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
-def _targets(y: torch.Tensor, synapse: nn.Conv3d) -> torch.Tensor:
-    """``[samples, out]`` in the order of :func:`_rows`."""
+def _current_rows(y: torch.Tensor, synapse: nn.Conv3d) -> torch.Tensor:
+    """``[samples, out]`` in the order of :func:`_input_rows`."""
     y = _as_5d(y)
     n, out, h, w, t = y.shape
     return y.permute(0, 4, 2, 3, 1).reshape(n * t * h * w, out).to(torch.float64)
@@ -166,14 +193,11 @@ def _solve(sums: _Sums, old: torch.Tensor, live: torch.Tensor, damping: float) -
     return new
 
 
-def _store(layer: MaskedLayer, effective: torch.Tensor, live: torch.Tensor) -> None:
+def _store(target: _Target, effective: torch.Tensor) -> None:
     """Write refitted effective weights back as stored weights (divided by the channel's gate or channel mask)."""
-    mask = layer.mask
-    scale = (mask.gate if mask.gate is not None else mask.channel_mask).detach().to(torch.float64)
-    rows = torch.nonzero(scale.abs() > 1e-12).view(-1)
-    stored = layer.weight
+    scale = target.scale.to(torch.float64)
     with torch.no_grad():
-        flat = stored.view(stored.shape[0], -1)
-        for j in rows.tolist():
-            support = live[j] != 0
+        flat = target.stored.view(target.stored.shape[0], -1)
+        for j in torch.nonzero(scale.abs() > 1e-12).view(-1).tolist():
+            support = target.live[j] != 0
             flat[j, support] = (effective[j, support] / scale[j]).to(flat.dtype)

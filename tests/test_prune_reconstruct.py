@@ -160,6 +160,10 @@ def test_structured_pruning_refits_the_consumer_through_its_gates():
     report = reconstruct(engine, net, before, batches, damping=1e-9)
     consumer = engine.layers[1]
     assert report[consumer.info.name]["error_after"] < report[consumer.info.name]["error_before"]
+    output = engine.outside_consumers()  # the output layer: not pruned, but it lost input channels
+    assert output == [len(net.blocks) - 1]
+    out_name = f"blocks.{output[0]}"
+    assert report[out_name]["error_after"] < report[out_name]["error_before"]
     assert all(torch.equal(layer.mask.gate.detach(), g) for layer, g in zip(engine.layers, gates, strict=True))
     synapse = consumer.block.synapse
     loss = 0.0
