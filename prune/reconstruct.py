@@ -1,8 +1,8 @@
 """Refit the kept weights after a pruning step so that each layer's synaptic currents stay what they were.
 
-Why: a large step (GMP from 86 % to 98 % on lava-dl's ``mnist-mlp-128``) leaves every neuron a few of its inputs
-with their old values, and the currents they add up to are far from the ones the network computed with: accuracy
-falls to chance and one epoch of fine-tuning does not bring it back (docs/prune.md "Reconstruction"). A synapse is
+Why: a large step leaves every neuron some of its inputs with their old values, and the currents they add up to
+are far from the ones the network computed with (lava-dl's ``mnist-mlp-128``, magnitude to 80 % in one step: 95 ->
+71 %; refitted: 88 %, before any fine-tuning; docs/prune.md "Refitting the kept weights after a step"). A synapse is
 linear at every time step (``z[t] = W x[t]``; a convolution per output position), so the kept weights of output
 channel ``j`` can be refitted by ridge least squares on calibration batches::
 
