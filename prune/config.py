@@ -69,8 +69,8 @@ class PruneConfig:
     reassign_ineffective: bool = False
     # after every pruning step (not a rewinding one), refit the kept weights by ridge least squares so that each pruned
     # layer's synaptic currents on reconstruct_batches training batches stay what the network computed just before
-    # the step (snndeploy.prune.reconstruct, docs/prune.md "Reconstruction"); damping: the ridge's share of the inputs'
-    # mean power, pulling towards the old values
+    # the step (snndeploy.prune.reconstruct, docs/prune.md "Refitting the kept weights"); damping: the ridge's share
+    # of the inputs' mean power, pulling towards the old values
     reconstruct: bool = False
     reconstruct_batches: int = 8
     reconstruct_damping: float = 0.01
