@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snndeploy.models.build import clip_to_hook
 from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.graph import reset_state
 from snndeploy.train import distributed
@@ -194,10 +195,12 @@ def _solve(sums: _Sums, old: torch.Tensor, live: torch.Tensor, damping: float) -
 
 
 def _store(target: _Target, effective: torch.Tensor) -> None:
-    """Write refitted effective weights back as stored weights (divided by the channel's gate or channel mask)."""
+    """Write refitted effective weights back as stored weights (divided by the channel's gate or channel mask), kept
+    inside what a quantising synapse computes with (a checkpoint with clipped weights is refused on load)."""
     scale = target.scale.to(torch.float64)
     with torch.no_grad():
         flat = target.stored.view(target.stored.shape[0], -1)
         for j in torch.nonzero(scale.abs() > 1e-12).view(-1).tolist():
             support = target.live[j] != 0
             flat[j, support] = (effective[j, support] / scale[j]).to(flat.dtype)
+    clip_to_hook(target.stored, getattr(target.synapse, "_pre_hook_fx", None))

@@ -241,7 +241,6 @@ class Runner:
                 info["reconstructed"] = reconstruct(self.engine, self.net, before,
                                                     ctx.calibration_inputs(cfg.reconstruct_batches),
                                                     cfg.reconstruct_damping)
-                self.engine.after_step()  # stored weights back inside what a quantised synapse computes with
             ranks = self.engine.check_masks_agree()
             if ranks > 1:
                 info["masks_agree_on_ranks"] = ranks

@@ -42,7 +42,7 @@ def test_two_ranks_prune_like_one_process_and_resume(mlp_net, tmp_path):
     # one pruning step, no fine-tuning: the calibration batches are split over the ranks and their criticality
     # averaged, so the masks must be exactly those of the single-process run
     config = tmp_path / "one.yaml"
-    # (and the kept weights refitted from sums over the ranks' calibration batches: the same weights)
+    # (and the kept weights refitted from sums over the ranks' calibration batches: the same weights on every rank)
     config.write_text("schedule: one_shot\nepochs_per_step: 0\ncalib_batches: 2\nreconstruct: true\n"
                       "reconstruct_batches: 2\n")
     single = _prune(mlp_net, tmp_path / "single", config, 1)["report"]

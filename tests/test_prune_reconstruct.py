@@ -13,6 +13,7 @@ from test_prune_methods import run
 
 from snndeploy.errors import UserError
 from snndeploy.loader import load_model
+from snndeploy.models.build import clipped_weight
 from snndeploy.prune import config as cfglib
 from snndeploy.prune import scores
 from snndeploy.prune.engine import PruningEngine
@@ -174,3 +175,19 @@ def test_structured_pruning_refits_the_consumer_through_its_gates():
     grad = torch.autograd.grad(loss, consumer.weight)[0]
     live = engine.live_weight_mask(consumer) != 0
     assert float(grad[live].abs().max()) < 1e-4 * float(consumer.weight.detach()[live].abs().mean() * loss.detach())
+
+
+def test_refitted_weights_stay_inside_the_8_bit_range_of_a_quantized_network():
+    """A quantized network whose output layer must make up for most of its input channels: the refit would ask for
+    weights past the 8-bit range; they are stored as the values the synapse computes with, so the checkpoint loads."""
+    net = conv_net(quantize=True)
+    output = net.blocks[-1].synapse
+    with torch.no_grad():
+        output.weight.copy_(output._pre_hook_fx(torch.full_like(output.weight, 3.5)))
+    engine = PruningEngine(net, structured=True, gates=False)
+    before = copy.deepcopy(net)
+    engine.prune_channels(0.8, scores.channel_l1(engine), "layer")
+    reconstruct(engine, net, before, [spikes(net, n=8, rate=0.6, seed=s) for s in range(3)], damping=1e-9)
+    used = output._pre_hook_fx(output.weight.detach())
+    assert float(used.abs().max()) >= 3.9  # the fit reached the end of the range
+    assert clipped_weight(net) is None
