@@ -59,14 +59,15 @@ LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw
 
 def label(method: str) -> str:
     """A method's table label; a point's --rescale / --drive-limit / --lr / relative rate (lr_rule relative) /
-    --distill-weight / --label-ce / --reassign / --anneal / --reconstruct follow a comma."""
+    --distill-weight / --label-ce / --reassign / --anneal / --reconstruct / ineffective_limit follow a comma."""
     found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_drive([^_]+))?(?:_lr([^_]+))?(?:_rel([^_]+))?(?:_dw([^_]+))?"
-                         r"(_ce)?(_reassign)?(_anneal)?(_recon)?", method)
-    base, *values, ce, reassign, anneal, recon = found.groups()
+                         r"(_ce)?(_reassign)?(_anneal)?(_recon)?(?:_inef([^_]+))?", method)
+    base, *values, ce, reassign, anneal, recon, limit = found.groups()
     keys = ("rescale", "drive_limit", "lr", "relative_lr", "distill_weight")
     extra = [f"{key} {v}" for key, v in zip(keys, values, strict=True) if v] + (["+ count CE"] if ce else []) + (
         ["ineffective weights reassigned"] if reassign else []) + (["last round annealed"] if anneal else []) + (
-        ["kept weights refitted"] if recon else [])
+        ["kept weights refitted"] if recon else []) + (
+        [f"steps stranding > {float(limit):.0%} repaired"] if limit else [])
     return ", ".join([LABELS.get(base, base), *extra])
 
 
@@ -90,6 +91,7 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
               **({"reassign_ineffective": True} if args.reassign else {}),
               **({"lr_decay": "final"} if args.anneal else {}),
               **({"reconstruct": True} if args.reconstruct else {}),
+              **({"ineffective_limit": args.ineffective_limit} if args.ineffective_limit is not None else {}),
               **({"drive_limit": args.drive_limit} if args.drive_limit is not None else {})}
     if name.startswith("criticality"):
         extra = {"weight_score": WEIGHT_SCORES.get(name, "post"),
@@ -128,7 +130,8 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
         f"_rel{config.relative_lr:g}" if config.lr_rule == "relative" else "") + (
         f"_dw{args.distill_weight:g}" if args.distill_weight is not None else "") + ("_ce" if args.label_ce else "") + (
         "_reassign" if args.reassign else "") + ("_anneal" if args.anneal else "") + (
-        "_recon" if args.reconstruct else "")
+        "_recon" if args.reconstruct else "") + (
+        f"_inef{config.ineffective_limit:g}" if config.ineffective_limit < 1 else "")
     name = point_name(net, method_label, sparsity, seed)
     result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
@@ -261,6 +264,10 @@ def main() -> None:
     p.add_argument("--reassign", action="store_true",
                    help="config reassign_ineffective: weights on no input-output path moved after each step "
                         "(points named _reassign)")
+    p.add_argument("--ineffective-limit", type=float, default=None,
+                   help="config ineffective_limit: a step leaving more than this share of the kept weights on no "
+                        "input-output path is repaired (reassigned + refitted); default: the method's (points named "
+                        "_inef<limit> when below 1)")
     p.add_argument("--anneal", action="store_true",
                    help="config lr_decay final: the last round's rates fall to 0 along a cosine (points named _anneal)")
     p.add_argument("--reconstruct", action="store_true",

@@ -67,6 +67,10 @@ class PruneConfig:
     # neuron that reaches no output, out of one nothing reaches) to the largest pruned weights on live paths of the
     # same layer; the sparsity stays (snndeploy.prune.paths, docs/prune.md "Ineffective weights")
     reassign_ineffective: bool = False
+    # unstructured: a pruning step that leaves more than this share of the kept weights on no input-to-output path is
+    # repaired: those weights are reassigned and the kept weights refitted, as reassign_ineffective + reconstruct do
+    # for every step (docs/prune.md "Repairing a step that strands weights"; 1: never)
+    ineffective_limit: float = 1.0
     # after every pruning step (not a rewinding one), refit the kept weights by ridge least squares so that each pruned
     # layer's synaptic currents on reconstruct_batches training batches stay what the network computed just before
     # the step (snndeploy.prune.reconstruct, docs/prune.md "Refitting the kept weights"); damping: the ridge's share
@@ -170,7 +174,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "distill_weight": (0.0, 1.0), "min_width": (0.0, 1.0), "distill_temperature": (1e-3, 1e3),
     "temperature": (0.0, 1e3), "rescale": (1e-6, 1e3),
     "drive_limit": (0.0, 1e6), "relative_lr": (1e-9, 1.0),
-    "reconstruct_batches": (1, 100000), "reconstruct_damping": (1e-9, 1e6),
+    "reconstruct_batches": (1, 100000), "reconstruct_damping": (1e-9, 1e6), "ineffective_limit": (0.0, 1.0),
 }
 
 

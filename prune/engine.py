@@ -232,6 +232,16 @@ class PruningEngine:
         """Per pruned layer: bool, true where a position lies on an input-to-output path (:mod:`paths`)."""
         return paths.effective(self.net, self.graph, self._live_masks())
 
+    def ineffective_share(self) -> float:
+        """Share of the kept weights of all pruned layers that lie on no input-to-output path (0 when none is kept)."""
+        on_path = self.effective_masks()
+        kept = stranded = 0
+        for layer in self.layers:
+            live = self.live_weight_mask(layer).ne(0)
+            kept += int(live.sum())
+            stranded += int((live & ~on_path[layer.info.index]).sum())
+        return stranded / kept if kept else 0.0
+
     def reassign_ineffective(self) -> dict[str, int]:
         """Move every kept weight that lies on no input-to-output path to the largest stored-magnitude pruned
         position of its layer between neurons that stay live (as many as there are such positions; the layer's count

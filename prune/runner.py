@@ -233,11 +233,18 @@ class Runner:
         t0 = time.perf_counter()
         info: dict[str, Any] = {}
         if rnd.prune:
-            before = copy.deepcopy(self.net) if cfg.reconstruct and not rnd.rewind else None
+            may_refit = (cfg.reconstruct or cfg.ineffective_limit < 1.0) and not rnd.rewind
+            before = copy.deepcopy(self.net) if may_refit else None
             info = method.prune(ctx, cfg, rnd)
-            if cfg.reassign_ineffective and not self.spec.structured:
-                info["reassigned"] = self.engine.reassign_ineffective()
-            if before is not None:
+            repair = False
+            if not self.spec.structured:
+                info["ineffective_share"] = self.engine.ineffective_share()
+                repair = info["ineffective_share"] > cfg.ineffective_limit
+                if repair:
+                    info["repaired"] = True
+                if cfg.reassign_ineffective or repair:
+                    info["reassigned"] = self.engine.reassign_ineffective()
+            if before is not None and (cfg.reconstruct or repair):
                 info["reconstructed"] = reconstruct(self.engine, self.net, before,
                                                     ctx.calibration_inputs(cfg.reconstruct_batches),
                                                     cfg.reconstruct_damping)

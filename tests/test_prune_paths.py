@@ -116,3 +116,28 @@ def test_a_neuron_bias_counts_as_reached(bias, reached):
     dense.mask.mask.zero_()  # no inputs at all: only a bias drives it
     forward, _ = paths.live_channels(net, engine.graph, {dense.info.index: dense.mask.mask})
     assert bool(forward[dense.info.index].all()) is reached
+
+
+def test_ineffective_share_counts_stranded_kept_weights():
+    net = mlp()
+    engine = PruningEngine(net)
+    assert engine.ineffective_share() == 0.0
+    first, second = engine.layers[0], engine.layers[1]
+    second.mask.mask[:, 0] = 0.0  # hidden neuron 0 of the first layer now feeds nothing
+    kept = sum(int(layer.mask.mask.sum()) for layer in engine.layers)
+    stranded = int(first.mask.mask[0].sum())
+    assert engine.ineffective_share() == pytest.approx(stranded / kept)
+
+
+@pytest.mark.parametrize("limit", [0.0, 1.0])
+def test_runner_repairs_a_step_that_strands_more_than_the_limit(tmp_path, limit):
+    runner, result, _ = run(tmp_path, "gmp", 0.95, steps=2, ineffective_limit=limit, reconstruct_batches=2)
+    history = result.report["history"]
+    repaired = [h["ineffective_share"] > limit for h in history]
+    assert [("repaired" in h) for h in history] == repaired
+    assert any(repaired) is (limit == 0.0)  # the 95 % step of this small MLP strands some weights
+    expect = [kind for fix in repaired
+              for kind in (["prune_weights", "reassign_ineffective", "reconstruct"] if fix else ["prune_weights"])]
+    assert [r["kind"] for r in result.report["records"]] == expect
+    if limit == 0.0:
+        assert all(s["effective_weights"] == s["live_weights"] for s in result.report["sparsity"]["per_layer"])
