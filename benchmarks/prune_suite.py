@@ -59,15 +59,15 @@ LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw
 
 def label(method: str) -> str:
     """A method's table label; a point's --rescale / --drive-limit / --lr / relative rate (lr_rule relative) /
-    --distill-weight / --label-ce / --reassign / --anneal / --reconstruct / ineffective_limit follow a comma."""
+    --distill-weight / --label-ce / reassign_ineffective / --anneal / reconstruct follow a comma."""
     found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_drive([^_]+))?(?:_lr([^_]+))?(?:_rel([^_]+))?(?:_dw([^_]+))?"
-                         r"(_ce)?(_reassign)?(_anneal)?(_recon)?(?:_inef([^_]+))?", method)
+                         r"(_ce)?(_reassign)?(_anneal)?(_recon)?(_inef[^_]+)?", method)
     base, *values, ce, reassign, anneal, recon, limit = found.groups()
     keys = ("rescale", "drive_limit", "lr", "relative_lr", "distill_weight")
     extra = [f"{key} {v}" for key, v in zip(keys, values, strict=True) if v] + (["+ count CE"] if ce else []) + (
         ["ineffective weights reassigned"] if reassign else []) + (["last round annealed"] if anneal else []) + (
         ["kept weights refitted"] if recon else []) + (
-        [f"steps stranding > {float(limit):.0%} repaired"] if limit else [])
+        [f"steps stranding > {float(limit[5:]):.0%} repaired (commit 5f4a570)"] if limit else [])
     return ", ".join([LABELS.get(base, base), *extra])
 
 
@@ -88,10 +88,9 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
               "relative_lr": args.relative_lr, **({"lr_rule": args.lr_rule} if args.lr_rule else {}),
               **({"distill_weight": args.distill_weight} if args.distill_weight is not None else {}),
               **({"label_loss": "cross_entropy"} if args.label_ce else {}),
-              **({"reassign_ineffective": True} if args.reassign else {}),
+              **({"reassign_ineffective": args.reassign} if args.reassign is not None else {}),
               **({"lr_decay": "final"} if args.anneal else {}),
-              **({"reconstruct": True} if args.reconstruct else {}),
-              **({"ineffective_limit": args.ineffective_limit} if args.ineffective_limit is not None else {}),
+              **({"reconstruct": args.reconstruct} if args.reconstruct is not None else {}),
               **({"drive_limit": args.drive_limit} if args.drive_limit is not None else {})}
     if name.startswith("criticality"):
         extra = {"weight_score": WEIGHT_SCORES.get(name, "post"),
@@ -129,9 +128,8 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
         f"_lr{args.lr:g}" if args.lr != 1e-3 else "") + (
         f"_rel{config.relative_lr:g}" if config.lr_rule == "relative" else "") + (
         f"_dw{args.distill_weight:g}" if args.distill_weight is not None else "") + ("_ce" if args.label_ce else "") + (
-        "_reassign" if args.reassign else "") + ("_anneal" if args.anneal else "") + (
-        "_recon" if args.reconstruct else "") + (
-        f"_inef{config.ineffective_limit:g}" if config.ineffective_limit < 1 else "")
+        "_reassign" if getattr(config, "reassign_ineffective", False) else "") + ("_anneal" if args.anneal else "") + (
+        "_recon" if getattr(config, "reconstruct", False) else "")
     name = point_name(net, method_label, sparsity, seed)
     result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
@@ -261,18 +259,14 @@ def main() -> None:
     p.add_argument("--distill-weight", type=float, help="config distill_weight (default: the method's own)")
     p.add_argument("--label-ce", action="store_true",
                    help="config label_loss cross_entropy: distillation + count cross-entropy (points named _ce)")
-    p.add_argument("--reassign", action="store_true",
+    p.add_argument("--reassign", action=argparse.BooleanOptionalAction,
                    help="config reassign_ineffective: weights on no input-output path moved after each step "
-                        "(points named _reassign)")
-    p.add_argument("--ineffective-limit", type=float, default=None,
-                   help="config ineffective_limit: a step leaving more than this share of the kept weights on no "
-                        "input-output path is repaired (reassigned + refitted); default: the method's (points named "
-                        "_inef<limit> when below 1)")
+                        "(default: the method's own; points with it on are named _reassign)")
     p.add_argument("--anneal", action="store_true",
                    help="config lr_decay final: the last round's rates fall to 0 along a cosine (points named _anneal)")
-    p.add_argument("--reconstruct", action="store_true",
-                   help="config reconstruct: kept weights refitted by least squares after each step (points named "
-                        "_recon)")
+    p.add_argument("--reconstruct", action=argparse.BooleanOptionalAction,
+                   help="config reconstruct: kept weights refitted by least squares after each step (default: the "
+                        "method's own; points with it on are named _recon)")
     p.add_argument("--drive-limit", type=float, help="config drive_limit (default: the method's own)")
     p.add_argument("--rescale", type=float, default=1.0,
                    help="config rescale (docs/prune.md); it and --lr name the points when not default")

@@ -67,10 +67,6 @@ class PruneConfig:
     # neuron that reaches no output, out of one nothing reaches) to the largest pruned weights on live paths of the
     # same layer; the sparsity stays (snndeploy.prune.paths, docs/prune.md "Ineffective weights")
     reassign_ineffective: bool = False
-    # unstructured: a pruning step that leaves more than this share of the kept weights on no input-to-output path is
-    # repaired: those weights are reassigned and the kept weights refitted, as reassign_ineffective + reconstruct do
-    # for every step (docs/prune.md "Repairing a step that strands weights"; 1: never)
-    ineffective_limit: float = 1.0
     # after every pruning step (not a rewinding one), refit the kept weights by ridge least squares so that each pruned
     # layer's synaptic currents on reconstruct_batches training batches stay what the network computed just before
     # the step (snndeploy.prune.reconstruct, docs/prune.md "Refitting the kept weights"); damping: the ridge's share
@@ -93,6 +89,7 @@ class CriticalityConfig(PruneConfig):
     # per-weight criticality: post_rate (C_i x pre-synaptic rate; the spec's variant) | post (C_i, ties by |w|; the
     # spec's proposal, which collapses lava-dl's mnist-mlp-128 at 95-98 %: docs/prune.md) | post_share | post_magnitude
     weight_score: str = "post_rate"
+    reassign_ineffective: bool = True  # docs/prune.md "Defaults of the prune-and-fine-tune methods"
     kernel: str = "atan"  # near-threshold kernel on (v - theta) / theta
     alpha: float = 2.0
     calib_batches: int = 10  # training batches for criticality (and gradient) estimates
@@ -106,6 +103,10 @@ class MagnitudeConfig(PruneConfig):
     """One-shot global magnitude pruning, then fine-tuning."""
 
     epochs_per_step: int = 10
+    # magnitude strands weights and leaves currents far from the dense ones at high sparsity: both repairs on
+    # (docs/prune.md "Defaults of the prune-and-fine-tune methods")
+    reassign_ineffective: bool = True
+    reconstruct: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ class GMPConfig(PruneConfig):
     schedule: str = "cubic"
     steps: int = 5
     epochs_per_step: int = 2
+    reassign_ineffective: bool = True  # as MagnitudeConfig
+    reconstruct: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "distill_weight": (0.0, 1.0), "min_width": (0.0, 1.0), "distill_temperature": (1e-3, 1e3),
     "temperature": (0.0, 1e3), "rescale": (1e-6, 1e3),
     "drive_limit": (0.0, 1e6), "relative_lr": (1e-9, 1.0),
-    "reconstruct_batches": (1, 100000), "reconstruct_damping": (1e-9, 1e6), "ineffective_limit": (0.0, 1.0),
+    "reconstruct_batches": (1, 100000), "reconstruct_damping": (1e-9, 1e6),
 }
 
 

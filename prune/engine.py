@@ -225,12 +225,13 @@ class PruningEngine:
         self.record("regrow_weights", init=init, sparsity=self.weight_sparsity(),
                     count={self.by_index(i).info.name: int(v.numel()) for i, v in selection.items()})
 
-    def _live_masks(self) -> dict[int, torch.Tensor]:
+    def live_masks(self) -> dict[int, torch.Tensor]:
+        """Per pruned layer (block index): :meth:`live_weight_mask`."""
         return {layer.info.index: self.live_weight_mask(layer) for layer in self.layers}
 
     def effective_masks(self) -> dict[int, torch.Tensor]:
         """Per pruned layer: bool, true where a position lies on an input-to-output path (:mod:`paths`)."""
-        return paths.effective(self.net, self.graph, self._live_masks())
+        return paths.effective(self.net, self.graph, self.live_masks())
 
     def ineffective_share(self) -> float:
         """Share of the kept weights of all pruned layers that lie on no input-to-output path (0 when none is kept)."""
@@ -246,7 +247,7 @@ class PruningEngine:
         """Move every kept weight that lies on no input-to-output path to the largest stored-magnitude pruned
         position of its layer between neurons that stay live (as many as there are such positions; the layer's count
         stays); returns the moves per layer."""
-        on_path, open_after = paths.effective_and_open(self.net, self.graph, self._live_masks())
+        on_path, open_after = paths.effective_and_open(self.net, self.graph, self.live_masks())
         moved = {}
         for layer in self.layers:
             kept = layer.mask.mask.reshape(-1).ne(0)

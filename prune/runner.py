@@ -233,18 +233,14 @@ class Runner:
         t0 = time.perf_counter()
         info: dict[str, Any] = {}
         if rnd.prune:
-            may_refit = (cfg.reconstruct or cfg.ineffective_limit < 1.0) and not rnd.rewind
-            before = copy.deepcopy(self.net) if may_refit else None
+            before = copy.deepcopy(self.net) if cfg.reconstruct and not rnd.rewind else None
+            masks_before = self.engine.live_masks()
             info = method.prune(ctx, cfg, rnd)
-            repair = False
             if not self.spec.structured:
                 info["ineffective_share"] = self.engine.ineffective_share()
-                repair = info["ineffective_share"] > cfg.ineffective_limit
-                if repair:
-                    info["repaired"] = True
-                if cfg.reassign_ineffective or repair:
+                if cfg.reassign_ineffective:
                     info["reassigned"] = self.engine.reassign_ineffective()
-            if before is not None and (cfg.reconstruct or repair):
+            if before is not None and self._masks_changed(masks_before):  # else its currents are what they were
                 info["reconstructed"] = reconstruct(self.engine, self.net, before,
                                                     ctx.calibration_inputs(cfg.reconstruct_batches),
                                                     cfg.reconstruct_damping)
@@ -289,6 +285,10 @@ class Runner:
         if cfg.lr_rule != "relative":  # run_prune resolves auto; a runner built without it trains at lr
             return torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         return torch.optim.Adam(relative_rate_groups(self.engine, self.net, cfg.relative_lr, cfg.lr))
+
+    def _masks_changed(self, before: dict[int, torch.Tensor]) -> bool:
+        now = self.engine.live_masks()
+        return any(not torch.equal(now[index], mask) for index, mask in before.items())
 
     def _finetune(self, rnd: Round) -> int:
         if rnd.epochs <= 0:

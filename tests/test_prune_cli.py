@@ -54,7 +54,7 @@ def test_criticality_run_writes_report_model_and_plot(tmp_path, mlp_net, capsys)
     assert 0.0 <= report["accuracy_before"] <= 1.0 and len(report["history"]) == 2
     assert all(h["regrown"] > 0 for h in report["history"])
     kinds = [r["kind"] for r in report["records"]]
-    assert kinds == ["prune_weights", "regrow_weights"] * 2
+    assert kinds == ["prune_weights", "regrow_weights", "reassign_ineffective"] * 2  # criticality's defaults
     assert report["synops_per_sample"]["total"] > 0
     assert (out / "prune_report.png").stat().st_size > 1000
     model = report["model"]
