@@ -235,13 +235,9 @@ class PruningEngine:
 
     def ineffective_share(self) -> float:
         """Share of the kept weights of all pruned layers that lie on no input-to-output path (0 when none is kept)."""
-        on_path = self.effective_masks()
-        kept = stranded = 0
-        for layer in self.layers:
-            live = self.live_weight_mask(layer).ne(0)
-            kept += int(live.sum())
-            stranded += int((live & ~on_path[layer.info.index]).sum())
-        return stranded / kept if kept else 0.0
+        stats = self.layer_stats()
+        kept = sum(s["live_weights"] for s in stats)
+        return 1.0 - sum(s["effective_weights"] for s in stats) / kept if kept else 0.0
 
     def reassign_ineffective(self) -> dict[str, int]:
         """Move every kept weight that lies on no input-to-output path to the largest stored-magnitude pruned
