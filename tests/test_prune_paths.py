@@ -136,4 +136,3 @@ def test_runner_records_each_steps_ineffective_share(tmp_path):
     stats = result.report["sparsity"]["per_layer"]
     live = sum(s["live_weights"] for s in stats)
     assert shares[-1] == pytest.approx(1 - sum(s["effective_weights"] for s in stats) / live)
-
