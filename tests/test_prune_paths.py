@@ -130,7 +130,7 @@ def test_ineffective_share_counts_stranded_kept_weights():
 
 
 def test_runner_records_each_steps_ineffective_share(tmp_path):
-    _, result, _ = run(tmp_path, "gmp", 0.95, steps=2, reassign_ineffective=False)  # the share is taken before
+    _, result, _ = run(tmp_path, "gmp", 0.95, steps=2, reassign_ineffective=False)  # nothing moved after the share
     shares = [h["ineffective_share"] for h in result.report["history"]]
     assert len(shares) == 2 and all(0.0 <= s < 1.0 for s in shares)
     stats = result.report["sparsity"]["per_layer"]
