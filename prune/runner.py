@@ -234,7 +234,7 @@ class Runner:
         info: dict[str, Any] = {}
         if rnd.prune:
             before = copy.deepcopy(self.net) if cfg.reconstruct and not rnd.rewind else None
-            masks_before = self.engine.live_masks()
+            masks_before = self.engine.live_masks() if before is not None else {}
             info = method.prune(ctx, cfg, rnd)
             if not self.spec.structured:
                 info["ineffective_share"] = self.engine.ineffective_share()
