@@ -128,8 +128,8 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
         f"_lr{args.lr:g}" if args.lr != 1e-3 else "") + (
         f"_rel{config.relative_lr:g}" if config.lr_rule == "relative" else "") + (
         f"_dw{args.distill_weight:g}" if args.distill_weight is not None else "") + ("_ce" if args.label_ce else "") + (
-        "_reassign" if getattr(config, "reassign_ineffective", False) else "") + ("_anneal" if args.anneal else "") + (
-        "_recon" if getattr(config, "reconstruct", False) else "")
+        "_reassign" if config.reassign_ineffective else "") + ("_anneal" if args.anneal else "") + (
+        "_recon" if config.reconstruct else "")
     name = point_name(net, method_label, sparsity, seed)
     result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
