@@ -91,7 +91,8 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
               **({"reassign_ineffective": args.reassign} if args.reassign is not None else {}),
               **({"lr_decay": "final"} if args.anneal else {}),
               **({"reconstruct": args.reconstruct} if args.reconstruct is not None else {}),
-              **({"drive_limit": args.drive_limit} if args.drive_limit is not None else {})}
+              **({"drive_limit": args.drive_limit} if args.drive_limit is not None else {}),
+              **({"cut_substeps": args.cut_substeps} if args.cut_substeps is not None else {})}
     if name.startswith("criticality"):
         extra = {"weight_score": WEIGHT_SCORES.get(name, "post"),
                  "regen": "random" if name == "criticality_rand" else "criticality"}
@@ -129,7 +130,9 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
         f"_rel{config.relative_lr:g}" if config.lr_rule == "relative" else "") + (
         f"_dw{args.distill_weight:g}" if args.distill_weight is not None else "") + ("_ce" if args.label_ce else "") + (
         "_reassign" if config.reassign_ineffective else "") + ("_anneal" if args.anneal else "") + (
-        "_recon" if config.reconstruct else "")
+        "_recon" if config.reconstruct else "") + (
+        f"_sub{config.cut_substeps}" if config.cut_substeps > 1 and getattr(config, "init_select", "magnitude")
+        == "magnitude" else "")
     name = point_name(net, method_label, sparsity, seed)
     result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
@@ -267,6 +270,9 @@ def main() -> None:
     p.add_argument("--reconstruct", action=argparse.BooleanOptionalAction,
                    help="config reconstruct: kept weights refitted by least squares after each step (default: the "
                         "method's own; points with it on are named _recon)")
+    p.add_argument("--cut-substeps", type=int,
+                   help="config cut_substeps: a magnitude cut of the trained network in refitted sub-steps (default: "
+                        "the method's own; points where it is used with more than 1 are named _subN)")
     p.add_argument("--drive-limit", type=float, help="config drive_limit (default: the method's own)")
     p.add_argument("--rescale", type=float, default=1.0,
                    help="config rescale (docs/prune.md); it and --lr name the points when not default")

@@ -74,6 +74,11 @@ class PruneConfig:
     reconstruct: bool = False
     reconstruct_batches: int = 8
     reconstruct_damping: float = 0.01
+    # a method's magnitude cut of a trained network (one-shot magnitude; SET / RigL / Deep R's first cut) taken in this
+    # many sub-steps without training, each keeping the same share of every layer's weights, reassigning stranded
+    # weights and refitting on reconstruct_batches batches (snndeploy.prune.descent, docs/prune.md "Cutting in
+    # sub-steps"); 1: one cut
+    cut_substeps: int = 1
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class MagnitudeConfig(PruneConfig):
     """One-shot global magnitude pruning, then fine-tuning."""
 
     epochs_per_step: int = 10
+    cut_substeps: int = 5  # one cut to 95-98 % silences a trained network (docs/prune.md "Cutting in sub-steps")
     # magnitude strands weights and leaves currents far from the dense ones at high sparsity: both repairs on
     # (docs/prune.md "Defaults of the prune-and-fine-tune methods")
     reassign_ineffective: bool = True
@@ -177,7 +183,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "distill_weight": (0.0, 1.0), "min_width": (0.0, 1.0), "distill_temperature": (1e-3, 1e3),
     "temperature": (0.0, 1e3), "rescale": (1e-6, 1e3),
     "drive_limit": (0.0, 1e6), "relative_lr": (1e-9, 1.0),
-    "reconstruct_batches": (1, 100000), "reconstruct_damping": (1e-9, 1e6),
+    "reconstruct_batches": (1, 100000), "reconstruct_damping": (1e-9, 1e6), "cut_substeps": (1, 1000),
 }
 
 

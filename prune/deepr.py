@@ -26,6 +26,7 @@ class DeepRConfig(GradRConfig):
     alpha: float = 1e-3  # the authors' MNIST script passes -penalty (1e-3) as l1
     temperature: float = 0.0
     rewire_value: float = 1e-8
+    cut_substeps: int = 5  # the start's cut to the fixed counts, from a trained network (snndeploy.prune.descent)
 
     def __post_init__(self) -> None:
         super().__post_init__()

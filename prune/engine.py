@@ -185,6 +185,24 @@ class PruningEngine:
                     count={self.by_index(i).info.name: int(v.numel()) for i, v in chosen.items()})
         return chosen
 
+    def prune_selected(self, selection: dict[int, torch.Tensor]) -> None:
+        """Prune exactly the given live flat indices (per layer index); an already pruned one is a ValueError."""
+        count = sum(int(v.numel()) for v in selection.values())
+        if count == 0:
+            return
+        total = sum(layer.mask.mask.numel() for layer in self.layers)
+        pruned = sum(int((layer.mask.mask == 0).sum().item()) for layer in self.layers)
+        scores = {}
+        for layer in self.layers:  # chosen entries score -1, other live ones 0: the lowest `count` are the chosen
+            s = torch.zeros(layer.mask.mask.numel(), dtype=torch.float64)
+            idx = selection.get(layer.info.index)
+            if idx is not None and idx.numel():
+                if bool((layer.mask.mask.view(-1)[idx] == 0).any()):
+                    raise ValueError(f"{layer.info.name}: cannot prune an entry that is already pruned")
+                s[idx] = -1.0
+            scores[layer.info.index] = s.view(layer.mask.mask.shape)
+        self.prune_weights((pruned + count) / total, scores, scope="global")
+
     def weight_groups(self, target: float, allocation: str) -> list[tuple[list[MaskedLayer], float]]:
         """The layer groups ranked together and each group's sparsity target for an overall ``target``."""
         if allocation not in ALLOCATIONS:

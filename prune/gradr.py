@@ -34,6 +34,7 @@ from torch import nn
 
 from snndeploy.errors import UserError
 from snndeploy.prune import config as cfglib
+from snndeploy.prune import descent
 from snndeploy.prune.engine import PruningEngine
 from snndeploy.prune.methods import Method, Round, register
 
@@ -147,6 +148,10 @@ class RewiringAdam(torch.optim.Optimizer):
     def _count(self, layer) -> int:
         """Deep R: the layer's fixed number of active connections."""
         return int(round((1.0 - self.layer_target[layer.info.index]) * layer.weight.numel()))
+
+    def counts(self) -> dict[int, int]:
+        """Deep R: every layer's fixed number of active connections (per block index)."""
+        return {layer.info.index: self._count(layer) for layer in self.layers}
 
     @staticmethod
     def _largest(w: torch.Tensor, count: int) -> torch.Tensor:
@@ -383,8 +388,17 @@ class GradRMethod(Method):
                                start=False)
             _OPTIMIZERS[engine] = opt
             if not engine.attach_state(STATE_NAME, opt):
+                self.cut(ctx, config, opt)
                 opt.start()
         return _OPTIMIZERS[engine]
+
+    def cut(self, ctx, config, opt: RewiringAdam) -> None:
+        """Deep R: its fixed connection counts reached in refitted sub-steps (snndeploy.prune.descent) before the
+        optimizer starts; Grad R cuts nothing."""
+        if self.cuts_at_start and descent.wants_descent(ctx.engine, config.cut_substeps):
+            info = descent.descend(ctx.engine, ctx.net, opt.counts(), config.cut_substeps,
+                                   ctx.calibration_inputs(config.reconstruct_batches), config.reconstruct_damping)
+            ctx.engine.record("descent", **info)
 
     def prune(self, ctx, config, rnd: Round) -> dict:
         opt = self.optimizer(ctx, config, rnd.target)

@@ -18,7 +18,7 @@ from snndeploy.errors import UserError
 from snndeploy.models.build import build_model
 from snndeploy.prune import config as cfglib
 from snndeploy.prune import criticality as critlib
-from snndeploy.prune import schedules, scores
+from snndeploy.prune import descent, schedules, scores
 from snndeploy.prune.cost import CostMeter
 from snndeploy.prune.engine import PruningEngine, mean_over_ranks
 from snndeploy.prune.finetune import Backend
@@ -140,6 +140,11 @@ class MagnitudeMethod(Method):
     config_class = cfglib.MagnitudeConfig
 
     def prune(self, ctx, config, rnd):
+        if descent.wants_descent(ctx.engine, config.cut_substeps):
+            final = descent.kept_at(ctx.engine, rnd.target, config.allocation, scores.weight_magnitude(ctx.engine))
+            return {"descent": descent.descend(ctx.engine, ctx.net, final, config.cut_substeps,
+                                               ctx.calibration_inputs(config.reconstruct_batches),
+                                               config.reconstruct_damping)}
         return prune_by(ctx, config, rnd.target, lambda: scores.weight_magnitude(ctx.engine),
                         lambda: scores.channel_scale(ctx.engine))
 

@@ -240,7 +240,8 @@ class Runner:
                 info["ineffective_share"] = self.engine.ineffective_share()
                 if cfg.reassign_ineffective:
                     info["reassigned"] = self.engine.reassign_ineffective()
-            if before is not None and self._masks_changed(masks_before):  # else its currents are what they were
+            # a method that cut in refitted sub-steps (snndeploy.prune.descent) matched each to the one before it
+            if before is not None and "descent" not in info and self._masks_changed(masks_before):
                 info["reconstructed"] = reconstruct(self.engine, self.net, before,
                                                     ctx.calibration_inputs(cfg.reconstruct_batches),
                                                     cfg.reconstruct_damping)

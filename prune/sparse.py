@@ -24,6 +24,7 @@ from torch import nn
 
 from snndeploy.errors import UserError
 from snndeploy.prune import config as cfglib
+from snndeploy.prune import descent
 from snndeploy.prune.engine import PruningEngine, mean_over_ranks
 from snndeploy.prune.methods import Method, Round
 from snndeploy.train.loop import evaluate
@@ -97,26 +98,7 @@ def er_densities(shapes: list[tuple[int, ...]], density: float, kind: str = "er"
         dense.add(max(over, key=lambda i: raw[i]))
 
 
-# ----- exact pruning and regrowth through the engine's public API --------------------------------------------------
-
-def prune_exact(engine: PruningEngine, selection: dict[int, torch.Tensor]) -> None:
-    """Prune exactly the given live flat indices (per engine layer index)."""
-    count = sum(int(v.numel()) for v in selection.values())
-    if count == 0:
-        return
-    total = sum(layer.mask.mask.numel() for layer in engine.layers)
-    pruned = sum(int((layer.mask.mask == 0).sum().item()) for layer in engine.layers)
-    scores = {}
-    for layer in engine.layers:  # chosen entries score -1, other live ones 0: the lowest `count` are the chosen
-        s = torch.zeros(layer.mask.mask.numel(), dtype=torch.float64)
-        idx = selection.get(layer.info.index)
-        if idx is not None and idx.numel():
-            if bool((layer.mask.mask.view(-1)[idx] == 0).any()):
-                raise ValueError(f"{layer.info.name}: cannot prune an entry that is already pruned")
-            s[idx] = -1.0
-        scores[layer.info.index] = s.view(layer.mask.mask.shape)
-    engine.prune_weights((pruned + count) / total, scores, scope="global")
-
+# ----- scope units --------------------------------------------------------------------------------------------
 
 @dataclass
 class Group:
@@ -262,6 +244,7 @@ class SparseConfig(cfglib.PruneConfig):
     init_select: str = "random"
     select_best: bool = True  # restore the iteration with the best validation accuracy at the end
     exclude_regrow_pruned: bool = True  # regrow just-pruned weights only where a unit has no other free position
+    cut_substeps: int = 5  # init_select magnitude: the first cut in refitted sub-steps (snndeploy.prune.descent)
 
     def __post_init__(self) -> None:
         checks = [(self.iterations >= 1, "iterations must be >= 1"),
@@ -379,17 +362,23 @@ class SparseMethod(Method):
         engine = ctx.engine
         shapes = [tuple(layer.mask.mask.shape) for layer in engine.layers]
         dens = er_densities(shapes, target_density, config.init)
+        keep = {layer.info.index: min(n, max(1, int(round(d * n))))
+                for layer, d in zip(engine.layers, dens, strict=True) for n in [layer.mask.mask.numel()]}
+        if config.init_select == "magnitude" and descent.wants_descent(engine, config.cut_substeps):
+            info = descent.descend(engine, ctx.net, keep, config.cut_substeps,
+                                   ctx.calibration_inputs(config.reconstruct_batches), config.reconstruct_damping)
+            engine.record("sparse_init", init=config.init, density=density(engine))
+            return {"step": "init", "init": config.init, "descent": info}
         selection = {}
-        for layer, d in zip(engine.layers, dens, strict=True):
-            n = layer.mask.mask.numel()
-            keep = min(n, max(1, int(round(d * n))))
+        for layer in engine.layers:
+            n, k = layer.mask.mask.numel(), keep[layer.info.index]
             if config.init_select == "magnitude":
                 order = torch.argsort(layer.weight.detach().abs().reshape(-1), descending=True, stable=True)
             else:
                 order = torch.randperm(n, generator=ctx.generator)
-            live = layer.mask.mask.view(-1)[order[keep:]] != 0
-            selection[layer.info.index] = torch.sort(order[keep:][live]).values
-        prune_exact(engine, selection)
+            live = layer.mask.mask.view(-1)[order[k:]] != 0
+            selection[layer.info.index] = torch.sort(order[k:][live]).values
+        engine.prune_selected(selection)
         engine.record("sparse_init", init=config.init, density=density(engine))
         return {"step": "init", "init": config.init}
 
@@ -438,7 +427,7 @@ class SparseMethod(Method):
             chosen = pick_per_row(g.rows(w).abs(), g.rows(before) != 0, prune_counts[n], largest=False)
             pruned_rows[n] = chosen.sum(1)
             pruned_sel.update(g.split(chosen, engine))
-        prune_exact(engine, pruned_sel)
+        engine.prune_selected(pruned_sel)
         grow, score = regrow_counts(pruned_rows), grow_score()
         after = masks(engine)
         regrow_sel: dict[int, torch.Tensor] = {}
