@@ -32,29 +32,9 @@ def live_counts(engine: PruningEngine) -> dict[int, int]:
 
 def kept_at(engine: PruningEngine, target: float, allocation: str, score: dict[int, torch.Tensor]) -> dict[int, int]:
     """Kept weights per layer once ``engine.prune_weights(target, score, allocation)`` has run, without running it."""
-    counts = {}
-    for group, group_target in engine.weight_groups(target, allocation):
-        total = sum(layer.mask.mask.numel() for layer in group)
-        live = sum(int(layer.mask.mask.sum().item()) for layer in group)
-        keep = min(live, total - int(round(group_target * total)))
-        if len(group) == 1:
-            counts[group[0].info.index] = keep
-            continue
-        flat = torch.cat([_live_scores(score[layer.info.index], layer.mask.mask) for layer in group])
-        chosen = torch.zeros(flat.numel(), dtype=torch.bool)
-        chosen[torch.topk(flat, keep).indices] = True
-        start = 0
-        for layer in group:
-            size = layer.mask.mask.numel()
-            counts[layer.info.index] = int(chosen[start:start + size].sum())
-            start += size
-    return counts
-
-
-def _live_scores(score: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    flat = score.detach().reshape(-1).to(torch.float64).clone()
-    flat[mask.reshape(-1) == 0] = float("-inf")
-    return flat
+    chosen = engine.weights_to_prune(target, score, allocation)
+    return {index: count - (int(chosen[index].numel()) if index in chosen else 0)
+            for index, count in live_counts(engine).items()}
 
 
 def cascade(start: int, final: int, substeps: int) -> list[int]:

@@ -168,9 +168,18 @@ class PruningEngine:
 
         ``scope`` (one of :data:`ALLOCATIONS`) says how the target is shared among the layers.
         """
-        groups = self.weight_groups(target, scope)
+        chosen = self.weights_to_prune(target, scores, scope)
+        for index, flat_idx in chosen.items():
+            self._prune_entries(self.by_index(index), flat_idx)
+        self.record("prune_weights", target=target, scope=scope, sparsity=self.weight_sparsity(),
+                    count={self.by_index(i).info.name: int(v.numel()) for i, v in chosen.items()})
+        return chosen
+
+    def weights_to_prune(self, target: float, scores: dict[int, torch.Tensor], scope: str = "global"
+                         ) -> dict[int, torch.Tensor]:
+        """The live flat indices (per layer index) that :meth:`prune_weights` would prune; nothing changes."""
         chosen: dict[int, torch.Tensor] = {}
-        for group, group_target in groups:
+        for group, group_target in self.weight_groups(target, scope):
             total = sum(layer.mask.mask.numel() for layer in group)
             pruned = sum(int((layer.mask.mask == 0).sum().item()) for layer in group)
             need = int(round(group_target * total)) - pruned
@@ -179,10 +188,6 @@ class PruningEngine:
             flat = torch.cat([_masked_scores(scores[layer.info.index], layer.mask.mask) for layer in group])
             picked = torch.topk(flat, need, largest=False, sorted=False).indices
             chosen.update(_split(picked, [layer.mask.mask.numel() for layer in group], group))
-        for index, flat_idx in chosen.items():
-            self._prune_entries(self.by_index(index), flat_idx)
-        self.record("prune_weights", target=target, scope=scope, sparsity=self.weight_sparsity(),
-                    count={self.by_index(i).info.name: int(v.numel()) for i, v in chosen.items()})
         return chosen
 
     def prune_selected(self, selection: dict[int, torch.Tensor]) -> None:

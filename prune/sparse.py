@@ -365,12 +365,20 @@ class SparseMethod(Method):
         keep = {layer.info.index: min(n, max(1, int(round(d * n))))
                 for layer, d in zip(engine.layers, dens, strict=True) for n in [layer.mask.mask.numel()]}
         if config.init_select == "magnitude" and descent.wants_descent(engine, config.cut_substeps):
-            info = descent.descend(engine, ctx.net, keep, config.cut_substeps,
-                                   ctx.calibration_inputs(config.reconstruct_batches), config.reconstruct_damping)
-            engine.record("sparse_init", init=config.init, density=density(engine))
-            return {"step": "init", "init": config.init, "descent": info}
+            extra = {"descent": descent.descend(engine, ctx.net, keep, config.cut_substeps,
+                                                ctx.calibration_inputs(config.reconstruct_batches),
+                                                config.reconstruct_damping)}
+        else:
+            engine.prune_selected(self.outside_initial(ctx, config, keep))
+            extra = {}
+        engine.record("sparse_init", init=config.init, density=density(engine))
+        return {"step": "init", "init": config.init, **extra}
+
+    @staticmethod
+    def outside_initial(ctx, config: SparseConfig, keep: dict[int, int]) -> dict[int, torch.Tensor]:
+        """Per layer, the live flat indices outside its ``keep`` initial entries (random, or its largest ``|w|``)."""
         selection = {}
-        for layer in engine.layers:
+        for layer in ctx.engine.layers:
             n, k = layer.mask.mask.numel(), keep[layer.info.index]
             if config.init_select == "magnitude":
                 order = torch.argsort(layer.weight.detach().abs().reshape(-1), descending=True, stable=True)
@@ -378,9 +386,7 @@ class SparseMethod(Method):
                 order = torch.randperm(n, generator=ctx.generator)
             live = layer.mask.mask.view(-1)[order[k:]] != 0
             selection[layer.info.index] = torch.sort(order[k:][live]).values
-        engine.prune_selected(selection)
-        engine.record("sparse_init", init=config.init, density=density(engine))
-        return {"step": "init", "init": config.init}
+        return selection
 
     def validate(self, ctx, config: SparseConfig, iteration: int) -> dict:
         if not config.select_best:
