@@ -59,15 +59,16 @@ LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw
 
 def label(method: str) -> str:
     """A method's table label; a point's --rescale / --drive-limit / --lr / relative rate (lr_rule relative) /
-    --distill-weight / --label-ce / reassign_ineffective / --anneal / reconstruct follow a comma."""
+    --distill-weight / --label-ce / reassign_ineffective / --anneal / reconstruct / cut_substeps follow a comma."""
     found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_drive([^_]+))?(?:_lr([^_]+))?(?:_rel([^_]+))?(?:_dw([^_]+))?"
-                         r"(_ce)?(_reassign)?(_anneal)?(_recon)?(_inef[^_]+)?", method)
-    base, *values, ce, reassign, anneal, recon, limit = found.groups()
+                         r"(_ce)?(_reassign)?(_anneal)?(_recon)?(_inef[^_]+)?(?:_sub(\d+))?", method)
+    base, *values, ce, reassign, anneal, recon, limit, substeps = found.groups()
     keys = ("rescale", "drive_limit", "lr", "relative_lr", "distill_weight")
     extra = [f"{key} {v}" for key, v in zip(keys, values, strict=True) if v] + (["+ count CE"] if ce else []) + (
         ["ineffective weights reassigned"] if reassign else []) + (["last round annealed"] if anneal else []) + (
         ["kept weights refitted"] if recon else []) + (
-        [f"steps stranding > {float(limit[5:]):.0%} repaired (commit 5f4a570)"] if limit else [])
+        [f"steps stranding > {float(limit[5:]):.0%} repaired (commit 5f4a570)"] if limit else []) + (
+        [f"trained start cut in {substeps} refitted sub-steps"] if substeps else [])
     return ", ".join([LABELS.get(base, base), *extra])
 
 

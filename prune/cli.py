@@ -18,6 +18,12 @@ from snndeploy.prune.runner import STATE_FILE
 from snndeploy.prune.sparse import SCOPES
 from snndeploy.train import distributed
 
+SHORTFALL_HINTS = {  # the methods that learn their sparsity instead of cutting to it
+    "gradr": "Grad R learns its connectivity; give it more epochs or a larger --alpha",
+    "pq": "PQ's index sets each iteration's ratio; give it more iterations",
+    "fixed": "give the fixed ratio more iterations",
+}
+
 
 def _remember_scope(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     ctx.meta["prune.scope"] = value
@@ -37,6 +43,10 @@ def _human(result: dict) -> str:
              f"  SynOps/sample  {r['synops_per_sample']['total']:.0f}",
              f"  cost           {r['cost']['epochs']} epochs, {r['cost']['optimizer_steps']} optimizer steps, "
              f"{r['cost']['wall_s']:.1f} s"]
+    if not r["target_reached"]:
+        reached = r["sparsity"]["channels" if r["structured"] else "weights"]
+        lines.append(f"  not reached    target sparsity {r['target_sparsity']:.4f}, ended at {reached:.4f}: "
+                     + SHORTFALL_HINTS.get(r["method"], "the per-layer minimum widths keep more; see the history"))
     last = r["history"][-1] if r["history"] else {}
     if "connectivity_quantized" in last:  # rewiring methods
         lines.append(f"  connectivity   {last['connectivity']:.4f} ({last['connectivity_quantized']:.4f} "

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from snndeploy.atomic import atomic_path
 from snndeploy.errors import UserError
@@ -37,6 +38,9 @@ from snndeploy.train import distributed
 STATE_FILE = "prune_state.pt"
 DRIVE_BATCHES = 4  # training batches on which drive_limit measures each layer's median drive
 STATE_FORMAT = "snndeploy-prune-state"
+# a run that ends further than this below its target did not reach it (Grad R and PQ learn their sparsity; channel
+# counts round)
+TARGET_TOLERANCE = 0.01
 
 
 @dataclass
@@ -215,8 +219,6 @@ class Runner:
             self.save_state()
         ctx = RunContext(self.engine, self.net, self.generator, self.trainer, self.cost, self.start_state,
                          self.history)
-        from tqdm import tqdm
-
         todo = self.rounds[self.next_round:]
         bar = tqdm(todo, desc=f"prune {self.spec.method.name}", unit="round", leave=False,
                    disable=not getattr(self.trainer, "progress", False))
@@ -236,12 +238,13 @@ class Runner:
             before = copy.deepcopy(self.net) if cfg.reconstruct and not rnd.rewind else None
             masks_before = self.engine.live_masks() if before is not None else {}
             info = method.prune(ctx, cfg, rnd)
+            # a method that cut in sub-steps (snndeploy.prune.descent) reassigned and refitted after each of them
+            descended = "descent" in info
             if not self.spec.structured:
                 info["ineffective_share"] = self.engine.ineffective_share()
-                if cfg.reassign_ineffective:
+                if cfg.reassign_ineffective and not descended:
                     info["reassigned"] = self.engine.reassign_ineffective()
-            # a method that cut in refitted sub-steps (snndeploy.prune.descent) matched each to the one before it
-            if before is not None and "descent" not in info and self._masks_changed(masks_before):
+            if before is not None and not descended and self._masks_changed(masks_before):
                 info["reconstructed"] = reconstruct(self.engine, self.net, before,
                                                     ctx.calibration_inputs(cfg.reconstruct_batches),
                                                     cfg.reconstruct_damping)
@@ -327,6 +330,8 @@ class Runner:
             "spec": _spec_dict(self.net),
             "accuracy_before": self.accuracy_before, "accuracy_after": accuracy_after,
             "sparsity": {"weights": weight_sparsity, "channels": channel_sparsity, "per_layer": engine_stats},
+            "target_reached": (channel_sparsity if self.spec.structured else weight_sparsity)
+            >= self.spec.target - TARGET_TOLERANCE,
             "model": model_stats(self.net), "synops_per_sample": synops,
             "cost": self.cost.to_dict(), "history": self.history, "records": records,
         }

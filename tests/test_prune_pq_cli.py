@@ -54,7 +54,19 @@ def test_pq_layer_scope_writes_report_with_per_layer_density_and_pq_index(tmp_pa
     chosen = history[-1]["selected_iteration"]
     assert live_density(out / "model.pt") == pytest.approx(history[chosen]["density"], abs=1e-6)
     assert (out / "prune_report.png").stat().st_size > 10_000
-    assert "pq (unstructured)" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "pq (unstructured)" in text and "not reached" not in text and report["target_reached"]
+
+
+def test_pq_short_of_its_target_says_so(tmp_path, files, capsys):
+    spec, cfg = files
+    out = tmp_path / "pq"
+    assert main(["prune", str(spec), "--method", "pq", "--sparsity", "0.95", "--config", str(cfg),
+                 "--out", str(out), *SMALL]) == 0
+    report = json.loads((out / "prune_report.json").read_text())
+    assert report["sparsity"]["weights"] < 0.9 and report["target_reached"] is False
+    line = next(line for line in capsys.readouterr().out.splitlines() if "not reached" in line)
+    assert "0.9500" in line and "more iterations" in line
 
 
 def test_set_with_neuron_scope_and_a_scope_that_does_not_fit(tmp_path, files, capsys):
