@@ -49,6 +49,9 @@ NETS = {  # name -> (model file, dataset); only networks anyone can get
     "mnist-mlp-128": ("lava-dl/mnist-mlp-128/network.net", "mnist"),  # lava-dl netx MNIST 784-128-64-10
     "mnist-mlp-512": ("lava-dl/mnist-mlp-512/network.net", "mnist"),  # lava-dl bootstrap MNIST 784-512-512-10
 }
+# the suite's names of the methods run with the product's defaults (its "criticality" is the spec's `post` score)
+DEFAULT_METHODS = ("criticality_rate", "criticality_rand", "gmp", "magnitude", "imp", "gradr", "deepr", "pq", "set",
+                   "rigl")
 WEIGHT_SCORES = {"criticality_cw": "post_magnitude", "criticality_share": "post_share", "criticality_rate": "post_rate"}
 LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw": "criticality (C_i x magnitude)",
           "criticality_share": "criticality (shares by C_i)", "criticality_rate": "criticality (C_i x pre rate)",
@@ -122,8 +125,8 @@ def point_name(net: str, method: str, sparsity: float, seed: int) -> str:
     return f"{Path(net).stem if net not in NETS else net}__{method}__{sparsity:g}__s{seed}"
 
 
-def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Namespace) -> dict | None:
-    """Run (or resume, or skip) one grid point; returns its result record."""
+def point_config(net: str, method: str, seed: int, args: argparse.Namespace) -> tuple[object, str]:
+    """The config of one grid point and the name its points are stored under (the method and what is not default)."""
     config = with_lr_rule(make_config(method, seed, args), imported=recorded_training(model_path(net)) is None)
     method_label = method + (f"_rescale{args.rescale:g}" if args.rescale != 1 else "") + (
         f"_drive{args.drive_limit:g}" if args.drive_limit is not None else "") + (
@@ -134,6 +137,18 @@ def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Na
         "_recon" if config.reconstruct else "") + (
         f"_sub{config.cut_substeps}" if config.cut_substeps > 1 and getattr(config, "init_select", "magnitude")
         == "magnitude" else "")
+    return config, method_label
+
+
+def default_points(net: str) -> set[str]:
+    """The stored names of the points a run with no options makes of every method with the product's defaults."""
+    args = parser().parse_args([])
+    return {point_config(net, method, 0, args)[1] for method in DEFAULT_METHODS}
+
+
+def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Namespace) -> dict | None:
+    """Run (or resume, or skip) one grid point; returns its result record."""
+    config, method_label = point_config(net, method, seed, args)
     name = point_name(net, method_label, sparsity, seed)
     result_path = args.results / "points" / f"{name}.json"
     if result_path.is_file():
@@ -200,40 +215,55 @@ def method_styles(methods: list[str]) -> dict[str, dict]:
 
 
 def plots(results: Path, rows: list[dict]) -> list[Path]:
+    """Per network: accuracy vs sparsity and, at the sparsity IMP ran at (else the lowest), accuracy vs cumulative
+    epochs, of the points with the methods' defaults (every variant is in the table; all of them are unreadable)."""
     out = []
     for net in sorted({r["net"] for r in rows}):
+        defaults = default_points(net)
+        mine = [r for r in rows if r["net"] == net and r["method"] in defaults] or [r for r in rows if r["net"] == net]
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 5.5))
-        mine = [r for r in rows if r["net"] == net]
         methods = sorted({r["method"] for r in mine})
         style = method_styles(methods)  # one colour and marker per method, both panels
         for method in methods:
-            pts = sorted((r["sparsity"], 100 * r["mean"], 100 * r["std"]) for r in mine if r["method"] == method)
+            # at the sparsity reached: Grad R and PQ may end short of the target
+            pts = sorted((r["reached"], 100 * r["mean"], 100 * r["std"]) for r in mine if r["method"] == method)
             ax1.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], capsize=3,
                          **style[method], label=label(method))
         ax1.axhline(100 * mine[0]["dense"], color="k", ls=":", label="dense")
-        ax1.set_xlabel("weight sparsity")
+        ax1.set_xlabel("weight sparsity reached")
         ax1.set_ylabel("test accuracy (%)")
         ax1.set_title(f"{net}: accuracy vs sparsity (mean +- std over seeds)")
-        for path in sorted((results / "points").glob(f"{net}__*.json")):
-            rec = json.loads(path.read_text())
-            epochs, xs, ys = 0, [], []
-            for h in rec["history"]:
-                epochs += h.get("epochs", 0) + h.get("dense_epochs", 0)
-                if "accuracy" in h:
-                    xs.append(epochs)
-                    ys.append(100 * h["accuracy"])
-            ax2.plot(xs, ys, alpha=0.6, markersize=4, **style.get(rec["method"], {"color": "grey", "marker": "."}))
-        ax2.set_xscale("symlog")
+        cost_sparsity = min(r["sparsity"] for r in mine if "imp" in r["method"]) if any(
+            "imp" in r["method"] for r in mine) else min(r["sparsity"] for r in mine)
+        for method in methods:
+            curve = cost_curve(results, net, method, cost_sparsity)
+            if curve:
+                xs, ys, es = zip(*curve, strict=True)
+                ax2.errorbar(xs, ys, yerr=es, capsize=3, **style[method])
+        ax2.axhline(100 * mine[0]["dense"], color="k", ls=":")
+        ax2.set_xscale("log")
         ax2.set_xlabel("training epochs (cumulative)")
         ax2.set_ylabel("test accuracy (%)")
-        ax2.set_title("accuracy vs epochs (cost; one line per run, styles as on the left)")
-        fig.legend(*ax1.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+        ax2.set_title(f"cost at {cost_sparsity:.0%} sparsity: accuracy after each round (mean +- std over seeds)")
+        fig.legend(*ax1.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
         fig.tight_layout()
         path = results / f"{net}.png"
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         out.append(path)
     return out
+
+
+def cost_curve(results: Path, net: str, method: str, sparsity: float) -> list[tuple[float, float, float]]:
+    """(cumulative epochs, mean and std of the test accuracy over seeds) after every evaluated round of a point."""
+    by_epochs: dict[float, list[float]] = defaultdict(list)
+    for path in sorted((results / "points").glob(f"{net}__{method}__{sparsity:g}__s*.json")):
+        epochs = 0
+        for h in json.loads(path.read_text())["history"]:
+            epochs += h.get("epochs", 0) + h.get("dense_epochs", 0)
+            if "accuracy" in h:
+                by_epochs[epochs].append(100 * h["accuracy"])
+    return [(e, statistics.mean(a), statistics.stdev(a) if len(a) > 1 else 0.0) for e, a in sorted(by_epochs.items())]
 
 
 def write_summary(results: Path) -> list[dict]:
@@ -245,7 +275,7 @@ def write_summary(results: Path) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nets", nargs="+", default=["mnist-mlp-128"], help=f"{', '.join(NETS)} or a checkpoint path")
     p.add_argument("--data", default="mnist", help="dataset of a network given by path")
@@ -284,7 +314,11 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=ROOT / "results" / "prune_suite")
     p.add_argument("--work", type=Path, default=ROOT / "results" / "runs" / "prune_suite")
     p.add_argument("--summary-only", action="store_true")
-    args = p.parse_args()
+    return p
+
+
+def main() -> None:
+    args = parser().parse_args()
     torch.set_num_threads(args.threads)
     if not args.summary_only:
         for sparsity in args.sparsities:
