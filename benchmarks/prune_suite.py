@@ -61,12 +61,14 @@ LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw
 
 
 def label(method: str) -> str:
-    """A method's table label; a point's --rescale / --drive-limit / --lr / relative rate (lr_rule relative) /
-    --distill-weight / --label-ce / reassign_ineffective / --anneal / reconstruct / cut_substeps follow a comma."""
-    found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_drive([^_]+))?(?:_lr([^_]+))?(?:_rel([^_]+))?(?:_dw([^_]+))?"
-                         r"(_ce)?(_reassign)?(_anneal)?(_recon)?(_inef[^_]+)?(?:_sub(\d+))?", method)
+    """A method's table label; a point's --rescale / --drive-limit / --lr / --alpha / relative rate (lr_rule
+    relative) / --distill-weight / --label-ce / reassign_ineffective / --anneal / reconstruct / cut_substeps follow a
+    comma."""
+    found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_drive([^_]+))?(?:_lr([^_]+))?(?:_alpha([^_]+))?"
+                         r"(?:_rel([^_]+))?(?:_dw([^_]+))?(_ce)?(_reassign)?(_anneal)?(_recon)?(_inef[^_]+)?"
+                         r"(?:_sub(\d+))?", method)
     base, *values, ce, reassign, anneal, recon, limit, substeps = found.groups()
-    keys = ("rescale", "drive_limit", "lr", "relative_lr", "distill_weight")
+    keys = ("rescale", "drive_limit", "lr", "alpha", "relative_lr", "distill_weight")
     extra = [f"{key} {v}" for key, v in zip(keys, values, strict=True) if v] + (["+ count CE"] if ce else []) + (
         ["ineffective weights reassigned"] if reassign else []) + (["last round annealed"] if anneal else []) + (
         ["kept weights refitted"] if recon else []) + (
@@ -112,7 +114,7 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
         return cfglib.IMPConfig(epochs_per_step=args.imp_epochs, rewind="epoch", rewind_epoch=1, **common)
     if name in ("gradr", "deepr"):
         cls = GradRConfig if name == "gradr" else DeepRConfig
-        return cls(epochs=args.epochs, **common)
+        return cls(epochs=args.epochs, **({"alpha": args.alpha} if args.alpha is not None else {}), **common)
     if name in ("set", "rigl"):
         cls = SETConfig if name == "set" else RigLConfig
         return cls(iterations=args.epochs, epochs_per_step=1, init_select="magnitude", **common)
@@ -131,6 +133,7 @@ def point_config(net: str, method: str, seed: int, args: argparse.Namespace) -> 
     method_label = method + (f"_rescale{args.rescale:g}" if args.rescale != 1 else "") + (
         f"_drive{args.drive_limit:g}" if args.drive_limit is not None else "") + (
         f"_lr{args.lr:g}" if args.lr != 1e-3 else "") + (
+        f"_alpha{config.alpha:g}" if args.alpha is not None and hasattr(config, "alpha") else "") + (
         f"_rel{config.relative_lr:g}" if config.lr_rule == "relative" else "") + (
         f"_dw{args.distill_weight:g}" if args.distill_weight is not None else "") + ("_ce" if args.label_ce else "") + (
         "_reassign" if config.reassign_ineffective else "") + ("_anneal" if args.anneal else "") + (
@@ -305,6 +308,8 @@ def parser() -> argparse.ArgumentParser:
                    help="config cut_substeps: a magnitude cut of the trained network in refitted sub-steps (default: "
                         "the method's own; points where it is used with more than 1 are named _subN)")
     p.add_argument("--drive-limit", type=float, help="config drive_limit (default: the method's own)")
+    p.add_argument("--alpha", type=float,
+                   help="config alpha of Grad R (prior strength) and Deep R (L1 penalty); names their points _alphaA")
     p.add_argument("--rescale", type=float, default=1.0,
                    help="config rescale (docs/prune.md); it and --lr name the points when not default")
     p.add_argument("--subset", type=int, default=20000, help="training samples (>= 20,000 for the issue's grid)")
