@@ -282,7 +282,7 @@ class CriticalityMethod(Method):
             chosen = prune_channels(engine, config, over, scores.channel_scale(engine, config.channel_score))
         else:
             magnitude = scores.weight_magnitude(engine)
-            chosen = engine.prune_weights(over, magnitude, config.allocation)
+            chosen, extra = over_prune(ctx, config, over, magnitude)
             if config.regen == "criticality":  # after pruning: post_share ranks within the just-pruned set
                 regen_score = scores.weight_criticality(engine, config.weight_score, crit, rates, chosen, magnitude)
         if config.regen == "random":
@@ -302,4 +302,22 @@ class CriticalityMethod(Method):
         else:
             engine.regrow_weights(regrown, init=config.regrow_init)
         return {"over_target": over, "pruned": int(sum(v.numel() for v in chosen.values())),
-                "regrown": int(sum(v.numel() for v in regrown.values())), "regen": config.regen}
+                "regrown": int(sum(v.numel() for v in regrown.values())), "regen": config.regen, **extra}
+
+
+def over_prune(ctx: MethodContext, config: cfglib.CriticalityConfig, over: float,
+               magnitude: dict[int, torch.Tensor]) -> tuple[dict[int, torch.Tensor], dict]:
+    """Criticality's magnitude cut to ``over`` (in refitted sub-steps with ``cut_substeps`` > 1); returns the
+    just-pruned weights (flat indices per layer) and what the sub-steps did."""
+    engine = ctx.engine
+    if not descent.wants_descent(engine, config.cut_substeps):
+        return engine.prune_weights(over, magnitude, config.allocation), {}
+    before = {layer.info.index: layer.mask.mask.reshape(-1) != 0 for layer in engine.layers}
+    final = descent.kept_at(engine, over, config.allocation, magnitude)
+    # named apart from "descent": the regrowth that follows changes the network again, so the runner may refit it
+    info = {"over_descent": descent.descend(engine, ctx.net, final, config.cut_substeps,
+                                            ctx.calibration_inputs(config.reconstruct_batches),
+                                            config.reconstruct_damping)}
+    chosen = {layer.info.index: torch.nonzero(before[layer.info.index] & (layer.mask.mask.reshape(-1) == 0)).view(-1)
+              for layer in engine.layers}
+    return chosen, info

@@ -64,6 +64,18 @@ def test_one_shot_magnitude_cuts_in_substeps_and_the_runner_does_not_refit_again
     assert "descent" not in entry and "reconstructed" in entry
 
 
+def test_criticality_over_prunes_in_substeps_then_regrows_what_they_removed(tmp_path):
+    runner, result, _ = run(tmp_path, "criticality", 0.9, steps=1, calib_batches=1, cut_substeps=3,
+                            reconstruct_batches=1, reassign_ineffective=False)
+    entry = result.report["history"][0]
+    assert entry["over_descent"]["substeps"] == 3 and entry["over_target"] > 0.9
+    # everything the sub-steps removed is a regrowth candidate; the regrowth brings the run back to its target
+    assert entry["regrown"] > 0 and entry["pruned"] > entry["regrown"]
+    assert abs(entry["weight_sparsity"] - 0.9) < 0.01
+    kinds = [r["kind"] for r in result.report["records"]]
+    assert kinds[:9] == ["prune_weights", "reassign_ineffective", "reconstruct"] * 3 and "regrow_weights" in kinds
+
+
 @pytest.mark.parametrize("method", ["set", "rigl"])
 def test_set_and_rigl_descend_to_their_erdos_renyi_counts_from_a_trained_start(tmp_path, method):
     runner, result, _ = run(tmp_path, method, 0.9, iterations=1, select_best=False, init_select="magnitude",
