@@ -74,10 +74,10 @@ class PruneConfig:
     reconstruct: bool = False
     reconstruct_batches: int = 8
     reconstruct_damping: float = 0.01
-    # a method's magnitude cut of a trained network (one-shot magnitude; SET / RigL / Deep R's first cut) taken in this
-    # many sub-steps without training, each keeping the same share of every layer's weights, reassigning stranded
-    # weights and refitting on reconstruct_batches batches (snndeploy.prune.descent, docs/prune.md "Cutting in
-    # sub-steps"); 1: one cut
+    # a method's magnitude cut (one-shot magnitude, each GMP step, criticality's over-prune, SET / RigL / Deep R's
+    # first cut of a trained network) taken in this many sub-steps without training, each keeping the same share of
+    # every layer's weights, reassigning stranded weights and refitting on reconstruct_batches batches
+    # (snndeploy.prune.descent, docs/prune.md "Cutting in sub-steps"); 1: one cut
     cut_substeps: int = 1
 
 
@@ -95,6 +95,7 @@ class CriticalityConfig(PruneConfig):
     # spec's proposal, which collapses lava-dl's mnist-mlp-128 at 95-98 %: docs/prune.md) | post_share | post_magnitude
     weight_score: str = "post_rate"
     reassign_ineffective: bool = True  # docs/prune.md "Defaults of the prune-and-fine-tune methods"
+    cut_substeps: int = 5  # each step's over-prune in refitted sub-steps (docs/prune.md "Cutting in sub-steps")
     kernel: str = "atan"  # near-threshold kernel on (v - theta) / theta
     alpha: float = 2.0
     calib_batches: int = 10  # training batches for criticality (and gradient) estimates
@@ -124,6 +125,7 @@ class GMPConfig(PruneConfig):
     epochs_per_step: int = 2
     reassign_ineffective: bool = True  # as MagnitudeConfig
     reconstruct: bool = True
+    cut_substeps: int = 5  # each step's cut in refitted sub-steps (docs/prune.md "Cutting in sub-steps")
 
 
 @dataclass(frozen=True)

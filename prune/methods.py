@@ -278,6 +278,7 @@ class CriticalityMethod(Method):
         # a large first step (few steps, delta * ds > 1 - s) would over-prune almost everything: cap the margin
         margin = min(margin, config.max_overprune * (1.0 - rnd.target))
         over = min(rnd.target + margin, 0.999)
+        extra: dict = {}
         if structured:
             chosen = prune_channels(engine, config, over, scores.channel_scale(engine, config.channel_score))
         else:

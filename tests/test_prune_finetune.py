@@ -214,7 +214,7 @@ def test_rescale_scales_the_pruned_layers_once_after_the_first_step(tmp_path, ml
     before = [block.synapse.weight.detach().clone() for block in net.blocks]
     runner = _runner(tmp_path, net, "gmp", 0.5, subset=64, test_subset=16, steps=2, epochs_per_step=0,
                      rescale=0.25, drive_limit=0.0, eval_each_step=False, reassign_ineffective=False,
-                     reconstruct=False)  # weights moved or refitted would not be the old ones x 0.25
+                     reconstruct=False, cut_substeps=1)  # weights moved or refitted would not be the old ones x 0.25
     history = runner.run().report["history"]
     assert [h.get("rescaled") for h in history] == [0.25, None]
     for layer, weight in zip(runner.engine.layers, before, strict=True):

@@ -112,7 +112,7 @@ def test_nothing_pruned_nothing_changes():
 
 def test_runner_refits_after_each_step_and_not_after_a_rewinding_one(tmp_path):
     _, result, _ = run(tmp_path, "gmp", 0.8, steps=2, reconstruct=True, reconstruct_batches=2,
-                       reassign_ineffective=False)
+                       reassign_ineffective=False, cut_substeps=1)  # sub-steps refit within the cut
     history = result.report["history"]
     assert all("reconstructed" in h for h in history)
     for h in history:
