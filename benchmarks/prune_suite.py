@@ -73,7 +73,7 @@ def label(method: str) -> str:
         ["ineffective weights reassigned"] if reassign else []) + (["last round annealed"] if anneal else []) + (
         ["kept weights refitted"] if recon else []) + (
         [f"steps stranding > {float(limit[5:]):.0%} repaired (commit 5f4a570)"] if limit else []) + (
-        [f"trained start cut in {substeps} refitted sub-steps"] if substeps else [])
+        [f"cuts in {substeps} refitted sub-steps"] if substeps else [])
     return ", ".join([LABELS.get(base, base), *extra])
 
 
