@@ -43,8 +43,9 @@ def test_two_ranks_prune_like_one_process_and_resume(mlp_net, tmp_path):
     # averaged, so the masks must be exactly those of the single-process run
     config = tmp_path / "one.yaml"
     # (and the kept weights refitted from sums over the ranks' calibration batches: the same weights on every rank)
+    # (one cut: sub-steps re-rank after each refit, whose input spikes each process draws, so only the ranks agree)
     config.write_text("schedule: one_shot\nepochs_per_step: 0\ncalib_batches: 2\nreconstruct: true\n"
-                      "reconstruct_batches: 2\n")
+                      "reconstruct_batches: 2\ncut_substeps: 1\n")
     single = _prune(mlp_net, tmp_path / "single", config, 1)["report"]
     ddp = _prune(mlp_net, tmp_path / "ddp", config, 2)["report"]
     assert ddp["history"][0]["masks_agree_on_ranks"] == 2  # checked on every rank after the step
@@ -63,11 +64,13 @@ def test_two_ranks_prune_like_one_process_and_resume(mlp_net, tmp_path):
                                                  _zeros(tmp_path / "single" / "model.pt"), strict=True))
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(p.name for p in (tmp_path / "single")
                                                                           .iterdir())
-    # two rounds with DDP fine-tuning; then --resume of the finished run changes nothing
-    config.write_text("steps: 2\nepochs_per_step: 1\ncalib_batches: 2\n")
+    # two rounds with DDP fine-tuning, each over-prune in refitted sub-steps (the default); then --resume of the
+    # finished run changes nothing
+    config.write_text("steps: 2\nepochs_per_step: 1\ncalib_batches: 2\nreconstruct_batches: 2\n")
     out = tmp_path / "ddp2"
     first = _prune(mlp_net, out, config, 2)["report"]
     assert [h["masks_agree_on_ranks"] for h in first["history"]] == [2, 2]
+    assert all(h["over_descent"]["substeps"] == 5 for h in first["history"])
     assert first["sparsity"]["weights"] == pytest.approx(0.8, abs=1e-3)
     again = _prune(mlp_net, out, config, 2, "--resume")["report"]
     assert again["history"] == first["history"] and again["accuracy_after"] == first["accuracy_after"]
