@@ -64,9 +64,9 @@ def test_two_ranks_prune_like_one_process_and_resume(mlp_net, tmp_path):
                                                  _zeros(tmp_path / "single" / "model.pt"), strict=True))
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(p.name for p in (tmp_path / "single")
                                                                           .iterdir())
-    # two rounds with DDP fine-tuning, each over-prune in refitted sub-steps (the default); then --resume of the
-    # finished run changes nothing
-    config.write_text("steps: 2\nepochs_per_step: 1\ncalib_batches: 2\nreconstruct_batches: 2\n")
+    # two rounds with DDP fine-tuning, each over-prune in refitted sub-steps; then --resume of the finished run
+    # changes nothing
+    config.write_text("steps: 2\nepochs_per_step: 1\ncalib_batches: 2\nreconstruct_batches: 2\ncut_substeps: 5\n")
     out = tmp_path / "ddp2"
     first = _prune(mlp_net, out, config, 2)["report"]
     assert [h["masks_agree_on_ranks"] for h in first["history"]] == [2, 2]
