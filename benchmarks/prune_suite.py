@@ -236,8 +236,8 @@ def plots(results: Path, rows: list[dict]) -> list[Path]:
         ax1.set_xlabel("weight sparsity reached")
         ax1.set_ylabel("test accuracy (%)")
         ax1.set_title(f"{net}: accuracy vs sparsity (mean +- std over seeds)")
-        cost_sparsity = min(r["sparsity"] for r in mine if "imp" in r["method"]) if any(
-            "imp" in r["method"] for r in mine) else min(r["sparsity"] for r in mine)
+        imp = [r["sparsity"] for r in mine if r["method"].split("_")[0] == "imp"]
+        cost_sparsity = min(imp) if imp else min(r["sparsity"] for r in mine)
         for method in methods:
             curve = cost_curve(results, net, method, cost_sparsity)
             if curve:
