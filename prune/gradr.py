@@ -36,7 +36,7 @@ from snndeploy.errors import UserError
 from snndeploy.prune import config as cfglib
 from snndeploy.prune import descent
 from snndeploy.prune.engine import PruningEngine
-from snndeploy.prune.methods import Method, Round, register
+from snndeploy.prune.methods import Method, Round, descend_to, register
 
 RULES = ("gradr", "deepr", "soft_deepr")
 ZERO_SIGNS = ("dead", "free")
@@ -396,9 +396,7 @@ class GradRMethod(Method):
         """Deep R: its fixed connection counts reached in refitted sub-steps (snndeploy.prune.descent) before the
         optimizer starts; Grad R cuts nothing."""
         if self.cuts_at_start and descent.wants_descent(ctx.engine, config.cut_substeps):
-            info = descent.descend(ctx.engine, ctx.net, opt.counts(), config.cut_substeps,
-                                   ctx.calibration_inputs(config.reconstruct_batches), config.reconstruct_damping)
-            ctx.engine.record("descent", **info)
+            ctx.engine.record("descent", **descend_to(ctx, config, opt.counts()))
 
     def prune(self, ctx, config, rnd: Round) -> dict:
         opt = self.optimizer(ctx, config, rnd.target)

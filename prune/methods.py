@@ -90,6 +90,13 @@ def prune_by(ctx: MethodContext, config: cfglib.PruneConfig, target: float,
     return {"pruned": int(sum(v.numel() for v in chosen.values()))}
 
 
+def descend_to(ctx: MethodContext, config: cfglib.PruneConfig, final: dict[int, int]) -> dict:
+    """Prune every layer to ``final[index]`` kept weights in ``config.cut_substeps`` refitted sub-steps
+    (:func:`snndeploy.prune.descent.descend` on ``config.reconstruct_batches`` calibration batches)."""
+    return descent.descend(ctx.engine, ctx.net, final, config.cut_substeps,
+                           ctx.calibration_inputs(config.reconstruct_batches), config.reconstruct_damping)
+
+
 def prune_channels(engine: PruningEngine, config: cfglib.PruneConfig, target: float,
                    score: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
     """Structured pruning with the config's scope, per-layer normalisation (global scope) and minimum width."""
@@ -142,9 +149,7 @@ class MagnitudeMethod(Method):
     def prune(self, ctx, config, rnd):
         if descent.wants_descent(ctx.engine, config.cut_substeps):
             final = descent.kept_at(ctx.engine, rnd.target, config.allocation, scores.weight_magnitude(ctx.engine))
-            return {"descent": descent.descend(ctx.engine, ctx.net, final, config.cut_substeps,
-                                               ctx.calibration_inputs(config.reconstruct_batches),
-                                               config.reconstruct_damping)}
+            return {"descent": descend_to(ctx, config, final)}
         return prune_by(ctx, config, rnd.target, lambda: scores.weight_magnitude(ctx.engine),
                         lambda: scores.channel_scale(ctx.engine))
 
@@ -316,9 +321,7 @@ def over_prune(ctx: MethodContext, config: cfglib.CriticalityConfig, over: float
     before = {layer.info.index: layer.mask.mask.reshape(-1) != 0 for layer in engine.layers}
     final = descent.kept_at(engine, over, config.allocation, magnitude)
     # named apart from "descent": the regrowth that follows changes the network again, so the runner may refit it
-    info = {"over_descent": descent.descend(engine, ctx.net, final, config.cut_substeps,
-                                            ctx.calibration_inputs(config.reconstruct_batches),
-                                            config.reconstruct_damping)}
+    info = {"over_descent": descend_to(ctx, config, final)}
     chosen = {layer.info.index: torch.nonzero(before[layer.info.index] & (layer.mask.mask.reshape(-1) == 0)).view(-1)
               for layer in engine.layers}
     return chosen, info

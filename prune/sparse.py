@@ -26,7 +26,7 @@ from snndeploy.errors import UserError
 from snndeploy.prune import config as cfglib
 from snndeploy.prune import descent
 from snndeploy.prune.engine import PruningEngine, mean_over_ranks
-from snndeploy.prune.methods import Method, Round
+from snndeploy.prune.methods import Method, Round, descend_to
 from snndeploy.train.loop import evaluate
 
 INIT_KINDS = ("er", "erk", "uniform")
@@ -365,9 +365,7 @@ class SparseMethod(Method):
         keep = {layer.info.index: min(n, max(1, int(round(d * n))))
                 for layer, d in zip(engine.layers, dens, strict=True) for n in [layer.mask.mask.numel()]}
         if config.init_select == "magnitude" and descent.wants_descent(engine, config.cut_substeps):
-            extra = {"descent": descent.descend(engine, ctx.net, keep, config.cut_substeps,
-                                                ctx.calibration_inputs(config.reconstruct_batches),
-                                                config.reconstruct_damping)}
+            extra = {"descent": descend_to(ctx, config, keep)}
         else:
             engine.prune_selected(self.outside_initial(ctx, config, keep))
             extra = {}
