@@ -4,7 +4,8 @@ Every grid point (network, method, sparsity, seed) is one real pruning job (``sn
 ``--work/<net>__<method>__<sparsity>__s<seed>/``; its result goes to ``--results/points/`` under the same name
 (.json, committed: ``runs/`` folders are git-ignored) when it finishes. A rerun skips finished points and resumes
 an interrupted one from its last finished round, so the suite can be killed at any time and started again.
-``--summary-only`` rebuilds ``summary.json``, the table and the plots from the JSONs present (nothing is trained).
+``--summary-only`` rebuilds ``summary.json``, ``summary.md`` (first, per network, every method with its defaults at
+every sparsity; then every point) and the plots from the JSONs present (nothing is trained).
 
 Equal fine-tuning budget: every method but IMP trains ``--epochs`` epochs in all (gradual methods spread them over
 ``--steps`` pruning steps); IMP trains densely from a fresh init and ``--imp-epochs`` per round, all counted.
@@ -28,7 +29,7 @@ import torch
 
 import snndeploy  # noqa: F401  (Lava compatibility hook first)
 from snndeploy import settings
-from snndeploy.atomic import write_json
+from snndeploy.atomic import write_json, write_text
 from snndeploy.loader import load_model
 from snndeploy.prune import config as cfglib
 from snndeploy.prune.config import with_lr_rule
@@ -50,8 +51,8 @@ NETS = {  # name -> (model file, dataset); only networks anyone can get
     "mnist-mlp-512": ("lava-dl/mnist-mlp-512/network.net", "mnist"),  # lava-dl bootstrap MNIST 784-512-512-10
 }
 # the suite's names of the methods run with the product's defaults (its "criticality" is the spec's `post` score)
-DEFAULT_METHODS = ("criticality_rate", "criticality_rand", "gmp", "magnitude", "imp", "gradr", "deepr", "pq", "set",
-                   "rigl")
+DEFAULT_METHODS = ("criticality_rate", "criticality", "criticality_rand", "gmp", "magnitude", "imp", "gradr", "deepr",
+                   "pq", "set", "rigl")
 WEIGHT_SCORES = {"criticality_cw": "post_magnitude", "criticality_share": "post_share", "criticality_rate": "post_rate"}
 LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw": "criticality (C_i x magnitude)",
           "criticality_share": "criticality (shares by C_i)", "criticality_rate": "criticality (C_i x pre rate)",
@@ -206,6 +207,35 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def defaults_table(rows: list[dict]) -> str:
+    """Per network, every method with its defaults (rows) at every sparsity run (columns): mean +- std over the
+    seeds, how many seeds when not 3, and the sparsity reached when a run ended more than 1 pp short of its target."""
+    lines = []
+    for net in sorted({r["net"] for r in rows}):
+        names = {point_config(net, method, 0, parser().parse_args([]))[1]: method for method in DEFAULT_METHODS}
+        mine = {(r["method"], r["sparsity"]): r for r in rows if r["net"] == net and r["method"] in names}
+        sparsities = sorted({s for _, s in mine} - {0})
+        dense = statistics.mean(r["dense"] for r in rows if r["net"] == net)
+        lines += [f"{net} (dense {100 * dense:.2f} %), the methods' defaults:", "",
+                  "| method | " + " | ".join(f"{s:g}" for s in sparsities) + " |", "|---" * (len(sparsities) + 1) + "|"]
+        for name, method in names.items():
+            cells = [defaults_cell(mine.get((name, s))) for s in sparsities]
+            lines.append(f"| {LABELS.get(method, method)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def defaults_cell(row: dict | None) -> str:
+    if row is None:
+        return "not run"
+    cell = f"{100 * row['mean']:.2f} +- {100 * row['std']:.2f}"
+    if len(row["seeds"]) != 3:
+        cell += f" ({len(row['seeds'])} seed{'s' if len(row['seeds']) > 1 else ''})"
+    if row["reached"] < row["sparsity"] - 0.01:
+        cell += f" at {row['reached']:.3f}"
+    return cell
+
+
 MARKERS = "osD^vP*Xph<>"
 
 
@@ -272,9 +302,10 @@ def cost_curve(results: Path, net: str, method: str, sparsity: float) -> list[tu
 def write_summary(results: Path) -> list[dict]:
     rows = summarise(results)
     write_json(results / "summary.json", {"rows": rows})
-    (results / "summary.md").write_text(table(rows) + "\n")
+    write_text(results / "summary.md", defaults_table(rows) + "\nEvery point:\n\n" + table(rows) + "\n")
     plots(results, rows)
     print(table(rows))
+    print(defaults_table(rows))
     return rows
 
 
