@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from snndeploy import lava_runner
 from snndeploy.errors import UserError
@@ -455,9 +456,6 @@ def simulate_net(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", p
     ``reset_interval``: netx's reset scheme inside each sample: layer i's u and v are zeroed every that many steps,
     pipelined by one step per layer (:func:`snndeploy.export.lava_net.build_lava`).
     """
-    from tqdm import tqdm
-
-
     samples, steps = check_inputs(net, inputs, mode)
     inputs = np.asarray(inputs)
     if steps > MAX_BUILD_STEPS:
@@ -528,9 +526,6 @@ def _simulate_in_workers(net: LoihiNet, inputs: np.ndarray, workers: int, option
                          on_sample: Callable[[int], None] | None, started: float,
                          bias: np.ndarray | None = None) -> SimResult:
     """``simulate_net`` over consecutive parts of ``inputs`` in ``workers`` processes, merged in order."""
-    from tqdm import tqdm
-
-
     bar = tqdm(total=inputs.shape[0], desc=f"simulate {net.name} ({workers} workers)", unit="sample",
                disable=not progress, leave=False)
 

@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from snndeploy import validate
+from snndeploy import lava_runner, validate
+from snndeploy.data.datasets import feed_for, load_arrays
 from snndeploy.errors import UserError
 from snndeploy.export.ir import W_SCALE, LoihiNet
-from snndeploy.export.lava_net import netx_layout_to_ir
+from snndeploy.export.lava_net import build_lava, from_lava_layout, import_lava, netx_layout_to_ir, sd_payload
+from snndeploy.models.spec import IOSpec
 from snndeploy.sim_activity import ActivityCounter
 from snndeploy.sim_inputs import Inputs, dataset_inputs, fit_input_shape, read_input_arrays
 from snndeploy.simulate import RunPlan, SimResult, Timing, check_inputs, extractor, run_config
@@ -66,9 +68,6 @@ def replay_steps(inputs: Inputs, steps: int | None) -> Inputs:
 def _run_sample(net: LoihiNet, x: np.ndarray, mode: str, probes: tuple[int, ...], timing: Timing,
                 timeout_s: float | None) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
     """One build and run: every layer's graded output ``(*shape, T)`` (payload units) and probed sigmas."""
-    from snndeploy import lava_runner
-    from snndeploy.export.lava_net import build_lava, from_lava_layout, sd_payload
-
     steps = x.shape[-1]
     t0 = time.perf_counter()
     lava = build_lava(net, x, mode=mode, record="output")
@@ -104,8 +103,6 @@ def _run_sample(net: LoihiNet, x: np.ndarray, mode: str, probes: tuple[int, ...]
 def simulate_sd(net: LoihiNet, inputs: np.ndarray, *, mode: str = "fixed_pt", probe: tuple[int, ...] = (),
                 timeout_s: float | None = 600.0) -> SimResult:
     """Run graded ``inputs`` ``(N, *net.input_shape, T)`` through a sigma-delta ``net``, one build per sample."""
-    from snndeploy.export.lava_net import import_lava
-
     samples, steps = check_inputs(net, inputs, mode)
     inputs = np.asarray(inputs)
     import_lava()
@@ -133,9 +130,6 @@ def sd_dataset_inputs(name: str, net: LoihiNet, *, samples: int, steps: int, see
     """The first ``samples`` test samples of a dataset as a sigma-delta network's inputs: what its model was
     trained on (the model's recorded feed: an image held every step for ``current``, else spikes) on netx's
     integer input grid (x 64, the rounding of the SLAYER model's input block)."""
-    from snndeploy.data.datasets import feed_for, load_arrays
-    from snndeploy.models.spec import IOSpec
-
     feed = feed_for(net.meta.get("io") or IOSpec())
     _, test, info = load_arrays(name, time_steps=steps)
     if feed.encoding != "current" or info.kind == "events":
