@@ -53,9 +53,11 @@ NETS = {  # name -> (model file, dataset); only networks anyone can get
 # the suite's names of the methods run with the product's defaults (its "criticality" is the spec's `post` score)
 DEFAULT_METHODS = ("criticality_rate", "criticality", "criticality_rand", "gmp", "magnitude", "imp", "gradr", "deepr",
                    "pq", "set", "rigl")
-WEIGHT_SCORES = {"criticality_cw": "post_magnitude", "criticality_share": "post_share", "criticality_rate": "post_rate"}
+WEIGHT_SCORES = {"criticality_cw": "post_magnitude", "criticality_share": "post_share", "criticality_rate": "post_rate",
+                 "criticality_ratemag": "post_rate_magnitude"}
 LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw": "criticality (C_i x magnitude)",
           "criticality_share": "criticality (shares by C_i)", "criticality_rate": "criticality (C_i x pre rate)",
+          "criticality_ratemag": "criticality (C_i x pre rate x magnitude)",
           "criticality_rand": "random regeneration (ablation)", "gmp": "GMP", "magnitude": "global magnitude",
           "imp": "IMP (rewind to epoch k)", "gradr": "Grad R", "deepr": "Deep R", "pq": "PQ", "set": "SET",
           "rigl": "RigL", "random": "random"}

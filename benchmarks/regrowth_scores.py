@@ -22,7 +22,7 @@ import snndeploy  # noqa: F401  (Lava compatibility hook first)
 from snndeploy import settings
 
 ROOT = Path(__file__).resolve().parent
-SCORES = ("magnitude", "none", "random", "post", "post_share", "post_magnitude", "post_rate")
+SCORES = ("magnitude", "none", "random", "post", "post_share", "post_magnitude", "post_rate", "post_rate_magnitude")
 
 
 def second_step(name: str, net, engine, trainer, args, crit, rates, generator) -> dict:

@@ -172,7 +172,7 @@ class L1FilterConfig(PruneConfig):
 CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": SCHEDULES, "scope": SCOPES, "allocation": ALLOCATIONS,
     "regen": ("criticality", "gradient", "random", "none"),
-    "kernel": KERNELS, "weight_score": ("post", "post_share", "post_magnitude", "post_rate"),
+    "kernel": KERNELS, "weight_score": ("post", "post_share", "post_magnitude", "post_rate", "post_rate_magnitude"),
     "regrow_init": ("restore", "zero"), "channel_score": ("gate", "gate_l1"),
     "rewind": ("epoch", "init", "start", "none"),
     "objective": OBJECTIVES, "channel_norm": CHANNEL_NORMS, "label_loss": LABEL_LOSSES, "lr_rule": LR_RULES,

@@ -46,17 +46,16 @@ def weight_from_channels(engine: PruningEngine, channel: dict[int, torch.Tensor]
 
 
 def weight_post_times(engine: PruningEngine, channel: dict[int, torch.Tensor],
-                      rates: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
-    """``C_i * |w_ij|`` (``rates`` None) or ``C_i * r_j`` with ``r_j`` the pre-synaptic rate of input channel j."""
+                      rates: dict[int, torch.Tensor] | None = None, magnitude: bool = True) -> dict[int, torch.Tensor]:
+    """``C_i`` times ``r_j`` (the pre-synaptic rate of input channel j; when ``rates`` are given) times ``|w_ij|``
+    (when ``magnitude``): ``C_i * |w_ij|``, ``C_i * r_j`` or ``C_i * r_j * |w_ij|``."""
     out = {}
     for layer in engine.layers:
         w = layer.weight.detach()
-        c = channel[layer.info.index].view(-1, *([1] * (w.dim() - 1)))
-        if rates is None:
-            out[layer.info.index] = c * w.abs()
-        else:
-            r = rates[layer.info.index].view(1, -1, *([1] * (w.dim() - 2)))
-            out[layer.info.index] = (c * r).expand(w.shape)
+        score = channel[layer.info.index].view(-1, *([1] * (w.dim() - 1))).expand(w.shape)
+        if rates is not None:
+            score = score * rates[layer.info.index].view(1, -1, *([1] * (w.dim() - 2)))
+        out[layer.info.index] = score * w.abs() if magnitude else score
     return out
 
 
@@ -87,13 +86,14 @@ def weight_criticality(engine: PruningEngine, kind: str, channel: dict[int, torc
                        rates: dict[int, torch.Tensor] | None, chosen: dict[int, torch.Tensor],
                        magnitude: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
     """Criticality's per-weight regrowth score ``kind`` (config ``weight_score``: post | post_share |
-    post_magnitude | post_rate) from channel criticality, pre-synaptic ``rates`` (post_rate) and the just-pruned
-    ``chosen`` entries with their ``magnitude`` before pruning (post_share)."""
+    post_magnitude | post_rate | post_rate_magnitude) from channel criticality, pre-synaptic ``rates`` (post_rate*)
+    and the just-pruned ``chosen`` entries with their ``magnitude`` before pruning (post_share)."""
     if kind == "post":
         return weight_from_channels(engine, channel)
     if kind == "post_share":
         return weight_share(channel, chosen, magnitude)
-    return weight_post_times(engine, channel, rates if kind == "post_rate" else None)
+    return weight_post_times(engine, channel, rates if kind.startswith("post_rate") else None,
+                             magnitude=kind.endswith("magnitude"))
 
 
 def _row_l1(engine: PruningEngine) -> dict[int, torch.Tensor]:

@@ -177,6 +177,26 @@ def test_share_score_gives_each_neuron_regrowth_in_proportion_to_its_criticality
     assert float(share[0].view(-1)[0]) == 0.0  # entries not just pruned score nothing
 
 
+def test_post_times_scores_are_the_products_of_criticality_rate_and_magnitude():
+    net = mlp()
+    engine = PruningEngine(net)
+    indices = [lay.info.index for lay in engine.layers]
+    rates: dict = {}
+    crit = criticality.criticality(net, indices, [spikes(net)], rates=rates)
+    chosen = engine.prune_weights(0.5, scores.weight_magnitude(engine))
+    by_kind = {kind: scores.weight_criticality(engine, kind, crit, rates, chosen, scores.weight_magnitude(engine))
+               for kind in ("post_magnitude", "post_rate", "post_rate_magnitude")}
+    for lay in engine.layers:
+        # (out, in) of the stored values: pruned weights keep theirs for regrowth
+        i, w = lay.info.index, lay.weight.detach().abs().reshape(lay.weight.shape[0], -1)
+        c_r = crit[i].view(-1, 1) * rates[i].view(1, -1)
+        got = {kind: score[i].reshape(w.shape) for kind, score in by_kind.items()}
+        assert torch.allclose(got["post_magnitude"], crit[i].view(-1, 1) * w)
+        assert torch.allclose(got["post_rate"], c_r.expand(w.shape))
+        assert torch.allclose(got["post_rate_magnitude"], c_r * w)
+        assert bool((w.reshape(-1)[chosen[i]] > 0).all())
+
+
 def test_channel_regrowth_restores_exactly_the_chosen_channels():
     net = conv_net()
     engine = PruningEngine(net, structured=True)

@@ -51,6 +51,8 @@ def run(tmp_path, method: str, target: float, structured: bool = False, rounds=N
                  marks=pytest.mark.slow),
     pytest.param("criticality", {"calib_batches": 1, "schedule": "one_shot", "weight_score": "post_share"},
                  marks=pytest.mark.slow),
+    pytest.param("criticality", {"calib_batches": 1, "schedule": "one_shot", "weight_score": "post_rate_magnitude"},
+                 marks=pytest.mark.slow),
     pytest.param("criticality", {"calib_batches": 1, "schedule": "one_shot", "regen": "none"},
                  marks=pytest.mark.slow),
     pytest.param("criticality", {"calib_batches": 1, "schedule": "one_shot", "weight_score": "post_magnitude",
