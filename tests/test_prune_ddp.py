@@ -51,7 +51,8 @@ def test_two_ranks_prune_like_one_process_and_resume(mlp_net, tmp_path):
     assert ddp["history"][0]["masks_agree_on_ranks"] == 2  # checked on every rank after the step
     assert ddp["accuracy_before"] == single["accuracy_before"]  # the test set split over ranks, counts summed
     # the same weights pruned and regrown; refitted from the ranks' summed calibration sums (their input spikes are
-    # drawn in each process, so the current errors are close, not equal)
+    # drawn in each process, so the current errors differ with the draw, up to 20 % in the small last layer; the
+    # share of the error the refit removes does not)
     refit = [r for r in ddp["records"] if r["kind"] == "reconstruct"]
     refit_single = [r for r in single["records"] if r["kind"] == "reconstruct"]
     assert [r for r in ddp["records"] if r["kind"] != "reconstruct"] == [
@@ -59,7 +60,9 @@ def test_two_ranks_prune_like_one_process_and_resume(mlp_net, tmp_path):
     assert len(refit) == len(refit_single) == 1
     for name, errors in refit[0]["layers"].items():
         assert errors["error_after"] < errors["error_before"]
-        assert errors["error_after"] == pytest.approx(refit_single[0]["layers"][name]["error_after"], rel=0.1)
+        alone = refit_single[0]["layers"][name]
+        assert errors["error_after"] / errors["error_before"] == pytest.approx(
+            alone["error_after"] / alone["error_before"], rel=0.1)
     assert all(torch.equal(a, b) for a, b in zip(_zeros(tmp_path / "ddp" / "model.pt"),
                                                  _zeros(tmp_path / "single" / "model.pt"), strict=True))
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(p.name for p in (tmp_path / "single")
