@@ -147,10 +147,11 @@ def point_config(net: str, method: str, seed: int, args: argparse.Namespace) -> 
     return config, method_label
 
 
-def default_points(net: str) -> set[str]:
-    """The stored names of the points a run with no options makes of every method with the product's defaults."""
+def default_points(net: str) -> dict[str, str]:
+    """The stored names of the points a run with no options makes of every method with the product's defaults
+    (name -> suite method)."""
     args = parser().parse_args([])
-    return {point_config(net, method, 0, args)[1] for method in DEFAULT_METHODS}
+    return {point_config(net, method, 0, args)[1]: method for method in DEFAULT_METHODS}
 
 
 def one_run(net: str, method: str, sparsity: float, seed: int, args: argparse.Namespace) -> dict | None:
@@ -215,7 +216,7 @@ def defaults_table(rows: list[dict]) -> str:
     seeds, how many seeds when not 3, and the sparsity reached when a run ended more than 1 pp short of its target."""
     lines = []
     for net in sorted({r["net"] for r in rows}):
-        names = {point_config(net, method, 0, parser().parse_args([]))[1]: method for method in DEFAULT_METHODS}
+        names = default_points(net)
         mine = {(r["method"], r["sparsity"]): r for r in rows if r["net"] == net and r["method"] in names}
         sparsities = sorted({s for _, s in mine} - {0})
         dense = statistics.mean(r["dense"] for r in rows if r["net"] == net)
