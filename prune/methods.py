@@ -264,7 +264,7 @@ class CriticalityMethod(Method):
         indices = [layer.info.index for layer in engine.layers]
         regen_score = None
         if config.regen == "criticality":  # measured before pruning: a pruned channel's voltage says nothing
-            rates: dict | None = {} if config.weight_score.startswith("post_rate") else None
+            rates: dict | None = {} if scores.uses_rates(config.weight_score) else None
             crit = critlib.criticality(ctx.net, indices, ctx.calibration_inputs(config.calib_batches),
                                        config.kernel, config.alpha, rates=rates)
             crit = mean_over_ranks(crit)  # under DDP each rank measured its share of the batches

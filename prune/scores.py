@@ -82,6 +82,11 @@ def weight_share(channel: dict[int, torch.Tensor], chosen: dict[int, torch.Tenso
     return out
 
 
+def uses_rates(kind: str) -> bool:
+    """Whether criticality's per-weight score ``kind`` needs the pre-synaptic spike rates ``r_j``."""
+    return kind.startswith("post_rate")
+
+
 def weight_criticality(engine: PruningEngine, kind: str, channel: dict[int, torch.Tensor],
                        rates: dict[int, torch.Tensor] | None, chosen: dict[int, torch.Tensor],
                        magnitude: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
@@ -92,7 +97,7 @@ def weight_criticality(engine: PruningEngine, kind: str, channel: dict[int, torc
         return weight_from_channels(engine, channel)
     if kind == "post_share":
         return weight_share(channel, chosen, magnitude)
-    return weight_post_times(engine, channel, rates if kind.startswith("post_rate") else None,
+    return weight_post_times(engine, channel, rates if uses_rates(kind) else None,
                              magnitude=kind.endswith("magnitude"))
 
 
