@@ -306,10 +306,11 @@ def cost_curve(results: Path, net: str, method: str, sparsity: float) -> list[tu
 def write_summary(results: Path) -> list[dict]:
     rows = summarise(results)
     write_json(results / "summary.json", {"rows": rows})
-    write_text(results / "summary.md", defaults_table(rows) + "\nEvery point:\n\n" + table(rows) + "\n")
+    every, defaults = table(rows), defaults_table(rows)
+    write_text(results / "summary.md", defaults + "\nEvery point:\n\n" + every + "\n")
     plots(results, rows)
-    print(table(rows))
-    print(defaults_table(rows))
+    print(every)
+    print(defaults)
     return rows
 
 
