@@ -329,7 +329,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-rule", choices=("auto", "absolute", "relative"),
                    help="config lr_rule (docs/prune.md; default: each method's own, auto but for IMP)")
     p.add_argument("--relative-lr", type=float, default=0.016, help="config relative_lr (docs/prune.md)")
-    p.add_argument("--distill-weight", type=float, help="config distill_weight (default: the method's own)")
+    p.add_argument("--distill-weight", type=float,
+                   help="config distill_weight (default: the method's own; a lava-dl network has no recorded label "
+                        "loss and fine-tunes by distillation alone unless --label-ce, so it changes nothing there)")
     p.add_argument("--label-ce", action="store_true",
                    help="config label_loss cross_entropy: distillation + count cross-entropy (points named _ce)")
     p.add_argument("--reassign", action=argparse.BooleanOptionalAction,
