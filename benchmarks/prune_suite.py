@@ -327,7 +327,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", type=int, default=10, help="criticality calibration batches")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-rule", choices=("auto", "absolute", "relative"),
-                   help="config lr_rule (docs/prune.md; default: each method's own, auto but for IMP)")
+                   help="config lr_rule (docs/prune.md; default: each method's own: auto, absolute for IMP, Grad R and "
+                        "Deep R)")
     p.add_argument("--relative-lr", type=float, default=0.016, help="config relative_lr (docs/prune.md)")
     p.add_argument("--distill-weight", type=float,
                    help="config distill_weight (default: the method's own; a lava-dl network has no recorded label "
