@@ -8,7 +8,8 @@ an interrupted one from its last finished round, so the suite can be killed at a
 every sparsity; then every point) and the plots from the JSONs present (nothing is trained).
 
 Equal fine-tuning budget: every method but IMP trains ``--epochs`` epochs in all (gradual methods spread them over
-``--steps`` pruning steps); IMP trains densely from a fresh init and ``--imp-epochs`` per round, all counted.
+``--steps`` pruning steps); IMP trains densely from a fresh init and ``--imp-epochs`` per round, pruning
+``--imp-rate`` of the remaining weights per round, all counted.
 
     .venv/bin/python benchmarks/prune_suite.py --nets mnist-mlp-128 --sparsities 0.9 --seeds 0 1 2 \\
         --methods criticality_ratemag criticality_rand gmp magnitude --epochs 4 --subset 20000
@@ -56,6 +57,8 @@ DEFAULT_METHODS = ("criticality_ratemag", "criticality_rate", "criticality", "cr
                    "imp", "gradr", "deepr", "pq", "set", "rigl")
 WEIGHT_SCORES = {"criticality_cw": "post_magnitude", "criticality_share": "post_share", "criticality_rate": "post_rate",
                  "criticality_ratemag": "post_rate_magnitude"}
+IMP_EPOCHS = 2  # the suite's IMP: 2 epochs per round (its committed points); points name other counts
+IMP_RATE = cfglib.IMPConfig.rate
 LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw": "criticality (C_i x magnitude)",
           "criticality_share": "criticality (shares by C_i)", "criticality_rate": "criticality (C_i x pre rate)",
           "criticality_ratemag": "criticality (C_i x pre rate x magnitude)",
@@ -68,11 +71,12 @@ def label(method: str) -> str:
     """A method's table label; a point's --rescale / --drive-limit / --lr / --alpha / relative rate (lr_rule
     relative) / --distill-weight / --label-ce / reassign_ineffective / --anneal / reconstruct / cut_substeps follow a
     comma."""
-    found = re.fullmatch(r"(.+?)(?:_rescale([^_]+))?(?:_drive([^_]+))?(?:_lr([^_]+))?(?:_alpha([^_]+))?"
-                         r"(?:_rel([^_]+))?(?:_dw([^_]+))?(_ce)?(_reassign)?(_anneal)?(_recon)?(_inef[^_]+)?"
+    found = re.fullmatch(r"(.+?)(?:_rate(\d[^_]*))?(?:_e(\d+))?(?:_rescale([^_]+))?(?:_drive([^_]+))?"
+                         r"(?:_lr([^_]+))?(?:_alpha([^_]+))?(?:_rel([^_]+))?(?:_dw([^_]+))?(_ce)?(_reassign)?(_anneal)?(_recon)?(_inef[^_]+)?"
                          r"(?:_sub(\d+))?", method)
     base, *values, ce, reassign, anneal, recon, limit, substeps = found.groups()
-    keys = ("rescale", "drive_limit", "lr", "alpha", "relative_lr", "distill_weight")
+    keys = ("pruned per round", "epochs per round", "rescale", "drive_limit", "lr", "alpha", "relative_lr",
+            "distill_weight")
     extra = [f"{key} {v}" for key, v in zip(keys, values, strict=True) if v] + (["+ count CE"] if ce else []) + (
         ["ineffective weights reassigned"] if reassign else []) + (["last round annealed"] if anneal else []) + (
         ["kept weights refitted"] if recon else []) + (
@@ -115,7 +119,8 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
     if name == "random":
         return cfglib.RandomConfig(epochs_per_step=args.epochs, **common)
     if name == "imp":
-        return cfglib.IMPConfig(epochs_per_step=args.imp_epochs, rewind="epoch", rewind_epoch=1, **common)
+        return cfglib.IMPConfig(epochs_per_step=args.imp_epochs, rate=args.imp_rate, rewind="epoch", rewind_epoch=1,
+                                **common)
     if name in ("gradr", "deepr"):
         cls = GradRConfig if name == "gradr" else DeepRConfig
         return cls(epochs=args.epochs, **({"alpha": args.alpha} if args.alpha is not None else {}), **common)
@@ -134,7 +139,9 @@ def point_name(net: str, method: str, sparsity: float, seed: int) -> str:
 def point_config(net: str, method: str, seed: int, args: argparse.Namespace) -> tuple[object, str]:
     """The config of one grid point and the name its points are stored under (the method and what is not default)."""
     config = with_lr_rule(make_config(method, seed, args), imported=recorded_training(model_path(net)) is None)
-    method_label = method + (f"_rescale{args.rescale:g}" if args.rescale != 1 else "") + (
+    method_label = method + (f"_rate{args.imp_rate:g}" if method == "imp" and args.imp_rate != IMP_RATE else "") + (
+        f"_e{args.imp_epochs}" if method == "imp" and args.imp_epochs != IMP_EPOCHS else "") + (
+        f"_rescale{args.rescale:g}" if args.rescale != 1 else "") + (
         f"_drive{args.drive_limit:g}" if args.drive_limit is not None else "") + (
         f"_lr{args.lr:g}" if args.lr != 1e-3 else "") + (
         f"_alpha{config.alpha:g}" if args.alpha is not None and hasattr(config, "alpha") else "") + (
@@ -323,7 +330,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs of every method but IMP")
     p.add_argument("--steps", type=int, default=4, help="pruning steps of the gradual methods")
-    p.add_argument("--imp-epochs", type=int, default=4, help="IMP: training epochs per round (and dense training)")
+    p.add_argument("--imp-epochs", type=int, default=IMP_EPOCHS,
+                   help="IMP: training epochs per round (and dense training); points named _eN when not 2")
+    p.add_argument("--imp-rate", type=float, default=IMP_RATE,
+                   help="IMP: share of the remaining weights pruned per round; points named _rateR when not 0.2")
     p.add_argument("--calib", type=int, default=10, help="criticality calibration batches")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-rule", choices=("auto", "absolute", "relative"),

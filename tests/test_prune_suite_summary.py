@@ -1,4 +1,5 @@
 """benchmarks/prune_suite.py --summary-only on committed grid points: the defaults table says what ran and what not."""
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -26,3 +27,23 @@ def test_defaults_table_from_committed_points(tmp_path):
     assert " at 0.2" in rows["Grad R"].split(" | ")[1]
     assert rows["IMP (rewind to epoch k)"].count("not run") == 3
     assert (tmp_path / "mnist-mlp-128.png").stat().st_size > 10_000
+
+
+def load_suite():
+    spec = importlib.util.spec_from_file_location("prune_suite", ROOT / "benchmarks" / "prune_suite.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_imp_budget_names_its_points():
+    suite = load_suite()
+    plain = suite.parser().parse_args([])
+    assert suite.point_config("mnist-mlp-128", "imp", 0, plain)[1] == "imp"  # the committed IMP points' name
+    args = suite.parser().parse_args(["--imp-rate", "0.5", "--imp-epochs", "1"])
+    config, name = suite.point_config("mnist-mlp-128", "imp", 0, args)
+    assert (config.rate, config.epochs_per_step, name) == (0.5, 1, "imp_rate0.5_e1")
+    assert suite.label(name) == "IMP (rewind to epoch k), pruned per round 0.5, epochs per round 1"
+    # the rate suffix needs a number: criticality_ratemag stays one method name
+    assert suite.point_config("mnist-mlp-128", "criticality_ratemag", 0, args)[1].startswith("criticality_ratemag_")
+    assert suite.label("criticality_ratemag") == suite.LABELS["criticality_ratemag"]
