@@ -119,8 +119,10 @@ def make_config(name: str, seed: int, args: argparse.Namespace):
     if name == "random":
         return cfglib.RandomConfig(epochs_per_step=args.epochs, **common)
     if name == "imp":
+        # rewinding to epoch 1 needs a second dense epoch when the rounds are 1 epoch long
+        dense = {"dense_epochs": 2} if args.imp_epochs < 2 else {}
         return cfglib.IMPConfig(epochs_per_step=args.imp_epochs, rate=args.imp_rate, rewind="epoch", rewind_epoch=1,
-                                **common)
+                                **dense, **common)
     if name in ("gradr", "deepr"):
         cls = GradRConfig if name == "gradr" else DeepRConfig
         return cls(epochs=args.epochs, **({"alpha": args.alpha} if args.alpha is not None else {}), **common)

@@ -1,6 +1,8 @@
 """benchmarks/prune_suite.py --summary-only on committed grid points: the defaults table says what ran and what not."""
 import importlib.util
+import json
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +45,26 @@ def test_imp_budget_names_its_points():
     args = suite.parser().parse_args(["--imp-rate", "0.5", "--imp-epochs", "1"])
     config, name = suite.point_config("mnist-mlp-128", "imp", 0, args)
     assert (config.rate, config.epochs_per_step, name) == (0.5, 1, "imp_rate0.5_e1")
+    assert config.dense_epochs > config.rewind_epoch  # 1-epoch rounds still train densely past the rewind point
     assert suite.label(name) == "IMP (rewind to epoch k), pruned per round 0.5, epochs per round 1"
     # the rate suffix needs a number: criticality_ratemag stays one method name
     assert suite.point_config("mnist-mlp-128", "criticality_ratemag", 0, args)[1].startswith("criticality_ratemag_")
     assert suite.label("criticality_ratemag") == suite.LABELS["criticality_ratemag"]
+
+
+def test_cost_matches_from_committed_points(tmp_path):
+    """benchmarks/prune_cost.py: criticality's budget at 95 % against IMP's, from the committed points."""
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prune_cost.py"), "--net", "mnist-mlp-128",
+                    "--sparsity", "0.95", "--folders", "prune_suite", "--out", str(tmp_path)], check=True,
+                   capture_output=True)
+    result = json.loads((tmp_path / "mnist-mlp-128_0.95.json").read_text())
+    criticality = [json.loads(p.read_text())["accuracy_after"] for p in
+                   POINTS.glob("mnist-mlp-128__criticality_ratemag_rel0.016_reassign__0.95__s*.json")]
+    mine = next(m for m in result["matches"] if m["side"] == "criticality" and m["epochs"] == 2)
+    assert abs(mine["accuracy"] - 100 * statistics.mean(criticality)) < 1e-9
+    imp = {r["method"]: r for r in result["budgets"] if r["method"].startswith("imp")}
+    assert mine["match"] in imp and imp[mine["match"]]["mean"] >= mine["accuracy"]
+    cheaper = [r for r in imp.values() if r["epochs"] < mine["match_epochs"]]
+    assert all(r["mean"] < mine["accuracy"] for r in cheaper)  # the cheapest IMP budget at least as accurate
+    assert mine["imp_over_criticality"] == mine["match_epochs"] / 2
+    assert (tmp_path / "mnist-mlp-128_0.95.png").stat().st_size > 10_000
