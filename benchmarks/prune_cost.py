@@ -4,9 +4,8 @@ Reads finished grid points of ``benchmarks/prune_suite.py`` from several results
 budget: ``prune_suite`` holds 2 epochs, ``prune_suite_4ep`` 4, ...; IMP's budgets are told apart by their point
 names), groups them by method and epochs, and answers the goal "criticality reaches IMP's accuracy with >= 10x fewer
 epochs" with measured budgets only: for every criticality budget, the cheapest IMP budget whose mean accuracy is at
-least criticality's mean, and the ratio of their epochs (nothing is interpolated: when even IMP's cheapest measured
-budget is above criticality's accuracy the ratio is an upper bound, when none reaches it a lower bound). Trains
-nothing; prints a table, writes JSON and a plot.
+least criticality's mean, and back; the ratio of IMP's epochs to criticality's is bounded by the measured budgets on
+either side of the match (nothing is interpolated). Trains nothing; prints a table, writes JSON and a plot.
 
     .venv/bin/python benchmarks/prune_cost.py --net mnist-mlp-128 --sparsity 0.95
 """
@@ -15,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -25,6 +26,7 @@ from snndeploy.atomic import write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the headless backend is chosen)
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent / "results"
 FOLDERS = ("prune_suite", "prune_suite_4ep", "prune_suite_8ep", "prune_suite_10ep")
@@ -50,28 +52,37 @@ def is_imp(row: dict) -> bool:
 
 def matches(rows: list[dict], reference: str) -> list[dict]:
     """Both ways: for every budget of one side (criticality, IMP), the cheapest budget of the other side whose mean
-    accuracy is at least as high, and IMP's epochs over criticality's (the goal: >= 10)."""
-    sides = {"criticality": [r for r in rows if r["method"] == reference],
+    accuracy is at least as high, and the bounds that puts on IMP's epochs over criticality's (the goal: >= 10)."""
+    sides = {"criticality": sorted((r for r in rows if r["method"] == reference), key=lambda r: r["epochs"]),
              "imp": sorted((r for r in rows if is_imp(r)), key=lambda r: r["epochs"])}
-    sides["criticality"].sort(key=lambda r: r["epochs"])
     out = []
     for side, other in (("criticality", "imp"), ("imp", "criticality")):
         for row in sides[side]:
-            match = next((r for r in sides[other] if r["mean"] >= row["mean"]), None)
+            at = next((i for i, r in enumerate(sides[other]) if r["mean"] >= row["mean"]), None)
+            match = None if at is None else sides[other][at]
+            low, high = bounds(row["epochs"], [r["epochs"] for r in sides[other]], at, side == "imp")
             out.append({"side": side, "method": row["method"], "epochs": row["epochs"], "accuracy": row["mean"],
                         "match": match and match["method"], "match_epochs": match and match["epochs"],
-                        "match_accuracy": match and match["mean"], "bound": bound(match, sides[other]),
-                        "imp_over_criticality": match and (match["epochs"] / row["epochs"] if side == "criticality"
-                                                           else row["epochs"] / match["epochs"])})
+                        "match_accuracy": match and match["mean"], "ratio_low": low, "ratio_high": high,
+                        "goal_met": low >= GOAL_RATIO})
     return out
 
 
-def bound(match: dict | None, candidates: list[dict]) -> str:
-    """How far a ratio from measured budgets holds: the cheapest candidate measured may already be more than needed
-    (the true epochs are at most its), one further up was needed (between it and the one below), or none reached."""
-    if match is None:
-        return "none reached"
-    return "at most" if match is candidates[0] else "between"
+def bounds(epochs: float, other: list[float], at: int | None, imp_side: bool) -> tuple[float, float]:
+    """IMP's epochs over criticality's, bounded by measured budgets only: the other side needs more epochs than its
+    last budget short of the accuracy (none: more than 0) and at most those of the first that reaches it (none: more
+    than its largest)."""
+    above = math.inf if at is None else other[at]
+    below = other[-1] if at is None else (other[at - 1] if at > 0 else 0.0)
+    if imp_side:  # the other side is criticality: IMP's epochs over an unknown count in (below, above]
+        return epochs / above, (epochs / below if below else math.inf)
+    return below / epochs, above / epochs
+
+
+def ratio_text(low: float, high: float) -> str:
+    if high == math.inf:
+        return f">= {low:.1f}x" if low else "unknown"
+    return f"<= {high:.1f}x" if low == 0 else f"{low:.1f}-{high:.1f}x"
 
 
 def table(rows: list[dict], found: list[dict]) -> str:
@@ -80,16 +91,17 @@ def table(rows: list[dict], found: list[dict]) -> str:
     lines += ["", "| budget | accuracy | cheapest budget of the other side at least as accurate | its epochs | "
               "IMP / criticality epochs |", "|---|---|---|---|---|"]
     for f in found:
-        if f["match"] is None:
-            lines.append(f"| {f['method']}, {f['epochs']:g} ep. | {f['accuracy']:.2f} | none measured | | |")
-            continue
-        ratio = f["imp_over_criticality"]
-        # at most: the other side's cheapest budget measured already reaches it, so it might need fewer epochs
-        text = {"at most": f"{'<=' if f['side'] == 'criticality' else '>='} {ratio:.1f}x"}.get(f["bound"],
-                                                                                          f"{ratio:.1f}x")
-        lines.append(f"| {f['method']}, {f['epochs']:g} ep. | {f['accuracy']:.2f} | {f['match']} "
-                     f"({f['match_accuracy']:.2f}) | {f['match_epochs']:g} | {text} |")
+        match = "none measured" if f["match"] is None else f"{f['match']} ({f['match_accuracy']:.2f})"
+        lines.append(f"| {f['method']}, {f['epochs']:g} ep. | {f['accuracy']:.2f} | {match} | "
+                     f"{f['match_epochs'] or ''} | {ratio_text(f['ratio_low'], f['ratio_high'])} |")
     return "\n".join(lines)
+
+
+def imp_budget(method: str) -> str:
+    """An IMP point's budget in words: the suite names it imp[_rateR][_eN] (defaults: 0.2 per round, 2 epochs)."""
+    found = re.fullmatch(r"imp(?:_rate([^_]+))?(?:_e(\d+))?.*", method)
+    rate, epochs = found.group(1) or "0.2", found.group(2) or "2"
+    return f"{float(rate):.0%} per round, {epochs} ep./round"
 
 
 def plot(rows: list[dict], net: str, sparsity: float, path: Path) -> None:
@@ -101,10 +113,14 @@ def plot(rows: list[dict], net: str, sparsity: float, path: Path) -> None:
             ax.errorbar([r["epochs"] for r in mine], [r["mean"] for r in mine], yerr=[r["std"] for r in mine],
                         capsize=3, ls="-", label="IMP (budgets)" if family == "imp" else "criticality (default)",
                         **style)
-            for r in mine:
-                ax.annotate(r["method"].removeprefix("imp").strip("_") or "", (r["epochs"], r["mean"]), fontsize=7,
-                            textcoords="offset points", xytext=(4, -10))
+            for r in mine if family == "imp" else []:
+                ax.annotate(imp_budget(r["method"]), (r["epochs"], r["mean"]), fontsize=7,
+                            textcoords="offset points", xytext=(5, -12))
     ax.set_xscale("log")
+    ax.set_xticks(sorted({r["epochs"] for r in rows}))  # the budgets measured
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.2)
     ax.set_xlabel("training epochs (all rounds, dense training included)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{net} at {sparsity:.0%} sparsity: accuracy per budget (mean +- std over seeds)")
