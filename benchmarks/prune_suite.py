@@ -68,12 +68,12 @@ LABELS = {"criticality": "criticality (C_i, ties by magnitude)", "criticality_cw
 
 
 def label(method: str) -> str:
-    """A method's table label; a point's --rescale / --drive-limit / --lr / --alpha / relative rate (lr_rule
-    relative) / --distill-weight / --label-ce / reassign_ineffective / --anneal / reconstruct / cut_substeps follow a
-    comma."""
+    """A method's table label; a point's --imp-rate / --imp-epochs / --rescale / --drive-limit / --lr / --alpha /
+    relative rate (lr_rule relative) / --distill-weight / --label-ce / reassign_ineffective / --anneal / reconstruct /
+    cut_substeps follow a comma."""
     found = re.fullmatch(r"(.+?)(?:_rate(\d[^_]*))?(?:_e(\d+))?(?:_rescale([^_]+))?(?:_drive([^_]+))?"
-                         r"(?:_lr([^_]+))?(?:_alpha([^_]+))?(?:_rel([^_]+))?(?:_dw([^_]+))?(_ce)?(_reassign)?(_anneal)?(_recon)?(_inef[^_]+)?"
-                         r"(?:_sub(\d+))?", method)
+                         r"(?:_lr([^_]+))?(?:_alpha([^_]+))?(?:_rel([^_]+))?(?:_dw([^_]+))?"
+                         r"(_ce)?(_reassign)?(_anneal)?(_recon)?(_inef[^_]+)?(?:_sub(\d+))?", method)
     base, *values, ce, reassign, anneal, recon, limit, substeps = found.groups()
     keys = ("pruned per round", "epochs per round", "rescale", "drive_limit", "lr", "alpha", "relative_lr",
             "distill_weight")
