@@ -29,40 +29,52 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the headless backend is ch
 from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent / "results"
-FOLDERS = ("prune_suite", "prune_suite_4ep", "prune_suite_8ep", "prune_suite_10ep")
+FOLDERS = ("prune_suite", "prune_suite_4ep", "prune_suite_8ep", "prune_suite_10ep", "prune_suite_4ep_4steps",
+           "prune_suite_8ep_4steps")
 CRITICALITY = "criticality_ratemag_rel0.016_reassign"  # the suite's name of criticality with its defaults
 GOAL_RATIO = 10.0  # issue 20: criticality reaches IMP's accuracy with >= 10x fewer epochs
 
 
 def budgets(folders: list[Path], net: str, sparsity: float, methods: list[str]) -> list[dict]:
-    """Mean and std of the test accuracy over seeds per (method, epochs) among the points of ``methods``."""
-    groups: dict[tuple[str, float], list[float]] = defaultdict(list)
+    """Mean and std of the test accuracy over seeds per (method, steps, epochs) among the points of ``methods``."""
+    groups: dict[tuple[str, int, float], list[float]] = defaultdict(list)
     for folder in folders:
         for path in sorted((folder / "points").glob(f"{net}__*__{sparsity:g}__s*.json")):
             rec = json.loads(path.read_text())
-            if rec["method"] in methods:
-                groups[(rec["method"], rec["cost"]["epochs"])].append(100 * rec["accuracy_after"])
-    return [{"method": m, "epochs": e, "seeds": len(a), "mean": statistics.mean(a),
-             "std": statistics.stdev(a) if len(a) > 1 else 0.0} for (m, e), a in sorted(groups.items())]
+            if rec["method"] in methods:  # the steps are not in the point names: each folder holds one count
+                groups[(rec["method"], rec["config"]["steps"], rec["cost"]["epochs"])].append(
+                    100 * rec["accuracy_after"])
+    return [{"method": m, "steps": k, "epochs": e, "name": m if is_imp({"method": m}) else f"{m}, {k} steps",
+             "seeds": len(a), "mean": statistics.mean(a), "std": statistics.stdev(a) if len(a) > 1 else 0.0}
+            for (m, k, e), a in sorted(groups.items())]
 
 
 def is_imp(row: dict) -> bool:
     return row["method"].split("_")[0] == "imp"
 
 
+def frontier(rows: list[dict]) -> list[dict]:
+    """The most accurate row per epoch count, cheapest first (a budget is its epochs, whatever the steps)."""
+    best: dict[float, dict] = {}
+    for r in rows:
+        if r["epochs"] not in best or r["mean"] > best[r["epochs"]]["mean"]:
+            best[r["epochs"]] = r
+    return [best[e] for e in sorted(best)]
+
+
 def matches(rows: list[dict], reference: str) -> list[dict]:
     """Both ways: for every budget of one side (criticality, IMP), the cheapest budget of the other side whose mean
     accuracy is at least as high, and the bounds that puts on IMP's epochs over criticality's (the goal: >= 10)."""
-    sides = {"criticality": sorted((r for r in rows if r["method"] == reference), key=lambda r: r["epochs"]),
-             "imp": sorted((r for r in rows if is_imp(r)), key=lambda r: r["epochs"])}
+    sides = {"criticality": [r for r in rows if r["method"] == reference], "imp": [r for r in rows if is_imp(r)]}
     out = []
     for side, other in (("criticality", "imp"), ("imp", "criticality")):
-        for row in sides[side]:
-            at = next((i for i, r in enumerate(sides[other]) if r["mean"] >= row["mean"]), None)
-            match = None if at is None else sides[other][at]
-            low, high = bounds(row["epochs"], [r["epochs"] for r in sides[other]], at, side == "imp")
-            out.append({"side": side, "method": row["method"], "epochs": row["epochs"], "accuracy": row["mean"],
-                        "match": match and match["method"], "match_epochs": match and match["epochs"],
+        budgets_other = frontier(sides[other])
+        for row in sorted(sides[side], key=lambda r: (r["epochs"], r["steps"])):
+            at = next((i for i, r in enumerate(budgets_other) if r["mean"] >= row["mean"]), None)
+            match = None if at is None else budgets_other[at]
+            low, high = bounds(row["epochs"], [r["epochs"] for r in budgets_other], at, side == "imp")
+            out.append({"side": side, "method": row["name"], "epochs": row["epochs"], "accuracy": row["mean"],
+                        "match": match and match["name"], "match_epochs": match and match["epochs"],
                         "match_accuracy": match and match["mean"], "ratio_low": low, "ratio_high": high,
                         "goal_met": low >= GOAL_RATIO})
     return out
@@ -87,7 +99,7 @@ def ratio_text(low: float, high: float) -> str:
 
 def table(rows: list[dict], found: list[dict]) -> str:
     lines = ["| method | epochs | seeds | accuracy (mean +- std) |", "|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['epochs']:g} | {r['seeds']} | {r['mean']:.2f} +- {r['std']:.2f} |" for r in rows]
+    lines += [f"| {r['name']} | {r['epochs']:g} | {r['seeds']} | {r['mean']:.2f} +- {r['std']:.2f} |" for r in rows]
     lines += ["", "| budget | accuracy | cheapest budget of the other side at least as accurate | its epochs | "
               "IMP / criticality epochs |", "|---|---|---|---|---|"]
     for f in found:
@@ -106,16 +118,18 @@ def imp_budget(method: str) -> str:
 
 def plot(rows: list[dict], net: str, sparsity: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    for family, style in (("imp", {"color": "tab:red", "marker": "s"}), ("criticality", {"color": "tab:blue",
-                                                                                         "marker": "o"})):
-        mine = sorted((r for r in rows if (is_imp(r) if family == "imp" else not is_imp(r))), key=lambda r: r["epochs"])
-        if mine:
-            ax.errorbar([r["epochs"] for r in mine], [r["mean"] for r in mine], yerr=[r["std"] for r in mine],
-                        capsize=3, ls="-", label="IMP (budgets)" if family == "imp" else "criticality (default)",
-                        **style)
-            for r in mine if family == "imp" else []:
-                ax.annotate(imp_budget(r["method"]), (r["epochs"], r["mean"]), fontsize=7,
-                            textcoords="offset points", xytext=(5, -12))
+    curves = {"IMP (budgets)": [r for r in rows if is_imp(r)]}
+    for steps in sorted({r["steps"] for r in rows if not is_imp(r)}):
+        curves[f"criticality (default), {steps} steps"] = [r for r in rows if not is_imp(r) and r["steps"] == steps]
+    styles = iter([{"color": "tab:red", "marker": "s"}, {"color": "tab:blue", "marker": "o"},
+                   {"color": "tab:green", "marker": "^"}, {"color": "tab:purple", "marker": "D"}])
+    for name, mine in curves.items():
+        mine = sorted(mine, key=lambda r: r["epochs"])
+        ax.errorbar([r["epochs"] for r in mine], [r["mean"] for r in mine], yerr=[r["std"] for r in mine],
+                    capsize=3, ls="-", label=name, **next(styles, {}))
+    for r in curves["IMP (budgets)"]:
+        ax.annotate(imp_budget(r["method"]), (r["epochs"], r["mean"]), fontsize=7, textcoords="offset points",
+                    xytext=(5, -12))
     ax.set_xscale("log")
     ax.set_xticks(sorted({r["epochs"] for r in rows}))  # the budgets measured
     ax.xaxis.set_major_formatter(ScalarFormatter())
