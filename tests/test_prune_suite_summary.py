@@ -70,3 +70,17 @@ def test_cost_matches_from_committed_points(tmp_path):
     assert mine["ratio_low"] == max((r["epochs"] for r in cheaper), default=0) / 2
     assert mine["goal_met"] == (mine["ratio_low"] >= 10)
     assert (tmp_path / "mnist-mlp-128_0.95.png").stat().st_size > 10_000
+
+
+def test_cost_budget_is_the_best_at_its_epochs():
+    """Two criticality runs of 8 epochs (2 and 4 steps) are one budget for IMP's side: the better of them."""
+    spec = importlib.util.spec_from_file_location("prune_cost", ROOT / "benchmarks" / "prune_cost.py")
+    cost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cost)
+    ref = "criticality_ratemag_rel0.016_reassign"
+    rows = [{"method": ref, "name": f"{ref}, {k} steps", "steps": k, "epochs": e, "mean": m}
+            for k, e, m in ((2, 4, 93.0), (2, 8, 93.5), (4, 8, 94.6))]
+    rows.append({"method": "imp", "name": "imp", "steps": 1, "epochs": 30, "mean": 94.5})
+    imp_row = next(m for m in cost.matches(rows, ref) if m["side"] == "imp")
+    assert imp_row["match"] == f"{ref}, 4 steps"
+    assert (imp_row["ratio_low"], imp_row["ratio_high"]) == (30 / 8, 30 / 4)  # criticality needs 4 < epochs <= 8
