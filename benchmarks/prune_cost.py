@@ -1,10 +1,11 @@
 """Issue 20's cost goal from the suite's points: accuracy against training epochs at one sparsity, per budget.
 
-Reads finished grid points of ``benchmarks/prune_suite.py`` from several results folders (one per fine-tuning
-budget: ``prune_suite`` holds 2 epochs, ``prune_suite_4ep`` 4, ...; IMP's budgets are told apart by their point
-names), groups them by method and epochs, and answers the goal "criticality reaches IMP's accuracy with >= 10x fewer
-epochs" with measured budgets only: for every criticality budget, the cheapest IMP budget whose mean accuracy is at
-least criticality's mean, and back; the ratio of IMP's epochs to criticality's is bounded by the measured budgets on
+Reads finished grid points of ``benchmarks/prune_suite.py`` from every suite results folder (one per fine-tuning
+budget: ``prune_suite`` holds 2 epochs in 2 steps, ``prune_suite_4ep`` 4, ``prune_suite_8ep_4steps`` 8 in 4 steps,
+...; the steps are read from each point's config, IMP's budgets are told apart by their point names), groups them
+by method, steps and epochs, and answers the goal "criticality reaches IMP's accuracy with >= 10x fewer epochs" with
+measured budgets only: for every criticality budget, the cheapest IMP budget whose mean accuracy is at least
+criticality's mean, and back; the ratio of IMP's epochs to criticality's is bounded by the measured budgets on
 either side of the match (nothing is interpolated). Trains nothing; prints a table, writes JSON and a plot.
 
     .venv/bin/python benchmarks/prune_cost.py --net mnist-mlp-128 --sparsity 0.95
@@ -29,8 +30,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the headless backend is ch
 from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent / "results"
-FOLDERS = ("prune_suite", "prune_suite_4ep", "prune_suite_8ep", "prune_suite_10ep", "prune_suite_4ep_4steps",
-           "prune_suite_8ep_4steps")
+# every suite results folder (one per budget: prune_suite_4ep, prune_suite_8ep_4steps, ...)
+FOLDERS = tuple(sorted(p.parent.name for p in ROOT.glob("prune_suite*/points")))
 CRITICALITY = "criticality_ratemag_rel0.016_reassign"  # the suite's name of criticality with its defaults
 GOAL_RATIO = 10.0  # issue 20: criticality reaches IMP's accuracy with >= 10x fewer epochs
 
