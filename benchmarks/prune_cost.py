@@ -86,7 +86,7 @@ def bounds(epochs: float, other: list[float], at: int | None, imp_side: bool) ->
     last budget short of the accuracy (none: more than 0) and at most those of the first that reaches it (none: more
     than its largest)."""
     above = math.inf if at is None else other[at]
-    below = other[-1] if at is None else (other[at - 1] if at > 0 else 0.0)
+    below = (other[-1] if other else 0.0) if at is None else (other[at - 1] if at > 0 else 0.0)
     if imp_side:  # the other side is criticality: IMP's epochs over an unknown count in (below, above]
         return epochs / above, (epochs / below if below else math.inf)
     return below / epochs, above / epochs
