@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -36,22 +35,31 @@ CRITICALITY = "criticality_ratemag_rel0.016_reassign"  # the suite's name of cri
 GOAL_RATIO = 10.0  # issue 20: criticality reaches IMP's accuracy with >= 10x fewer epochs
 
 
-def budgets(folders: list[Path], net: str, sparsity: float, methods: list[str]) -> list[dict]:
-    """Mean and std of the test accuracy over seeds per (method, steps, epochs) among the points of ``methods``."""
+def budgets(folders: list[Path], net: str, sparsity: float, reference: str) -> list[dict]:
+    """Mean and std of the test accuracy over seeds per (method, steps, epochs) of IMP's points and ``reference``'s;
+    IMP's budget in words from the points' config."""
     groups: dict[tuple[str, int, float], list[float]] = defaultdict(list)
+    configs: dict[tuple[str, int, float], dict] = {}
     for folder in folders:
         for path in sorted((folder / "points").glob(f"{net}__*__{sparsity:g}__s*.json")):
             rec = json.loads(path.read_text())
-            if rec["method"] in methods:  # the steps are not in the point names: each folder holds one count
-                groups[(rec["method"], rec["config"]["steps"], rec["cost"]["epochs"])].append(
-                    100 * rec["accuracy_after"])
-    return [{"method": m, "steps": k, "epochs": e, "name": m if is_imp({"method": m}) else f"{m}, {k} steps",
+            if rec["method"] == reference or is_imp(rec["method"]):
+                # the steps are not in the point names: each folder holds one count
+                key = (rec["method"], rec["config"]["steps"], rec["cost"]["epochs"])
+                groups[key].append(100 * rec["accuracy_after"])
+                configs[key] = rec["config"]
+    return [{"method": m, "steps": k, "epochs": e, "name": m if is_imp(m) else f"{m}, {k} steps",
+             "budget": imp_budget(configs[(m, k, e)]) if is_imp(m) else f"{k} steps",
              "seeds": len(a), "mean": statistics.mean(a), "std": statistics.stdev(a) if len(a) > 1 else 0.0}
             for (m, k, e), a in sorted(groups.items())]
 
 
-def is_imp(row: dict) -> bool:
-    return row["method"].split("_")[0] == "imp"
+def is_imp(method: str) -> bool:
+    return method.split("_")[0] == "imp"
+
+
+def imp_budget(config: dict) -> str:
+    return f"{config['rate']:.0%} per round, {config['epochs_per_step']} ep./round"
 
 
 def frontier(rows: list[dict]) -> list[dict]:
@@ -66,7 +74,8 @@ def frontier(rows: list[dict]) -> list[dict]:
 def matches(rows: list[dict], reference: str) -> list[dict]:
     """Both ways: for every budget of one side (criticality, IMP), the cheapest budget of the other side whose mean
     accuracy is at least as high, and the bounds that puts on IMP's epochs over criticality's (the goal: >= 10)."""
-    sides = {"criticality": [r for r in rows if r["method"] == reference], "imp": [r for r in rows if is_imp(r)]}
+    sides = {"criticality": [r for r in rows if r["method"] == reference],
+             "imp": [r for r in rows if is_imp(r["method"])]}
     out = []
     for side, other in (("criticality", "imp"), ("imp", "criticality")):
         budgets_other = frontier(sides[other])
@@ -110,18 +119,12 @@ def table(rows: list[dict], found: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def imp_budget(method: str) -> str:
-    """An IMP point's budget in words: the suite names it imp[_rateR][_eN] (defaults: 0.2 per round, 2 epochs)."""
-    found = re.fullmatch(r"imp(?:_rate([^_]+))?(?:_e(\d+))?.*", method)
-    rate, epochs = found.group(1) or "0.2", found.group(2) or "2"
-    return f"{float(rate):.0%} per round, {epochs} ep./round"
-
-
 def plot(rows: list[dict], net: str, sparsity: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    curves = {"IMP (budgets)": [r for r in rows if is_imp(r)]}
-    for steps in sorted({r["steps"] for r in rows if not is_imp(r)}):
-        curves[f"criticality (default), {steps} steps"] = [r for r in rows if not is_imp(r) and r["steps"] == steps]
+    curves = {"IMP (budgets)": [r for r in rows if is_imp(r["method"])]}
+    for steps in sorted({r["steps"] for r in rows if not is_imp(r["method"])}):
+        curves[f"criticality (default), {steps} steps"] = [r for r in rows
+                                                           if not is_imp(r["method"]) and r["steps"] == steps]
     styles = iter([{"color": "tab:red", "marker": "s"}, {"color": "tab:blue", "marker": "o"},
                    {"color": "tab:green", "marker": "^"}, {"color": "tab:purple", "marker": "D"}])
     for name, mine in curves.items():
@@ -129,7 +132,7 @@ def plot(rows: list[dict], net: str, sparsity: float, path: Path) -> None:
         ax.errorbar([r["epochs"] for r in mine], [r["mean"] for r in mine], yerr=[r["std"] for r in mine],
                     capsize=3, ls="-", label=name, **next(styles, {}))
     for r in curves["IMP (budgets)"]:
-        ax.annotate(imp_budget(r["method"]), (r["epochs"], r["mean"]), fontsize=7, textcoords="offset points",
+        ax.annotate(r["budget"], (r["epochs"], r["mean"]), fontsize=7, textcoords="offset points",
                     xytext=(5, -12))
     ax.set_xscale("log")
     ax.set_xticks(sorted({r["epochs"] for r in rows}))  # the budgets measured
@@ -154,9 +157,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "prune_cost")
     args = p.parse_args()
     folders = [ROOT / f for f in args.folders if (ROOT / f / "points").is_dir()]
-    names = {json.loads(path.read_text())["method"] for f in folders for path in (f / "points").glob("*.json")}
-    methods = sorted(n for n in names if is_imp({"method": n})) + [args.reference]
-    rows = budgets(folders, args.net, args.sparsity, methods)
+    rows = budgets(folders, args.net, args.sparsity, args.reference)
     if not rows:
         raise SystemExit(f"{args.net} at {args.sparsity:g}: no points in {', '.join(args.folders)}")
     found = matches(rows, args.reference)
