@@ -97,7 +97,8 @@ def dataset(net: str, args: argparse.Namespace) -> str:
 
 def make_config(name: str, seed: int, args: argparse.Namespace):
     """The method config of one grid point (equal fine-tuning epochs, IMP apart)."""
-    per_step = max(1, args.epochs // args.steps)
+    # the gradual methods' epochs shared by their steps, a fraction of an epoch each where they outnumber them
+    per_step = args.epochs // args.steps if args.epochs % args.steps == 0 else args.epochs / args.steps
     common = {"lr": args.lr, "seed": seed, "eval_each_step": True, "rescale": args.rescale,
               "relative_lr": args.relative_lr, **({"lr_rule": args.lr_rule} if args.lr_rule else {}),
               **({"distill_weight": args.distill_weight} if args.distill_weight is not None else {}),

@@ -87,7 +87,8 @@ class CriticalityConfig(PruneConfig):
 
     schedule: str = "cubic"
     steps: int = 5
-    epochs_per_step: int = 40
+    # a fraction (0.25): each step fine-tunes on the next quarter of an epoch (snndeploy.prune.finetune's window)
+    epochs_per_step: float = 40
     delta: float = 0.5  # over-prune margin as a fraction of this step's sparsity increase
     max_overprune: float = 0.5  # cap: over-pruning removes at most this share of the weights live at the target
     regen: str = "criticality"  # criticality | gradient | random | none (ablations)
@@ -112,7 +113,7 @@ class CriticalityConfig(PruneConfig):
 class MagnitudeConfig(PruneConfig):
     """One-shot global magnitude pruning, then fine-tuning."""
 
-    epochs_per_step: int = 10
+    epochs_per_step: float = 10
     cut_substeps: int = 5  # one cut to 95-98 % silences a trained network (docs/prune.md "Cutting in sub-steps")
     # magnitude strands weights and leaves currents far from the dense ones at high sparsity: both repairs on
     # (docs/prune.md "Defaults of the prune-and-fine-tune methods")
@@ -126,7 +127,7 @@ class GMPConfig(PruneConfig):
 
     schedule: str = "cubic"
     steps: int = 5
-    epochs_per_step: int = 2
+    epochs_per_step: float = 2
     reassign_ineffective: bool = True  # as MagnitudeConfig
     reconstruct: bool = True
     cut_substeps: int = 5  # each step's cut in refitted sub-steps (docs/prune.md "Cutting in sub-steps")
@@ -151,7 +152,7 @@ class IMPConfig(PruneConfig):
 
 @dataclass(frozen=True)
 class RandomConfig(PruneConfig):
-    epochs_per_step: int = 10
+    epochs_per_step: float = 10
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,8 @@ def config_from_dict(cls: type, data: Mapping[str, Any] | None, where: str | Pat
     values = {}
     own = getattr(cls, "choices", {})  # a config class may widen or narrow a key's choices (e.g. pq's scope)
     for key, value in data.items():
-        values[key] = _coerce(key, value, getattr(cls(), key), where, own.get(key))
+        values[key] = _coerce(key, value, getattr(cls(), key), where, own.get(key),
+                              fractional=fields[key].type == "float")
     try:
         return cls(**values)
     except UserError as exc:  # cross-key checks in a class's __post_init__: name the file
@@ -212,7 +214,9 @@ def config_from_dict(cls: type, data: Mapping[str, Any] | None, where: str | Pat
 
 
 def _coerce(key: str, value: Any, default: Any, where: str | Path | None,
-            choices: tuple[str, ...] | None = None) -> Any:
+            choices: tuple[str, ...] | None = None, fractional: bool = False) -> Any:
+    """``value`` checked against ``default``'s type; ``fractional``: a key declared float whose default is a whole
+    number (epochs_per_step) takes fractions too."""
     def bad(expect: str) -> UserError:
         return UserError(f"method config '{key}' must be {expect}, got {value!r}", where)
 
@@ -229,12 +233,13 @@ def _coerce(key: str, value: Any, default: Any, where: str | Path | None,
     if isinstance(default, (int, float)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
-        if isinstance(default, int) and not float(value).is_integer():
+        whole = float(value).is_integer()
+        if isinstance(default, int) and not fractional and not whole:
             raise bad("an integer")
         lo, hi = RANGES.get(key, (float("-inf"), float("inf")))
         if not lo <= value <= hi:
             raise bad(f"within [{lo:g}, {hi:g}]")
-        return int(value) if isinstance(default, int) else float(value)
+        return int(value) if isinstance(default, int) and whole else float(value)
     if isinstance(default, str):
         choices = choices or CHOICES.get(key)
         if not isinstance(value, str) or (choices and value not in choices):

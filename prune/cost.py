@@ -102,7 +102,7 @@ def model_stats(net: nn.Module) -> dict:
 class CostMeter:
     """Pruning cost: epochs, optimizer steps, forward-only calibration batches and wall time."""
 
-    epochs: int = 0
+    epochs: float = 0  # fractions where a method's rounds train on part of an epoch
     optimizer_steps: int = 0
     calibration_batches: int = 0
     wall_s: float = 0.0
@@ -123,5 +123,5 @@ class CostMeter:
 
     @classmethod
     def from_dict(cls, data: dict) -> CostMeter:
-        return cls(int(data["epochs"]), int(data["optimizer_steps"]), int(data["calibration_batches"]),
+        return cls(data["epochs"], int(data["optimizer_steps"]), int(data["calibration_batches"]),
                    float(data["wall_s"]))

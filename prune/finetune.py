@@ -24,8 +24,9 @@ class Backend(Protocol):
 
     def test_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
-    def train_epochs(self, net: nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
-                     after_step: Callable[[], None], seed_offset: int = 0, anneal: bool = False) -> int: ...
+    def train_epochs(self, net: nn.Module, optimizer: torch.optim.Optimizer, epochs: float,
+                     after_step: Callable[[], None], seed_offset: int = 0, anneal: bool = False,
+                     start: float = 0.0) -> int: ...
 
     def evaluate(self, net: nn.Module) -> dict: ...
 
@@ -98,25 +99,46 @@ class DatasetTrainer:
     def test_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return iter(self._loader(self.splits.test, False))
 
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps in one epoch on this rank (a distributed sampler pads every rank to the same share)."""
-        share = math.ceil(len(self.splits.train) / distributed.world_size())
+    def steps_per_epoch(self, samples: int | None = None) -> int:
+        """Optimizer steps in one pass over ``samples`` (default: the training set) on this rank (a distributed
+        sampler pads every rank to the same share)."""
+        share = math.ceil((len(self.splits.train) if samples is None else samples) / distributed.world_size())
         return math.ceil(share / self.config.batch_size)
 
-    def train_epochs(self, net: nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
-                     after_step: Callable[[], None], seed_offset: int = 0, anneal: bool = False) -> int:
-        """Train ``epochs`` epochs with snndeploy.train (shuffling seeded by ``seed_offset``); returns the steps.
-        ``anneal``: the rates fall to 0 along a cosine over these epochs (and are restored afterwards)."""
+    def window(self, start: float, epochs: float) -> list[int]:
+        """Training-set indices of epochs ``[start, start + epochs)`` of one run-long sequence of seeded shuffled
+        passes: rounds of a fraction of an epoch each see the next samples, so that rounds summing to one epoch see
+        every sample once."""
+        size = len(self.splits.train)
+        first, last = round(start * size), round((start + epochs) * size)
+        indices: list[int] = []
+        for lap in range(first // size, math.ceil(last / size)):
+            generator = torch.Generator().manual_seed(self.config.seed * 1009 + 500_000 + lap)
+            order = torch.randperm(size, generator=generator)
+            indices += order[max(first - lap * size, 0):min(last - lap * size, size)].tolist()
+        return indices
+
+    def train_epochs(self, net: nn.Module, optimizer: torch.optim.Optimizer, epochs: float,
+                     after_step: Callable[[], None], seed_offset: int = 0, anneal: bool = False,
+                     start: float = 0.0) -> int:
+        """Train ``epochs`` epochs with snndeploy.train; returns the steps. Whole epochs from a whole ``start`` are
+        full passes shuffled by ``seed_offset``; otherwise the samples of :meth:`window` (a round of a fraction of
+        an epoch). ``anneal``: the rates fall to 0 along a cosine over these epochs (and are restored afterwards)."""
+        whole = float(epochs).is_integer() and float(start).is_integer()
+        data = self.splits.train if whole else torch.utils.data.Subset(self.splits.train, self.window(start, epochs))
+        passes = int(epochs) if whole else 1
+        if passes == 0 or len(data) == 0:
+            return 0
         hook = _AfterStep(after_step)
         callbacks: list[Callback] = [hook]
-        annealing = _Anneal(optimizer, epochs * self.steps_per_epoch()) if anneal else None
+        annealing = _Anneal(optimizer, passes * self.steps_per_epoch(len(data))) if anneal else None
         if annealing is not None:
             callbacks.append(annealing)
-        config = dataclasses.replace(self.config, epochs=epochs, seed=self.config.seed * 1009 + seed_offset)
+        config = dataclasses.replace(self.config, epochs=passes, seed=self.config.seed * 1009 + seed_offset)
         trainer = Trainer(net, config, callbacks=callbacks, optimizer=optimizer, log=None, progress=self.progress,
                           objective=self.objective)
         try:
-            trainer.fit(self.splits.train)
+            trainer.fit(data)
         finally:
             if annealing is not None:
                 annealing.restore()

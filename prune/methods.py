@@ -30,7 +30,7 @@ class Round:
 
     index: int
     target: float
-    epochs: int
+    epochs: float
     l1: float = 0.0
     rewind: bool = False
     prune: bool = True

@@ -306,8 +306,9 @@ class Runner:
             self.engine.after_step()
 
         anneal = self.spec.config.lr_decay == "final" and rnd.index == self.rounds[-1].index
+        start = sum(r.epochs for r in self.rounds if r.index < rnd.index)  # where a fractional round's window starts
         return self.trainer.train_epochs(self.net, optimizer, rnd.epochs, after_step, seed_offset=rnd.index,
-                                         anneal=anneal)
+                                         anneal=anneal, start=start)
 
     # ----- result --------------------------------------------------------------------------------------------------
     def finish(self) -> RunResult:

@@ -146,6 +146,32 @@ def test_the_optimizer_carries_over_rounds_and_resume(tmp_path, mlp_path):
         torch.testing.assert_close(adam.state[p]["exp_avg"], resumed.optimizer.state[q]["exp_avg"])
 
 
+def test_rounds_of_a_fraction_of_an_epoch_see_the_next_samples_of_one_shuffled_sequence(mlp_path):
+    trainer = DatasetTrainer("mnist", load_model(mlp_path), batch_size=64, subset=200, test_subset=50,
+                             progress=False)
+    quarters = [trainer.window(k / 4, 0.25) for k in range(4)]
+    assert [len(q) for q in quarters] == [50] * 4
+    assert sorted(itertools.chain(*quarters)) == list(range(200))  # four quarters: every sample once
+    across = trainer.window(0.75, 0.5)  # the last quarter of one pass and the first of the next
+    assert across[:50] == quarters[3] and len(across) == 100
+    assert across[50:] != quarters[0] and len(set(across[50:])) == 50  # the next pass is shuffled anew
+
+
+def test_gradual_methods_take_fractional_epochs_per_step_and_count_them(tmp_path, mlp_path):
+    config = cfglib.config_from_dict(cfglib.CriticalityConfig, {"steps": 4, "epochs_per_step": 0.25})
+    assert config.epochs_per_step == 0.25
+    assert cfglib.config_from_dict(cfglib.GMPConfig, {"epochs_per_step": 2}).epochs_per_step == 2
+    with pytest.raises(UserError, match="epochs_per_step.*an integer"):  # IMP's rounds are whole training runs
+        cfglib.config_from_dict(cfglib.IMPConfig, {"epochs_per_step": 0.5})
+    runner = _runner(tmp_path, load_model(mlp_path), "criticality", 0.8, subset=200, test_subset=50, steps=4,
+                     epochs_per_step=0.25, calib_batches=1, eval_each_step=False)
+    runner.run()
+    assert runner.cost.epochs == 1.0
+    assert runner.cost.optimizer_steps == 4  # 50 samples a round: one batch of 64
+    assert [h["epochs"] for h in runner.history] == [0.25] * 4
+    assert runner.engine.sparsity() == pytest.approx(0.8, abs=0.01)
+
+
 def test_imp_trains_from_init_and_rewinds_to_an_early_iterate(tmp_path, mlp_path):
     net = load_model(mlp_path)
     imp = find_method("imp")
@@ -229,14 +255,14 @@ class _RateRecorder(DatasetTrainer):
         super().__init__(*args, **kwargs)
         self.calls: list[tuple[bool, list[list[float]]]] = []
 
-    def train_epochs(self, net, optimizer, epochs, after_step, seed_offset=0, anneal=False):
+    def train_epochs(self, net, optimizer, epochs, after_step, seed_offset=0, anneal=False, start=0.0):
         rates: list[list[float]] = []
 
         def spy() -> None:
             rates.append([group["lr"] for group in optimizer.param_groups])
             after_step()
 
-        steps = super().train_epochs(net, optimizer, epochs, spy, seed_offset=seed_offset, anneal=anneal)
+        steps = super().train_epochs(net, optimizer, epochs, spy, seed_offset=seed_offset, anneal=anneal, start=start)
         self.calls.append((anneal, rates))
         self.optimizer = optimizer
         return steps
