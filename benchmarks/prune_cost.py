@@ -4,7 +4,8 @@ Reads finished grid points of ``benchmarks/prune_suite.py`` from every suite res
 budget: ``prune_suite`` holds 2 epochs in 2 steps, ``prune_suite_4ep`` 4, ``prune_suite_8ep_4steps`` 8 in 4 steps,
 ...; the steps are read from each point's config, IMP's budgets are told apart by their point names), groups them
 by method, steps and epochs, and answers the goal "criticality reaches IMP's accuracy with >= 10x fewer epochs" with
-measured budgets only: for every criticality budget, the cheapest IMP budget whose mean accuracy is at least
+measured budgets only (criticality's forward-only calibration batches, which no epoch counts, are listed beside
+them): for every criticality budget, the cheapest IMP budget whose mean accuracy is at least
 criticality's mean, and back; the ratio of IMP's epochs to criticality's is bounded by the measured budgets on
 either side of the match (nothing is interpolated). Trains nothing; prints a table, writes JSON and a plot.
 
@@ -39,6 +40,7 @@ def budgets(folders: list[Path], net: str, sparsity: float, reference: str) -> l
     """Mean and std of the test accuracy over seeds per (method, steps, epochs) of IMP's points and ``reference``'s;
     IMP's budget in words from the points' config."""
     groups: dict[tuple[str, int, float], list[float]] = defaultdict(list)
+    calibration: dict[tuple[str, int, float], list[int]] = defaultdict(list)
     configs: dict[tuple[str, int, float], dict] = {}
     for folder in folders:
         for path in sorted((folder / "points").glob(f"{net}__*__{sparsity:g}__s*.json")):
@@ -47,10 +49,12 @@ def budgets(folders: list[Path], net: str, sparsity: float, reference: str) -> l
                 # the steps are not in the point names: each folder holds one count
                 key = (rec["method"], rec["config"]["steps"], rec["cost"]["epochs"])
                 groups[key].append(100 * rec["accuracy_after"])
+                calibration[key].append(rec["cost"]["calibration_batches"])
                 configs[key] = rec["config"]
     return [{"method": m, "steps": k, "epochs": e, "name": m if is_imp(m) else f"{m}, {k} steps",
              "budget": imp_budget(configs[(m, k, e)]) if is_imp(m) else f"{k} steps",
-             "seeds": len(a), "mean": statistics.mean(a), "std": statistics.stdev(a) if len(a) > 1 else 0.0}
+             "seeds": len(a), "mean": statistics.mean(a), "std": statistics.stdev(a) if len(a) > 1 else 0.0,
+             "calibration_batches": max(calibration[(m, k, e)])}
             for (m, k, e), a in sorted(groups.items())]
 
 
@@ -108,8 +112,10 @@ def ratio_text(low: float, high: float) -> str:
 
 
 def table(rows: list[dict], found: list[dict]) -> str:
-    lines = ["| method | epochs | seeds | accuracy (mean +- std) |", "|---|---|---|---|"]
-    lines += [f"| {r['name']} | {r['epochs']:g} | {r['seeds']} | {r['mean']:.2f} +- {r['std']:.2f} |" for r in rows]
+    lines = ["| method | epochs | forward-only calibration batches | seeds | accuracy (mean +- std) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['epochs']:g} | {r['calibration_batches']} | {r['seeds']} | "
+              f"{r['mean']:.2f} +- {r['std']:.2f} |" for r in rows]
     lines += ["", "| budget | accuracy | cheapest budget of the other side at least as accurate | its epochs | "
               "IMP / criticality epochs |", "|---|---|---|---|---|"]
     for f in found:
