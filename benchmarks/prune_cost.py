@@ -39,23 +39,22 @@ GOAL_RATIO = 10.0  # issue 20: criticality reaches IMP's accuracy with >= 10x fe
 def budgets(folders: list[Path], net: str, sparsity: float, reference: str) -> list[dict]:
     """Mean and std of the test accuracy over seeds per (method, steps, epochs) of IMP's points and ``reference``'s;
     IMP's budget in words from the points' config."""
-    groups: dict[tuple[str, int, float], list[float]] = defaultdict(list)
-    calibration: dict[tuple[str, int, float], list[int]] = defaultdict(list)
-    configs: dict[tuple[str, int, float], dict] = {}
+    groups: dict[tuple[str, int, float], list[dict]] = defaultdict(list)
     for folder in folders:
         for path in sorted((folder / "points").glob(f"{net}__*__{sparsity:g}__s*.json")):
             rec = json.loads(path.read_text())
             if rec["method"] == reference or is_imp(rec["method"]):
                 # the steps are not in the point names: each folder holds one count
-                key = (rec["method"], rec["config"]["steps"], rec["cost"]["epochs"])
-                groups[key].append(100 * rec["accuracy_after"])
-                calibration[key].append(rec["cost"]["calibration_batches"])
-                configs[key] = rec["config"]
-    return [{"method": m, "steps": k, "epochs": e, "name": m if is_imp(m) else f"{m}, {k} steps",
-             "budget": imp_budget(configs[(m, k, e)]) if is_imp(m) else f"{k} steps",
-             "seeds": len(a), "mean": statistics.mean(a), "std": statistics.stdev(a) if len(a) > 1 else 0.0,
-             "calibration_batches": max(calibration[(m, k, e)])}
-            for (m, k, e), a in sorted(groups.items())]
+                groups[(rec["method"], rec["config"]["steps"], rec["cost"]["epochs"])].append(rec)
+    rows = []
+    for (m, k, e), recs in sorted(groups.items()):
+        accuracies = [100 * r["accuracy_after"] for r in recs]
+        rows.append({"method": m, "steps": k, "epochs": e, "name": m if is_imp(m) else f"{m}, {k} steps",
+                     "budget": imp_budget(recs[-1]["config"]) if is_imp(m) else f"{k} steps",
+                     "seeds": len(recs), "mean": statistics.mean(accuracies),
+                     "std": statistics.stdev(accuracies) if len(recs) > 1 else 0.0,
+                     "calibration_batches": max(r["cost"]["calibration_batches"] for r in recs)})
+    return rows
 
 
 def is_imp(method: str) -> bool:
