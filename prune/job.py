@@ -78,9 +78,10 @@ def run_prune(net, job: PruneJob) -> dict:
         distributed.barrier()
         return {"out": str(job.out), "files": {}, "report": result.report}
     paths = write_report(result.report, job.out)
-    ckpt = make_checkpoint(result.net, epoch=result.report["cost"]["epochs"],
+    epochs = result.report["cost"]["epochs"]  # fractional rounds: a fraction ("epoch": whole ones)
+    ckpt = make_checkpoint(result.net, epoch=int(epochs),
                            extra={"pruning": {"method": method.name, "target_sparsity": job.sparsity,
-                                              "structured": job.structured}})
+                                              "structured": job.structured, "epochs": epochs}})
     paths["model"] = save_checkpoint(job.out / "model.pt", ckpt)
     if getattr(result.net, "spec", None) is not None:
         paths["spec"] = save_spec(result.net.spec, job.out / "spec.yaml")

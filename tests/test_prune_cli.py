@@ -70,6 +70,16 @@ def test_criticality_run_writes_report_model_and_plot(tmp_path, mlp_net, capsys)
     assert (out / "prune_report.json").read_text() == before
 
 
+def test_a_fractional_budget_is_kept_whole_in_the_checkpoint(tmp_path, mlp_net):
+    cfg = _config(tmp_path, "epochs_per_step: 0.5\ncut_substeps: 1\nreconstruct: false\n")
+    out = tmp_path / "run"
+    assert main(["prune", str(mlp_net), "--method", "magnitude", "--sparsity", "0.5", "--out", str(out),
+                 "--config", str(cfg), *SMALL]) == 0
+    assert json.loads((out / "prune_report.json").read_text())["cost"]["epochs"] == 0.5
+    checkpoint = torch.load(out / "model.pt", weights_only=True)
+    assert checkpoint["extra"]["pruning"]["epochs"] == 0.5 and checkpoint["epoch"] == 0
+
+
 def test_structured_l1filter_shrinks_the_model(tmp_path, mlp_net, capsys):
     cfg = _config(tmp_path, "epochs_per_step: 1\nscope: global\n")
     out = tmp_path / "run"
