@@ -78,7 +78,7 @@ def run_prune(net, job: PruneJob) -> dict:
         distributed.barrier()
         return {"out": str(job.out), "files": {}, "report": result.report}
     paths = write_report(result.report, job.out)
-    epochs = result.report["cost"]["epochs"]  # fractional rounds: a fraction ("epoch": whole ones)
+    epochs = result.report["cost"]["epochs"]  # a fraction with fractional rounds; "epoch": whole ones
     ckpt = make_checkpoint(result.net, epoch=int(epochs),
                            extra={"pruning": {"method": method.name, "target_sparsity": job.sparsity,
                                               "structured": job.structured, "epochs": epochs}})

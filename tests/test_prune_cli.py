@@ -70,7 +70,7 @@ def test_criticality_run_writes_report_model_and_plot(tmp_path, mlp_net, capsys)
     assert (out / "prune_report.json").read_text() == before
 
 
-def test_a_fractional_budget_is_kept_whole_in_the_checkpoint(tmp_path, mlp_net):
+def test_a_fractional_budget_reaches_the_checkpoint_unrounded(tmp_path, mlp_net):
     cfg = _config(tmp_path, "epochs_per_step: 0.5\ncut_substeps: 1\nreconstruct: false\n")
     out = tmp_path / "run"
     assert main(["prune", str(mlp_net), "--method", "magnitude", "--sparsity", "0.5", "--out", str(out),
