@@ -14,6 +14,7 @@ from prune_kill import kill_after_round
 
 from snndeploy.cli import main
 from snndeploy.loader import load_model
+from snndeploy.models.checkpoint import load_checkpoint
 from snndeploy.prune.runner import DRIVE_BATCHES
 
 SMALL = ["--data", "mnist", "--subset", "160", "--test-subset", "80", "--batch-size", "40", "--no-progress"]
@@ -76,7 +77,7 @@ def test_a_fractional_budget_reaches_the_checkpoint_unrounded(tmp_path, mlp_net)
     assert main(["prune", str(mlp_net), "--method", "magnitude", "--sparsity", "0.5", "--out", str(out),
                  "--config", str(cfg), *SMALL]) == 0
     assert json.loads((out / "prune_report.json").read_text())["cost"]["epochs"] == 0.5
-    checkpoint = torch.load(out / "model.pt", weights_only=True)
+    checkpoint = load_checkpoint(out / "model.pt")
     assert checkpoint["extra"]["pruning"]["epochs"] == 0.5 and checkpoint["epoch"] == 0
 
 
