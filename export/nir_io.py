@@ -519,6 +519,9 @@ def _synapse_node(node, key: str, shape: tuple[int, ...], where: str, keep_spars
         padding = _conv_padding(node.padding, w.shape[2:], dilation, where)
         out_hw = [(shape[1 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
                   for i in range(2)]
+        if min(out_hw) < 1:
+            raise UserError(f"{where}: Conv2d with a {w.shape[2]}x{w.shape[3]} kernel makes the {shape[1]}x{shape[2]} "
+                            "input empty: a zero-size layer")
         return {"op": "conv", "weight": w, "in_shape": shape, "out_shape": (w.shape[0], *out_hw),
                 "stride": stride, "padding": padding, "dilation": dilation, "groups": int(node.groups),
                 "syn_bias": np.asarray(node.bias, dtype=np.float64), "name": key}
@@ -527,6 +530,9 @@ def _synapse_node(node, key: str, shape: tuple[int, ...], where: str, keep_spars
             raise UserError(f"{where}: pooling needs a (C, H, W) input, gets {shape}")
         k, stride, padding = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
         out_hw = [(shape[1 + i] + 2 * padding[i] - k[i]) // stride[i] + 1 for i in range(2)]
+        if min(out_hw) < 1:
+            raise UserError(f"{where}: pooling with a {k[0]}x{k[1]} kernel makes the {shape[1]}x{shape[2]} input "
+                            "empty: a zero-size layer")
         scale = 1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (k[0] * k[1])
         return {"op": "pool", "weight": np.array(scale), "in_shape": shape, "out_shape": (shape[0], *out_hw),
                 "stride": stride, "padding": padding, "kernel": k, "syn_bias": np.zeros(1), "name": key}

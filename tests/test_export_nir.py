@@ -54,6 +54,44 @@ def test_slayer_nir_slayer_round_trip_is_exact(fixtures_dir, tmp_path, name):
         assert torch.equal(r, g)
 
 
+def test_non_square_kernels_round_trip_where_nir_infers_a_wrong_width(tmp_path):
+    """nir infers a Conv2d's output from the kernel height on both axes; the reader must use its own shapes."""
+    import nir
+
+    from snndeploy.models.build import build_model
+    from snndeploy.models.spec import spec_from_dict
+
+    spec = spec_from_dict({"name": "tall", "input_shape": [1, 8, 5], "time_steps": 6, "blocks": [
+        {"kind": "conv", "out": 2, "kernel": [3, 2], "stride": 2, "dilation": 2},
+        {"kind": "conv", "out": 3, "kernel": [3, 2], "padding": [1, 0]},
+        {"kind": "flatten"}, {"kind": "dense", "out": 4}]})
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    net = from_slayer(model)
+    path = write_nir(net, tmp_path / "tall.nir")
+    written = nir.read(path, type_check=False).nodes["b1_conv_syn"].output_type["output"]
+    assert list(written) == [3, 2, 0]  # nir's own inference: the width is wrong (the layer is 3x2x1)
+    back = read_nir(path)
+    assert_same_net(net, back)
+    assert back.layers[1].out_shape == (3, 2, 1)
+    x = (torch.rand(2, 1, 8, 5, 6, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    with torch.no_grad():
+        assert torch.equal(model(x), to_slayer(back).eval()(x))
+
+
+def test_a_conv_that_empties_its_input_is_named(tmp_path):
+    import nir
+
+    conv = nir.Conv2d(input_shape=(2, 2), weight=np.ones((1, 1, 3, 3), dtype=np.float32), stride=1, padding=0,
+                      dilation=1, groups=1, bias=np.zeros(1))
+    graph = nir.NIRGraph({"input": nir.Input(input_type={"input": np.array([1, 2, 2])}), "conv": conv,
+                          "lif": nir.IF(r=np.ones(1), v_threshold=np.ones(1)),
+                          "output": nir.Output(output_type={"output": np.array([1])})},
+                         [("input", "conv"), ("conv", "lif"), ("lif", "output")], type_check=False)
+    with pytest.raises(UserError, match="'conv': Conv2d with a 3x3 kernel makes the 2x2 input empty"):
+        from_nir(graph, dt=1.0)
+
+
 def test_dense_cuba_round_trip_through_nir(fixtures_dir, tmp_path):
     from snndeploy.export.ir import Layer, LoihiNet, Neuron
 
