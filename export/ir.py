@@ -215,8 +215,7 @@ def to_int_exact(values, scale: int, what: str) -> np.ndarray:
     ints = np.round(scaled)
     if not np.allclose(scaled, ints, rtol=0, atol=1e-6):
         worst = float(np.max(np.abs(scaled - ints)))
-        raise ValueError(f"{what} is not on the Loihi grid of 1/{scale} (off by up to {worst / scale:.3g}); "
-                         "quantize the model first")
+        raise ValueError(f"{what}: off Loihi's grid of 1/{scale} (by up to {worst / scale:.3g})")
     return ints.astype(np.int64)
 
 

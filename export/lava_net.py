@@ -49,6 +49,7 @@ from snndeploy.export.quantize import fit_weights
 MODES = ("fixed_pt", "floating_pt")
 DEFAULT_SPARSE_BELOW = 0.3  # weight density under which a dense layer becomes a Lava Sparse process
 MAX_DELAY = 62  # Lava DelayDense/DelaySparse limit (netx clamps to the same)
+OFF_GRID_HINT = "quantize the weights (snndeploy export --quantize) or run with --precision floating_pt"
 
 
 @dataclass
@@ -359,7 +360,7 @@ def _bias_axon(layer: Layer, index: int, steps: int, mode: str, copies: int):
     try:
         synapse, _ = _dense(column, mode, False, f"{layer.name} synaptic bias")
     except ValueError as exc:
-        raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
+        raise UserError(f"{exc}; {OFF_GRID_HINT}") from None
     Source(data=on).s_out.connect(synapse.s_in)
     return synapse.a_out.reshape(xyc(shape))
 
@@ -433,7 +434,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                 np.repeat(np.asarray(copy_steps, dtype=np.int64), one.size).reshape(layer.out_shape)[..., None])[..., 0]
             neuron = _neuron(layer, mode, sample_steps, i in state_ports, active, count_steps)
         except ValueError as exc:
-            raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
+            raise UserError(f"{exc}; {OFF_GRID_HINT}") from None
         if layer.op == "input" and layer.neuron.kind == "sigma_delta":  # netx's delta encoder: no synapse
             synapse, kind = None, ""
             port.connect(neuron.a_in)
@@ -442,7 +443,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                 synapse, kind = _synapse(one, mode, sparse_below, delays, copies, _in_bits(net, i),
                                          i > 0 or binary_in)
             except ValueError as exc:  # weights off the Loihi grid or beyond 8 bits
-                raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
+                raise UserError(f"{exc}; {OFF_GRID_HINT}") from None
             unrolled = kind == "Sparse" and len(layer.out_shape) == 3  # a conv as its XYC-ordered matrix
             if len(port_shape) > 1 and (layer.flatten or layer.op == "dense"):
                 port.transpose([2, 1, 0]).flatten().connect(synapse.s_in)  # XYC -> CHW order, then flat
@@ -463,7 +464,7 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
                 recurrent, _ = _dense(rec_w, mode, np.count_nonzero(rec_w) / rec_w.size < sparse_below,
                                       f"{layer.name} recurrent weights", copies=copies)
             except ValueError as exc:
-                raise UserError(f"{exc} (quantize it: snndeploy export --quantize, or run floating_pt)") from None
+                raise UserError(f"{exc}; {OFF_GRID_HINT}") from None
             neuron.s_out.connect(recurrent.s_in)
             recurrent.a_out.connect(neuron.a_in)
         sink = None

@@ -213,7 +213,7 @@ def test_quantize_puts_a_float_graph_on_the_loihi_grid(no_lava_leftovers):
                "output": nir.Output(output_type={"output": np.array([n_hid])})},
         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
     net = from_nir(graph, dt=1e-3)
-    with pytest.raises(UserError, match="Loihi grid"):
+    with pytest.raises(UserError, match="off Loihi's grid"):
         simulate_lava(net, np.zeros((n_in, 2)))
     quantized, report = quantize_net(net)
     assert report[0]["changed"] and report[0]["max_weight_error"] < 0.01
