@@ -214,6 +214,10 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
     net = checks.check_net(net, model, integer_ranges=opts["clip_weights"], clip_weights=opts["clip_weights"])
     from snndeploy.export.ir import summary
 
+    if target == "lava":  # the folder must rebuild in the precision asked for: refuse before verifying or writing
+        from snndeploy.export.lava_net import check_buildable
+
+        check_buildable(net, resolve_precision(opts["precision"], opts["old_mode"]))
     result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path), "layers": summary(net),
                               "notes": list(net.meta.get("notes", []))}
     if do_quantize:

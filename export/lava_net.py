@@ -496,6 +496,12 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
     return lava
 
 
+def check_buildable(net: LoihiNet, mode: str = "fixed_pt") -> None:
+    """Build ``net``'s Lava processes once, unrun, so that a network Lava cannot hold in ``mode`` (weights off
+    Loihi's grid, per-neuron decays, ...) is refused before a Lava export is written, with build_lava's message."""
+    build_lava(net, np.zeros((*net.input_shape, 1)), mode=mode, record="none")
+
+
 def run_lava(lava: LavaNetwork, *, probe: tuple[int, ...] = (), timeout_s: float = 600.0,
              sigma: bool = False) -> LavaRun:
     """Run all steps; ``probe`` lists layer indices whose ``u`` and ``v`` are read after every step; ``sigma``

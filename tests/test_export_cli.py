@@ -176,3 +176,17 @@ def test_cli_corrupt_inputs_are_one_line_errors(tmp_path, capsys, content):
         code, _, err = _cli(["export", str(bad), "--to", "nir", "--out", str(tmp_path / "o.nir")], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "o.nir").exists()
+
+
+def test_cli_lava_export_of_an_off_grid_model_is_refused_in_fixed_pt_only(tmp_path, capsys, no_lava_leftovers):
+    """A float (unquantized) spec has no fixed_pt Lava network: --to lava refuses it before writing anything."""
+    spec = tmp_path / "float.yaml"
+    spec.write_text("name: float_mlp\ninput_shape: [12]\ntime_steps: 8\nquantize: false\n"
+                    "blocks:\n  - {kind: dense, out: 6}\n  - {kind: dense, out: 3}\n")
+    out = tmp_path / "lava"
+    code, _, err = _cli(["export", str(spec), "--to", "lava", "--out", str(out)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "off Loihi's grid" in err, err
+    assert "--precision floating_pt" in err and not out.exists()
+    code, stdout, _ = _cli(["export", str(spec), "--to", "lava", "--out", str(out), "--precision", "floating_pt",
+                            "--json"], capsys)
+    assert code == 0 and json.loads(stdout)["written"] is True and (out / "network.nir").is_file()
