@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -15,3 +17,14 @@ class UserError(Exception):
         self.path = None if path is None else Path(path)
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """A UserError raised inside that names no file names ``path``: the file whose content caused it."""
+    try:
+        yield
+    except UserError as exc:
+        if exc.path is not None:
+            raise
+        raise UserError(exc.problem, path) from None

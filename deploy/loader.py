@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snndeploy import validate
-from snndeploy.errors import UserError
+from snndeploy.errors import UserError, naming
 from snndeploy.export.ir import LoihiNet, is_sigma_delta
 from snndeploy.export.netx_io import read_netx
 from snndeploy.export.nir_io import read_nir
@@ -166,14 +166,15 @@ def open_model(path: str | Path, *, model: bool = True, net: bool = False, via_m
     clips) instead of refusing the file; ``reset`` is the reset mechanism of a NIR graph's neurons where the graph
     does not record it (``export.nir_io.from_nir``)."""
     path, fmt = model_format(path)
-    if net and (model or via_model or fmt in ("spec", "checkpoint")):
-        built, ir = _via_model(path, fmt, dt, clip_weights, need_model=model, reset=reset)
-        return Opened(path, fmt, built, ir)
-    if net:
-        ir = read_nir(path, dt=dt, reset=reset) if fmt == "nir" else read_netx(path, input_shape,
-                                                                              clip_weights=clip_weights)
-        return Opened(path, fmt, None, ir)
-    return Opened(path, fmt, _model(path, fmt, clip_weights), None)
+    with naming(path):
+        if net and (model or via_model or fmt in ("spec", "checkpoint")):
+            built, ir = _via_model(path, fmt, dt, clip_weights, need_model=model, reset=reset)
+            return Opened(path, fmt, built, ir)
+        if net:
+            ir = read_nir(path, dt=dt, reset=reset) if fmt == "nir" else read_netx(path, input_shape,
+                                                                                  clip_weights=clip_weights)
+            return Opened(path, fmt, None, ir)
+        return Opened(path, fmt, _model(path, fmt, clip_weights), None)
 
 
 def load_model(path: str | Path) -> SlayerNet:

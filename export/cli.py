@@ -19,7 +19,7 @@ from snndeploy.cli_support import (
     reset_option,
     resolve_precision,
 )
-from snndeploy.errors import UserError
+from snndeploy.errors import UserError, naming
 from snndeploy.export import checks
 from snndeploy.loader import model_of_net, open_model
 
@@ -206,7 +206,8 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
     if do_quantize:
         from snndeploy.export.quantize import quantize_net
 
-        net, rows = quantize_net(net)
+        with naming(model):
+            net, rows = quantize_net(net)
         opts["quantize_report"] = rows
         if do_verify:  # verify what is exported: the torch model of the quantized network
             torch_model = model_of_net(net, Path(model))
@@ -214,10 +215,11 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
     net = checks.check_net(net, model, integer_ranges=opts["clip_weights"], clip_weights=opts["clip_weights"])
     from snndeploy.export.ir import summary
 
-    if target == "lava":  # the folder must rebuild in the precision asked for: refuse before verifying or writing
+    if target == "lava" or do_verify:  # Lava must hold the network in the precision asked for: refuse it now
         from snndeploy.export.lava_net import check_buildable
 
-        check_buildable(net, resolve_precision(opts["precision"], opts["old_mode"]))
+        with naming(model):
+            check_buildable(net, resolve_precision(opts["precision"], opts["old_mode"]))
     result: dict[str, Any] = {"model": model, "to": target, "out": str(out_path), "layers": summary(net),
                               "notes": list(net.meta.get("notes", []))}
     if do_quantize:
@@ -231,7 +233,8 @@ def export(model: str, target: str, out: str, do_verify: bool, force: bool, do_q
         result["verify_text"] = describe(report)
         agree = report.agree
     if agree:
-        result.update(_write(net, target, out_path, force, opts["sparse_below"]))
+        with naming(model):  # what a format cannot express is the model's problem
+            result.update(_write(net, target, out_path, force, opts["sparse_below"]))
     else:
         result["note"] = f"verification failed: nothing was written to {out_path}"
     result["written"] = agree
@@ -259,6 +262,10 @@ def verify_command(model: str, exported: str, as_json: bool, **opts: Any) -> Non
                      clip_weights=opts["clip_weights"], reset=opts["reset"]).net
     if tuple(own.input_shape) != tuple(net.input_shape):
         raise UserError(f"input shapes differ: {own.input_shape} vs {net.input_shape}", exported)
+    from snndeploy.export.lava_net import check_buildable
+
+    with naming(exported):
+        check_buildable(net, resolve_precision(opts["precision"], opts["old_mode"]))
     report = _run_verify(torch_model, net, {**opts, "as_json": as_json})
     result = {"model": model, "exported": exported, **report.to_dict()}
     emit(result, as_json, lambda r: describe(report))

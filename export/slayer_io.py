@@ -67,8 +67,9 @@ def _neuron(block, where: str, spiking: bool = True) -> Neuron | SigmaDelta:
     if _is_sigma_delta(block):
         return _sigma_delta(block, where, sigma_output=not spiking)
     if type(neuron).__module__.rsplit(".", 1)[-1] != "cuba":
-        raise UserError(f"{where}: {type(neuron).__module__}.{type(neuron).__name__} neurons have no Loihi CUBA "
-                        "mapping (only cuba blocks export to NIR/Lava)")
+        kind = type(neuron).__module__.rsplit(".", 1)[-1]
+        raise UserError(f"{where}: lava-dl {kind} neurons ({type(neuron).__name__}) have no Loihi CUBA mapping "
+                        "(only cuba and sigma_delta blocks export to NIR/Lava)")
     if getattr(neuron, "graded_spike", False):
         raise UserError(f"{where}: graded spikes are not supported by the export")
     i_decay = _np(quantize(neuron.current_decay.detach().clamp(0, DECAY_UNITY))).astype(np.int64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from snndeploy.errors import UserError
+from snndeploy.errors import naming
 from snndeploy.export.nir_io import from_nir, read_graph, to_nir
 from snndeploy.hardware.layers import LayerCount, layers_from_ir
 from snndeploy.loader import model_format, open_model
@@ -31,12 +31,8 @@ def layers_from_nir(graph) -> tuple[LayerCount, ...]:
 
 def load_layers(path: str | Path) -> tuple[LayerCount, ...]:
     """The estimator's per-layer counts of a model file."""
-    try:
+    with naming(path):
         path, fmt = model_format(path)
         if fmt == "nir":
             return layers_from_nir(read_graph(path))
         return layers_from_ir(open_model(path, model=False, net=True, via_model=True).net)
-    except UserError as exc:
-        if exc.path is None:
-            raise UserError(exc.problem, path) from None
-        raise

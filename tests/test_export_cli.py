@@ -190,3 +190,17 @@ def test_cli_lava_export_of_an_off_grid_model_is_refused_in_fixed_pt_only(tmp_pa
     code, stdout, _ = _cli(["export", str(spec), "--to", "lava", "--out", str(out), "--precision", "floating_pt",
                             "--json"], capsys)
     assert code == 0 and json.loads(stdout)["written"] is True and (out / "network.nir").is_file()
+
+
+@pytest.mark.parametrize(("neuron", "target", "problem"), [
+    ("alif", "nir", "no Loihi CUBA mapping"),
+    ("sigma_delta", "onnx", "does not support sigma_delta"),
+])
+def test_cli_export_refusals_name_the_model_file(tmp_path, capsys, neuron, target, problem):
+    spec = tmp_path / f"{neuron}.yaml"
+    spec.write_text(f"name: n\ninput_shape: [12]\ntime_steps: 8\nneuron: {{kind: {neuron}}}\n"
+                    "blocks:\n  - {kind: input}\n  - {kind: dense, out: 6}\n")
+    out = tmp_path / f"out.{target}"
+    code, _, err = _cli(["export", str(spec), "--to", target, "--out", str(out)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and problem in err, err
+    assert f"{spec}: " in err and not out.exists()
