@@ -19,8 +19,9 @@ from snndeploy.cli_support import (
     reset_option,
     resolve_precision,
 )
-from snndeploy.errors import UserError
+from snndeploy.errors import UserError, naming
 from snndeploy.export.ir import is_sigma_delta
+from snndeploy.export.lava_net import check_buildable
 from snndeploy.lava_runner import LavaRunError
 from snndeploy.lava_workers import default_workers
 from snndeploy.loader import load_net
@@ -106,6 +107,8 @@ def simulate(model: Path, input_path: Path | None, dataset: str | None, samples:
         inputs = prepare_sd(net, input_path, samples, steps, dataset)
     else:
         net, inputs = prepare(model, input_path, dataset, samples, steps, seed, max_rate, dt, reset)
+    with naming(model):  # before any Lava runtime starts: a network Lava cannot hold in this precision
+        check_buildable(net, mode)
     probe_idx = resolve_layers(net, probes)
     everything = tuple(range(len(net.layers))) if record == "all" else ()
     uv = tuple(sorted(set(probe_idx) | set(everything if mode == "fixed_pt" else ())))

@@ -32,8 +32,9 @@ import numpy as np
 from snndeploy import __version__
 from snndeploy.atomic import atomic_dir, check_output, write_json, write_text
 from snndeploy.cli_support import COUNT, POSITIVE, CommandExit, emit, json_option
-from snndeploy.errors import UserError
+from snndeploy.errors import UserError, naming
 from snndeploy.export.ir import LoihiNet
+from snndeploy.export.lava_net import check_buildable
 from snndeploy.export.netx_io import write_netx
 from snndeploy.export.nir_io import write_nir
 from snndeploy.lava_runner import LavaRunError
@@ -212,7 +213,9 @@ def deploy(model: Path, target: str, out: Path | None, input_path: Path | None, 
         inputs = random_inputs(net, steps, samples, seed)
     else:
         net, inputs = prepare(model, input_path, dataset, samples or DEFAULT_RANDOM["samples"], steps, seed)
-    check_deployable(net)
+    with naming(model):  # before the CPU run: what netx or Loihi's fixed point cannot take is the model's problem
+        check_deployable(net)
+        check_buildable(net, "fixed_pt")
     available, reason = lava_loihi_available()
 
     started = time.perf_counter()

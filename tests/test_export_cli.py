@@ -178,8 +178,9 @@ def test_cli_corrupt_inputs_are_one_line_errors(tmp_path, capsys, content):
         assert not (tmp_path / "o.nir").exists()
 
 
-def test_cli_lava_export_of_an_off_grid_model_is_refused_in_fixed_pt_only(tmp_path, capsys, no_lava_leftovers):
-    """A float (unquantized) spec has no fixed_pt Lava network: --to lava refuses it before writing anything."""
+def test_an_off_grid_model_is_refused_by_the_lava_commands_in_fixed_pt_only(tmp_path, capsys, no_lava_leftovers):
+    """A float (unquantized) spec has no fixed_pt Lava network: export --to lava, simulate and deploy refuse it
+    before anything runs or is written; --precision floating_pt exports it."""
     spec = tmp_path / "float.yaml"
     spec.write_text("name: float_mlp\ninput_shape: [12]\ntime_steps: 8\nquantize: false\n"
                     "blocks:\n  - {kind: dense, out: 6}\n  - {kind: dense, out: 3}\n")
@@ -190,6 +191,12 @@ def test_cli_lava_export_of_an_off_grid_model_is_refused_in_fixed_pt_only(tmp_pa
     code, stdout, _ = _cli(["export", str(spec), "--to", "lava", "--out", str(out), "--precision", "floating_pt",
                             "--json"], capsys)
     assert code == 0 and json.loads(stdout)["written"] is True and (out / "network.nir").is_file()
+    np.save(tmp_path / "x.npy", np.ones((12, 8)))
+    for command in (["simulate", str(spec), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "sim")],
+                    ["deploy", str(spec), "--out", str(tmp_path / "bundle")]):
+        code, _, err = _cli(command, capsys)  # simulate and deploy refuse it before any Lava runtime starts
+        assert code == 2 and f"{spec}: " in err and "off Loihi's grid" in err, err
+    assert not (tmp_path / "sim").exists() and not (tmp_path / "bundle").exists()
 
 
 @pytest.mark.parametrize(("neuron", "target", "problem"), [
