@@ -65,6 +65,27 @@ def test_netx_writer_round_trips_and_lava_dl_netx_agrees(fixtures_dir, tmp_path,
     assert np.array_equal(_netx_spikes(tmp_path / "mnist-mlp-128.net", x), ours)
 
 
+def test_non_square_kernels_and_dilations_run_the_same_in_lava_dl_netx(tmp_path, no_lava_leftovers):
+    """Kernel, stride, padding and dilation as (height, width) pairs reach lava-dl's netx in its x, y order."""
+    from snndeploy.export.lava_net import to_lava_layout
+    from snndeploy.export.slayer_io import from_slayer
+    from snndeploy.models.build import build_model
+    from snndeploy.models.spec import spec_from_dict
+
+    spec = spec_from_dict({"name": "tall", "input_shape": [2, 9, 7], "time_steps": 12,
+                           "neuron": {"threshold": 0.6, "current_decay": 0.3, "voltage_decay": 0.1}, "blocks": [
+                               {"kind": "conv", "out": 4, "kernel": [3, 2], "stride": [2, 1], "padding": [1, 0]},
+                               {"kind": "conv", "out": 3, "kernel": [1, 3], "dilation": [1, 2]},
+                               {"kind": "flatten"}, {"kind": "dense", "out": 5}]})
+    torch.manual_seed(0)
+    net = from_slayer(build_model(spec).eval())
+    assert [la.out_shape for la in net.layers] == [(4, 5, 6), (3, 5, 2), (5,)]
+    x = (np.random.default_rng(0).random((2, 9, 7, 12)) < 0.6).astype(float)
+    ours = simulate_lava(net, x).spikes
+    assert all(s.sum() > 0 for s in ours)
+    assert np.array_equal(_netx_spikes(write_netx(net, tmp_path / "tall.net"), to_lava_layout(x)), ours[-1])
+
+
 def test_shrunk_model_netx_file_runs_in_lava_dl_netx(fixtures_dir, tmp_path, no_lava_leftovers):
     from snndeploy.export.slayer_io import from_slayer
     from snndeploy.models.netx_import import import_netx
