@@ -18,7 +18,6 @@ class UserError(Exception):
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
 
-
 @contextlib.contextmanager
 def naming(path: str | Path) -> Iterator[None]:
     """A UserError raised inside that names no file names ``path``: the file whose content caused it."""

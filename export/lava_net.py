@@ -498,7 +498,8 @@ def build_lava(net: LoihiNet, spikes: np.ndarray, *, mode: str = "fixed_pt",
 
 def check_buildable(net: LoihiNet, mode: str = "fixed_pt") -> None:
     """Build ``net``'s Lava processes once, unrun, so that a network Lava cannot hold in ``mode`` (weights off
-    Loihi's grid, per-neuron decays, ...) is refused before a Lava export is written, with build_lava's message."""
+    Loihi's grid, per-neuron decays, ...) is refused with build_lava's message before anything runs or is
+    written."""
     build_lava(net, np.zeros((*net.input_shape, 1)), mode=mode, record="none")
 
 

@@ -66,8 +66,8 @@ def _neuron(block, where: str, spiking: bool = True) -> Neuron | SigmaDelta:
     neuron = block.neuron
     if _is_sigma_delta(block):
         return _sigma_delta(block, where, sigma_output=not spiking)
-    if type(neuron).__module__.rsplit(".", 1)[-1] != "cuba":
-        kind = type(neuron).__module__.rsplit(".", 1)[-1]
+    kind = type(neuron).__module__.rsplit(".", 1)[-1]  # lava-dl names its neuron modules by kind
+    if kind != "cuba":
         raise UserError(f"{where}: lava-dl {kind} neurons ({type(neuron).__name__}) have no Loihi CUBA mapping "
                         "(only cuba and sigma_delta blocks export to NIR/Lava)")
     if getattr(neuron, "graded_spike", False):
